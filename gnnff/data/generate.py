@@ -1,0 +1,225 @@
+"""Generate labelled reference data (extended XYZ) from a preset's classical potential.
+
+Outputs in ``out_dir``: ``train.extxyz``, ``valid.extxyz``, ``test_id.extxyz`` (ID pool split
+by ``id_split``), one ``<split>.extxyz`` per OOD split, ``reference_md/<system>_<T>K.extxyz``
+(reference-potential NVT trajectories) and ``manifest.json``. The same preset and seed give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+
+import gnnff
+from gnnff.data.presets import load_preset
+from gnnff.data.reference_md import ReferenceMD
+from gnnff.data.structures import (
+    composition_counts,
+    crystal_structure,
+    density_g_cm3,
+    random_packing,
+    scale_density,
+)
+from gnnff.io_utils import atomic_write, atomic_write_json, sha256_file
+from gnnff.lammps_lib import potential_file
+
+
+class DataGenerationError(RuntimeError):
+    """The data set cannot be generated as asked (e.g. the output folder is not empty)."""
+
+
+@dataclass
+class StatePoint:
+    """One independent reference MD run from which frames are sampled."""
+
+    system: dict
+    n_atoms: int | None
+    density_factor: float
+    temperature: float
+    frames: int
+    split: str
+    index: int
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        size = f"_{self.n_atoms}" if self.n_atoms else ""
+        self.label = (
+            f"{self.system['name']}{size}_rho{self.density_factor:g}_{self.temperature:g}K"
+        )
+
+
+def _seeds(seed: int, index: int, n: int = 4) -> list[int]:
+    """Deterministic positive seeds for unit ``index``: LAMMPS' Marsaglia generator wants
+    0 < seed <= 9e8, and small offsets are added to them."""
+    state = np.random.SeedSequence([seed, index]).generate_state(n)
+    return [int(s % 800_000_000) + 1 for s in state]
+
+
+def state_points(preset: dict) -> list[StatePoint]:
+    points: list[StatePoint] = []
+    for sysd in preset["systems"]:
+        sizes = sysd.get("n_atoms", [None]) if sysd["kind"] == "amorphous" else [None]
+        for n in sizes:
+            for df in sysd.get("density_factors", [1.0]):
+                for temp in sysd["temperatures"]:
+                    points.append(StatePoint(sysd, n, float(df), float(temp), int(sysd["frames"]),
+                                             sysd["split"], len(points)))
+    return points
+
+
+def _initial_structure(preset: dict, sysd: dict, n_atoms: int | None, df: float,
+                       rng: np.random.Generator) -> Atoms:
+    if sysd["kind"] == "crystal":
+        return scale_density(crystal_structure(sysd["crystal"], sysd["repeat"]), df)
+    counts = composition_counts(sysd["composition"], int(n_atoms))
+    return random_packing(counts, sysd["density"] * df, preset.get("min_distance", 1.6), rng)
+
+
+def _prepare(preset: dict, sysd: dict, n_atoms: int | None, df: float, temp: float,
+             seeds: list[int]) -> ReferenceMD:
+    """Start a reference MD session equilibrated at ``temp`` (melt-quench for amorphous)."""
+    rng = np.random.default_rng(seeds[0])
+    atoms = _initial_structure(preset, sysd, n_atoms, df, rng)
+    md = ReferenceMD(atoms, preset["lammps"], preset.get("timestep_fs", 1.0),
+                     preset.get("thermostat_damp_fs", 100.0))
+    if sysd["kind"] == "amorphous":
+        melt = preset["melt"]
+        md.set_velocities(melt["temperature"], seeds[1])
+        md.nvt(melt["temperature"], melt["temperature"], melt["time_fs"], seeds[2])
+        md.nvt(melt["temperature"], temp, melt["quench_fs"], seeds[3])
+    else:
+        md.set_velocities(temp, seeds[1])
+    md.nvt(temp, temp, preset.get("equilibration_fs", 2000), seeds[2] + 1)
+    return md
+
+
+def _sample(md: ReferenceMD, temp: float, n_frames: int, spacing_fs: float, seed: int,
+            info: dict) -> list[Atoms]:
+    frames = []
+    for k in range(n_frames):
+        md.nvt(temp, temp, spacing_fs, seed + k)
+        frames.append(md.label(dict(info, frame=k)))
+    return frames
+
+
+def _write_extxyz(path: Path, frames: list[Atoms]) -> None:
+    buf = io.StringIO()
+    ase.io.write(buf, frames, format="extxyz")
+    atomic_write(path, lambda p: p.write_text(buf.getvalue()))
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataGenerationError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise DataGenerationError(
+                f"output folder {out_dir} is not empty; nothing was written. Choose an empty "
+                "folder or pass --overwrite to replace its contents"
+            )
+        for child in out_dir.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def generate_dataset(preset: str | dict = "sio2-tersoff", out_dir: str | Path = "data/sio2",
+                     seed: int = 0, quick: bool = False, overwrite: bool = False,
+                     progress: bool = True, check: bool = True) -> dict:
+    """Generate the data set of ``preset`` into ``out_dir`` and return its manifest."""
+    from tqdm import tqdm
+
+    preset = load_preset(preset, quick=quick) if isinstance(preset, str) else preset
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, overwrite)
+    points = state_points(preset)
+    ref = preset.get("reference_md") or {}
+    ref_units = [(s, float(t)) for s in ref.get("systems", []) for t in ref.get("temperatures", [])]
+    spacing = preset.get("frame_spacing_fs", 50)
+    splits: dict[str, list[Atoms]] = {}
+    bar = tqdm(total=len(points) + len(ref_units), desc="reference MD", unit="run",
+               disable=not progress)
+    state_meta = []
+    for sp in points:
+        seeds = _seeds(seed, sp.index)
+        info = {"config_type": sp.system["name"], "temperature": sp.temperature,
+                "density_factor": sp.density_factor, "state_point": sp.label}
+        with _prepare(preset, sp.system, sp.n_atoms, sp.density_factor, sp.temperature,
+                      seeds) as md:
+            frames = _sample(md, sp.temperature, sp.frames, spacing, seeds[3] + 7, info)
+        splits.setdefault(sp.split, []).extend(frames)
+        state_meta.append({"label": sp.label, "system": sp.system["name"], "split": sp.split,
+                           "n_atoms": len(frames[0]), "temperature_K": sp.temperature,
+                           "density_g_cm3": round(density_g_cm3(frames[0]), 4),
+                           "frames": len(frames)})
+        bar.update()
+    outputs: dict[str, list[Atoms]] = {}
+    id_pool = splits.pop("id", [])
+    if id_pool:
+        outputs.update(_split_id(id_pool, preset.get("id_split", {}), seed))
+    outputs.update(splits)
+    ref_outputs: dict[str, list[Atoms]] = {}
+    systems = {s["name"]: s for s in preset["systems"]}
+    for k, (name, temp) in enumerate(ref_units):
+        sysd = systems[name]
+        seeds = _seeds(seed, 100_000 + k)
+        n = sysd.get("n_atoms", [None])[-1] if sysd["kind"] == "amorphous" else None
+        info = {"config_type": name, "temperature": temp, "reference_md": True}
+        n_frames = int(ref["time_fs"] // ref["frame_spacing_fs"])
+        with _prepare(preset, sysd, n, 1.0, temp, seeds) as md:
+            ref_outputs[f"{name}_{temp:g}K"] = _sample(md, temp, n_frames,
+                                                       ref["frame_spacing_fs"], seeds[3] + 7, info)
+        bar.update()
+    bar.close()
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, frames in outputs.items():
+        _write_extxyz(out_dir / f"{name}.extxyz", frames)
+        files[f"{name}.extxyz"] = len(frames)
+    for name, frames in ref_outputs.items():
+        _write_extxyz(out_dir / "reference_md" / f"{name}.extxyz", frames)
+        files[f"reference_md/{name}.extxyz"] = len(frames)
+    manifest = {
+        "preset": preset["name"],
+        "preset_source": Path(preset["_source"]).name,
+        "quick": bool(preset.get("quick_mode", False)),
+        "seed": seed,
+        "lammps": preset["lammps"],
+        "potential_sha256": sha256_file(potential_file(preset["lammps"]["potential_file"])),
+        "species": list(preset["lammps"]["elements"]),
+        "compositions": {s["name"]: (s.get("composition") or "crystal") for s in preset["systems"]},
+        "frame_spacing_fs": spacing,
+        "state_points": state_meta,
+        "reference_md": [{"system": n, "temperature_K": t} for n, t in ref_units],
+        "frames": files,
+        "sha256": {name: sha256_file(out_dir / name) for name in files},
+        "gnnff_version": gnnff.__version__,
+    }
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    if check:
+        from gnnff.data.check import check_dataset
+
+        check_dataset(out_dir, n_sample=2)
+    return manifest
+
+
+def _split_id(frames: list[Atoms], fractions: dict, seed: int) -> dict[str, list[Atoms]]:
+    fractions = fractions or {"train": 0.8, "valid": 0.1, "test_id": 0.1}
+    order = np.random.default_rng(seed).permutation(len(frames))
+    names = list(fractions)
+    counts = [int(round(fractions[n] * len(frames))) for n in names[1:]]
+    counts = [max(1, c) for c in counts]
+    counts.insert(0, len(frames) - sum(counts))
+    if counts[0] < 1:
+        raise DataGenerationError(f"only {len(frames)} ID frames: too few to split {fractions}")
+    out, start = {}, 0
+    for name, c in zip(names, counts, strict=True):
+        out[name] = [frames[i] for i in sorted(order[start:start + c])]
+        start += c
+    return out
