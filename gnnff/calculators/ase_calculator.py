@@ -1,0 +1,116 @@
+"""ASE calculator around an exported gnnff model file (the model contract of design.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+
+from gnnff.potentials.neighbors import neighbor_list
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+COINCIDENT_TOL = 1e-6  # A: two atoms closer than this are treated as the same place
+
+
+class GNNFFCalculator(Calculator):
+    """Energy (eV), per-atom energies, forces (eV/A) and stress (eV/A^3, Voigt xx yy zz yz xz
+    xy) from a gnnff TorchScript model.
+
+    ``model`` is a model file path or a ``(module, metadata)`` pair from
+    ``gnnff.potentials.load``. ``dtype`` ("float32"/"float64") casts the model; default: the
+    dtype it was exported in. Periodic, mixed and open boundaries; any triclinic cell,
+    including cells smaller than the cutoff (the neighbour list holds every image).
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(self, model: str | os.PathLike | tuple, device: str = "cpu",
+                 dtype: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        from gnnff.potentials import load
+
+        if isinstance(model, (str, os.PathLike)):
+            module, metadata = load(Path(model), device=device)
+        else:
+            module, metadata = model
+        self.metadata = metadata
+        self.species: list[str] = list(metadata["species"])
+        self.cutoff = float(metadata["cutoff"])
+        dtype = dtype or metadata.get("dtype", "float64")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, not {dtype!r}")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device; "
+                             "use device='cpu'")
+        self.device = torch.device(device)
+        self.dtype = _DTYPES[dtype]
+        self.module = module.to(device=self.device, dtype=self.dtype)
+        self._index = {s: k for k, s in enumerate(self.species)}
+
+    def species_indices(self, atoms: Atoms) -> np.ndarray:
+        symbols = atoms.get_chemical_symbols()
+        unknown = sorted(set(symbols) - set(self._index))
+        if unknown:
+            raise ValueError(f"the model knows only {self.species}; the structure also has "
+                             f"{unknown}. Use a model trained on these elements")
+        return np.fromiter((self._index[s] for s in symbols), dtype=np.int64, count=len(symbols))
+
+    def _validate(self, atoms: Atoms) -> None:
+        if len(atoms) == 0:
+            raise ValueError("empty Atoms: nothing to compute")
+        if not np.isfinite(atoms.positions).all():
+            bad = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
+            raise ValueError(f"non-finite positions for atoms {bad[:10].tolist()}")
+        if atoms.pbc.any() and abs(atoms.cell.volume) < 1e-12 and atoms.pbc.all():
+            raise ValueError("periodic boundaries need a cell with non-zero volume")
+
+    def model_inputs(self, atoms: Atoms) -> dict[str, torch.Tensor]:
+        """The contract's inputs for ``atoms`` (every atom is local)."""
+        self._validate(atoms)
+        species = self.species_indices(atoms)
+        edge_index, shift = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc,
+                                          self.cutoff)
+        if edge_index.shape[1]:
+            vec = atoms.positions[edge_index[1]] - atoms.positions[edge_index[0]] + shift
+            r2 = np.einsum("ij,ij->i", vec, vec)
+            if r2.min() < COINCIDENT_TOL**2:
+                k = int(np.argmin(r2))
+                raise ValueError(
+                    f"atoms {edge_index[0, k]} and {edge_index[1, k]} are at the same place "
+                    f"(distance {np.sqrt(r2[k]):.2e} A); remove the duplicate"
+                )
+        dev, dt = self.device, self.dtype
+        return {
+            "pos": torch.as_tensor(atoms.positions, dtype=dt, device=dev),
+            "species": torch.as_tensor(species, device=dev),
+            "edge_index": torch.as_tensor(edge_index, device=dev),
+            "edge_shift": torch.as_tensor(shift, dtype=dt, device=dev),
+        }
+
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",),
+                  system_changes=all_changes) -> None:
+        Calculator.calculate(self, atoms, properties, system_changes)
+        atoms = self.atoms
+        inp = self.model_inputs(atoms)
+        out = self.module(inp["pos"], inp["species"], inp["edge_index"], inp["edge_shift"],
+                          len(atoms))
+        energy = float(out["energy"].detach().cpu())
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": out["atomic_energy"].detach().cpu().double().numpy(),
+            "forces": out["forces"].detach().cpu().double().numpy(),
+        }
+        if atoms.pbc.any() and abs(atoms.cell.volume) > 1e-12:
+            virial = out["virial"].detach().cpu().double().numpy()
+            s = -virial / atoms.get_volume()
+            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2],
+                                               s[1, 2], s[0, 2], s[0, 1]])
+        elif "stress" in properties:
+            raise PropertyNotImplementedError(
+                "stress needs periodic boundaries and a cell with non-zero volume")
