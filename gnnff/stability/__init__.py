@@ -1,0 +1,54 @@
+"""MD stability: criteria, tracker, ASE monitor, reports and the Stability Index.
+
+These are gnnff's own definitions (not taken from any paper). Every ``interval`` MD steps a
+run is checked against:
+
+1. finite: positions, cell, forces, energies, temperature are finite;
+2. temperature: T <= T_max (default 3 x target T; optional lower bound T_min);
+3. close contact: each species pair stays >= f x its smallest distance in the reference
+   (training) frames (default f = 0.75);
+4. energy conservation (NVE only): |E_tot(t) - E_tot(0)| / N <= 0.05 eV/atom;
+5. structure (rdf): g(r) averaged over a sliding window (default 0.5 ps) vs the reference g(r)
+   (reference-potential MD at the same state point, or the run's first window):
+   integral |g - g_ref| dr over [0, r_max] <= 1.0 A.
+
+Stable time tau = time of the first failed check (the run length t_run if none); Stability
+Index S = tau / t_run in [0, 1]. Over several runs: median tau, mean S, fraction with S = 1 and
+which criterion ended each run (``summarize_runs``). Thresholds are configurable
+(``StabilityConfig``) and written into every report. The same tracker serves ASE
+(``StabilityMonitor``) and the LAMMPS driver (which feeds ``Snapshot`` objects).
+"""
+
+from gnnff.stability.config import CRITERIA_NAMES, StabilityConfig
+from gnnff.stability.criteria import (
+    CloseContact,
+    Criterion,
+    EnergyConservation,
+    Finite,
+    RDFStructure,
+    Temperature,
+)
+from gnnff.stability.index import load_reports, summarize_runs
+from gnnff.stability.monitor import StabilityMonitor, StabilityStop, run_monitored
+from gnnff.stability.reference import StabilityReference
+from gnnff.stability.snapshot import Snapshot
+from gnnff.stability.tracker import StabilityTracker
+
+__all__ = [
+    "CRITERIA_NAMES",
+    "CloseContact",
+    "Criterion",
+    "EnergyConservation",
+    "Finite",
+    "RDFStructure",
+    "Snapshot",
+    "StabilityConfig",
+    "StabilityMonitor",
+    "StabilityReference",
+    "StabilityStop",
+    "StabilityTracker",
+    "Temperature",
+    "load_reports",
+    "run_monitored",
+    "summarize_runs",
+]

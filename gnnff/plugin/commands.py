@@ -1,0 +1,67 @@
+"""`gnnff lammps ...`: build the LAMMPS plugin and run LAMMPS inputs with stability tracking."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("lammps", help="LAMMPS pair style gnnff: build the plugin, run MD")
+    sub = p.add_subparsers(dest="lammps_command", required=True)
+
+    b = sub.add_parser("build-plugin", help="compile pair_style gnnff against this LAMMPS/torch")
+    b.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
+    b.add_argument("--quiet", action="store_true", help="print only the plugin path")
+    b.set_defaults(func=cmd_build_plugin)
+
+    r = sub.add_parser("run", help="run a LAMMPS input under MPI and write a stability report")
+    r.add_argument("input", help="LAMMPS input script (uses pair_style gnnff)")
+    r.add_argument("--np", type=int, default=1, help="MPI ranks (default 1)")
+    r.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="LAMMPS index variable, like lmp -var NAME VALUE (repeatable)",
+    )
+    r.add_argument("--stability", help="stability settings YAML (criteria, interval, ...)")
+    r.add_argument("--reference", help="stability reference (.json or frames readable by ASE)")
+    r.add_argument(
+        "--ensemble",
+        choices=["nve", "nvt", "npt"],
+        help="override the ensemble guessed from the input's fixes",
+    )
+    r.add_argument("--temperature", type=float, help="thermostat target in K (override)")
+    r.add_argument("--out", required=True, help="run folder for report.json/png and the log")
+    r.set_defaults(func=cmd_run)
+
+
+def cmd_build_plugin(args: argparse.Namespace) -> int:
+    from gnnff.plugin.build import build_plugin
+
+    path = build_plugin(force=args.force, quiet=args.quiet)
+    print(path)
+    return 0
+
+
+def _parse_vars(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--var expects NAME=VALUE, got {item!r} (e.g. --var model=model.pt)")
+        out[name] = value
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gnnff.plugin.driver import run_lammps_input
+
+    info = run_lammps_input(
+        args.input, args.out, np_=args.np, variables=_parse_vars(args.var),
+        stability=args.stability, reference=args.reference, ensemble=args.ensemble,
+        temperature=args.temperature,
+    )  # fmt: skip
+    print(json.dumps(info, indent=2))
+    return 0 if info.get("status") != "lammps-error" else 3

@@ -1,0 +1,56 @@
+"""Stability Index over a set of runs (this project's own summary)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+import numpy as np
+
+
+def load_reports(paths: list[str | os.PathLike]) -> list[dict]:
+    """Read report.json files (a folder means its report.json)."""
+    out = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            p = os.path.join(p, "report.json")
+        with open(p) as fh:
+            rep = json.load(fh)
+        if rep.get("format") != "gnnff-stability-report":
+            raise ValueError(f"{p} is not a gnnff stability report (format={rep.get('format')!r})")
+        rep.setdefault("path", p)
+        out.append(rep)
+    return out
+
+
+def summarize_runs(reports: list[dict]) -> dict:
+    """Median stable time tau (ps), mean S, fraction of runs with S == 1, and what ended each
+    run: the failed criterion, "interrupted", or "none" (ran to the end)."""
+    if not reports:
+        raise ValueError("summarize_runs needs at least one report")
+    taus = np.array([float(r["stable_time_ps"]) for r in reports])
+    s = np.array([float(r["stability_index"]) for r in reports])
+    ended = []
+    for r in reports:
+        if r.get("failed_criterion"):
+            ended.append(r["failed_criterion"])
+        elif r.get("status") == "interrupted":
+            ended.append("interrupted")
+        else:
+            ended.append("none")
+    return {
+        "n_runs": len(reports),
+        "median_stable_time_ps": float(np.median(taus)),
+        "mean_stable_time_ps": float(np.mean(taus)),
+        "mean_stability_index": float(np.mean(s)),
+        "fraction_stable": float(np.mean(s >= 1.0 - 1e-12)),
+        "ended_by": dict(sorted(Counter(ended).items())),
+        "t_run_ps": sorted({float(r["t_run_ps"]) for r in reports}),
+        "runs": [
+            {"path": r.get("path"), "stable_time_ps": float(t), "stability_index": float(x),
+             "ended_by": e}
+            for r, t, x, e in zip(reports, taus, s, ended, strict=True)
+        ],
+    }

@@ -1,0 +1,150 @@
+"""The ASE side: an observer that checks stability during ``dyn.run``.
+
+Usage::
+
+    monitor = StabilityMonitor(atoms, dyn, config=cfg, reference=ref, total_steps=20000,
+                               out_dir="run/stability")
+    report = run_monitored(dyn, 20000, monitor)      # attaches the monitor, runs, writes
+
+Stopping mechanism: when a check fails and ``stop_on_failure`` is on, the monitor sets
+``dyn.max_steps = dyn.nsteps``. ASE's MD loop (``while self.nsteps < self.max_steps``) then
+ends cleanly after the current step's observers, and ``dyn.run`` returns normally. A dynamics
+object without ``max_steps`` gets a ``StabilityStop`` exception instead, which
+``run_monitored`` catches. Either way the report is written at once (if ``out_dir`` is set),
+again when ``run_monitored`` ends, and also when the run is interrupted (KeyboardInterrupt or
+any other exception): then the report's status is "interrupted" and the exception propagates.
+No extra force evaluation is done: energies and forces come from ``atoms.calc.results``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ase import units
+
+from gnnff.stability.config import StabilityConfig
+from gnnff.stability.reference import StabilityReference
+from gnnff.stability.snapshot import Snapshot, ase_time_to_ps
+from gnnff.stability.tracker import StabilityTracker
+
+
+class StabilityStop(Exception):
+    """Raised by the monitor to stop a dynamics object that has no ``max_steps``."""
+
+
+def guess_ensemble(dynamics) -> str:
+    """"nve" for VelocityVerlet, "npt" for barostatted integrators, else "nvt"."""
+    name = type(dynamics).__name__.lower()
+    if "verlet" in name:
+        return "nve"
+    if "npt" in name or "mtk" in name or "inhomogeneous" in name or "melchionna" in name:
+        return "npt"
+    return "nvt"
+
+
+def guess_target_temperature(dynamics) -> float | None:
+    """The thermostat's target temperature (K) where the ASE integrator exposes it."""
+    for attr in ("temp", "temperature"):
+        value = getattr(dynamics, attr, None)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value) / units.kB  # ASE thermostats store k_B T in eV
+    for attr in ("temperature_K", "_temperature_K"):
+        value = getattr(dynamics, attr, None)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return None
+
+
+class StabilityMonitor:
+    """ASE observer: ``dyn.attach(monitor, interval=config.interval)`` (or ``monitor.attach()``).
+
+    Give either a ready ``tracker`` or ``config``/``reference`` (plus optional ``ensemble``,
+    ``target_temperature`` in K and ``total_steps``; guessed from the dynamics where left out).
+    """
+
+    def __init__(
+        self,
+        atoms,
+        dynamics,
+        tracker: StabilityTracker | None = None,
+        *,
+        config: StabilityConfig | None = None,
+        reference: StabilityReference | None = None,
+        ensemble: str | None = None,
+        target_temperature: float | None = None,
+        total_steps: int | None = None,
+        out_dir: str | os.PathLike | None = None,
+        stop_on_failure: bool | None = None,
+    ) -> None:
+        self.atoms = atoms
+        self.dynamics = dynamics
+        self.dt_ps = ase_time_to_ps(dynamics.dt)
+        if tracker is None:
+            if ensemble is None:
+                ensemble = guess_ensemble(dynamics)
+            if target_temperature is None and ensemble != "nve":
+                target_temperature = guess_target_temperature(dynamics)
+            total = None if total_steps is None else total_steps * self.dt_ps
+            tracker = StabilityTracker(config, reference, ensemble, target_temperature, total,
+                                       n_atoms=len(atoms))
+        self.tracker = tracker
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.stop_on_failure = (tracker.config.stop_on_failure if stop_on_failure is None
+                                else bool(stop_on_failure))
+        self.stopped = False
+        self.attached = False
+
+    def attach(self, interval: int | None = None) -> StabilityMonitor:
+        """Attach to the dynamics (every ``config.interval`` steps unless given)."""
+        if not self.attached:
+            self.dynamics.attach(self, interval=interval or self.tracker.config.interval)
+            self.attached = True
+        return self
+
+    def __call__(self) -> None:
+        dyn = self.dynamics
+        step = int(dyn.nsteps)
+        snap = Snapshot.from_atoms(self.atoms, step=step, time_ps=step * self.dt_ps)
+        ok = self.tracker.update(snap)
+        if ok or self.stopped:
+            return
+        if self.out_dir is not None:
+            self.tracker.write(self.out_dir)
+        if self.stop_on_failure:
+            self.stopped = True
+            if hasattr(dyn, "max_steps"):
+                dyn.max_steps = dyn.nsteps
+            else:
+                raise StabilityStop(self.tracker.first_failure)
+
+    def write(self) -> dict:
+        """Write the report now (to ``out_dir`` if set) and return it."""
+        if self.out_dir is not None:
+            return self.tracker.write(self.out_dir)
+        return self.tracker.report()
+
+
+def run_monitored(dynamics, steps: int, monitor: StabilityMonitor) -> dict:
+    """Run ``dynamics`` for ``steps`` MD steps under ``monitor``; returns the report.
+
+    Attaches the monitor if needed, sets the planned run length if the tracker has none, stops
+    early on failure (see the module docstring) and writes the report on every exit path.
+    """
+    monitor.attach()
+    tracker = monitor.tracker
+    if tracker.total_time_ps is None:
+        tracker.total_time_ps = (int(dynamics.nsteps) + int(steps)) * monitor.dt_ps
+    try:
+        dynamics.run(steps)
+    except StabilityStop:
+        pass
+    except KeyboardInterrupt:
+        tracker.mark_interrupted("KeyboardInterrupt")
+        monitor.write()
+        raise
+    except Exception as exc:
+        tracker.mark_interrupted(f"{type(exc).__name__}: {exc}")
+        monitor.write()
+        raise
+    return monitor.write()

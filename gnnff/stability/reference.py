@@ -1,0 +1,193 @@
+"""What a run is compared against: per-pair minimum distances and reference g(r)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gnnff.io_utils import atomic_write_json
+from gnnff.stability.geometry import frame_geometry, rdf_edges, symbols_of
+
+FORMAT = "gnnff-stability-reference"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class StabilityReference:
+    """Reference data for the close-contact and RDF criteria.
+
+    pair_min_distances: smallest distance (A) of each species pair (e.g. ``"O-Si"``) over the
+    reference frames, within ``distance_cutoff``. rdf_total [nbins] / rdf_partial {pair: [nbins]}:
+    g(r) on ``rdf_nbins`` equal bins over [0, rdf_rmax] (A), averaged over the RDF frames;
+    None / empty when no RDF was built.
+    """
+
+    pair_min_distances: dict[str, float]
+    species: list[str]
+    n_frames: int = 0
+    distance_cutoff: float = 4.0
+    rdf_rmax: float | None = None
+    rdf_nbins: int | None = None
+    rdf_total: np.ndarray | None = None
+    rdf_partial: dict[str, np.ndarray] = field(default_factory=dict)
+    n_rdf_frames: int = 0
+    source: str | None = None
+
+    @property
+    def has_rdf(self) -> bool:
+        return self.rdf_total is not None
+
+    @property
+    def rdf_r(self) -> np.ndarray | None:
+        """Bin centres [nbins] (A) of the reference g(r)."""
+        if not self.has_rdf:
+            return None
+        e = rdf_edges(self.rdf_rmax, self.rdf_nbins)
+        return 0.5 * (e[1:] + e[:-1])
+
+    @classmethod
+    def from_frames(
+        cls,
+        frames: list,
+        rdf_rmax: float = 6.0,
+        nbins: int = 120,
+        *,
+        rdf_frames: list | None = None,
+        with_rdf: bool = True,
+        distance_cutoff: float = 4.0,
+        source: str | None = None,
+    ) -> StabilityReference:
+        """Build from ``ase.Atoms`` frames (e.g. the training set).
+
+        Minimum distances come from ``frames``; the RDF from ``rdf_frames`` (default: the same
+        frames). The RDF should describe the state point of the runs it judges (same phase,
+        density, temperature); a training set mixing phases is a poor RDF reference — pass
+        MD frames of the reference potential at that state point as ``rdf_frames`` instead.
+        """
+        frames = list(frames)
+        if not frames:
+            raise ValueError("StabilityReference.from_frames needs at least one frame")
+        pair_min: dict[str, float] = {}
+        species: set[str] = set()
+        for atoms in frames:
+            geom = frame_geometry(
+                atoms.numbers, atoms.positions, np.array(atoms.cell), atoms.pbc, distance_cutoff
+            )
+            species.update(symbols_of(atoms.numbers))
+            for key, d in geom.pair_min.items():
+                pair_min[key] = min(d, pair_min.get(key, np.inf))
+        ref = cls(
+            pair_min_distances=dict(sorted(pair_min.items())),
+            species=sorted(species),
+            n_frames=len(frames),
+            distance_cutoff=float(distance_cutoff),
+            source=source,
+        )
+        if with_rdf:
+            rframes = frames if rdf_frames is None else list(rdf_frames)
+            if not rframes:
+                raise ValueError("rdf_frames is empty: give at least one frame or with_rdf=False")
+            total = np.zeros(int(nbins))
+            partial: dict[str, np.ndarray] = {}
+            for atoms in rframes:
+                geom = frame_geometry(
+                    atoms.numbers, atoms.positions, np.array(atoms.cell), atoms.pbc,
+                    0.0, rdf_rmax, int(nbins),
+                )
+                total += geom.rdf_total
+                for key, g in geom.rdf_partial.items():
+                    partial[key] = partial.get(key, 0.0) + g
+            ref.rdf_rmax = float(rdf_rmax)
+            ref.rdf_nbins = int(nbins)
+            ref.rdf_total = total / len(rframes)
+            # a pair absent from some frames counts as g = 0 there
+            ref.rdf_partial = {k: v / len(rframes) for k, v in sorted(partial.items())}
+            ref.n_rdf_frames = len(rframes)
+        return ref
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "species": list(self.species),
+            "n_frames": self.n_frames,
+            "distance_cutoff": self.distance_cutoff,
+            "pair_min_distances": {k: float(v) for k, v in self.pair_min_distances.items()},
+            "rdf": None
+            if not self.has_rdf
+            else {
+                "rmax": self.rdf_rmax,
+                "nbins": self.rdf_nbins,
+                "n_frames": self.n_rdf_frames,
+                "total": [float(x) for x in self.rdf_total],
+                "partial": {k: [float(x) for x in v] for k, v in self.rdf_partial.items()},
+            },
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StabilityReference:
+        if d.get("format") != FORMAT:
+            raise ValueError(
+                f"not a stability reference (format={d.get('format')!r}); build one with "
+                "`gnnff stability reference FRAMES.extxyz --out ref.json`"
+            )
+        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+            raise ValueError(
+                f"stability reference format_version {d['format_version']} is newer than this "
+                f"gnnff understands ({FORMAT_VERSION}); upgrade gnnff"
+            )
+        ref = cls(
+            pair_min_distances={k: float(v) for k, v in d["pair_min_distances"].items()},
+            species=list(d.get("species", [])),
+            n_frames=int(d.get("n_frames", 0)),
+            distance_cutoff=float(d.get("distance_cutoff", 4.0)),
+            source=d.get("source"),
+        )
+        rdf = d.get("rdf")
+        if rdf:
+            ref.rdf_rmax = float(rdf["rmax"])
+            ref.rdf_nbins = int(rdf["nbins"])
+            ref.n_rdf_frames = int(rdf.get("n_frames", 0))
+            ref.rdf_total = np.asarray(rdf["total"], dtype=np.float64)
+            ref.rdf_partial = {
+                k: np.asarray(v, dtype=np.float64) for k, v in rdf.get("partial", {}).items()
+            }
+            if len(ref.rdf_total) != ref.rdf_nbins:
+                raise ValueError("corrupt stability reference: rdf total length != nbins")
+        return ref
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write as JSON (atomically)."""
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> StabilityReference:
+        with open(path) as fh:
+            try:
+                data = json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} is not valid JSON ({exc})") from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_path(
+        cls, path: str | os.PathLike, rdf_rmax: float = 6.0, nbins: int = 120
+    ) -> StabilityReference:
+        """A ``.json`` reference file, or any ASE-readable file of frames (e.g. extxyz)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"stability reference {path} does not exist")
+        if path.suffix.lower() == ".json":
+            return cls.load(path)
+        from ase.io import read
+
+        frames = read(path, index=":")
+        return cls.from_frames(frames, rdf_rmax=rdf_rmax, nbins=nbins, source=str(path))

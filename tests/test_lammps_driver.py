@@ -1,0 +1,60 @@
+"""`gnnff lammps run`: a LAMMPS input driven under MPI, recorded by the stability tracker."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lammps_fixtures as lf  # noqa: E402
+
+pytest.importorskip("lammps")
+pytest.importorskip("gnnff.stability.tracker")
+if shutil.which("g++") is None:
+    pytest.skip("no C++ compiler to build the plugin", allow_module_level=True)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "lammps"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return lf.write_toy_model(tmp_path_factory.mktemp("drv") / "toy.pt")
+
+
+def test_run_nvt_example_two_ranks(model, tmp_path):
+    from gnnff.cli import main
+
+    stab = tmp_path / "stab.yaml"
+    stab.write_text("interval: 10\ncriteria: [finite, temperature, close_contact]\n")
+    out = tmp_path / "run"
+    rc = main(["lammps", "run", str(EXAMPLES / "in.sio2_nvt"), "--np", "2",
+               "--var", f"model={model}", "--var", "steps=30", "--var", "temp=300",
+               "--stability", str(stab), "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["np"] == 2 and info["status"] in ("completed", "failed")
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["ensemble"] == "nvt" and rep["target_temperature"] == pytest.approx(300.0)
+    assert rep["n_atoms"] == 324 and rep["series"]["step"][:3] == [10, 20, 30]
+    assert rep["t_run_ps"] == pytest.approx(30 * 0.0005)
+    # engine-side diagnostics from compute gnnff/diag reached the tracker
+    assert all(0.5 < d < 4.0 for d in rep["series"]["engine_min_distance"])
+    assert (out / "report.png").is_file() and (out / "log.lammps").is_file()
+
+
+def test_lammps_error_is_recorded(model, tmp_path):
+    from gnnff.plugin.driver import run_lammps_input
+
+    bad = tmp_path / "in.bad"
+    bad.write_text((EXAMPLES / "in.sio2_nve").read_text().replace(
+        "run             ${steps}", "run 10\nundefined_command_xyz\nrun 10"))  # fmt: skip
+    variables = {"model": str(model), "data": str(EXAMPLES / "sio2_quartz.data")}
+    info = run_lammps_input(bad, tmp_path / "run", np_=1, variables=variables)
+    assert info["status"] == "lammps-error"
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert rep["failure"]["criterion"] == "lammps_error"
+    assert "undefined_command_xyz" in rep["failure"]["message"]
