@@ -15,6 +15,7 @@ _ROOMS = (
     "gnnff.stability.commands",
     "gnnff.plugin.commands",
     "gnnff.lut_accel.commands",
+    "gnnff.study.commands",
     "gnnff.demo",
 )
 

@@ -35,7 +35,7 @@ class GNNFFCalculator(Calculator):
         from gnnff.potentials import load
 
         if isinstance(model, (str, os.PathLike)):
-            module, metadata = load(Path(model), device=device)
+            module, metadata = load(Path(model))
         else:
             module, metadata = model
         self.metadata = metadata

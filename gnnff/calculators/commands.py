@@ -1,0 +1,76 @@
+"""``gnnff md`` (ASE MD with the stability monitor) and ``gnnff path`` (bundled model files)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("md", help="ASE molecular dynamics with a gnnff model + monitor")
+    p.add_argument("--model", required=True, help="model file, or the name of a bundled model")
+    p.add_argument("--structure", required=True, help="any ASE-readable structure file")
+    p.add_argument("--index", type=int, default=0, help="frame of the structure file")
+    p.add_argument("--ensemble", choices=["nve", "nvt"], default="nvt")
+    p.add_argument("--temperature", type=float, default=300.0, help="K")
+    p.add_argument("--time-ps", type=float, required=True)
+    p.add_argument("--dt-fs", type=float, default=1.0)
+    p.add_argument("--thermostat", choices=["langevin", "bussi", "nose-hoover"],
+                   default="langevin")
+    p.add_argument("--tau-fs", type=float, default=100.0, help="thermostat time constant")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--traj-interval", type=int, default=10, help="steps between frames")
+    p.add_argument("--stability", default=None, help="criteria YAML (StabilityConfig)")
+    p.add_argument("--reference", default=None,
+                   help="stability reference: JSON from `gnnff stability reference` or extxyz")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="run folder")
+    p.set_defaults(func=_md)
+
+    q = subparsers.add_parser("path", help="print the file path of a bundled model")
+    q.add_argument("name", nargs="?", help="registry name (omit to list them)")
+    q.set_defaults(func=_path)
+
+
+def resolve_model(name_or_path: str):
+    from pathlib import Path
+
+    from gnnff.calculators.pretrained import available_pretrained, pretrained_path
+
+    if Path(name_or_path).is_file():
+        return Path(name_or_path)
+    if name_or_path in available_pretrained():
+        return pretrained_path(name_or_path)
+    raise FileNotFoundError(
+        f"model {name_or_path!r} is neither a file nor a bundled model "
+        f"(bundled: {', '.join(available_pretrained()) or 'none'})"
+    )
+
+
+def _md(args: argparse.Namespace) -> int:
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.calculators.md import MDSettings, format_report_line, read_structure, run_md
+    from gnnff.stability import StabilityConfig, StabilityReference
+
+    calc = GNNFFCalculator(resolve_model(args.model), device=args.device, dtype=args.dtype)
+    atoms = read_structure(args.structure, args.index)
+    settings = MDSettings(ensemble=args.ensemble, temperature=args.temperature,
+                          time_ps=args.time_ps, dt_fs=args.dt_fs, thermostat=args.thermostat,
+                          tau_fs=args.tau_fs, seed=args.seed, traj_interval=args.traj_interval)
+    cfg = StabilityConfig.from_yaml(args.stability) if args.stability else None
+    ref = StabilityReference.from_path(args.reference) if args.reference else None
+    report = run_md(atoms, calc, settings, args.out, stability_config=cfg, reference=ref)
+    print(format_report_line(report))
+    print(f"trajectory, report.json and report.png in {args.out}")
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    from gnnff.calculators.pretrained import available_pretrained, pretrained_path
+
+    if not args.name:
+        for name in available_pretrained():
+            print(name)
+        return 0
+    print(pretrained_path(args.name))
+    return 0

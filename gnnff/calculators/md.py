@@ -1,0 +1,153 @@
+"""ASE molecular dynamics with a gnnff model and the stability monitor (``gnnff md``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+
+THERMOSTATS = ("langevin", "bussi", "nose-hoover")
+
+
+@dataclass
+class MDSettings:
+    """One MD run. Times in ps/fs, temperature in K, thermostat time constant in fs."""
+
+    ensemble: str = "nvt"  # nve | nvt
+    temperature: float = 300.0
+    time_ps: float = 1.0
+    dt_fs: float = 1.0
+    thermostat: str = "langevin"
+    tau_fs: float = 100.0
+    seed: int = 0
+    traj_interval: int = 10
+    check_interval: int = 10
+
+    def validate(self) -> None:
+        if self.ensemble not in ("nve", "nvt"):
+            raise ValueError(f"ensemble must be nve or nvt, not {self.ensemble!r}")
+        if self.thermostat not in THERMOSTATS:
+            raise ValueError(f"thermostat must be one of {THERMOSTATS}, not {self.thermostat!r}")
+        for name in ("time_ps", "dt_fs", "tau_fs"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0 K")
+
+    @property
+    def steps(self) -> int:
+        return int(round(self.time_ps * 1000.0 / self.dt_fs))
+
+
+def make_dynamics(atoms: Atoms, s: MDSettings, logfile: str | None = None):
+    """The ASE integrator for ``s`` (velocity Verlet; Langevin, Bussi or Nose-Hoover NVT)."""
+    dt = s.dt_fs * units.fs
+    if s.ensemble == "nve":
+        from ase.md.verlet import VelocityVerlet
+
+        return VelocityVerlet(atoms, timestep=dt, logfile=logfile)
+    if s.thermostat == "langevin":
+        from ase.md.langevin import Langevin
+
+        return Langevin(atoms, timestep=dt, temperature_K=s.temperature,
+                        friction=1.0 / (s.tau_fs * units.fs), logfile=logfile,
+                        rng=np.random.default_rng(s.seed + 1))
+    if s.thermostat == "bussi":
+        from ase.md.bussi import Bussi
+
+        return Bussi(atoms, timestep=dt, temperature_K=s.temperature,
+                     taut=s.tau_fs * units.fs, logfile=logfile,
+                     rng=np.random.default_rng(s.seed + 1))
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+
+    return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=s.temperature,
+                              tdamp=s.tau_fs * units.fs, logfile=logfile)
+
+
+def init_velocities(atoms: Atoms, temperature: float, seed: int) -> None:
+    """Maxwell-Boltzmann velocities at ``temperature`` K, no net momentum."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature,
+                                 rng=np.random.default_rng(seed))
+    Stationary(atoms)
+
+
+def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
+           stability_config=None, reference=None, progress: bool = True) -> dict:
+    """Run MD on ``atoms`` with ``calc``; write ``md.traj`` (every ``traj_interval`` steps),
+    ``report.json``/``report.png`` (stability) and ``run.json`` into ``out_dir``.
+    Returns the stability report. A Ctrl-C still leaves a valid trajectory and report."""
+    from ase.io import Trajectory
+    from tqdm import tqdm
+
+    from gnnff.io_utils import atomic_write_json
+    from gnnff.stability import StabilityConfig, StabilityMonitor, run_monitored
+
+    settings.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atoms = atoms.copy()
+    atoms.calc = calc
+    if not np.any(atoms.get_velocities()):
+        init_velocities(atoms, settings.temperature, settings.seed)
+    dyn = make_dynamics(atoms, settings)
+    cfg = stability_config or StabilityConfig()
+    if stability_config is None:
+        cfg.interval = settings.check_interval
+    traj = Trajectory(str(out / "md.traj"), "w", atoms, properties=["energy", "forces"])
+    dyn.attach(traj.write, interval=settings.traj_interval)
+    bar = tqdm(total=settings.steps, unit="step", desc="MD", disable=not progress)
+    last = [0]
+
+    def advance() -> None:
+        bar.update(dyn.nsteps - last[0])
+        last[0] = dyn.nsteps
+
+    dyn.attach(advance, interval=max(1, settings.steps // 200))
+    monitor = StabilityMonitor(atoms, dyn, config=cfg, reference=reference,
+                               ensemble=settings.ensemble, target_temperature=settings.temperature
+                               if settings.temperature > 0 else None,
+                               total_steps=settings.steps, out_dir=out)
+    t0 = time.perf_counter()
+    try:
+        report = run_monitored(dyn, settings.steps, monitor)
+    finally:
+        traj.close()
+        bar.close()
+        wall = time.perf_counter() - t0
+        atomic_write_json(out / "run.json", {
+            "settings": asdict(settings), "steps_done": int(dyn.nsteps),
+            "n_atoms": len(atoms), "wall_s": round(wall, 3),
+            "atom_steps_per_s": len(atoms) * int(dyn.nsteps) / max(wall, 1e-9),
+        })
+    return report
+
+
+def read_structure(path: str | Path, index: int = 0) -> Atoms:
+    """One frame of any ASE-readable structure file."""
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"structure file {path} does not exist")
+    atoms = ase.io.read(path, index=index)
+    if len(atoms) == 0:
+        raise ValueError(f"{path} frame {index} holds no atoms")
+    return atoms
+
+
+def format_report_line(report: dict) -> str:
+    failed = report.get("failed_criterion")
+    return (f"stable {report['stable_time_ps']:.3f} ps of {report.get('t_run_ps', 0):.3f} ps, "
+            f"S = {report['stability_index']:.3f}"
+            + (f", ended by {failed} at step {report.get('failed_step')}" if failed else ""))
+
+
+def report_json(report: dict) -> str:
+    return json.dumps({k: report[k] for k in ("stable_time_ps", "stability_index",
+                                              "failed_criterion", "failed_step")})

@@ -1,0 +1,108 @@
+"""`gnnff export` and `gnnff info`: write and inspect exported model files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    """Add the ``export`` and ``info`` subcommands to the ``gnnff`` parser."""
+    p = subparsers.add_parser(
+        "export",
+        help="export a checkpoint (or an untrained model config) to a TorchScript model file",
+        description="Write a TorchScript model file (docs/model_contract.md) for ASE and LAMMPS.",
+    )
+    p.add_argument("checkpoint", nargs="?", help="training checkpoint written by `gnnff train`")
+    p.add_argument(
+        "--untrained",
+        metavar="MODEL.yaml",
+        help="export randomly initialised weights from a model config (family, species, cutoff)",
+    )
+    p.add_argument("--out", required=True, help="output model file, e.g. model.pt")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument(
+        "--softmax",
+        choices=["float", "lut-rexp", "lut-2d"],
+        default=None,
+        help="attention softmax backend (allegro-attn only; default: the model's own)",
+    )
+    p.add_argument("--lut-bits", type=int, choices=[8, 16], default=None)
+    p.add_argument("--seed", type=int, default=0, help="weight seed for --untrained")
+    p.set_defaults(func=_cmd_export)
+
+    q = subparsers.add_parser("info", help="print the metadata of a model file")
+    q.add_argument("model", help="exported model file")
+    q.add_argument("--json", action="store_true", help="print the raw metadata JSON")
+    q.set_defaults(func=_cmd_info)
+
+
+def _load_yaml(path: str) -> dict:
+    import yaml
+
+    with open(path) as fh:
+        cfg = yaml.safe_load(fh)
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path} must hold a mapping (family, species, cutoff, ...)")
+    return cfg.get("model", cfg) if isinstance(cfg.get("model"), dict) else cfg
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import build_model, export_model, load_checkpoint, model_from_checkpoint
+
+    if (args.checkpoint is None) == (args.untrained is None):
+        print("error: give either CHECKPOINT or --untrained MODEL.yaml", file=sys.stderr)
+        return 2
+    softmax = None
+    if args.softmax is not None or args.lut_bits is not None:
+        name = args.softmax or "float"
+        if name.startswith("lut") and args.lut_bits is None:
+            print("error: --softmax lut-* needs --lut-bits 8 or 16", file=sys.stderr)
+            return 2
+        softmax = {"backend": name, "bits": args.lut_bits if name.startswith("lut") else None}
+    try:
+        if args.untrained:
+            torch.manual_seed(args.seed)
+            model = build_model(_load_yaml(args.untrained))
+            summary = None
+        else:
+            ckpt = load_checkpoint(args.checkpoint)
+            model = model_from_checkpoint(ckpt)
+            summary = ckpt.get("training_summary")
+        path = export_model(model, args.out, args.dtype, summary, softmax)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} ({model.family}, species {' '.join(model.species)}, {args.dtype})")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from . import read_metadata
+
+    try:
+        meta = read_metadata(args.model)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    hp = meta.get("hyperparameters", {})
+    sm = meta.get("softmax") or {}
+    print(f"file:        {args.model}")
+    version = f"v{meta['format_version']} (gnnff {meta['gnnff_version']})"
+    print(f"format:      {meta['format']} {version}")
+    print(f"family:      {meta['family']}")
+    print(f"species:     {' '.join(meta['species'])}")
+    print(f"cutoff:      {meta['cutoff']} A")
+    print(f"dtype:       {meta['dtype']}")
+    print(f"softmax:     {sm.get('backend')} (bits {sm.get('bits')})")
+    keys = ("l_max", "num_layers", "num_scalar", "num_tensor", "mlp_hidden", "zbl")
+    print("size:        " + ", ".join(f"{k}={hp.get(k)}" for k in keys))
+    training = meta.get("training")
+    print(f"training:    {'untrained' if training is None else json.dumps(training)[:400]}")
+    return 0

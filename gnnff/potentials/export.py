@@ -1,0 +1,270 @@
+"""Checkpoints (training writes, export reads) and the exported TorchScript model file that
+implements docs/model_contract.md."""
+
+import copy
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gnnff.io_utils import atomic_write
+
+from .model import GNNFFModel, build_model
+
+MODEL_FORMAT = "gnnff-model"
+MODEL_FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = "gnnff-checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
+_HOW_TO_MAKE = (
+    "make one with `gnnff export CHECKPOINT --out model.pt` "
+    "(or `gnnff export --untrained MODEL.yaml --out model.pt`)"
+)
+
+
+class ExportedModel(torch.nn.Module):
+    """The contract's forward: energies, forces, virial and per-atom virial from one autograd
+    pass through the edge vectors."""
+
+    def __init__(self, model: GNNFFModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        pos: torch.Tensor,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_shift: torch.Tensor,
+        n_local: int,
+    ) -> dict[str, torch.Tensor]:
+        dtype = self.model.per_species_shift.dtype
+        pos = pos.to(dtype)
+        edge_shift = edge_shift.to(dtype)
+        n = pos.shape[0]
+        if n_local < 0 or n_local > n:
+            raise ValueError("n_local must lie in [0, N]; got " + str(n_local))
+        centre = edge_index[0]
+        neighbor = edge_index[1]
+        if edge_index.shape[1] > 0 and int(centre.max()) >= n_local:
+            raise ValueError("edge_index row 0 (centres) must be < n_local")
+        if not torch.is_grad_enabled():
+            raise RuntimeError(
+                "gnnff models compute forces with autograd: call them with gradients enabled "
+                "(not inside torch.no_grad() or torch.inference_mode())"
+            )
+        vec = pos.detach().index_select(0, neighbor) - pos.detach().index_select(0, centre)
+        vec = (vec + edge_shift.detach()).requires_grad_(True)
+        atomic, _ = self.model.energy_from_edges(vec, species, edge_index, n, False)
+        atomic = atomic[:n_local]
+        energy = atomic.sum()
+        g: torch.Tensor | None = None
+        if energy.requires_grad:
+            g = torch.autograd.grad([energy], [vec], allow_unused=True)[0]
+        if g is None:
+            g = torch.zeros_like(vec)
+        vec = vec.detach()
+        forces = torch.zeros((n, 3), dtype=dtype, device=pos.device)
+        forces = forces.index_add(0, centre, g).index_add(0, neighbor, -g)
+        edge_virial = -vec.unsqueeze(-1) * g.unsqueeze(-2)  # [E, 3, 3]
+        half = 0.5 * edge_virial
+        atomic_virial = torch.zeros((n, 3, 3), dtype=dtype, device=pos.device)
+        atomic_virial = atomic_virial.index_add(0, centre, half).index_add(0, neighbor, half)
+        return {
+            "energy": energy.detach(),
+            "atomic_energy": atomic.detach(),
+            "forces": forces,
+            "virial": edge_virial.sum(0),
+            "atomic_virial": atomic_virial,
+        }
+
+
+# ------------------------------------------------------------------ checkpoints
+def save_checkpoint_dict(
+    model: GNNFFModel,
+    training_summary: dict | None = None,
+    ema_state: dict | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The checkpoint dict (save it with ``torch.save``; it loads with ``weights_only=True``)."""
+    ckpt: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "model_config": copy.deepcopy(model.config),
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "training_summary": training_summary,
+    }
+    if ema_state is not None:
+        ckpt["ema_state"] = ema_state
+    ckpt.update(extra)
+    return ckpt
+
+
+def save_checkpoint(path: str | os.PathLike, model: GNNFFModel, **kwargs: Any) -> Path:
+    """Write :func:`save_checkpoint_dict` atomically to ``path``."""
+    ckpt = save_checkpoint_dict(model, **kwargs)
+    return atomic_write(path, lambda p: torch.save(ckpt, p))
+
+
+def load_checkpoint(path_or_dict: str | os.PathLike | dict) -> dict[str, Any]:
+    """Read and validate a gnnff checkpoint dict."""
+    if isinstance(path_or_dict, dict):
+        ckpt = path_or_dict
+        where = "checkpoint dict"
+    else:
+        path = Path(path_or_dict)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        if _is_torchscript(path):
+            raise ValueError(
+                f"{path} is an exported model file, not a training checkpoint; export needs the "
+                "checkpoint written by `gnnff train`"
+            )
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ValueError(
+                f"{path} is not a gnnff checkpoint (torch.load failed: {type(exc).__name__}); "
+                "pass the checkpoint file written by `gnnff train`"
+            ) from None
+        where = str(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{where} is not a gnnff checkpoint (no format {CHECKPOINT_FORMAT!r})")
+    if ckpt.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        raise ValueError(
+            f"{where} has checkpoint format_version {ckpt.get('format_version')!r}; this gnnff "
+            f"reads version {CHECKPOINT_FORMAT_VERSION}"
+        )
+    for key in ("model_config", "model_state"):
+        if key not in ckpt:
+            raise ValueError(f"{where} lacks {key!r}")
+    return ckpt
+
+
+def model_from_checkpoint(path_or_dict: str | os.PathLike | dict) -> GNNFFModel:
+    """Rebuild the model of a checkpoint; uses ``ema_state`` when the checkpoint sets
+    ``use_ema_for_export`` (top level or in its training summary), else ``model_state``."""
+    ckpt = load_checkpoint(path_or_dict)
+    model = build_model(ckpt["model_config"])
+    summary = ckpt.get("training_summary") or {}
+    use_ema = bool(ckpt.get("use_ema_for_export", summary.get("use_ema_for_export", False)))
+    state = ckpt["ema_state"] if use_ema and ckpt.get("ema_state") is not None else None
+    state = state if state is not None else ckpt["model_state"]
+    model.load_state_dict(state)
+    model.config["avg_num_neighbors"] = float(model.avg_num_neighbors)
+    return model.eval()
+
+
+# ------------------------------------------------------------------ model files
+def _softmax_spec(softmax: str | dict | None, model: GNNFFModel) -> dict | None:
+    if softmax is None:
+        return model.config.get("softmax")
+    if isinstance(softmax, str):
+        return {"backend": softmax, "bits": None}
+    return {"backend": softmax["backend"], "bits": softmax.get("bits")}
+
+
+def export_model(
+    model: GNNFFModel,
+    path: str | os.PathLike,
+    dtype: str = "float64",
+    training_summary: dict | None = None,
+    softmax: str | dict | None = None,
+) -> Path:
+    """Script ``model`` (a copy in ``dtype``, optionally with another attention softmax
+    backend: a name or {"backend", "bits"}) and write it atomically to ``path`` with its
+    metadata."""
+    import gnnff
+
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    m = copy.deepcopy(model).cpu().eval()
+    spec = _softmax_spec(softmax, m)
+    if softmax is not None:
+        if m.family != "allegro-attn":
+            if spec["backend"] != "float":
+                raise ValueError(
+                    f"--softmax applies to family 'allegro-attn' only; this model is {m.family!r}"
+                )
+            spec = None
+        else:
+            m.set_softmax_backend(spec["backend"], spec["bits"])
+    m = m.to(getattr(torch, dtype))
+    for p in m.parameters():
+        p.requires_grad_(False)
+    scripted = torch.jit.script(ExportedModel(m))
+    meta = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "species": list(m.species),
+        "cutoff": float(m.cutoff),
+        "family": m.family,
+        "hyperparameters": copy.deepcopy(m.config),
+        "dtype": dtype,
+        "softmax": spec if spec is not None else {"backend": "float", "bits": None},
+        "training": training_summary,
+        "gnnff_version": gnnff.__version__,
+    }
+    extra = {"metadata.json": json.dumps(meta, indent=2)}
+    return atomic_write(path, lambda p: torch.jit.save(scripted, str(p), _extra_files=extra))
+
+
+def _zip_names(path: Path) -> list[str] | None:
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as zf:
+        return zf.namelist()
+
+
+def _is_torchscript(path: Path) -> bool:
+    names = _zip_names(path)
+    return bool(names) and any(n.endswith("/constants.pkl") for n in names)
+
+
+def _check_model_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist; {_HOW_TO_MAKE}")
+    names = _zip_names(path)
+    if names is None or not any(n.endswith("/constants.pkl") for n in names):
+        kind = ""
+        if names is not None and any(n.endswith("/data.pkl") for n in names):
+            kind = " (it looks like a torch.save file, e.g. a training checkpoint)"
+        raise ValueError(f"{path} is not a gnnff model file{kind}; {_HOW_TO_MAKE}")
+    return names
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """metadata.json of a model file, validated, without loading the model."""
+    path = Path(path)
+    names = _check_model_file(path)
+    meta_name = next((n for n in names if n.endswith("/extra/metadata.json")), None)
+    if meta_name is None:
+        raise ValueError(
+            f"{path} is a TorchScript file but not a gnnff model file (no metadata.json); "
+            f"{_HOW_TO_MAKE}"
+        )
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read(meta_name).decode())
+    _validate_metadata(meta, path)
+    return meta
+
+
+def _validate_metadata(meta: Any, path: Path) -> None:
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a gnnff model file (format is not {MODEL_FORMAT!r})")
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has model format_version {meta.get('format_version')!r}; this gnnff reads "
+            f"version {MODEL_FORMAT_VERSION}: re-export it with this gnnff version"
+        )
+
+
+def load(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Load an exported model: (TorchScript module, metadata dict)."""
+    path = Path(path)
+    meta = read_metadata(path)
+    extra = {"metadata.json": ""}
+    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return module.eval(), meta

@@ -1,0 +1,308 @@
+"""Strictly-local equivariant edge models: ``allegro`` and its attention variant
+``allegro-attn``.
+
+Every quantity lives on the directed edges i->j of a full neighbour list. Layer by layer,
+each edge carries invariant latents x_ij [E, num_scalar] and equivariant features
+V_ij [E, num_tensor, D] (D components of the irreps 0e+1o(+2e)). A layer forms, per centre i,
+the environment sum_k w_ik Y(r_ik) over i's own neighbours only, so the energy of atom i
+depends only on atoms within one cutoff of i (strict locality, as in Allegro: no message
+passing between centres), takes its channel-wise tensor product with V_ij, feeds the scalar
+outputs into a residual update of x_ij and mixes the tensor outputs into the next V_ij.
+
+In ``allegro-attn`` the environment sum is attention-weighted (our definition):
+alpha_ik = softmax_k(l_ik + log u(r_ik)) over the neighbours k of i, l_ik = Linear(x_ik), and
+the value term is also multiplied by u(r_ik). The log u term drives a neighbour's weight to zero
+as it reaches the cutoff and the extra u keeps the single-neighbour case continuous too.
+"""
+
+import math
+
+import torch
+from e3nn import o3
+
+from gnnff.lut_accel.backends import make_softmax_backend
+
+from .blocks import (
+    MLP,
+    BesselBasis,
+    ChannelwiseTensorProduct,
+    IrrepLinear,
+    PolynomialEnvelope,
+    ZBLPrior,
+)
+from .config import resolve_model_config
+
+# log u is clamped at 1e-30 so that edges at or beyond the cutoff (u = 0) get a finite logit
+
+
+class AllegroLayer(torch.nn.Module):
+    """One interaction layer: environment, tensor product, latent update, tensor mixing."""
+
+    residual_a: float
+    residual_norm: float
+
+    def __init__(self, cfg: dict) -> None:
+        super().__init__()
+        s, c = cfg["num_scalar"], cfg["num_tensor"]
+        self.env_weight = torch.nn.Linear(s, c, bias=False)
+        self.tp = ChannelwiseTensorProduct(cfg["l_max"], c)
+        self.latent_mlp = MLP([s + c * self.tp.num_scalar_paths, *cfg["mlp_hidden"], s])
+        self.linear = IrrepLinear(cfg["l_max"], c, c)
+        a = float(cfg["residual_coeff"])
+        self.residual_a = a
+        self.residual_norm = 1.0 / math.sqrt(1.0 + a * a)
+
+    def env_weights(
+        self,
+        x: torch.Tensor,
+        u: torch.Tensor,
+        log_u: torch.Tensor,
+        centre: torch.Tensor,
+        num_atoms: int,
+        env_norm: torch.Tensor,
+    ) -> torch.Tensor:
+        return self.env_weight(x) * env_norm
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        v: torch.Tensor,
+        y: torch.Tensor,
+        u: torch.Tensor,
+        log_u: torch.Tensor,
+        centre: torch.Tensor,
+        num_atoms: int,
+        env_norm: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.env_weights(x, u, log_u, centre, num_atoms, env_norm)  # [E, C]
+        terms = w.unsqueeze(-1) * y.unsqueeze(1)  # [E, C, D]
+        env = torch.zeros(
+            (num_atoms, terms.shape[1], terms.shape[2]), dtype=terms.dtype, device=terms.device
+        ).index_add(0, centre, terms)
+        scalars, tensors = self.tp(env.index_select(0, centre), v)
+        update = self.latent_mlp(torch.cat([x, scalars], dim=1)) * u.unsqueeze(-1)
+        x = (x + self.residual_a * update) * self.residual_norm
+        return x, self.linear(tensors)
+
+
+class AttentionAllegroLayer(AllegroLayer):
+    """Allegro layer whose environment sum is a per-centre attention average."""
+
+    heads: int
+    channels_per_head: int
+
+    def __init__(self, cfg: dict) -> None:
+        super().__init__(cfg)
+        self.heads = int(cfg["attn_heads"])
+        self.channels_per_head = cfg["num_tensor"] // self.heads
+        self.logit = torch.nn.Linear(cfg["num_scalar"], self.heads)
+        sm = cfg["softmax"]
+        self.softmax = make_softmax_backend(sm["backend"], sm["bits"])
+
+    def env_weights(
+        self,
+        x: torch.Tensor,
+        u: torch.Tensor,
+        log_u: torch.Tensor,
+        centre: torch.Tensor,
+        num_atoms: int,
+        env_norm: torch.Tensor,
+    ) -> torch.Tensor:
+        e = x.shape[0]
+        logits = self.logit(x) + log_u.unsqueeze(-1)  # [E, H]
+        # heads become separate segments: segment id = head * N + centre
+        head_offset = torch.arange(self.heads, device=x.device).unsqueeze(-1) * num_atoms
+        segment = (head_offset + centre.unsqueeze(0)).reshape(-1)
+        alpha = self.softmax(logits.t().reshape(-1), segment, self.heads * num_atoms)
+        alpha = alpha.reshape(self.heads, e).t()
+        alpha = alpha.repeat_interleave(self.channels_per_head, dim=1)  # [E, C]
+        return self.env_weight(x) * alpha * u.unsqueeze(-1)
+
+
+class GNNFFModel(torch.nn.Module):
+    """A gnnff edge model (family ``allegro`` or ``allegro-attn``); build it with
+    :func:`build_model`. Energies in eV, distances in A."""
+
+    species: list[str]
+    cutoff: float
+    num_layers: int
+    num_species: int
+    family: str
+    use_zbl: bool
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        cfg = resolve_model_config(config)
+        self.config = cfg
+        self.species = list(cfg["species"])
+        self.num_species = len(self.species)
+        self.cutoff = float(cfg["cutoff"])
+        self.num_layers = int(cfg["num_layers"])
+        self.family = cfg["family"]
+        s, c, k = cfg["num_scalar"], cfg["num_tensor"], cfg["species_embed_dim"]
+        self.envelope = PolynomialEnvelope(self.cutoff, cfg["poly_p"])
+        self.radial = BesselBasis(self.cutoff, cfg["num_bessel"])
+        self.sh = o3.SphericalHarmonics(
+            o3.Irreps.spherical_harmonics(cfg["l_max"]), normalize=True, normalization="component"
+        )
+        self.embed_centre = torch.nn.Parameter(torch.randn(self.num_species, k))
+        self.embed_neighbor = torch.nn.Parameter(torch.randn(self.num_species, k))
+        self.two_body = MLP([2 * k + cfg["num_bessel"], *cfg["mlp_hidden"], s])
+        self.init_tensor_weight = torch.nn.Linear(s, c, bias=False)
+        layer_cls = AttentionAllegroLayer if self.family == "allegro-attn" else AllegroLayer
+        self.layers = torch.nn.ModuleList([layer_cls(cfg) for _ in range(self.num_layers)])
+        self.edge_energy = MLP([s, *cfg["mlp_hidden"], 1])
+        self.use_zbl = bool(cfg["zbl"])
+        from ase.data import atomic_numbers
+
+        zs = [atomic_numbers[sym] for sym in self.species]
+        self.zbl = ZBLPrior(zs, cfg["zbl_r_on"], cfg["zbl_r_off"])
+        self.register_buffer("per_species_shift", torch.zeros(self.num_species))
+        self.register_buffer("per_species_scale", torch.ones(self.num_species))
+        self.register_buffer("avg_num_neighbors", torch.tensor(cfg["avg_num_neighbors"]))
+
+    # ---------------------------------------------------------------- setters (eager only)
+    @torch.jit.unused
+    def set_species_shift_scale(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
+        """Set per-species energy shift (eV) and scale, each [num_species]:
+        E_i = scale[s_i] * raw_i + shift[s_i]."""
+        shift = torch.as_tensor(shift).reshape(-1)
+        scale = torch.as_tensor(scale).reshape(-1)
+        for name, t in (("shift", shift), ("scale", scale)):
+            if t.numel() != self.num_species:
+                raise ValueError(
+                    f"{name} needs one value per species ({self.num_species}: {self.species}), "
+                    f"got {t.numel()}"
+                )
+        with torch.no_grad():
+            self.per_species_shift.copy_(shift)
+            self.per_species_scale.copy_(scale)
+
+    @torch.jit.unused
+    def set_avg_num_neighbors(self, x: float) -> None:
+        """Set the neighbour-count normalisation of the environment sums."""
+        x = float(x)
+        if not x > 0:
+            raise ValueError(f"avg_num_neighbors must be > 0, got {x}")
+        with torch.no_grad():
+            self.avg_num_neighbors.fill_(x)
+        self.config["avg_num_neighbors"] = x
+
+    @torch.jit.unused
+    def set_softmax_backend(self, name: str, bits: int | None = None) -> None:
+        """Swap the attention softmax of every layer (weights unchanged)."""
+        if self.family != "allegro-attn":
+            raise ValueError(
+                f"family {self.family!r} has no attention softmax; only 'allegro-attn' does"
+            )
+        for layer in self.layers:
+            layer.softmax = make_softmax_backend(name, bits)
+        self.config["softmax"] = {"backend": name, "bits": bits}
+
+    @torch.jit.unused
+    def set_zbl(self, enabled: bool) -> None:
+        """Toggle the ZBL pair prior."""
+        self.use_zbl = bool(enabled)
+        self.config["zbl"] = bool(enabled)
+
+    # ---------------------------------------------------------------- the model
+    def energy_from_edges(
+        self,
+        edge_vec: torch.Tensor,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        num_atoms: int,
+        return_features: bool = False,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Atomic energies [num_atoms] (eV) from edge vectors r_ij = pos_j - pos_i + shift
+        (edge_vec [E,3], A), species [num_atoms] int64 and edge_index [2,E] int64 (row 0 =
+        centre). With ``return_features`` also the scalar edge latents of every layer
+        ([E, num_scalar] each); otherwise an empty list."""
+        if species.shape[0] != num_atoms:
+            raise ValueError(
+                "species has "
+                + str(species.shape[0])
+                + " entries but num_atoms is "
+                + str(num_atoms)
+            )
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError("edge_index must have shape [2, E]")
+        if edge_vec.shape[0] != edge_index.shape[1]:
+            raise ValueError(
+                "edge_vec has "
+                + str(edge_vec.shape[0])
+                + " rows but edge_index has "
+                + str(edge_index.shape[1])
+                + " edges"
+            )
+        if num_atoms > 0:
+            smin = int(species.min())
+            smax = int(species.max())
+            if smin < 0 or smax >= self.num_species:
+                raise ValueError(
+                    "species index out of range: got values in ["
+                    + str(smin)
+                    + ", "
+                    + str(smax)
+                    + "] but the model knows "
+                    + str(self.num_species)
+                    + " species "
+                    + str(self.species)
+                    + " (indices 0.."
+                    + str(self.num_species - 1)
+                    + ")"
+                )
+        centre = edge_index[0]
+        neighbor = edge_index[1]
+        features: list[torch.Tensor] = []
+        shift = self.per_species_shift.index_select(0, species)
+        scale = self.per_species_scale.index_select(0, species)
+        if edge_vec.shape[0] == 0:
+            return shift.clone(), features
+
+        r = torch.linalg.norm(edge_vec, dim=-1)
+        if bool((r <= 0.0).any()):
+            raise ValueError(
+                "an edge has zero length: two atoms sit at the same position (or an atom is "
+                "listed as its own neighbour without a periodic shift); remove the duplicate"
+            )
+        u = self.envelope(r)
+        log_u = torch.log(u.clamp(min=1e-30))
+        y = self.sh(edge_vec)
+        si = species.index_select(0, centre)
+        sj = species.index_select(0, neighbor)
+        rb = self.radial(r) * u.unsqueeze(-1)
+        h = torch.cat(
+            [self.embed_centre.index_select(0, si), self.embed_neighbor.index_select(0, sj), rb],
+            dim=1,
+        )
+        x = self.two_body(h) * u.unsqueeze(-1)
+        v = self.init_tensor_weight(x).unsqueeze(-1) * y.unsqueeze(1)
+        env_norm = torch.rsqrt(self.avg_num_neighbors)
+        for layer in self.layers:
+            x, v = layer(x, v, y, u, log_u, centre, num_atoms, env_norm)
+            if return_features:
+                features.append(x)
+        e_edge = self.edge_energy(x).squeeze(-1) * u * env_norm
+        raw = torch.zeros(num_atoms, dtype=e_edge.dtype, device=e_edge.device)
+        raw = raw.index_add(0, centre, e_edge)
+        atomic = scale * raw + shift
+        if self.use_zbl:
+            atomic = atomic.index_add(0, centre, self.zbl(r, si, sj))
+        return atomic, features
+
+    def forward(
+        self,
+        edge_vec: torch.Tensor,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        num_atoms: int,
+    ) -> torch.Tensor:
+        """Atomic energies [num_atoms] (eV); see :meth:`energy_from_edges`."""
+        return self.energy_from_edges(edge_vec, species, edge_index, num_atoms, False)[0]
+
+
+def build_model(config: dict) -> GNNFFModel:
+    """Build a model from a config dict (needs ``family``, ``species``, ``cutoff``; every other
+    hyperparameter has a default, see :func:`default_model_config`)."""
+    return GNNFFModel(config)

@@ -1,0 +1,235 @@
+"""The stability study: train, evaluate, run MD with the monitor, summarise — resumable.
+
+Every training run, evaluation and MD run is a cached unit in ``STUDY_DIR``: a unit whose
+result file exists is skipped, a training run with a checkpoint resumes, so an interrupted
+study continues where it stopped (losing at most the units in flight).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gnnff.io_utils import atomic_write_json
+
+
+@dataclass(frozen=True)
+class ModelUnit:
+    family: str
+    variant: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.family}__{self.variant}__s{self.seed}"
+
+
+@dataclass(frozen=True)
+class MDUnit:
+    model: ModelUnit
+    system: str
+    temperature: float
+    start: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.system}_{self.temperature:g}K_{self.start}"
+
+
+def model_units(cfg: dict) -> list[ModelUnit]:
+    return [ModelUnit(f, v, int(s)) for f in cfg["families"] for v in cfg["variants"]
+            for s in cfg["seeds"]]
+
+
+def md_units(cfg: dict, models: list[ModelUnit]) -> list[MDUnit]:
+    md = cfg["md"]
+    return [MDUnit(m, name, float(t), k) for m in models for name in md["systems"]
+            for t in md["temperatures"] for k in range(int(md["n_starts"]))]
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+
+
+def training_overrides(cfg: dict, unit: ModelUnit) -> list[str]:
+    data = Path(cfg["data"]["dir"])
+    sets = {"data.train": str(data / "train.extxyz"), "data.valid": str(data / "valid.extxyz"),
+            "data.test": str(data / "test_id.extxyz"), "model.family": unit.family,
+            "training.seed": unit.seed, "training.progress": False,
+            "training.num_threads": int(cfg["threads"])}
+    sets.update(cfg["training"].get("set") or {})
+    sets.update(cfg["variants"][unit.variant] or {})
+    return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sets.items()]
+
+
+def train_unit(cfg: dict, unit: ModelUnit, run_dir: str) -> dict:
+    """Train (or resume) one model; returns its training summary."""
+    from gnnff.training.config import load_config
+    from gnnff.training.trainer import Trainer
+
+    _set_threads(cfg["threads"])
+    run = Path(run_dir)
+    if (run / "model.pt").is_file() and (run / "summary.json").is_file():
+        return json.loads((run / "summary.json").read_text())
+    base = cfg["training"]["base"]
+    if base is None:
+        raise ValueError("study config needs training.base (a gnnff train YAML)")
+    tcfg = load_config(base, training_overrides(cfg, unit))
+    resume = (run / "checkpoint.pt").is_file()
+    log_path = run / "train.log"
+    run.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        trainer = Trainer(tcfg, run, resume=resume,
+                          log=lambda msg: (log.write(msg + "\n"), log.flush()))
+        t0 = time.perf_counter()
+        summary = trainer.fit()
+    summary = dict(summary)
+    summary["train_wall_s"] = time.perf_counter() - t0
+    return summary
+
+
+def eval_unit(cfg: dict, model_path: str, out_path: str) -> dict:
+    """MAE and feature correlation of a model on every ``eval`` file."""
+    from gnnff.training.evaluation import evaluate_model_file
+
+    _set_threads(cfg["threads"])
+    data = Path(cfg["data"]["dir"])
+    result = {name: evaluate_model_file(model_path, data / name) for name in cfg["eval"]}
+    atomic_write_json(out_path, result)
+    return result
+
+
+def _system_file(cfg: dict, template: str | None, temperature: float) -> Path | None:
+    if not template:
+        return None
+    path = Path(cfg["data"]["dir"]) / template.replace("{T}", f"{temperature:g}")
+    return path if path.is_file() else None
+
+
+def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
+    """One MD run with the stability monitor; returns its report."""
+    import ase.io
+    import numpy as np
+
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.calculators.md import MDSettings, run_md
+    from gnnff.stability import StabilityConfig, StabilityReference
+
+    _set_threads(cfg["threads"])
+    out = Path(out_dir)
+    done = out / "report.json"
+    if done.is_file():
+        report = json.loads(done.read_text())
+        if report.get("status") in ("completed", "failed"):
+            return report
+    md = cfg["md"]
+    spec = md["systems"][unit.system]
+    starts_file = _system_file(cfg, spec["starts"], unit.temperature)
+    if starts_file is None:
+        raise FileNotFoundError(f"starting structures for {unit.system} at "
+                                f"{unit.temperature:g} K not found ({spec['starts']})")
+    frames = ase.io.read(starts_file, index=":")
+    picks = np.linspace(0, len(frames) - 1, int(md["n_starts"])).round().astype(int)
+    atoms = frames[int(picks[unit.start])]
+    atoms.calc = None
+    ref_file = _system_file(cfg, spec.get("reference"), unit.temperature)
+    train = ase.io.read(Path(cfg["data"]["dir"]) / "train.extxyz", index=":")
+    rdf_frames = ase.io.read(ref_file, index=":") if ref_file else None
+    scfg = StabilityConfig.from_dict(dict(md.get("stability") or {}))
+    reference = StabilityReference.from_frames(train, rdf_rmax=scfg.rdf_rmax,
+                                               nbins=scfg.rdf_nbins, rdf_frames=rdf_frames,
+                                               with_rdf=rdf_frames is not None)
+    settings = MDSettings(ensemble="nvt", temperature=unit.temperature, time_ps=md["time_ps"],
+                          dt_fs=md["dt_fs"], thermostat=md["thermostat"], tau_fs=md["tau_fs"],
+                          seed=1000 * unit.model.seed + 17 * unit.start + int(unit.temperature),
+                          traj_interval=max(1, int(round(50 / md["dt_fs"]))),
+                          check_interval=scfg.interval)
+    calc = GNNFFCalculator(model_path, dtype=md["dtype"])
+    try:
+        return run_md(atoms, calc, settings, out, stability_config=scfg, reference=reference,
+                      progress=False)
+    except Exception as exc:  # a model that produces garbage (e.g. NaN) is a failed run
+        from gnnff.stability import StabilityTracker
+
+        report = json.loads(done.read_text()) if done.is_file() else None
+        if report is None:
+            tracker = StabilityTracker(scfg, reference, "nvt", unit.temperature, md["time_ps"],
+                                       len(atoms))
+            tracker.record_failure("exception", 0, 0.0, detail=str(exc))
+            report = tracker.write(out)
+        report["exception"] = f"{type(exc).__name__}: {exc}"
+        atomic_write_json(done, report)
+        return report
+
+
+def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
+    """Run (or continue) the whole study into ``out_dir``; returns the summary."""
+    from gnnff.study.summary import summarize_study
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "study_config.json", cfg)
+    _ensure_data(cfg, log)
+    models = model_units(cfg)
+    jobs = max(1, int(cfg["jobs"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(cfg["threads"]))
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futs = {pool.submit(train_unit, cfg, m, str(out / "train" / m.id)): m for m in models}
+        _drain(futs, "train", log, t0)
+        futs = {}
+        for m in models:
+            model_path = out / "train" / m.id / "model.pt"
+            target = out / "eval" / f"{m.id}.json"
+            if model_path.is_file() and not target.is_file():
+                futs[pool.submit(eval_unit, cfg, str(model_path), str(target))] = m
+        _drain(futs, "eval", log, t0)
+        futs = {}
+        for u in md_units(cfg, models):
+            model_path = out / "train" / u.model.id / "model.pt"
+            if model_path.is_file():
+                futs[pool.submit(md_unit, cfg, u, str(model_path),
+                                 str(out / "md" / u.model.id / u.id))] = u
+        _drain(futs, "md", log, t0)
+    return summarize_study(cfg, out)
+
+
+def _drain(futs: dict, kind: str, log, t0: float) -> None:
+    from tqdm import tqdm
+
+    errors = []
+    for fut in tqdm(as_completed(futs), total=len(futs), desc=kind, unit="unit"):
+        unit = futs[fut]
+        try:
+            fut.result()
+        except Exception as exc:
+            errors.append(f"{kind} {unit.id}: {type(exc).__name__}: {exc}")
+            log(f"[{time.perf_counter() - t0:7.0f} s] {errors[-1]}")
+    if errors:
+        log(f"{len(errors)} {kind} unit(s) failed; rerun the study to retry them")
+
+
+def _ensure_data(cfg: dict, log) -> None:
+    data = Path(cfg["data"]["dir"])
+    if (data / "manifest.json").is_file():
+        return
+    from gnnff.data.generate import generate_dataset
+
+    log(f"generating data set into {data}")
+    generate_dataset(cfg["data"]["preset"], data, seed=cfg["data"]["seed"],
+                     quick=cfg["data"]["quick"], overwrite=False)
+
+
+def study_status(out: Path, cfg: dict) -> dict[str, Any]:
+    models = model_units(cfg)
+    trained = sum((out / "train" / m.id / "model.pt").is_file() for m in models)
+    mds = md_units(cfg, models)
+    done = sum((out / "md" / u.model.id / u.id / "report.json").is_file() for u in mds)
+    return {"models": len(models), "trained": trained, "md_runs": len(mds), "md_done": done}

@@ -1,0 +1,188 @@
+"""Condense a study folder into ``results.csv``, ``summary.md`` and plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gnnff.io_utils import atomic_write_text
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); nan for < 3 points."""
+    if len(x) < 3:
+        return float("nan")
+
+    def ranks(v):
+        v = np.asarray(v, dtype=float)
+        order = np.argsort(v, kind="mergesort")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        for val in np.unique(v):  # ties share their mean rank
+            idx = v == val
+            r[idx] = r[idx].mean()
+        return r
+
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def collect_rows(cfg: dict, out: Path) -> list[dict[str, Any]]:
+    from gnnff.study.runner import md_units, model_units
+
+    rows = []
+    models = model_units(cfg)
+    evals = {m.id: _load(out / "eval" / f"{m.id}.json") for m in models}
+    summaries = {m.id: _load(out / "train" / m.id / "summary.json") for m in models}
+    for u in md_units(cfg, models):
+        rep = _load(out / "md" / u.model.id / u.id / "report.json")
+        if rep is None:
+            continue
+        ev = evals.get(u.model.id) or {}
+        tr = summaries.get(u.model.id) or {}
+        row = {"family": u.model.family, "variant": u.model.variant, "seed": u.model.seed,
+               "system": u.system, "temperature_K": u.temperature, "start": u.start,
+               "stable_time_ps": rep.get("stable_time_ps"), "t_run_ps": rep.get("t_run_ps"),
+               "stability_index": rep.get("stability_index"),
+               "failed_criterion": rep.get("failed_criterion") or "",
+               "status": rep.get("status", "")}
+        for name, res in ev.items():
+            key = Path(name).stem
+            row[f"{key}_energy_mae"] = res.get("energy_mae")
+            row[f"{key}_force_mae"] = res.get("force_mae")
+            row[f"{key}_lcorr"] = res.get("lcorr")
+        row["valid_lcorr"] = tr.get("final_lcorr")
+        rows.append(row)
+    return rows
+
+
+def _training_seconds(out: Path, model_id: str) -> float | None:
+    path = out / "train" / model_id / "metrics.csv"
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        secs = [float(r["epoch_seconds"]) for r in csv.DictReader(fh) if r.get("epoch_seconds")]
+    return statistics.median(secs) if secs else None
+
+
+def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
+    """Write results.csv, summary.md and plots; return the per-group summary."""
+    from gnnff.study.runner import model_units
+
+    out = Path(out)
+    rows = collect_rows(cfg, out)
+    if rows:
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys, restval="")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(out / "results.csv", buf.getvalue())
+    groups: dict[str, Any] = {}
+    eval_key = Path(cfg["eval"][0]).stem if cfg["eval"] else None
+    ood_keys = [Path(n).stem for n in cfg["eval"] if "ood" in n]
+    for fam in cfg["families"]:
+        for var in cfg["variants"]:
+            g = [r for r in rows if r["family"] == fam and r["variant"] == var]
+            secs = [s for m in model_units(cfg) if m.family == fam and m.variant == var
+                    if (s := _training_seconds(out, m.id)) is not None]
+            ood = [r for r in g if r["system"] != "SiO2"]
+            entry = {
+                "runs": len(g),
+                "median_stable_ps": _median([r["stable_time_ps"] for r in g]),
+                "mean_S": _mean([r["stability_index"] for r in g]),
+                "frac_S1": _mean([float(r["stability_index"] >= 1.0) for r in g]),
+                "ood_mean_S": _mean([r["stability_index"] for r in ood]),
+                "id_force_mae": _mean([r.get(f"{eval_key}_force_mae") for r in g]),
+                "id_energy_mae": _mean([r.get(f"{eval_key}_energy_mae") for r in g]),
+                "ood_force_mae": _mean([r.get(f"{k}_force_mae") for r in g for k in ood_keys]),
+                "lcorr": _mean([r.get(f"{eval_key}_lcorr") for r in g]),
+                "epoch_s": _median(secs),
+            }
+            groups[f"{fam}/{var}"] = entry
+    for fam in cfg["families"]:
+        base = groups.get(f"{fam}/baseline", {}).get("epoch_s")
+        for var in cfg["variants"]:
+            e = groups[f"{fam}/{var}"]
+            e["training_overhead_pct"] = (100.0 * (e["epoch_s"] / base - 1.0)
+                                          if base and e["epoch_s"] else None)
+    by_model: dict[str, list[dict]] = {}
+    for r in rows:
+        by_model.setdefault(f"{r['family']}__{r['variant']}__s{r['seed']}", []).append(r)
+    per_model = [(statistics.mean(r["stability_index"] for r in rs),
+                  rs[0].get(f"{eval_key}_lcorr"), rs[0].get(f"{eval_key}_force_mae"))
+                 for rs in by_model.values()]
+    pts = [(s, c) for s, c, _ in per_model if c is not None]
+    rho = spearman([c for _, c in pts], [s for s, _ in pts])
+    summary = {"groups": groups, "spearman_lcorr_vs_S": rho, "n_models": len(per_model),
+               "n_runs": len(rows)}
+    atomic_write_text(out / "summary.md", render_markdown(cfg, summary))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    try:
+        from gnnff.study.plots import plot_study
+
+        plot_study(rows, per_model, rho, out / "plots")
+    except Exception as exc:  # plots never lose the numbers
+        print(f"warning: study plots failed: {exc}")
+    return summary
+
+
+def _clean(v):
+    return [x for x in v if x is not None and not (isinstance(x, float) and np.isnan(x))]
+
+
+def _median(v):
+    v = _clean(v)
+    return statistics.median(v) if v else None
+
+
+def _mean(v):
+    v = _clean(v)
+    return statistics.mean(v) if v else None
+
+
+def _f(v, fmt=".3g"):
+    return "-" if v is None else format(v, fmt)
+
+
+def render_markdown(cfg: dict, summary: dict) -> str:
+    md = cfg["md"]
+    lines = [
+        "| family | variant | runs | ID E MAE (meV/atom) | ID F MAE (meV/A) | OOD F MAE (meV/A) "
+        "| L_corr | median stable (ps) | mean S | OOD mean S | S = 1 | train overhead |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, e in summary["groups"].items():
+        fam, var = key.split("/")
+        ovh = e.get("training_overhead_pct")
+        lines.append(
+            f"| {fam} | {var} | {e['runs']} | {_f(e['id_energy_mae'])} | "
+            f"{_f(e['id_force_mae'])} | {_f(e['ood_force_mae'])} | {_f(e['lcorr'])} | "
+            f"{_f(e['median_stable_ps'])} | {_f(e['mean_S'])} | {_f(e['ood_mean_S'])} | "
+            f"{_f(e['frac_S1'], '.0%') if e['frac_S1'] is not None else '-'} | "
+            f"{'-' if ovh is None else f'{ovh:+.1f} %'} |"
+        )
+    lines += [
+        "",
+        f"Spearman rho (feature correlation L_corr on {cfg['eval'][0]} vs mean Stability Index"
+        f", per model, {summary['n_models']} models): {_f(summary['spearman_lcorr_vs_S'])}",
+        "",
+        f"MD: NVT ({md['thermostat']}), {md['time_ps']} ps at {md['dt_fs']} fs, "
+        f"T = {', '.join(f'{t:g}' for t in md['temperatures'])} K, {md['n_starts']} starts per "
+        f"system ({', '.join(md['systems'])}); seeds {cfg['seeds']}.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,286 @@
+"""The training configuration (YAML) for ``gnnff train``: schema, defaults, validation.
+
+Every field has a default; only ``data.train`` and ``data.valid`` are required. Unknown keys
+are errors (with a "did you mean" hint). Relative data paths are resolved against the folder of
+the YAML file. Sections and fields:
+
+data
+  train, valid (required), test (optional): extended-XYZ files read with ASE; labels come from
+  the structures' calculators (energy eV, forces eV/A, stress optional).
+model
+  passed to ``gnnff.potentials.build_model`` (``family`` default "allegro"); ``species`` may be
+  omitted and is then inferred from the training data (sorted by atomic number).
+loss
+  energy_weight (1.0, on the per-atom energy MSE, eV^2/atom^2), forces_weight (1.0, force
+  component MSE, eV^2/A^2), stress_weight (0.0 = off; stress component MSE, (eV/A^3)^2).
+decorrelation
+  enabled (false), layers ("all" or a list of 0-based layer indices), max_edges (4096, random
+  edge subsample per batch, null = all edges), scheduler ("cosine" | "constant" | "adaptive"),
+  lambda_max (0.05), cosine: warmup_epochs (2.0) or warmup_steps (overrides when set),
+  after_warmup ("hold" | "anneal"), anneal_epochs (null = to the end), lambda_end (0.0);
+  adaptive: target_fraction (0.1), lambda_min (0.0), momentum (0.1), lambda_init (0.0).
+optim
+  AdamW: lr (2e-3), weight_decay (0.0); lr_schedule ("plateau" | "cosine" | "none"),
+  plateau_factor (0.5), plateau_patience (5 epochs), min_lr (1e-5).
+training
+  epochs (100), batch_size (4 structures), valid_batch_size (16), seed (0), device ("cpu"),
+  dtype ("float32" | "float64"), ema_decay (null = off, e.g. 0.99), early_stopping_patience
+  (null = off, epochs without valid-loss improvement), grad_clip (10.0 max grad norm, null = off),
+  num_threads (null = torch default), export ("best" | "last" weights), progress (true: tqdm).
+
+The decorrelation loss and the schedulers are this project's own definitions; see
+``gnnff.training.decorrelation`` and ``gnnff.training.schedulers``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A training config that cannot be used; the message names the key and the fix."""
+
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "data": {"train": None, "valid": None, "test": None},
+    "model": {},
+    "loss": {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 0.0},
+    "decorrelation": {
+        "enabled": False,
+        "layers": "all",
+        "max_edges": 4096,
+        "scheduler": "cosine",
+        "lambda_max": 0.05,
+        "warmup_epochs": 2.0,
+        "warmup_steps": None,
+        "after_warmup": "hold",
+        "anneal_epochs": None,
+        "lambda_end": 0.0,
+        "target_fraction": 0.1,
+        "lambda_min": 0.0,
+        "momentum": 0.1,
+        "lambda_init": 0.0,
+    },
+    "optim": {
+        "lr": 2e-3,
+        "weight_decay": 0.0,
+        "lr_schedule": "plateau",
+        "plateau_factor": 0.5,
+        "plateau_patience": 5,
+        "min_lr": 1e-5,
+    },
+    "training": {
+        "epochs": 100,
+        "batch_size": 4,
+        "valid_batch_size": 16,
+        "seed": 0,
+        "device": "cpu",
+        "dtype": "float32",
+        "ema_decay": None,
+        "early_stopping_patience": None,
+        "grad_clip": 10.0,
+        "num_threads": None,
+        "export": "best",
+        "progress": True,
+    },
+}
+
+# Fields that change the meaning of a run: resuming with a different value is refused.
+RESUME_CRITICAL = ("model", "loss", "decorrelation", "optim", "data")
+
+
+def _did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def default_config() -> dict[str, Any]:
+    """A deep copy of the full default config."""
+    return copy.deepcopy(DEFAULTS)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"section.key=value"`` -> (["section", "key"], YAML-parsed value)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ConfigError(f"--set key must look like section.key, got {key!r}")
+    return parts, yaml.safe_load(value)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to a raw (unvalidated) config dict."""
+    raw = copy.deepcopy(raw)
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        node = raw
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {p!r} is not a section")
+        node[parts[-1]] = value
+    return raw
+
+
+def _check_number(sec: str, key: str, value, lo=None, hi=None, integer=False, allow_none=False):
+    if value is None and allow_none:
+        return None
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{sec}.{key} must be {kind}, got {value!r}")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{sec}.{key} must be >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{sec}.{key} must be <= {hi}, got {value!r}")
+    return value if integer else float(value)
+
+
+def _check_choice(sec: str, key: str, value, choices):
+    if value not in choices:
+        raise ConfigError(
+            f"{sec}.{key} = {value!r} is not valid{_did_you_mean(value, choices)} "
+            f"(choose one of {', '.join(map(str, choices))})"
+        )
+    return value
+
+
+def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = None) -> dict:
+    """Fill defaults, check every field, resolve data paths. Returns a new dict.
+
+    Raises :class:`ConfigError` on unknown keys, wrong types or values, missing data files.
+    The ``model`` section is checked by ``gnnff.potentials`` once species are known.
+    """
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("the training config must be a YAML mapping of sections")
+    cfg = default_config()
+    for sec, body in raw.items():
+        if sec not in DEFAULTS:
+            raise ConfigError(f"unknown config section {sec!r}{_did_you_mean(sec, DEFAULTS)}")
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            raise ConfigError(f"config section {sec!r} must be a mapping, got {body!r}")
+        if sec == "model":
+            cfg["model"] = copy.deepcopy(body)
+            continue
+        for key, value in body.items():
+            if key not in DEFAULTS[sec]:
+                raise ConfigError(
+                    f"unknown key {sec}.{key}{_did_you_mean(key, DEFAULTS[sec])} "
+                    f"(valid keys: {', '.join(DEFAULTS[sec])})"
+                )
+            cfg[sec][key] = copy.deepcopy(value)
+
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    d = cfg["data"]
+    for key in ("train", "valid", "test"):
+        if d[key] is None:
+            if key != "test":
+                raise ConfigError(f"data.{key} is required: the path of an extended-XYZ file")
+            continue
+        p = Path(str(d[key])).expanduser()
+        if not p.is_absolute():
+            p = base / p
+        if not p.is_file():
+            raise ConfigError(
+                f"data.{key} file not found: {p} (generate it with `gnnff data generate` or "
+                "fix the path; relative paths are relative to the config file)"
+            )
+        d[key] = str(p.resolve())
+
+    m = cfg["model"]
+    m.setdefault("family", "allegro")
+
+    lo = cfg["loss"]
+    for key in lo:
+        lo[key] = _check_number("loss", key, lo[key], lo=0.0)
+    if lo["energy_weight"] == 0 and lo["forces_weight"] == 0 and lo["stress_weight"] == 0:
+        raise ConfigError("all loss weights are 0: set loss.energy_weight or loss.forces_weight")
+
+    dc = cfg["decorrelation"]
+    if not isinstance(dc["enabled"], bool):
+        raise ConfigError(f"decorrelation.enabled must be true or false, got {dc['enabled']!r}")
+    layers = dc["layers"]
+    if layers != "all" and not (
+        isinstance(layers, list)
+        and layers
+        and all(isinstance(k, int) and not isinstance(k, bool) for k in layers)
+    ):
+        raise ConfigError(
+            f"decorrelation.layers must be 'all' or a list of layer indices, got {layers!r}"
+        )
+    dc["max_edges"] = _check_number(
+        "decorrelation", "max_edges", dc["max_edges"], lo=2, integer=True, allow_none=True
+    )
+    _check_choice("decorrelation", "scheduler", dc["scheduler"], ("constant", "cosine", "adaptive"))
+    _check_choice("decorrelation", "after_warmup", dc["after_warmup"], ("hold", "anneal"))
+    for key in ("lambda_max", "lambda_end", "lambda_min", "lambda_init", "target_fraction"):
+        dc[key] = _check_number("decorrelation", key, dc[key], lo=0.0)
+    dc["warmup_epochs"] = _check_number("decorrelation", "warmup_epochs", dc["warmup_epochs"], 0.0)
+    dc["warmup_steps"] = _check_number(
+        "decorrelation", "warmup_steps", dc["warmup_steps"], lo=0, integer=True, allow_none=True
+    )
+    dc["anneal_epochs"] = _check_number(
+        "decorrelation", "anneal_epochs", dc["anneal_epochs"], lo=0.0, allow_none=True
+    )
+    dc["momentum"] = _check_number("decorrelation", "momentum", dc["momentum"], lo=1e-9, hi=1.0)
+    if dc["lambda_min"] > dc["lambda_max"]:
+        raise ConfigError("decorrelation.lambda_min must be <= decorrelation.lambda_max")
+
+    op = cfg["optim"]
+    op["lr"] = _check_number("optim", "lr", op["lr"], lo=0.0)
+    op["weight_decay"] = _check_number("optim", "weight_decay", op["weight_decay"], lo=0.0)
+    _check_choice("optim", "lr_schedule", op["lr_schedule"], ("plateau", "cosine", "none"))
+    op["plateau_factor"] = _check_number("optim", "plateau_factor", op["plateau_factor"], 0.0, 1.0)
+    op["plateau_patience"] = _check_number(
+        "optim", "plateau_patience", op["plateau_patience"], lo=0, integer=True
+    )
+    op["min_lr"] = _check_number("optim", "min_lr", op["min_lr"], lo=0.0)
+
+    tr = cfg["training"]
+    tr["epochs"] = _check_number("training", "epochs", tr["epochs"], lo=1, integer=True)
+    for key in ("batch_size", "valid_batch_size"):
+        tr[key] = _check_number("training", key, tr[key], lo=1, integer=True)
+    tr["seed"] = _check_number("training", "seed", tr["seed"], lo=0, integer=True)
+    if not isinstance(tr["device"], str):
+        raise ConfigError(f"training.device must be a string like 'cpu', got {tr['device']!r}")
+    _check_choice("training", "dtype", tr["dtype"], ("float32", "float64"))
+    tr["ema_decay"] = _check_number(
+        "training", "ema_decay", tr["ema_decay"], lo=0.0, hi=0.999999, allow_none=True
+    )
+    tr["early_stopping_patience"] = _check_number(
+        "training", "early_stopping_patience", tr["early_stopping_patience"], lo=1, integer=True,
+        allow_none=True,
+    )
+    tr["grad_clip"] = _check_number(
+        "training", "grad_clip", tr["grad_clip"], lo=0.0, allow_none=True
+    )
+    tr["num_threads"] = _check_number(
+        "training", "num_threads", tr["num_threads"], lo=1, integer=True, allow_none=True
+    )
+    _check_choice("training", "export", tr["export"], ("best", "last"))
+    if not isinstance(tr["progress"], bool):
+        raise ConfigError(f"training.progress must be true or false, got {tr['progress']!r}")
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a YAML training config, apply ``--set`` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    raw = apply_overrides(raw, overrides or [])
+    return validate_config(raw, base_dir=path.parent)

@@ -1,0 +1,117 @@
+"""The feature-decorrelation loss (this project's own definition, see docs below).
+
+Definition (ours, documented in ``/work/shared/notes/science.md``; not taken from a paper):
+for every interaction layer ``l`` take the scalar edge features ``X_l`` of the batch
+([E, C]: E edges, C channels), optionally a random subsample of at most ``M`` edges (the same
+edges for every layer). Standardize each channel over the edges,
+``Z = (X - mean) / (std + eps)`` with the population std (divide by E), so that
+``R = Z^T Z / E`` is the Pearson correlation matrix. Then
+
+    L_corr = mean_l  sum_{a != b} R_ab^2 / (C (C - 1))
+
+0 means fully decorrelated channels, 1 means all channels identical up to sign. A channel that
+is constant over the edges has std 0, hence Z = 0, and contributes nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+EPS = 1e-6
+"""The ``eps`` added to each channel's std (feature units)."""
+
+
+def correlation_matrix(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Pearson correlation ``R = Z^T Z / E`` of the channels of ``x`` [E, C]; returns [C, C]."""
+    if x.dim() != 2:
+        raise ValueError(f"features must be [E, C], got shape {tuple(x.shape)}")
+    n = x.shape[0]
+    if n == 0:
+        return torch.zeros(x.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
+    centred = x - x.mean(dim=0, keepdim=True)
+    std = centred.pow(2).mean(dim=0).sqrt()
+    z = centred / (std + eps)
+    return z.transpose(0, 1) @ z / n
+
+
+def offdiag_mean_square(r: torch.Tensor) -> torch.Tensor:
+    """``sum_{a != b} R_ab^2 / (C (C - 1))`` for a [C, C] matrix (0 for C < 2)."""
+    c = r.shape[0]
+    if c < 2:
+        return r.new_zeros(())
+    total = r.pow(2).sum() - torch.diagonal(r).pow(2).sum()
+    return total / (c * (c - 1))
+
+
+def subsample_edges(
+    num_edges: int, max_edges: int | None, generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor | None:
+    """Indices of a random subset of at most ``max_edges`` edges, or None to keep all."""
+    if max_edges is None or max_edges <= 0 or num_edges <= max_edges:
+        return None
+    perm = torch.randperm(num_edges, generator=generator)
+    return perm[:max_edges].to(device)
+
+
+def decorrelation_loss(
+    features: list[torch.Tensor],
+    max_edges: int | None = 4096,
+    generator: torch.Generator | None = None,
+    eps: float = EPS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``L_corr`` of a list of per-layer edge features (each [E, C_l]).
+
+    Returns ``(L_corr [], per_layer [L])``; differentiable with respect to the features. The
+    random edge subsample (when E > max_edges) draws from ``generator`` only, so the global RNG
+    (data shuffling, dropout) is unaffected by switching the loss on or off.
+    """
+    if not features:
+        raise ValueError("decorrelation_loss needs at least one layer of features")
+    idx = subsample_edges(features[0].shape[0], max_edges, generator, features[0].device)
+    per_layer = []
+    for x in features:
+        if idx is not None:
+            if x.shape[0] != features[0].shape[0]:
+                raise ValueError("all layers must have the same number of edges to subsample")
+            x = x.index_select(0, idx)
+        per_layer.append(offdiag_mean_square(correlation_matrix(x, eps)))
+    stacked = torch.stack(per_layer)
+    return stacked.mean(), stacked
+
+
+class CorrelationAccumulator:
+    """Exact Pearson correlation of every layer's features over a whole data set, streamed batch
+    by batch (float64 running sums), with the same ``eps`` convention as
+    :func:`correlation_matrix`. Used for the "feature correlation of a model" diagnostic."""
+
+    def __init__(self, eps: float = EPS) -> None:
+        self.eps = eps
+        self.n: list[int] = []
+        self.s1: list[torch.Tensor] = []
+        self.s2: list[torch.Tensor] = []
+
+    def update(self, features: list[torch.Tensor]) -> None:
+        if not self.n:
+            self.n = [0] * len(features)
+            self.s1 = [torch.zeros(f.shape[1], dtype=torch.float64) for f in features]
+            self.s2 = [torch.zeros(f.shape[1], f.shape[1], dtype=torch.float64) for f in features]
+        for k, f in enumerate(features):
+            x = f.detach().to("cpu", torch.float64)
+            self.n[k] += x.shape[0]
+            self.s1[k] += x.sum(0)
+            self.s2[k] += x.T @ x
+
+    def matrices(self) -> list[torch.Tensor]:
+        """Per-layer correlation matrices [C, C] (float64)."""
+        out = []
+        for n, s1, s2 in zip(self.n, self.s1, self.s2, strict=True):
+            mean = s1 / max(n, 1)
+            cov = s2 / max(n, 1) - torch.outer(mean, mean)
+            std = torch.diagonal(cov).clamp_min(0).sqrt()
+            out.append(cov / torch.outer(std + self.eps, std + self.eps))
+        return out
+
+    def per_layer(self) -> list[float]:
+        """Per-layer L_corr over everything seen."""
+        return [float(offdiag_mean_square(r)) for r in self.matrices()]

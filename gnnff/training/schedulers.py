@@ -1,0 +1,142 @@
+"""Schedulers for the decorrelation coefficient lambda(t) (this project's own definitions).
+
+``t`` counts optimizer steps from 0. Epoch lengths in the config are converted to steps by the
+trainer (``steps = round(epochs * steps_per_epoch)``).
+
+- ``constant``: lambda(t) = lambda_max (the ablation).
+- ``cosine``: smooth ramp over W warm-up steps, lambda(t) = lambda_max (1 - cos(pi t / W)) / 2
+  for t < W; afterwards either ``hold`` (lambda_max) or ``anneal``:
+  lambda(t) = lambda_end + (lambda_max - lambda_end) (1 + cos(pi (t - W) / A)) / 2 for
+  W <= t < W + A and lambda_end after that.
+- ``adaptive``: keeps lambda L_corr near a fraction ``f`` of the force loss. Starting from
+  lambda_0 = ``lambda_init``, after every step with detached losses L_F and L_corr,
+  lambda <- clip((1 - beta) lambda + beta f L_F / max(L_corr, 1e-12), lambda_min, lambda_max).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class LambdaScheduler:
+    """Base class: ``value(step)`` gives lambda for the step about to run."""
+
+    needs_losses = False
+
+    def value(self, step: int) -> float:
+        raise NotImplementedError
+
+    def observe(self, force_loss: float, corr_loss: float) -> None:
+        """Feed the detached losses of the step just taken (used by ``adaptive`` only)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class ConstantLambda(LambdaScheduler):
+    def __init__(self, lambda_max: float) -> None:
+        self.lambda_max = float(lambda_max)
+
+    def value(self, step: int) -> float:
+        return self.lambda_max
+
+
+class CosineLambda(LambdaScheduler):
+    def __init__(
+        self,
+        lambda_max: float,
+        warmup_steps: int,
+        after_warmup: str = "hold",
+        anneal_steps: int | None = None,
+        lambda_end: float = 0.0,
+    ) -> None:
+        if after_warmup not in ("hold", "anneal"):
+            raise ValueError(f"after_warmup must be 'hold' or 'anneal', got {after_warmup!r}")
+        self.lambda_max = float(lambda_max)
+        self.warmup = max(int(warmup_steps), 0)
+        self.after = after_warmup
+        self.anneal = None if anneal_steps is None else max(int(anneal_steps), 1)
+        self.lambda_end = float(lambda_end)
+
+    def value(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lambda_max * 0.5 * (1.0 - math.cos(math.pi * step / self.warmup))
+        if self.after == "hold" or self.anneal is None:
+            return self.lambda_max
+        s = step - self.warmup
+        if s >= self.anneal:
+            return self.lambda_end
+        c = 0.5 * (1.0 + math.cos(math.pi * s / self.anneal))
+        return self.lambda_end + (self.lambda_max - self.lambda_end) * c
+
+
+class AdaptiveLambda(LambdaScheduler):
+    needs_losses = True
+
+    def __init__(
+        self,
+        target_fraction: float,
+        lambda_min: float = 0.0,
+        lambda_max: float = 1.0,
+        momentum: float = 0.1,
+        lambda_init: float = 0.0,
+    ) -> None:
+        if not 0 <= lambda_min <= lambda_max:
+            raise ValueError(
+                f"adaptive bounds need 0 <= lambda_min <= lambda_max, got {lambda_min}, "
+                f"{lambda_max}"
+            )
+        if not 0 < momentum <= 1:
+            raise ValueError(f"adaptive momentum must be in (0, 1], got {momentum}")
+        self.target = float(target_fraction)
+        self.lo, self.hi = float(lambda_min), float(lambda_max)
+        self.beta = float(momentum)
+        self.lam = min(max(float(lambda_init), self.lo), self.hi)
+
+    def value(self, step: int) -> float:
+        return self.lam
+
+    def observe(self, force_loss: float, corr_loss: float) -> None:
+        goal = self.target * force_loss / max(corr_loss, 1e-12)
+        lam = (1.0 - self.beta) * self.lam + self.beta * goal
+        self.lam = min(max(lam, self.lo), self.hi)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lam": self.lam}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lam = float(state["lam"])
+
+
+def build_lambda_scheduler(
+    cfg: dict[str, Any], steps_per_epoch: int, total_epochs: int
+) -> LambdaScheduler:
+    """Scheduler from the (validated) ``decorrelation`` config section."""
+    kind = cfg["scheduler"]
+    if kind == "constant":
+        return ConstantLambda(cfg["lambda_max"])
+    if kind == "cosine":
+        warm = cfg["warmup_steps"]
+        if warm is None:
+            warm = round(cfg["warmup_epochs"] * steps_per_epoch)
+        anneal = cfg["anneal_epochs"]
+        if cfg["after_warmup"] == "anneal":
+            if anneal is None:
+                anneal_steps = max(total_epochs * steps_per_epoch - warm, 1)
+            else:
+                anneal_steps = round(anneal * steps_per_epoch)
+        else:
+            anneal_steps = None
+        return CosineLambda(
+            cfg["lambda_max"], warm, cfg["after_warmup"], anneal_steps, cfg["lambda_end"]
+        )
+    if kind == "adaptive":
+        return AdaptiveLambda(
+            cfg["target_fraction"], cfg["lambda_min"], cfg["lambda_max"], cfg["momentum"],
+            cfg["lambda_init"],
+        )
+    raise ValueError(f"unknown decorrelation scheduler {kind!r} (constant, cosine, adaptive)")

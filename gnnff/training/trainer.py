@@ -1,0 +1,596 @@
+"""The trainer: batched energy/force(/stress) training with the decorrelation loss, metrics,
+atomic checkpoints with exact resume, plots and the final export.
+
+Loss (per batch): L = w_E mean_s((E_s - E_s^ref)/N_s)^2 + w_F mean((F - F^ref)^2)
+(+ w_S mean((sigma - sigma^ref)^2)) + lambda(t) L_corr, with L_corr from
+:mod:`gnnff.training.decorrelation` (computed from the features of the same forward pass, and
+not computed at all when the decorrelation is disabled or lambda(t) = 0 with a non-adaptive
+scheduler).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gnnff.io_utils import atomic_write, atomic_write_json, atomic_write_text, sha256_file
+
+from .config import ConfigError
+from .data import (
+    Batch,
+    Structure,
+    avg_num_neighbors,
+    build_structures,
+    collate,
+    fit_species_shift,
+    force_rms,
+    read_frames,
+    species_in,
+)
+from .decorrelation import CorrelationAccumulator, decorrelation_loss
+from .schedulers import build_lambda_scheduler
+
+CHECKPOINT_NAME = "checkpoint.pt"
+# training.* fields that may differ when resuming (they do not change the optimisation path)
+_RESUME_FREE = {"epochs", "progress", "num_threads", "early_stopping_patience", "device"}
+
+
+# ------------------------------------------------------------------ forward pass
+def predict(
+    model,
+    batch: Batch,
+    forces: bool = True,
+    stress: bool = False,
+    create_graph: bool = False,
+    features: bool = False,
+) -> dict[str, Any]:
+    """Energies [B] (eV), forces [N,3] (eV/A) = -dE/dpos and stress [B,3,3] (eV/A^3, ASE sign)
+    from one pass through the edge vectors; ``features`` returns the per-layer edge features."""
+    i, j = batch.edge_index[0], batch.edge_index[1]
+    vec = batch.pos.index_select(0, j) - batch.pos.index_select(0, i) + batch.edge_shift
+    need_grad = forces or stress
+    if need_grad:
+        vec = vec.detach().requires_grad_(True)
+    n = batch.pos.shape[0]
+    atomic, feats = model.energy_from_edges(vec, batch.species, batch.edge_index, n, features)
+    energy = torch.zeros(batch.num_structures, dtype=atomic.dtype, device=atomic.device)
+    energy = energy.index_add(0, batch.batch, atomic)
+    out: dict[str, Any] = {"energy": energy, "features": feats}
+    if need_grad:
+        (g,) = torch.autograd.grad(energy.sum(), vec, create_graph=create_graph)
+        if forces:
+            f = torch.zeros_like(batch.pos).index_add(0, i, g).index_add(0, j, -g)
+            out["forces"] = f
+        if stress:
+            edge_struct = batch.batch.index_select(0, i)
+            sv = torch.zeros(batch.num_structures, 3, 3, dtype=g.dtype, device=g.device)
+            sv = sv.index_add(0, edge_struct, vec.unsqueeze(-1) * g.unsqueeze(-2))
+            vol = batch.volume.clamp_min(1e-12)
+            out["stress"] = sv / vol[:, None, None]
+    return out
+
+
+def loss_terms(out: dict[str, Any], batch: Batch) -> dict[str, torch.Tensor]:
+    """Per-atom energy MSE (eV^2), force component MSE (eV^2/A^2), stress MSE if predicted."""
+    n = batch.num_atoms.to(out["energy"].dtype)
+    e_err = (out["energy"] - batch.energy.to(out["energy"].dtype)) / n
+    terms = {"energy": e_err.pow(2).mean()}
+    if "forces" in out:
+        terms["forces"] = (out["forces"] - batch.forces).pow(2).mean()
+    if "stress" in out and batch.stress is not None:
+        terms["stress"] = (out["stress"] - batch.stress).pow(2).mean()
+    return terms
+
+
+class ErrorStats:
+    """Accumulates absolute and squared errors; reports MAE/RMSE in meV units."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list[float]] = {}
+
+    def add(self, name: str, err: torch.Tensor) -> None:
+        e = err.detach().to(torch.float64).reshape(-1)
+        s = self.sums.setdefault(name, [0.0, 0.0, 0])
+        s[0] += float(e.abs().sum())
+        s[1] += float(e.pow(2).sum())
+        s[2] += e.numel()
+
+    def add_batch(self, out: dict[str, Any], batch: Batch) -> None:
+        n = batch.num_atoms.to(torch.float64)
+        self.add("energy", (out["energy"].detach().double() - batch.energy) / n)
+        if "forces" in out:
+            self.add("force", out["forces"].detach() - batch.forces)
+        if "stress" in out and batch.stress is not None:
+            self.add("stress", out["stress"].detach() - batch.stress)
+
+    def summary(self) -> dict[str, float]:
+        """energy_mae/rmse (meV/atom), force_mae/rmse (meV/A), stress_mae/rmse (meV/A^3)."""
+        res = {}
+        for name, (sa, s2, c) in self.sums.items():
+            if c:
+                res[f"{name}_mae"] = 1000.0 * sa / c
+                res[f"{name}_rmse"] = 1000.0 * math.sqrt(s2 / c)
+        return res
+
+
+def evaluate(
+    model,
+    structs: list[Structure],
+    batch_size: int = 16,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    stress: bool = False,
+    weights: dict[str, float] | None = None,
+) -> tuple[dict[str, float], CorrelationAccumulator]:
+    """Errors of ``model`` on ``structs`` and the exact per-layer feature correlation.
+
+    Returns (metrics, accumulator); metrics hold MAE/RMSE (meV units), ``loss`` (the weighted
+    MSE without the decorrelation term, eV^2 units) and ``lcorr`` / ``lcorr_l{k}``."""
+    weights = weights or {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 0.0}
+    was_training = model.training
+    model.eval()
+    stats = ErrorStats()
+    acc = CorrelationAccumulator()
+    loss_sum, count = 0.0, 0
+    for start in range(0, len(structs), batch_size):
+        chunk = structs[start : start + batch_size]
+        batch = collate(chunk, dtype, device)
+        do_stress = stress and batch.stress is not None
+        out = predict(model, batch, forces=True, stress=do_stress, features=True)
+        acc.update(out["features"])
+        stats.add_batch(out, batch)
+        t = loss_terms(out, batch)
+        t = {k: float(v.detach()) for k, v in t.items()}
+        loss = weights["energy_weight"] * t["energy"] + weights["forces_weight"] * t["forces"]
+        if "stress" in t:
+            loss += weights["stress_weight"] * t["stress"]
+        loss_sum += loss * len(chunk)
+        count += len(chunk)
+    model.train(was_training)
+    metrics = stats.summary()
+    metrics["loss"] = loss_sum / max(count, 1)
+    per = acc.per_layer()
+    metrics["lcorr"] = float(np.mean(per)) if per else float("nan")
+    for k, v in enumerate(per):
+        metrics[f"lcorr_l{k}"] = v
+    return metrics, acc
+
+
+# ------------------------------------------------------------------ RNG state helpers
+def _rng_state() -> dict[str, Any]:
+    # the legacy global numpy RNG is saved on purpose: third-party code may draw from it
+    np_state = np.random.get_state()  # noqa: NPY002
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "gauss": float(np_state[4]),
+        },
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+
+
+def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _config_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
+
+
+# ------------------------------------------------------------------ the trainer
+class Trainer:
+    """Train a gnnff model from a validated config (see :mod:`gnnff.training.config`).
+
+    ``Trainer(cfg, run_dir, resume=False).fit()`` writes ``metrics.csv``, ``checkpoint.pt``
+    (every epoch, atomically), ``curves.png``, ``correlation.png``, ``summary.json`` and the
+    exported ``model.pt`` into ``run_dir``, and returns the training summary dict."""
+
+    def __init__(self, cfg: dict[str, Any], run_dir: str | Path, resume: bool = False,
+                 log=print) -> None:
+        self.cfg = copy.deepcopy(cfg)
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.log = log
+        tr = self.cfg["training"]
+        self.device = torch.device(tr["device"])
+        self.dtype = getattr(torch, tr["dtype"])
+        if tr["num_threads"]:
+            torch.set_num_threads(tr["num_threads"])
+        self._setup()
+
+    # ---------------------------------------------------------------- setup
+    def _setup(self) -> None:
+        cfg, tr = self.cfg, self.cfg["training"]
+        ckpt_path = self.run_dir / CHECKPOINT_NAME
+        ckpt = None
+        if self.resume:
+            if not ckpt_path.is_file():
+                raise ConfigError(
+                    f"--resume: no {CHECKPOINT_NAME} in {self.run_dir}; start without --resume"
+                )
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            self._check_resume(ckpt)
+        elif ckpt_path.exists():
+            raise ConfigError(
+                f"{self.run_dir} already holds a training run ({CHECKPOINT_NAME}); pass --resume "
+                "to continue it or choose another --out folder"
+            )
+
+        seed = tr["seed"]
+        torch.manual_seed(seed)
+        np.random.seed(seed)  # noqa: NPY002
+        random.seed(seed)
+
+        from gnnff.potentials import build_model, resolve_model_config
+
+        d = cfg["data"]
+        frames = {k: read_frames(d[k], k) for k in ("train", "valid", "test") if d[k]}
+        mcfg = dict(cfg["model"])
+        fit_neighbors = "avg_num_neighbors" not in mcfg  # an explicit value is kept
+        if not mcfg.get("species"):
+            mcfg["species"] = species_in(frames["train"])
+        try:
+            mcfg = resolve_model_config(mcfg)
+        except ValueError as exc:
+            raise ConfigError(f"model section: {exc}") from exc
+        cfg["model"] = mcfg
+        need_stress = cfg["loss"]["stress_weight"] > 0
+        self.use_stress = need_stress
+        self.data: dict[str, list[Structure]] = {
+            k: build_structures(f, d[k], mcfg["species"], mcfg["cutoff"], need_stress)
+            for k, f in frames.items()
+        }
+        self.data_hashes = {k: sha256_file(d[k]) for k in frames}
+
+        self.model = build_model(mcfg)
+        train = self.data["train"]
+        shift = fit_species_shift(train, len(mcfg["species"]))
+        scale = np.full(len(mcfg["species"]), force_rms(train))
+        self.model.set_species_shift_scale(torch.tensor(shift), torch.tensor(scale))
+        if fit_neighbors:
+            self.model.set_avg_num_neighbors(avg_num_neighbors(train))
+        self.model.to(device=self.device, dtype=self.dtype)
+        cfg["model"] = copy.deepcopy(self.model.config)
+
+        dc = cfg["decorrelation"]
+        nl = self.model.num_layers
+        layers = list(range(nl)) if dc["layers"] == "all" else list(dc["layers"])
+        bad = [k for k in layers if not -nl <= k < nl]
+        if bad:
+            raise ConfigError(
+                f"decorrelation.layers {bad} out of range: the model has {nl} layers (0..{nl - 1})"
+            )
+        self.corr_layers = layers
+        self.steps_per_epoch = math.ceil(len(train) / tr["batch_size"])
+
+        op = cfg["optim"]
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=op["lr"], weight_decay=op["weight_decay"]
+        )
+        if op["lr_schedule"] == "plateau":
+            self.lr_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, factor=op["plateau_factor"], patience=op["plateau_patience"],
+                min_lr=op["min_lr"],
+            )
+        elif op["lr_schedule"] == "cosine":
+            self.lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=tr["epochs"], eta_min=op["min_lr"]
+            )
+        else:
+            self.lr_sched = None
+        self.lam_sched = build_lambda_scheduler(dc, self.steps_per_epoch, tr["epochs"])
+        self.ema: dict[str, torch.Tensor] | None = None
+        if tr["ema_decay"]:
+            self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.shuffle_gen = torch.Generator().manual_seed(seed)
+        self.subsample_gen = torch.Generator().manual_seed(seed + 1)
+        self.epoch = 0
+        self.step = 0
+        self.rows: list[dict[str, Any]] = []
+        self.best_loss = float("inf")
+        self.best_epoch = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+        if ckpt is not None:
+            self._load_state(ckpt)
+
+    def _check_resume(self, ckpt: dict[str, Any]) -> None:
+        old = ckpt.get("config")
+        if not isinstance(old, dict):
+            raise ConfigError(f"{self.run_dir / CHECKPOINT_NAME} has no training config")
+        diffs = []
+        for sec in self.cfg:
+            a, b = old.get(sec), self.cfg[sec]
+            if sec == "model":
+                # the stored model config is resolved; compare only what the user set
+                a = {k: a.get(k) for k in b} if isinstance(a, dict) else a
+            if sec == "training":
+                a = {k: v for k, v in (a or {}).items() if k not in _RESUME_FREE}
+                b = {k: v for k, v in b.items() if k not in _RESUME_FREE}
+            diffs += _config_diff(a, b, f"{sec}.")
+        if diffs:
+            raise ConfigError(
+                f"cannot resume {self.run_dir}: the config differs from the run's "
+                f"({'; '.join(diffs)}). Use the original config (only training.epochs, "
+                f"{', '.join(sorted(_RESUME_FREE - {'epochs'}))} may change) or a new --out"
+            )
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model_state"])
+        self.optimizer.load_state_dict(ckpt["optimizer_state"])
+        if self.lr_sched is not None and ckpt.get("lr_scheduler_state") is not None:
+            self.lr_sched.load_state_dict(ckpt["lr_scheduler_state"])
+        self.lam_sched.load_state_dict(ckpt["lambda_scheduler_state"])
+        if self.ema is not None:
+            self.ema = {k: v.to(self.device) for k, v in ckpt["ema_state"].items()}
+        self.shuffle_gen.set_state(ckpt["shuffle_generator"])
+        self.subsample_gen.set_state(ckpt["subsample_generator"])
+        _set_rng_state(ckpt["rng"])
+        self.epoch = int(ckpt["epoch"])
+        self.step = int(ckpt["step"])
+        self.rows = list(ckpt["metrics_rows"])
+        self.best_loss = float(ckpt["best_loss"])
+        self.best_epoch = int(ckpt["best_epoch"])
+        self.best_state = ckpt.get("best_state")
+        self.bad_epochs = int(ckpt["bad_epochs"])
+
+    def _checkpoint(self) -> dict[str, Any]:
+        from gnnff.potentials import save_checkpoint_dict
+
+        return save_checkpoint_dict(
+            self.model,
+            training_summary=None,
+            ema_state=None if self.ema is None else {k: v.cpu() for k, v in self.ema.items()},
+            use_ema_for_export=self.ema is not None,
+            config=copy.deepcopy(self.cfg),
+            optimizer_state=self.optimizer.state_dict(),
+            lr_scheduler_state=None if self.lr_sched is None else self.lr_sched.state_dict(),
+            lambda_scheduler_state=self.lam_sched.state_dict(),
+            shuffle_generator=self.shuffle_gen.get_state(),
+            subsample_generator=self.subsample_gen.get_state(),
+            rng=_rng_state(),
+            epoch=self.epoch,
+            step=self.step,
+            metrics_rows=self.rows,
+            best_loss=self.best_loss,
+            best_epoch=self.best_epoch,
+            best_state=self.best_state,
+            bad_epochs=self.bad_epochs,
+        )
+
+    # ---------------------------------------------------------------- one step
+    def lambda_now(self) -> float:
+        if not self.cfg["decorrelation"]["enabled"]:
+            return 0.0
+        return float(self.lam_sched.value(self.step))
+
+    def compute_loss(
+        self, batch: Batch, lam: float
+    ) -> tuple[torch.Tensor, dict[str, Any], dict[str, torch.Tensor], torch.Tensor | None]:
+        """(loss, predictions, loss terms, per-layer L_corr or None) for one batch."""
+        dc = self.cfg["decorrelation"]
+        want_corr = dc["enabled"] and (lam != 0.0 or self.lam_sched.needs_losses)
+        out = predict(self.model, batch, forces=True,
+                      stress=self.use_stress and batch.stress is not None,
+                      create_graph=True, features=want_corr)
+        terms = loss_terms(out, batch)
+        lo = self.cfg["loss"]
+        loss = lo["energy_weight"] * terms["energy"] + lo["forces_weight"] * terms["forces"]
+        if "stress" in terms:
+            loss = loss + lo["stress_weight"] * terms["stress"]
+        per_layer = None
+        if want_corr:
+            feats = [out["features"][k] for k in self.corr_layers]
+            if lam == 0.0:
+                feats = [f.detach() for f in feats]
+            lc, per_layer = decorrelation_loss(feats, dc["max_edges"], self.subsample_gen)
+            terms["corr"] = lc
+            if lam != 0.0:
+                loss = loss + lam * lc
+        return loss, out, terms, per_layer
+
+    def _ema_update(self) -> None:
+        if self.ema is None:
+            return
+        decay = self.cfg["training"]["ema_decay"]
+        with torch.no_grad():
+            for k, v in self.model.state_dict().items():
+                if v.dtype.is_floating_point:
+                    self.ema[k].mul_(decay).add_(v, alpha=1 - decay)
+                else:
+                    self.ema[k].copy_(v)
+
+    def eval_state(self) -> dict[str, torch.Tensor]:
+        """The weights used for validation and export (EMA when enabled)."""
+        if self.ema is not None:
+            return {k: v.detach().clone() for k, v in self.ema.items()}
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _eval_model(self, state: dict[str, torch.Tensor] | None = None):
+        if state is None and self.ema is None:
+            return self.model
+        m = copy.deepcopy(self.model)
+        m.load_state_dict(state if state is not None else self.ema)
+        return m
+
+    def evaluate_split(self, structs: list[Structure], state=None):
+        return evaluate(
+            self._eval_model(state), structs, self.cfg["training"]["valid_batch_size"],
+            self.dtype, str(self.device), self.use_stress, self.cfg["loss"],
+        )
+
+    # ---------------------------------------------------------------- epochs
+    def train_epoch(self) -> dict[str, Any]:
+        tr = self.cfg["training"]
+        train = self.data["train"]
+        self.model.train()
+        perm = torch.randperm(len(train), generator=self.shuffle_gen).tolist()
+        stats = ErrorStats()
+        loss_sum, corr_sum, corr_n = 0.0, None, 0
+        lam = 0.0
+        bar = None
+        if tr["progress"]:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}", leave=False)
+        for start in range(0, len(perm), tr["batch_size"]):
+            chunk = [train[k] for k in perm[start : start + tr["batch_size"]]]
+            batch = collate(chunk, self.dtype, self.device)
+            lam = self.lambda_now()
+            loss, out, terms, per_layer = self.compute_loss(batch, lam)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tr["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), tr["grad_clip"])
+            self.optimizer.step()
+            self._ema_update()
+            if per_layer is not None:
+                self.lam_sched.observe(
+                    float(terms["forces"].detach()), float(terms["corr"].detach())
+                )
+                pl = per_layer.detach().double().cpu()
+                corr_sum = pl if corr_sum is None else corr_sum + pl
+                corr_n += 1
+            self.step += 1
+            stats.add_batch(out, batch)
+            loss_sum += float(loss.detach()) * len(chunk)
+            if bar is not None:
+                bar.set_postfix(loss=f"{float(loss.detach()):.4g}", lam=f"{lam:.3g}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        res = {f"train_{k}": v for k, v in stats.summary().items()}
+        res["train_loss"] = loss_sum / len(train)
+        res["lambda"] = lam
+        if corr_sum is not None:
+            per = (corr_sum / corr_n).tolist()
+            res["train_lcorr"] = float(np.mean(per))
+            for k, layer in enumerate(self.corr_layers):
+                res[f"train_lcorr_l{layer % self.model.num_layers}"] = per[k]
+        return res
+
+    def fit(self) -> dict[str, Any]:
+        tr = self.cfg["training"]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.resume:
+            self.log(
+                f"training on {len(self.data['train'])} structures, validating on "
+                f"{len(self.data['valid'])}; species {self.model.species}, "
+                f"decorrelation {'on' if self.cfg['decorrelation']['enabled'] else 'off'}"
+            )
+        stop = False
+        while self.epoch < tr["epochs"] and not stop:
+            t0 = time.perf_counter()
+            row: dict[str, Any] = {"epoch": self.epoch + 1,
+                                   "lr": self.optimizer.param_groups[0]["lr"]}
+            row.update(self.train_epoch())
+            valid, _ = self.evaluate_split(self.data["valid"])
+            row.update({f"valid_{k}": v for k, v in valid.items()})
+            if not math.isfinite(row["train_loss"]):
+                raise FloatingPointError(
+                    f"training loss became {row['train_loss']} in epoch {self.epoch + 1}; lower "
+                    "optim.lr or set training.grad_clip"
+                )
+            if isinstance(self.lr_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.lr_sched.step(valid["loss"])
+            elif self.lr_sched is not None:
+                self.lr_sched.step()
+            if valid["loss"] < self.best_loss:
+                self.best_loss, self.best_epoch = valid["loss"], self.epoch + 1
+                self.best_state = {k: v.cpu() for k, v in self.eval_state().items()}
+                self.bad_epochs = 0
+            else:
+                self.bad_epochs += 1
+            self.epoch += 1
+            row["epoch_seconds"] = time.perf_counter() - t0
+            self.rows.append(row)
+            self._write_metrics()
+            ckpt = self._checkpoint()
+            atomic_write(self.run_dir / CHECKPOINT_NAME, lambda p, c=ckpt: torch.save(c, p))
+            self.log(
+                f"epoch {row['epoch']}: valid E {valid.get('energy_mae', float('nan')):.2f} "
+                f"meV/atom, F {valid.get('force_mae', float('nan')):.1f} meV/A, "
+                f"L_corr {valid['lcorr']:.4f}, lambda {row['lambda']:.4g}, "
+                f"{row['epoch_seconds']:.1f} s"
+            )
+            patience = tr["early_stopping_patience"]
+            if patience and self.bad_epochs >= patience:
+                self.log(f"early stopping: no valid improvement for {patience} epochs")
+                stop = True
+        return self.finish()
+
+    def _write_metrics(self) -> None:
+        keys: list[str] = []
+        for r in self.rows:
+            keys += [k for k in r if k not in keys]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys, restval="")
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()})
+        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the chosen weights, write plots, summary.json and the exported model.pt."""
+        from gnnff.potentials import export_model
+
+        from .plots import plot_correlation, plot_curves
+
+        use_best = self.cfg["training"]["export"] == "best" and self.best_state is not None
+        state = self.best_state if use_best else self.eval_state()
+        final = self._eval_model(state)
+        valid, acc = evaluate(final, self.data["valid"], self.cfg["training"]["valid_batch_size"],
+                              self.dtype, str(self.device), self.use_stress, self.cfg["loss"])
+        test = None
+        if "test" in self.data:
+            test, _ = evaluate(final, self.data["test"], self.cfg["training"]["valid_batch_size"],
+                               self.dtype, str(self.device), self.use_stress, self.cfg["loss"])
+        summary = {
+            "data": {k: {"path": self.cfg["data"][k], "sha256": h}
+                     for k, h in self.data_hashes.items()},
+            "decorrelation": copy.deepcopy(self.cfg["decorrelation"]),
+            "loss": copy.deepcopy(self.cfg["loss"]),
+            "seed": self.cfg["training"]["seed"],
+            "epochs_run": self.epoch,
+            "weights": "best" if use_best else "last",
+            "best_epoch": self.best_epoch,
+            "ema": self.ema is not None,
+            "final_valid": valid,
+            "final_lcorr": valid["lcorr"],
+            "final_lcorr_per_layer": [valid[f"lcorr_l{k}"] for k in range(len(acc.n))],
+        }
+        if test is not None:
+            summary["final_test"] = test
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        try:
+            plot_curves(self.rows, self.run_dir / "curves.png")
+            plot_correlation(acc.matrices(), self.run_dir / "correlation.png")
+        except Exception as exc:  # plots must never lose a finished run
+            self.log(f"warning: plotting failed: {exc}")
+        export_model(final, self.run_dir / "model.pt", dtype="float64", training_summary=summary)
+        self.summary = summary
+        return summary
