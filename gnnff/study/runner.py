@@ -170,50 +170,57 @@ def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
 
 
 def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
-    """Run (or continue) the whole study into ``out_dir``; returns the summary."""
+    """Run (or continue) the whole study into ``out_dir``; returns the summary.
+
+    Models are trained seed by seed (so a complete family x variant set exists early); as soon
+    as a model is trained its evaluation and MD runs are queued behind the training units.
+    """
+    from tqdm import tqdm
+
     from gnnff.study.summary import summarize_study
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study_config.json", cfg)
     _ensure_data(cfg, log)
-    models = model_units(cfg)
-    jobs = max(1, int(cfg["jobs"]))
+    models = sorted(model_units(cfg), key=lambda m: (m.seed, m.family, m.variant))
+    md_by_model: dict[ModelUnit, list[MDUnit]] = {}
+    for u in md_units(cfg, models):
+        md_by_model.setdefault(u.model, []).append(u)
     os.environ.setdefault("OMP_NUM_THREADS", str(cfg["threads"]))
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futs = {pool.submit(train_unit, cfg, m, str(out / "train" / m.id)): m for m in models}
-        _drain(futs, "train", log, t0)
-        futs = {}
-        for m in models:
-            model_path = out / "train" / m.id / "model.pt"
-            target = out / "eval" / f"{m.id}.json"
-            if model_path.is_file() and not target.is_file():
-                futs[pool.submit(eval_unit, cfg, str(model_path), str(target))] = m
-        _drain(futs, "eval", log, t0)
-        futs = {}
-        for u in md_units(cfg, models):
-            model_path = out / "train" / u.model.id / "model.pt"
-            if model_path.is_file():
-                futs[pool.submit(md_unit, cfg, u, str(model_path),
-                                 str(out / "md" / u.model.id / u.id))] = u
-        _drain(futs, "md", log, t0)
-    return summarize_study(cfg, out)
-
-
-def _drain(futs: dict, kind: str, log, t0: float) -> None:
-    from tqdm import tqdm
-
-    errors = []
-    for fut in tqdm(as_completed(futs), total=len(futs), desc=kind, unit="unit"):
-        unit = futs[fut]
-        try:
-            fut.result()
-        except Exception as exc:
-            errors.append(f"{kind} {unit.id}: {type(exc).__name__}: {exc}")
-            log(f"[{time.perf_counter() - t0:7.0f} s] {errors[-1]}")
+    errors: list[str] = []
+    total = len(models) * 2 + sum(len(v) for v in md_by_model.values())
+    bar = tqdm(total=total, desc="study", unit="unit")
+    with ProcessPoolExecutor(max_workers=max(1, int(cfg["jobs"]))) as pool:
+        pending = {pool.submit(train_unit, cfg, m, str(out / "train" / m.id)): ("train", m)
+                   for m in models}
+        while pending:
+            fut = next(as_completed(pending))
+            kind, unit = pending.pop(fut)
+            bar.update()
+            try:
+                fut.result()
+            except Exception as exc:
+                errors.append(f"{kind} {unit.id}: {type(exc).__name__}: {exc}")
+                log(f"[{time.perf_counter() - t0:7.0f} s] {errors[-1]}")
+                if kind == "train":
+                    bar.update(1 + len(md_by_model.get(unit, [])))
+                continue
+            if kind == "train":
+                model_path = str(out / "train" / unit.id / "model.pt")
+                target = out / "eval" / f"{unit.id}.json"
+                if target.is_file():
+                    bar.update()
+                else:
+                    pending[pool.submit(eval_unit, cfg, model_path, str(target))] = ("eval", unit)
+                for u in md_by_model.get(unit, []):
+                    pending[pool.submit(md_unit, cfg, u, model_path,
+                                        str(out / "md" / unit.id / u.id))] = ("md", u)
+    bar.close()
     if errors:
-        log(f"{len(errors)} {kind} unit(s) failed; rerun the study to retry them")
+        log(f"{len(errors)} unit(s) failed; run the study again to retry them")
+    return summarize_study(cfg, out)
 
 
 def _ensure_data(cfg: dict, log) -> None:
