@@ -18,6 +18,11 @@ def register(subparsers) -> None:
     r.add_argument("--groups", type=int, default=2000,
                    help="synthetic attention groups of 10-60 logits (default 2000)")
     r.add_argument("--seed", type=int, default=0, help="seed of the synthetic logits")
+    r.add_argument("--model", default=None,
+                   help="an allegro-attn model file: report on its own attention logits too")
+    r.add_argument("--data", default=None,
+                   help="labelled extxyz for --model: energy/force MAE with each backend")
+    r.add_argument("--max-frames", type=int, default=20, help="frames of --data used")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
     r.add_argument("--out", default="lut_report",
                    help="folder for report.json and error_vs_d.png (default ./lut_report)")
@@ -34,6 +39,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ValueError(f"--groups must be >= 1, got {args.groups}")
     report = lut_report(bits=tuple(sorted(set(args.bits))), seed=args.seed,
                         num_groups=args.groups)
+    if (args.model is None) != (args.data is None):
+        raise ValueError("--model and --data go together (a model file and labelled extxyz)")
+    if args.model:
+        report["model"] = _model_section(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", report)
@@ -50,5 +59,35 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"{row['backend']:<10}{row['bits']:>5}{row['table_bytes']:>9}"
               f"{row['max_abs_err']:>11.2e}{row['mean_abs_err']:>11.2e}"
               f"{row['max_sum_err']:>12.2e}{row['kl']:>11.2e}")
+    if "model" in report:
+        m = report["model"]
+        print(f"\nmodel {m['model']} on {m['frames']} frames of {m['data']}")
+        print(f"{'backend':<10}{'bits':>5}{'max|err|':>11}{'KL':>10}{'E MAE':>9}{'F MAE':>9}"
+              f"{'max dE':>9}{'max dF':>9}   (meV/atom, meV/A)")
+        for row in m["results"]:
+            lg = row.get("logits", {})
+            print(f"{row['backend']:<10}{str(row['bits']):>5}"
+                  f"{lg.get('max_abs_err', 0):>11.2e}{lg.get('kl', 0):>10.2e}"
+                  f"{row['energy_mae']:>9.2f}{row['force_mae']:>9.1f}"
+                  f"{row['max_denergy_vs_float']:>9.3f}{row['max_dforce_vs_float']:>9.2f}")
     print(f"wrote {out / 'report.json'} and {png}")
     return 0
+
+
+def _model_section(args: argparse.Namespace) -> dict:
+    import ase.io
+
+    from gnnff.lut_accel.backends import make_softmax_backend
+    from gnnff.lut_accel.report import softmax_error_stats
+    from gnnff.potentials.softmax_eval import attention_logits, backend_errors
+
+    frames = ase.io.read(args.data, index=f":{args.max_frames}")
+    logits, segment, groups = attention_logits(args.model, frames)
+    rows = backend_errors(args.model, frames)
+    for row in rows:
+        if row["backend"] != "float":
+            backend = make_softmax_backend(row["backend"], row["bits"])
+            row["logits"] = softmax_error_stats(logits, segment, groups, backend)
+    return {"model": str(args.model), "data": str(args.data), "frames": len(frames),
+            "attention_groups": groups, "attention_logits": int(logits.numel()),
+            "results": rows}

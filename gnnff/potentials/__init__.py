@@ -4,6 +4,7 @@ exported TorchScript model file (docs/model_contract.md)."""
 from .config import FAMILIES, default_model_config, resolve_model_config
 from .export import (
     ExportedModel,
+    eager_from_file,
     export_model,
     load,
     load_checkpoint,
@@ -24,6 +25,7 @@ __all__ = [
     "export_model",
     "load",
     "load_checkpoint",
+    "eager_from_file",
     "model_from_checkpoint",
     "neighbor_list",
     "read_metadata",

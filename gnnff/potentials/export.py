@@ -268,3 +268,22 @@ def load(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any
     extra = {"metadata.json": ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     return module.eval(), meta
+
+
+def eager_from_file(path: str | os.PathLike) -> GNNFFModel:
+    """Rebuild the eager model of an exported file (config from its metadata, weights from the
+    TorchScript module), e.g. to re-export it with another softmax backend or to inspect it."""
+    module, meta = load(path)
+    cfg = copy.deepcopy(meta["hyperparameters"])
+    model = build_model(cfg)
+    state = {k.removeprefix("model."): v for k, v in module.state_dict().items()}
+    # LUT tables are buffers of the backend the file was exported with: rebuild with float
+    own = model.state_dict()
+    state = {k: v for k, v in state.items() if k in own}
+    model.load_state_dict(state, strict=False)
+    missing = [k for k in own if k not in state and ".softmax." not in k]
+    if missing:
+        raise ValueError(f"{path}: weights missing for {missing[:5]}; the file does not match "
+                         "its own metadata")
+    dtype = getattr(torch, meta.get("dtype", "float64"))
+    return model.to(dtype).eval()
