@@ -129,31 +129,9 @@ def sio2_like_cell(rep: tuple[int, int, int] = (2, 2, 2), seed: int = 0, rattle:
 
 
 def write_lammps_data(atoms, path: str | Path, species: tuple[str, ...]) -> Path:
-    """Write ``atoms`` (lower-triangular cell) as a LAMMPS atomic data file; atom types follow
-    ``species`` order, positions are written unchanged (full precision)."""
-    from ase.data import atomic_masses, atomic_numbers
+    from gnnff.lammps_geometry import write_lammps_data as write
 
-    cell = np.asarray(atoms.cell)
-    if abs(cell[0, 1]) + abs(cell[0, 2]) + abs(cell[1, 2]) > 1e-12:
-        raise ValueError("cell must be lower-triangular (LAMMPS form)")
-    lines = ["gnnff test structure", "", f"{len(atoms)} atoms", f"{len(species)} atom types", ""]
-    lines += [
-        f"0.0 {cell[0, 0]:.17g} xlo xhi",
-        f"0.0 {cell[1, 1]:.17g} ylo yhi",
-        f"0.0 {cell[2, 2]:.17g} zlo zhi",
-        f"{cell[1, 0]:.17g} {cell[2, 0]:.17g} {cell[2, 1]:.17g} xy xz yz",
-        "",
-        "Masses",
-        "",
-    ]
-    lines += [f"{k + 1} {atomic_masses[atomic_numbers[s]]:.6f}" for k, s in enumerate(species)]
-    lines += ["", "Atoms # atomic", ""]
-    sym = atoms.get_chemical_symbols()
-    for k, p in enumerate(atoms.positions):
-        t = species.index(sym[k]) + 1
-        lines.append(f"{k + 1} {t} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g}")
-    Path(path).write_text("\n".join(lines) + "\n")
-    return Path(path)
+    return write(atoms, path, species)
 
 
 def reference_results(model_path: str | Path, atoms) -> dict:

@@ -9,7 +9,8 @@ from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 
 from gnnff.calculators import GNNFFCalculator, load_pretrained
-from gnnff.data.structures import composition_counts, lammps_cell, random_packing
+from gnnff.data.structures import composition_counts, random_packing
+from gnnff.lammps_geometry import lammps_cell
 from gnnff.potentials import build_model, export_model
 
 

@@ -7,6 +7,7 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 from ase.spacegroup import crystal
 
+
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 
 
@@ -64,27 +65,3 @@ def scale_density(atoms: Atoms, factor: float) -> Atoms:
 
 def density_g_cm3(atoms: Atoms) -> float:
     return float(atoms.get_masses().sum() * AMU_PER_A3_TO_G_PER_CM3 / atoms.get_volume())
-
-
-def lammps_cell(atoms: Atoms) -> Atoms:
-    """Copy of ``atoms`` rotated into LAMMPS' lower-triangular cell convention
-    (a along x, b in the xy plane) with tilts reduced to |xy| <= lx/2 etc."""
-    a, b, c = atoms.cell.array
-    lx = np.linalg.norm(a)
-    xy = b @ a / lx
-    ly = np.sqrt(b @ b - xy**2)
-    xz = c @ a / lx
-    yz = (b @ c - xy * xz) / ly
-    lz = np.sqrt(c @ c - xz**2 - yz**2)
-    cell = np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
-    # reduce tilts: the same lattice, LAMMPS-acceptable skew
-    cell[2] -= np.round(cell[2, 1] / cell[1, 1]) * cell[1]
-    cell[2] -= np.round(cell[2, 0] / cell[0, 0]) * cell[0]
-    cell[1] -= np.round(cell[1, 0] / cell[0, 0]) * cell[0]
-    frac = atoms.get_scaled_positions(wrap=True)
-    out = atoms.copy()
-    out.set_cell(np.array([[lx, 0, 0], [xy, ly, 0], [xz, yz, lz]]))
-    out.set_scaled_positions(frac)
-    out.set_cell(cell, scale_atoms=False)
-    out.wrap()
-    return out
