@@ -1,10 +1,11 @@
 # gnnff: one-command setup, tests, demo and benchmarks.
 PY      ?= python3
 VENV    := .venv
+BENCH_VENV := .venv-bench
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.gnnff-setup-stamp
 
-.PHONY: setup test demo bench lint clean
+.PHONY: setup test demo bench bench-env lint clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -25,11 +26,15 @@ test: setup
 demo: setup
 	$(VENV)/bin/gnnff demo --out demo_out
 
-bench: setup
+# torch 2.13.0 + nequip + nequip-allegro + gnnff in a separate env, for the anchor comparison
+bench-env:
+	bash benchmarks/nequip_env.sh
+
+bench: setup bench-env
 	$(VENV)/bin/python benchmarks/run_all.py
 
 lint: setup
 	$(VENV)/bin/ruff check gnnff tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) demo_out build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) demo_out build *.egg-info

@@ -180,7 +180,11 @@ def export_model(
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    m = copy.deepcopy(model).cpu().eval()
+    # rebuild from the config rather than deep-copying: a deep copy of scripted e3nn pieces
+    # fails in processes where other packages changed e3nn's global settings
+    m = build_model(copy.deepcopy(model.config))
+    m.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    m = m.eval()
     spec = _softmax_spec(softmax, m)
     if softmax is not None:
         if m.family != "allegro-attn":

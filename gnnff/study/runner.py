@@ -172,8 +172,9 @@ def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
 def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
     """Run (or continue) the whole study into ``out_dir``; returns the summary.
 
-    Models are trained seed by seed (so a complete family x variant set exists early); as soon
-    as a model is trained its evaluation and MD runs are queued behind the training units.
+    Models are trained seed by seed. At most ``jobs`` units run at once, and a finished model's
+    evaluation and MD runs go ahead of the remaining training units, so complete results for
+    the first seed arrive early and an interrupted study has as many finished rows as possible.
     """
     from tqdm import tqdm
 
@@ -192,12 +193,18 @@ def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
     errors: list[str] = []
     total = len(models) * 2 + sum(len(v) for v in md_by_model.values())
     bar = tqdm(total=total, desc="study", unit="unit")
-    with ProcessPoolExecutor(max_workers=max(1, int(cfg["jobs"]))) as pool:
-        pending = {pool.submit(train_unit, cfg, m, str(out / "train" / m.id)): ("train", m)
-                   for m in models}
-        while pending:
-            fut = next(as_completed(pending))
-            kind, unit = pending.pop(fut)
+    # queue entries: (kind, unit, function, args); follow-up work is put in front
+    queue: list[tuple] = [("train", m, train_unit, (cfg, m, str(out / "train" / m.id)))
+                          for m in models]
+    jobs = max(1, int(cfg["jobs"]))
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        running: dict = {}
+        while queue or running:
+            while queue and len(running) < jobs:
+                kind, unit, fn, fargs = queue.pop(0)
+                running[pool.submit(fn, *fargs)] = (kind, unit)
+            fut = next(as_completed(running))
+            kind, unit = running.pop(fut)
             bar.update()
             try:
                 fut.result()
@@ -207,16 +214,18 @@ def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
                 if kind == "train":
                     bar.update(1 + len(md_by_model.get(unit, [])))
                 continue
-            if kind == "train":
-                model_path = str(out / "train" / unit.id / "model.pt")
-                target = out / "eval" / f"{unit.id}.json"
-                if target.is_file():
-                    bar.update()
-                else:
-                    pending[pool.submit(eval_unit, cfg, model_path, str(target))] = ("eval", unit)
-                for u in md_by_model.get(unit, []):
-                    pending[pool.submit(md_unit, cfg, u, model_path,
-                                        str(out / "md" / unit.id / u.id))] = ("md", u)
+            if kind != "train":
+                continue
+            model_path = str(out / "train" / unit.id / "model.pt")
+            follow = []
+            target = out / "eval" / f"{unit.id}.json"
+            if target.is_file():
+                bar.update()
+            else:
+                follow.append(("eval", unit, eval_unit, (cfg, model_path, str(target))))
+            follow += [("md", u, md_unit, (cfg, u, model_path, str(out / "md" / unit.id / u.id)))
+                       for u in md_by_model.get(unit, [])]
+            queue[:0] = follow
     bar.close()
     if errors:
         log(f"{len(errors)} unit(s) failed; run the study again to retry them")
