@@ -1,11 +1,17 @@
-"""pair_style gnnff (C++ plugin, toy many-body TorchScript model by default) against
-pair_style tersoff (SiO.tersoff) on the same SiO2 cells, 1 and 2 MPI ranks.
+"""pair_style gnnff (C++ plugin) against the ASE calculator on the same model and cells, and
+pair_style tersoff (SiO.tersoff), on alpha-quartz SiO2 cells of ~1.3k and ~11.7k atoms.
 
-Figure: atom-steps/s = atoms x steps / wall time of a `run N pre no post no` call, median over
-repeats after warm-up; each timed call records how much CPU other processes used meanwhile
-(``psutil``; this run's own ranks excluded) and calls above 15 % are dropped.
+    python benchmarks/bench_lammps.py [--quick] [--model MODEL.pt] [--dtype float32]
 
-    python benchmarks/bench_lammps.py [--quick] [--model MODEL.pt]
+Default model: an untrained gnnff allegro model (default 'small' config: 2 layers, l_max 1,
+32 scalars, 8 tensors, MLP [64]) exported in float32. Figure: atom-steps/s of NVE
+velocity-Verlet MD = atoms x steps / wall time, median over repeats after warm-up. LAMMPS runs
+`run N pre no post no` on 1 and 2 MPI ranks (torch single-threaded per rank); ASE runs
+``VelocityVerlet.run(N)`` with the GNNFFCalculator on 1 and 2 torch threads (the same cores).
+Each timed call records how much CPU other processes used meanwhile (this run's own ranks
+excluded) and calls above 15 % of the machine are dropped. Derived columns: ``x_2_vs_1``
+(2 ranks or threads over 1), ``plugin_x_ase`` (plugin over ASE at equal core count) and
+``x_slower_than_tersoff``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,17 +27,29 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DATA = REPO / "examples" / "lammps" / "sio2_quartz.data"  # 324 atoms
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(REPO))
+
+from timing import (  # noqa: E402
+    busy_columns,
+    machine_busy_s,
+    others_pct,
+    own_cpu_s,
+    summarize,
+    timed_calls,
+)
+
+DATA = REPO / "examples" / "lammps" / "sio2_quartz.data"  # 324 atoms, types 1 O, 2 Si
 SIZES = {"1.3k": (2, 2, 1), "11.7k": (3, 3, 4)}
-BUSY_PCT = 15.0
+TYPE_SYMBOLS = {1: "O", 2: "Si"}
+TIMESTEP_PS = 0.0005
+MIN_WARMUP_CALLS = 5  # a TorchScript module needs ~3-4 calls to reach its optimised graph
 
 
 def _worker(spec: dict) -> None:
-    """Body of each MPI rank: set up, warm up, time `repeats` calls; rank 0 prints JSON."""
-    import psutil
+    """Body of each MPI rank: set up, warm up, time ``repeats`` runs; rank 0 prints JSON."""
     from mpi4py import MPI
 
-    sys.path.insert(0, str(REPO))
     from gnnff.lammps_lib import new_lammps, potential_file
 
     comm = MPI.COMM_WORLD
@@ -45,35 +62,28 @@ def _worker(spec: dict) -> None:
     rx, ry, rz = spec["replicate"]
     for line in ["units metal", "atom_style atomic", "boundary p p p", "newton on",
                  f"read_data {DATA}", f"replicate {rx} {ry} {rz}", *pair,
-                 "velocity all create 300 12345 loop geom", "timestep 0.0005",
-                 "fix nve all nve", "thermo 0", f"run {spec['steps']}"]:  # fmt: skip
+                 "velocity all create 300 12345 loop geom", f"timestep {TIMESTEP_PS}",
+                 "fix nve all nve", "thermo 0",
+                 f"run {max(spec['steps'], MIN_WARMUP_CALLS)}"]:  # fmt: skip
         lmp.command(line)  # the last line is the warm-up (includes setup)
-    proc = psutil.Process()
-    natoms = int(lmp.get_natoms())
     samples = []
     for _ in range(spec["repeats"]):
-        c = proc.cpu_times()
-        own0 = c.user + c.system
-        m = psutil.cpu_times()
-        mach0 = m.user + m.system + getattr(m, "nice", 0.0)
+        own0, mach0 = own_cpu_s(), machine_busy_s()
         comm.Barrier()
         t0 = time.perf_counter()
         lmp.command(f"run {spec['steps']} pre no post no")
         comm.Barrier()
         dt = time.perf_counter() - t0
-        c = proc.cpu_times()
-        own = comm.allreduce(c.user + c.system - own0)
-        m = psutil.cpu_times()
-        mach = m.user + m.system + getattr(m, "nice", 0.0) - mach0
-        others = 100.0 * max(0.0, mach - own) / (dt * (psutil.cpu_count() or 1))
-        samples.append((dt, others))
+        own = comm.allreduce(own_cpu_s() - own0)  # all ranks of this run are "us"
+        samples.append((dt, others_pct(machine_busy_s() - mach0, own, dt)))
+    natoms = int(lmp.get_natoms())
     lmp.close()
     if comm.Get_rank() == 0:
         print("BENCH " + json.dumps({"natoms": natoms, "samples": samples}), flush=True)
 
 
-def _measure(style: str, size: str, nprocs: int, steps: int, repeats: int, model: str,
-             plugin: str) -> dict:  # fmt: skip
+def _lammps(style: str, size: str, nprocs: int, steps: int, repeats: int, model: str,
+            plugin: str) -> dict:  # fmt: skip
     spec = {"style": style, "replicate": SIZES[size], "steps": steps, "repeats": repeats,
             "model": model, "plugin": plugin}  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -85,64 +95,110 @@ def _measure(style: str, size: str, nprocs: int, steps: int, repeats: int, model
     if line is None:
         raise RuntimeError(f"benchmark worker failed:\n{out.stderr[-3000:]}")
     res = json.loads(line[6:])
-    quiet = [dt for dt, busy in res["samples"] if busy <= BUSY_PCT]
-    kept = quiet or [dt for dt, _ in res["samples"]]
-    med = statistics.median(kept)
-    return {
-        "bench": "lammps", "style": style, "atoms": res["natoms"], "ranks": nprocs,
-        "steps": steps, "median_s": med,
-        "atom_steps_per_s": res["natoms"] * steps / med,
-        "kept": len(kept), "dropped_busy": len(res["samples"]) - len(quiet) if quiet else 0,
-        "all_busy": not quiet,
-        "max_others_pct": round(max(b for _, b in res["samples"]), 1),
-    }  # fmt: skip
+    return {"natoms": res["natoms"], **summarize([tuple(s) for s in res["samples"]])}
 
 
-def run(quick: bool = False, model: str | None = None) -> list[dict]:
-    """Rows of atom-steps/s for gnnff and tersoff at both sizes on 1 and 2 ranks."""
+def _ase_cell(size: str):
+    import ase.io
+
+    atoms = ase.io.read(DATA, format="lammps-data", atom_style="atomic")
+    atoms.set_chemical_symbols([TYPE_SYMBOLS[int(t)] for t in atoms.arrays["type"]])
+    return atoms.repeat(SIZES[size])
+
+
+def _ase(model: str, size: str, threads: int, steps: int, repeats: int) -> dict:
+    import numpy as np
+    import torch
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    from gnnff.calculators import GNNFFCalculator
+
+    torch.set_num_threads(threads)
+    atoms = _ase_cell(size)
+    atoms.calc = GNNFFCalculator(model)
+    rng = np.random.default_rng(12345)  # Maxwell-Boltzmann momenta at 300 K
+    sigma = np.sqrt(atoms.get_masses()[:, None] * units.kB * 300.0)
+    atoms.set_momenta(rng.normal(size=(len(atoms), 3)) * sigma)
+    dyn = VelocityVerlet(atoms, timestep=1e3 * TIMESTEP_PS * units.fs)
+    res = timed_calls(lambda: dyn.run(steps), repeats,
+                      warmup=-(-MIN_WARMUP_CALLS // steps))
+    return {"natoms": len(atoms), **res}
+
+
+def run(quick: bool = False, model: str | None = None, dtype: str = "float32") -> list[dict]:
+    """Rows of atom-steps/s: LAMMPS gnnff and tersoff on 1 and 2 ranks, ASE gnnff on 1 and 2
+    threads, at each size."""
+    from fixtures import export_untrained
+
     from gnnff.plugin.build import build_plugin
 
     plugin = str(build_plugin(quiet=True))
     tmp = tempfile.TemporaryDirectory()
+    label = "user model"
     if model is None:
-        sys.path.insert(0, str(REPO / "tests"))
-        import lammps_fixtures
-
-        model = str(lammps_fixtures.write_toy_model(Path(tmp.name) / "toy.pt"))
+        model = str(export_untrained(Path(tmp.name) / "allegro.pt", "allegro", dtype))
+        label = f"allegro small untrained {dtype}"
     repeats = 3 if quick else 5
     sizes = ["1.3k"] if quick else list(SIZES)
     rows = []
-    for size in sizes:
-        big = size != "1.3k"
-        for nprocs in (1, 2):
-            for style, steps in (("gnnff", 6 if big else 40), ("tersoff", 40 if big else 300)):
-                row = _measure(style, size, nprocs, steps, repeats, model, plugin)
-                rows.append(row)
-    for size in sizes:  # speed ratio gnnff / tersoff per (size, ranks)
-        for nprocs in (1, 2):
-            sel = {r["style"]: r for r in rows
-                   if r["ranks"] == nprocs and (r["atoms"] < 5000) == (size == "1.3k")}  # fmt: skip
-            if len(sel) == 2:
-                sel["gnnff"]["x_slower_than_tersoff"] = round(
-                    sel["tersoff"]["atom_steps_per_s"] / sel["gnnff"]["atom_steps_per_s"], 1
-                )
-    tmp.cleanup()
+    try:
+        for size in sizes:
+            big = size != "1.3k"
+            steps = {"gnnff": 2 if quick else (3 if big else 10),
+                     "tersoff": 100 if quick else (40 if big else 300),
+                     "ase": 2 if quick else (1 if big else 5)}
+            for par in (1, 2):
+                for code in ("lammps gnnff", "lammps tersoff", "ase gnnff"):
+                    n = steps[code.split()[-1] if code != "ase gnnff" else "ase"]
+                    if code == "ase gnnff":
+                        res = _ase(model, size, par, n, repeats)
+                    else:
+                        res = _lammps(code.split()[1], size, par, n, repeats, model, plugin)
+                    rows.append({"code": code, "model": "SiO.tersoff" if "tersoff" in code
+                                 else label, "atoms": res["natoms"],
+                                 "ranks" if code.startswith("lammps") else "threads": par,
+                                 "steps": n, "median_s": res["median_s"],
+                                 "atom_steps_per_s": res["natoms"] * n / res["median_s"],
+                                 **busy_columns(res)})
+    finally:
+        tmp.cleanup()
+    _derive(rows)
     return rows
+
+
+def _derive(rows: list[dict]) -> None:
+    def par(r):
+        return r.get("ranks", r.get("threads"))
+
+    idx = {(r["code"], r["atoms"], par(r)): r["atom_steps_per_s"] for r in rows}
+    for r in rows:
+        key = (r["code"], r["atoms"])
+        if par(r) == 2 and (*key, 1) in idx:
+            r["x_2_vs_1"] = round(r["atom_steps_per_s"] / idx[(*key, 1)], 2)
+        if r["code"] == "lammps gnnff":
+            ase = idx.get(("ase gnnff", r["atoms"], par(r)))
+            ters = idx.get(("lammps tersoff", r["atoms"], par(r)))
+            if ase:
+                r["plugin_x_ase"] = round(r["atom_steps_per_s"] / ase, 2)
+            if ters:
+                r["x_slower_than_tersoff"] = round(ters / r["atom_steps_per_s"], 1)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--model", help="gnnff model file (default: the toy many-body model)")
+    ap.add_argument("--quick", action="store_true", help="1.3k atoms only, short runs")
+    ap.add_argument("--model", help="gnnff model file (default: untrained allegro, small)")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                    help="dtype of the default model")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         _worker(json.loads(args.worker))
         return
-    sys.path.insert(0, str(HERE))
     from run_all import format_table
 
-    print(format_table(run(quick=args.quick, model=args.model)))
+    print(format_table(run(quick=args.quick, model=args.model, dtype=args.dtype)))
 
 
 if __name__ == "__main__":

@@ -172,9 +172,9 @@ def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
 def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
     """Run (or continue) the whole study into ``out_dir``; returns the summary.
 
-    Models are trained seed by seed. At most ``jobs`` units run at once, and a finished model's
-    evaluation and MD runs go ahead of the remaining training units, so complete results for
-    the first seed arrive early and an interrupted study has as many finished rows as possible.
+    Work goes seed by seed: all models of a seed are trained, then their evaluations and MD
+    runs, before the next seed's training (at most ``jobs`` units at once). Complete results
+    for the first seed arrive early, and an interrupted study has as many rows as possible.
     """
     from tqdm import tqdm
 
@@ -201,6 +201,7 @@ def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
         running: dict = {}
         while queue or running:
             while queue and len(running) < jobs:
+                queue.sort(key=_priority)  # stable: keeps submission order within a class
                 kind, unit, fn, fargs = queue.pop(0)
                 running[pool.submit(fn, *fargs)] = (kind, unit)
             fut = next(as_completed(running))
@@ -225,11 +226,17 @@ def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
                 follow.append(("eval", unit, eval_unit, (cfg, model_path, str(target))))
             follow += [("md", u, md_unit, (cfg, u, model_path, str(out / "md" / unit.id / u.id)))
                        for u in md_by_model.get(unit, [])]
-            queue[:0] = follow
+            queue += follow
     bar.close()
     if errors:
         log(f"{len(errors)} unit(s) failed; run the study again to retry them")
     return summarize_study(cfg, out)
+
+
+def _priority(entry: tuple) -> tuple[int, int]:
+    kind, unit = entry[0], entry[1]
+    model = unit if isinstance(unit, ModelUnit) else unit.model
+    return (model.seed, 0 if kind == "train" else 1)
 
 
 def _ensure_data(cfg: dict, log) -> None:
