@@ -17,6 +17,24 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 COINCIDENT_TOL = 1e-6  # A: two atoms closer than this are treated as the same place
 
 
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory in the heap instead of returning large blocks to the OS,
+    which makes every model call page-fault them back in (measured with the LAMMPS plugin at
+    11.7k atoms: 1.86 M faults and 5.4 s per step before, 3.1 s after).
+    ``GNNFF_KEEP_OS_MALLOC=1`` opts out; a no-op where glibc is not the allocator."""
+    import ctypes
+    import ctypes.util
+
+    if os.environ.get("GNNFF_KEEP_OS_MALLOC"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-4, 0)  # M_MMAP_MAX
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 class GNNFFCalculator(Calculator):
     """Energy (eV), per-atom energies, forces (eV/A) and stress (eV/A^3, Voigt xx yy zz yz xz
     xy) from a gnnff TorchScript model.
@@ -51,6 +69,7 @@ class GNNFFCalculator(Calculator):
         self.dtype = _DTYPES[dtype]
         self.module = module.to(device=self.device, dtype=self.dtype)
         self._index = {s: k for k, s in enumerate(self.species)}
+        keep_freed_memory()
 
     def species_indices(self, atoms: Atoms) -> np.ndarray:
         symbols = atoms.get_chemical_symbols()
