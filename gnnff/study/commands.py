@@ -16,6 +16,15 @@ def register(subparsers) -> None:
     s.add_argument("config")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_summarize)
+    b = sub.add_parser("bundle", help="ship a trained model in the package (with its figures)")
+    b.add_argument("model", help="exported model file (e.g. STUDY/train/<id>/model.pt)")
+    b.add_argument("--name", required=True, help="registry name, e.g. sio2-allegro-stable")
+    b.add_argument("--data", required=True, help="the data set folder (reference MD, tests)")
+    b.add_argument("--time-ps", type=float, default=5.0, help="length of each check run")
+    b.add_argument("--starts", type=int, default=2, help="starting structures per system")
+    b.add_argument("--temperature", type=float, default=1000.0)
+    b.add_argument("--out", default=None, help="folder for the check runs' reports")
+    b.set_defaults(func=_bundle)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -35,4 +44,28 @@ def _summarize(args: argparse.Namespace) -> int:
     cfg = load_study_config(args.config)
     summarize_study(cfg, args.out)
     print((__import__("pathlib").Path(args.out) / "summary.md").read_text())
+    return 0
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from gnnff.study.bundle import SMALL_TEST, bundle_model, stability_check, write_small_test_set
+    from gnnff.training.evaluation import evaluate_model_file
+
+    data = Path(args.data)
+    if not SMALL_TEST.is_file():
+        write_small_test_set(data)
+    out = Path(args.out or f"bundle_checks/{args.name}")
+    stab = stability_check(args.model, data, out, temperature=args.temperature,
+                           n_starts=args.starts, time_ps=args.time_ps)
+    evaluation = {}
+    for split in ("test_id", "ood_SiO1.55", "ood_SiO1.10"):
+        r = evaluate_model_file(args.model, data / f"{split}.extxyz")
+        evaluation[split] = {k: r[k] for k in ("energy_mae", "force_mae", "lcorr")}
+    path = bundle_model(args.model, args.name, stab, evaluation)
+    print(json.dumps({"bundled": str(path), "evaluation": evaluation,
+                      "mean_stability_index": stab["mean_stability_index"],
+                      "median_stable_ps": stab["median_stable_ps"]}, indent=2))
     return 0

@@ -1,0 +1,107 @@
+"""Ship trained models inside the package: re-export with their measured figures in metadata.
+
+A bundled model records how it was trained (its training summary), its energy/force MAE on
+the small test set committed beside it (``pretrained/sio2_test_small.extxyz``, which a test
+re-measures), and the Stability Index of the MD runs it was judged on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+PRETRAINED = Path(__file__).resolve().parent.parent / "potentials" / "pretrained"
+SMALL_TEST = PRETRAINED / "sio2_test_small.extxyz"
+
+
+def write_small_test_set(data_dir: str | Path, per_split: int = 6) -> Path:
+    """A few frames of every evaluation split (ID test and both OOD splits), for the test that
+    the bundled models still reproduce their recorded MAE."""
+    import ase.io
+    import numpy as np
+
+    frames = []
+    for split in ("test_id", "ood_SiO1.55", "ood_SiO1.10"):
+        src = ase.io.read(Path(data_dir) / f"{split}.extxyz", index=":")
+        for k in np.linspace(0, len(src) - 1, per_split).round().astype(int):
+            a = src[int(k)]
+            a.info["split"] = split
+            frames.append(a)
+    PRETRAINED.mkdir(parents=True, exist_ok=True)
+    ase.io.write(SMALL_TEST, frames, format="extxyz")
+    return SMALL_TEST
+
+
+def measure_small_test(model_path: str | Path) -> dict[str, float]:
+    from gnnff.training.evaluation import evaluate_model_file
+
+    res = evaluate_model_file(model_path, SMALL_TEST)
+    return {k: res[k] for k in ("energy_mae", "force_mae", "energy_rmse", "force_rmse")}
+
+
+def bundle_model(model_path: str | Path, name: str, stability: dict[str, Any] | None,
+                 evaluation: dict[str, Any] | None = None) -> Path:
+    """Re-export ``model_path`` as ``pretrained/<name>.pt`` with a ``bundle`` block in its
+    training metadata: registry name, small-test-set MAE, full evaluation, stability."""
+    from gnnff.potentials import eager_from_file, export_model, read_metadata
+
+    meta = read_metadata(model_path)
+    summary = dict(meta.get("training") or {})
+    out = PRETRAINED / f"{name}.pt"
+    summary["bundle"] = {
+        "name": name,
+        "source": Path(model_path).name,
+        "small_test_set": SMALL_TEST.name,
+        "small_test_mae": measure_small_test(model_path),
+        "evaluation": evaluation,
+        "stability": stability,
+        "units": {"energy_mae": "meV/atom", "force_mae": "meV/A"},
+    }
+    export_model(eager_from_file(model_path), out, dtype=meta.get("dtype", "float64"),
+                 training_summary=json.loads(json.dumps(summary)))
+    size = out.stat().st_size
+    if size > 5 * 1024 * 1024:
+        raise ValueError(f"{out} is {size / 1e6:.1f} MB: bundled models must stay under 5 MB")
+    return out
+
+
+def stability_check(model_path: str | Path, data_dir: str | Path, out_dir: str | Path,
+                    systems: tuple[str, ...] = ("SiO2", "SiO1.55", "SiO1.10"),
+                    temperature: float = 1000.0, n_starts: int = 2, time_ps: float = 5.0,
+                    jobs: int = 2) -> dict[str, Any]:
+    """NVT runs of one model from reference-MD starting structures, under the study's
+    stability criteria; returns ``summarize_runs`` of their reports plus the settings."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from gnnff.stability import summarize_runs
+    from gnnff.study.config import DEFAULTS
+    from gnnff.study.runner import MDUnit, ModelUnit, md_unit
+
+    md = dict(DEFAULTS["md"])
+    md.update({"systems": {s: {"starts": f"reference_md/a-{s}_{{T}}K.extxyz",
+                               "reference": f"reference_md/a-{s}_{{T}}K.extxyz"}
+                           for s in systems},
+               "n_starts": n_starts, "temperatures": [temperature], "time_ps": time_ps,
+               "dtype": "float32", "stability": {"interval": 20}})
+    cfg = {"data": {"dir": str(Path(data_dir).resolve())}, "md": md, "threads": 1}
+    unit_model = ModelUnit("model", "bundle", 0)
+    units = [MDUnit(unit_model, s, temperature, k) for s in systems for k in range(n_starts)]
+    out = Path(out_dir)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        reports = list(pool.map(md_unit, [cfg] * len(units), units,
+                                [str(model_path)] * len(units),
+                                [str(out / u.id) for u in units]))
+    summary = summarize_runs(reports)
+    return {"settings": {"systems": list(systems), "temperature_K": temperature,
+                         "starts_per_system": n_starts, "time_ps": time_ps,
+                         "ensemble": "nvt (langevin, tau 100 fs)", "dt_fs": 1.0},
+            "median_stable_ps": summary.get("median_stable_time_ps"),
+            "mean_stability_index": summary.get("mean_stability_index"),
+            "fraction_stable": summary.get("fraction_stable"),
+            "ended_by": summary.get("ended_by"),
+            "runs": [{"system": u.system, "start": u.start,
+                      "stable_time_ps": r.get("stable_time_ps"),
+                      "stability_index": r.get("stability_index"),
+                      "failed_criterion": r.get("failed_criterion")}
+                     for u, r in zip(units, reports, strict=True)]}
