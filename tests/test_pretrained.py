@@ -1,0 +1,41 @@
+"""Bundled models: they load by name (ASE and `gnnff path`) and reproduce the MAE recorded in
+their metadata on the small test set committed beside them."""
+
+from __future__ import annotations
+
+import pytest
+
+from gnnff.calculators import available_pretrained, load_pretrained
+from gnnff.calculators.pretrained import pretrained_path
+from gnnff.potentials import read_metadata
+from gnnff.study.bundle import SMALL_TEST, measure_small_test
+
+NAMES = available_pretrained()
+
+
+def test_models_are_bundled():
+    assert {"sio2-allegro-stable", "sio2-allegro-baseline"} <= set(NAMES)
+    assert SMALL_TEST.is_file()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bundled_model_reproduces_recorded_mae(name):
+    path = pretrained_path(name)
+    assert path.stat().st_size < 5 * 1024 * 1024
+    bundle = read_metadata(path)["training"]["bundle"]
+    assert bundle["name"] == name
+    recorded = bundle["small_test_mae"]
+    measured = measure_small_test(path)
+    for key in ("energy_mae", "force_mae"):
+        assert measured[key] == pytest.approx(recorded[key], rel=1e-6), key
+    assert 0.0 <= bundle["stability"]["mean_stability_index"] <= 1.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loads_by_name(name, capsys):
+    from gnnff.cli import main
+
+    calc = load_pretrained(name)
+    assert calc.species == ["O", "Si"]
+    assert main(["path", name]) == 0
+    assert capsys.readouterr().out.strip() == str(pretrained_path(name))
