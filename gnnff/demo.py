@@ -33,6 +33,13 @@ def _models(out: Path, data: Path, seed: int) -> dict[str, Path]:
     from gnnff.calculators.pretrained import available_pretrained, pretrained_path
 
     if all(name in available_pretrained() for name in PAIR.values()):
+        from gnnff.potentials import read_metadata
+
+        for name in PAIR.values():
+            b = read_metadata(pretrained_path(name))["training"]["bundle"]
+            ev, s = b["evaluation"]["test_id"], b["stability"]["mean_stability_index"]
+            print(f"    bundled {name}: ID force MAE {ev['force_mae']:.0f} meV/A, L_corr "
+                  f"{ev['lcorr']:.2f}, recorded mean S {s:.2f}")
         return {label: pretrained_path(name) for label, name in PAIR.items()}
     from gnnff.training.config import load_config
     from gnnff.training.trainer import Trainer
