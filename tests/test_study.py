@@ -1,0 +1,84 @@
+"""The stability study: config validation, rank correlation, and a tiny end-to-end study that
+is interrupted and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from gnnff.study.config import StudyConfigError, load_study_config
+from gnnff.study.runner import run_study, study_status
+from gnnff.study.summary import spearman
+
+
+def test_spearman_matches_definition():
+    x = [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert spearman(x, [10, 20, 30, 40, 50]) == pytest.approx(1.0)
+    assert spearman(x, [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties get mean ranks: Pearson of (1,2,3,4) and (1.5,1.5,3,4)
+    assert spearman([1, 2, 3, 4], [7, 7, 8, 9]) == pytest.approx(
+        np.corrcoef([1, 2, 3, 4], [1.5, 1.5, 3, 4])[0, 1])
+    assert np.isnan(spearman([1, 2], [1, 2]))
+
+
+def _write(tmp_path, body: dict):
+    p = tmp_path / "study.yaml"
+    p.write_text(yaml.safe_dump(body))
+    return p
+
+
+def test_config_errors_are_clear(tmp_path):
+    with pytest.raises(StudyConfigError, match="did you mean 'seeds'"):
+        load_study_config(_write(tmp_path, {"sedes": [0], "md": {"systems": {"a": {
+            "starts": "x.extxyz"}}}}))
+    with pytest.raises(StudyConfigError, match="md.systems is empty"):
+        load_study_config(_write(tmp_path, {"seeds": [0]}))
+    with pytest.raises(StudyConfigError, match="unknown family"):
+        load_study_config(_write(tmp_path, {"families": ["nequip"], "md": {"systems": {"a": {
+            "starts": "x.extxyz"}}}}))
+    with pytest.raises(FileNotFoundError):
+        load_study_config(tmp_path / "missing.yaml")
+
+
+def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path):
+    base = tmp_path / "train.yaml"
+    base.write_text(yaml.safe_dump({
+        "data": {"train": "x", "valid": "x"},
+        "model": {"family": "allegro", "cutoff": 4.0, "num_scalar": 8, "num_tensor": 2,
+                  "mlp_hidden": [8]},
+        "training": {"epochs": 1, "batch_size": 4, "progress": False}}))
+    cfg_path = _write(tmp_path, {
+        "data": {"dir": str(quick_data)},
+        "training": {"base": str(base)},
+        "families": ["allegro"],
+        "variants": {"baseline": {"decorrelation.enabled": False},
+                     "decorrelated": {"decorrelation.enabled": True}},
+        "seeds": [0],
+        "md": {"systems": {"SiO1.55": {"starts": "reference_md/a-SiO1.55_{T}K.extxyz",
+                                       "reference": "reference_md/a-SiO1.55_{T}K.extxyz"}},
+               "n_starts": 1, "temperatures": [1000], "time_ps": 0.02,
+               "stability": {"interval": 5}},
+        "eval": ["test_id.extxyz", "ood_SiO1.10.extxyz"],
+        "jobs": 1})
+    cfg = load_study_config(cfg_path)
+    out = tmp_path / "study"
+    summary = run_study(cfg, out, log=lambda m: None)
+    assert study_status(out, cfg) == {"models": 2, "trained": 2, "md_runs": 2, "md_done": 2}
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 2 and {r["variant"] for r in rows} == {"baseline", "decorrelated"}
+    assert all(0.0 <= float(r["stability_index"]) <= 1.0 for r in rows)
+    assert "allegro/decorrelated" in summary["groups"]
+    assert "| allegro | baseline |" in (out / "summary.md").read_text()
+    assert (out / "plots" / "stable_time.png").is_file()
+    # resume: a removed MD unit is redone, finished units are not retrained
+    model = out / "train" / "allegro__baseline__s0" / "model.pt"
+    stamp = model.stat().st_mtime_ns
+    md_dir = out / "md" / "allegro__baseline__s0" / "SiO1.55_1000K_0"
+    (md_dir / "report.json").unlink()
+    run_study(cfg, out, log=lambda m: None)
+    assert model.stat().st_mtime_ns == stamp
+    assert json.loads((md_dir / "report.json").read_text())["t_run_ps"] == pytest.approx(0.02)
