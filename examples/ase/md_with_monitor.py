@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 
+import ase.io
 import numpy as np
 from _model import example_model
 from ase import units
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 from gnnff.calculators import GNNFFCalculator
-from gnnff.data.structures import composition_counts, random_packing
+from gnnff.calculators.md import init_velocities
 from gnnff.stability import StabilityConfig, StabilityMonitor, run_monitored
+from gnnff.study.bundle import SMALL_TEST
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--steps", type=int, default=500)
@@ -25,14 +26,14 @@ ap.add_argument("--temperature", type=float, default=1000.0)
 ap.add_argument("--out", default="ase_md_run")
 args = ap.parse_args()
 
-rng = np.random.default_rng(0)
-atoms = random_packing(composition_counts({"Si": 1.0, "O": 1.55}, 76), 2.2, 1.6, rng)
+# an amorphous SiO_1.55 structure from the small test set shipped with the bundled models
+frames = ase.io.read(SMALL_TEST, index=":")
+atoms = next(a for a in frames if a.info.get("split") == "ood_SiO1.55")
 atoms.calc = GNNFFCalculator(example_model())
-MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=rng)
-Stationary(atoms)
+init_velocities(atoms, args.temperature, seed=0)
 
 dyn = Langevin(atoms, timestep=1.0 * units.fs, temperature_K=args.temperature,
-               friction=0.01 / units.fs, rng=np.random.default_rng(1))
+               friction=0.01 / units.fs, fixcm=False, rng=np.random.default_rng(1))
 monitor = StabilityMonitor(atoms, dyn, config=StabilityConfig(interval=10),
                            total_steps=args.steps, out_dir=args.out)
 report = run_monitored(dyn, args.steps, monitor)

@@ -55,7 +55,7 @@ def make_dynamics(atoms: Atoms, s: MDSettings, logfile: str | None = None):
 
         return Langevin(atoms, timestep=dt, temperature_K=s.temperature,
                         friction=1.0 / (s.tau_fs * units.fs), logfile=logfile,
-                        rng=np.random.default_rng(s.seed + 1))
+                        fixcm=False, rng=np.random.default_rng(s.seed + 1))
     if s.thermostat == "bussi":
         from ase.md.bussi import Bussi
 
@@ -70,11 +70,14 @@ def make_dynamics(atoms: Atoms, s: MDSettings, logfile: str | None = None):
 
 def init_velocities(atoms: Atoms, temperature: float, seed: int) -> None:
     """Maxwell-Boltzmann velocities at ``temperature`` K, no net momentum."""
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md import velocitydistribution as vd
 
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature,
-                                 rng=np.random.default_rng(seed))
-    Stationary(atoms)
+    rng = np.random.default_rng(seed)
+    if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.29
+        vd.thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
+    else:
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    vd.Stationary(atoms)
 
 
 def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
