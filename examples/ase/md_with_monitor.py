@@ -2,7 +2,7 @@
 
     python examples/ase/md_with_monitor.py [--steps 500] [--out ase_md_run]
 
-Writes report.json / report.png (Stability Index, failure criterion, time series) and md.traj.
+Writes report.json / report.png (Stability Index, failure criterion, time series).
 """
 
 from __future__ import annotations
