@@ -29,7 +29,6 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,21 +119,6 @@ def nequip_calculator(size: str, dtype: str):
     return NequIPCalculator(model=model, device="cpu", transforms=transforms), n_params
 
 
-def _summary(samples: list[tuple[float, float]], busy_threshold: float) -> dict:
-    """Median/min wall time of the calls made while the rest of the machine was quiet (all
-    calls when none was), as ``timing.timed_calls`` reports them."""
-    quiet = [dt for dt, busy in samples if busy <= busy_threshold]
-    kept = quiet or [dt for dt, _ in samples]
-    return {
-        "median_s": statistics.median(kept),
-        "min_s": min(kept),
-        "kept": len(kept),
-        "dropped_busy": len(samples) - len(quiet) if quiet else 0,
-        "all_busy": not quiet,
-        "max_others_pct": round(max(b for _, b in samples), 1),
-    }
-
-
 def wait_for_quiet(max_wait_s: float, busy_pct: float = 20.0) -> float:
     """Wait (at most ``max_wait_s``) until other processes use under ``busy_pct`` % of the
     machine over one second; return the seconds waited. Two-thread calls slow down 10-100x
@@ -155,7 +139,7 @@ def compare(atoms, calcs: dict, repeats: int, warmup: int, busy_threshold: float
 
     if str(HERE) not in sys.path:
         sys.path.insert(0, str(HERE))
-    from timing import others_busy_pct
+    from timing import others_busy_pct, summarize
 
     rng = np.random.default_rng(1)
     base = atoms.get_positions()
@@ -184,8 +168,8 @@ def compare(atoms, calcs: dict, repeats: int, warmup: int, busy_threshold: float
         for name in calcs:
             full_s[name].append(others_busy_pct(fulls[name]))
             prep_s[name].append(others_busy_pct(preps[name]))
-    return {name: {"call": _summary(full_s[name], busy_threshold),
-                   "nl": _summary(prep_s[name], busy_threshold)} for name in calcs}
+    return {name: {"call": summarize(full_s[name], busy_threshold),
+                   "nl": summarize(prep_s[name], busy_threshold)} for name in calcs}
 
 
 def run_here(quick: bool = False, dtypes: tuple[str, ...] | None = None,
