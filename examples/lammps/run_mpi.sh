@@ -19,5 +19,8 @@ if [ "${PLAIN:-0}" = "1" ]; then
     exec mpirun -np 2 lmp -in "in.sio2_${kind}" -var model "$model" -var steps "$steps" \
         -log "log.sio2_${kind}"
 fi
+# close-contact thresholds from SiO2/SiO_x frames labelled by the reference potential (the small
+# test set shipped beside the bundled models) rather than from covalent radii
+ref=$(python -c "from gnnff.study.bundle import SMALL_TEST; print(SMALL_TEST)")
 exec gnnff lammps run "in.sio2_${kind}" --np 2 --var "model=$model" --var "steps=$steps" \
-    --out "run_${kind}"
+    --reference "$ref" --out "run_${kind}"

@@ -265,6 +265,14 @@ def run_lammps_input(
         from gnnff.stability.config import StabilityConfig
 
         StabilityConfig.from_yaml(stability)
+    if reference and Path(reference).suffix != ".json":
+        # build the reference here, once, and hand the ranks a JSON file (building it from
+        # frames inside an MPI rank hung in testing)
+        from gnnff.stability.reference import StabilityReference
+
+        ref_json = out / "stability_reference.json"
+        StabilityReference.from_path(reference).save(ref_json)
+        spec["reference"] = str(ref_json)
     spec_path = out / "driver-spec.json"
     spec_path.write_text(json.dumps(spec, indent=2))
     mpirun = Path(sys.executable).parent / "mpirun"
