@@ -140,12 +140,19 @@ def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
     atoms = frames[int(picks[unit.start])]
     atoms.calc = None
     ref_file = _system_file(cfg, spec.get("reference"), unit.temperature)
-    train = ase.io.read(Path(cfg["data"]["dir"]) / "train.extxyz", index=":")
-    rdf_frames = ase.io.read(ref_file, index=":") if ref_file else None
     scfg = StabilityConfig.from_dict(dict(md.get("stability") or {}))
-    reference = StabilityReference.from_frames(train, rdf_rmax=scfg.rdf_rmax,
-                                               nbins=scfg.rdf_nbins, rdf_frames=rdf_frames,
-                                               with_rdf=rdf_frames is not None)
+    # one reference per state point, shared by every model's runs (built once, then cached)
+    cached = out.parents[1] / "references" / f"{unit.system}_{unit.temperature:g}K.json"
+    if cached.is_file():
+        reference = StabilityReference.load(cached)
+    else:
+        train = ase.io.read(Path(cfg["data"]["dir"]) / "train.extxyz", index=":")
+        rdf_frames = ase.io.read(ref_file, index=":") if ref_file else None
+        reference = StabilityReference.from_frames(train, rdf_rmax=scfg.rdf_rmax,
+                                                   nbins=scfg.rdf_nbins, rdf_frames=rdf_frames,
+                                                   with_rdf=rdf_frames is not None)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        reference.save(cached)
     settings = MDSettings(ensemble="nvt", temperature=unit.temperature, time_ps=md["time_ps"],
                           dt_fs=md["dt_fs"], thermostat=md["thermostat"], tau_fs=md["tau_fs"],
                           seed=1000 * unit.model.seed + 17 * unit.start + int(unit.temperature),
