@@ -20,10 +20,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
-from timing import busy_columns, timed_side_by_side  # noqa: E402
+from timing import busy_columns, paired_ratio, timed_side_by_side  # noqa: E402
 
 
-def _trainers(tmp: Path, quick: bool):
+def _trainers(tmp: Path, quick: bool, max_edges: int | None = None):
     import ase.io
 
     from gnnff.training.config import validate_config
@@ -39,7 +39,8 @@ def _trainers(tmp: Path, quick: bool):
         cfg = validate_config({
             "data": {"train": str(tmp / "train.extxyz"), "valid": str(tmp / "valid.extxyz")},
             "model": {"family": "allegro", "cutoff": 5.0},
-            "decorrelation": {"enabled": enabled, "scheduler": "constant", "lambda_max": 0.05},
+            "decorrelation": {"enabled": enabled, "scheduler": "constant", "lambda_max": 0.05,
+                              **({"max_edges": max_edges} if max_edges else {})},
             "training": {"batch_size": 4, "progress": False},
         })
         out[name] = Trainer(cfg, tmp / name, log=lambda s: None)
@@ -53,23 +54,50 @@ def _step(trainer, batch) -> None:
     trainer.optimizer.step()
 
 
-def run(quick: bool = False) -> list[dict]:
+def _loss_only(trainer, batch, repeats: int) -> dict:
+    """Time of L_corr forward + backward alone on the step's real features (the loss's own
+    cost, free of the step-to-step noise of the full step)."""
+    import torch
+
+    from gnnff.training.decorrelation import decorrelation_loss
+    from gnnff.training.trainer import predict
+
+    out = predict(trainer.model, batch, forces=False, features=True)
+    feats = [f.detach().requires_grad_(True) for f in out["features"]]
+    m = trainer.cfg["decorrelation"]["max_edges"]
+    gen = torch.Generator().manual_seed(0)
+
+    def fn() -> None:
+        loss, _ = decorrelation_loss(feats, m, gen)
+        loss.backward()
+
+    return timed_side_by_side({"loss": fn}, repeats * 5, warmup=5)["loss"]
+
+
+def run(quick: bool = False, max_edges: int | None = None,
+        repeats: int | None = None) -> list[dict]:
     """Median step time (ms) of both variants and the decorrelation overhead (%)."""
     import torch
 
     from gnnff.training.data import collate
 
-    repeats = 6 if quick else 20
+    repeats = repeats or (6 if quick else 40)
     with tempfile.TemporaryDirectory() as d:
-        trainers, n_atoms = _trainers(Path(d), quick)
+        trainers, n_atoms = _trainers(Path(d), quick, max_edges)
+        m_used = trainers["decorrelation"].cfg["decorrelation"]["max_edges"]
         batches = {k: collate(t.data["train"], t.dtype) for k, t in trainers.items()}
         n_edges = int(batches["baseline"].edge_index.shape[1])
         fns = {k: (lambda t=t, b=batches[k]: _step(t, b)) for k, t in trainers.items()}
         res = timed_side_by_side(fns, repeats, warmup=2)
+        loss_only = _loss_only(trainers["decorrelation"], batches["decorrelation"], repeats)
     base = res["baseline"]["median_s"]
+    paired = {k: 100.0 * (paired_ratio(res, k, "baseline") - 1.0) for k in res}
     return [{"variant": k, "atoms": n_atoms, "edges": n_edges,
              "median_step_ms": 1e3 * r["median_s"], "min_step_ms": 1e3 * r["min_s"],
              "overhead_pct": 100.0 * (r["median_s"] / base - 1.0),
+             "paired_overhead_pct": paired[k],
+             "loss_fwd_bwd_ms": 1e3 * loss_only["median_s"] if k == "decorrelation" else "-",
+             "max_edges": m_used if k == "decorrelation" else "-",
              "threads": torch.get_num_threads(), **busy_columns(r)}
             for k, r in res.items()]
 
@@ -78,6 +106,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller batch, fewer repetitions")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--max-edges", type=int, default=None,
+                   help="decorrelation.max_edges (default: the config default)")
+    p.add_argument("--repeats", type=int, default=None, help="timed steps per variant")
     args = p.parse_args()
     if args.threads:
         import torch
@@ -85,7 +116,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from run_all import format_table
 
-    print(format_table(run(quick=args.quick)))
+    print(format_table(run(quick=args.quick, max_edges=args.max_edges, repeats=args.repeats)))
 
 
 if __name__ == "__main__":

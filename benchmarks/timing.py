@@ -79,7 +79,9 @@ def timed_calls(fn: Callable[[], object], repeats: int = 7, warmup: int = 2,
     calls, dropping samples during which other processes used more than ``busy_threshold`` %
     of the machine (see ``summarize``). Each sample repeats ``fn`` enough to last
     ``min_sample_s``."""
-    return timed_side_by_side({"_": fn}, repeats, warmup, busy_threshold, min_sample_s)["_"]
+    res = timed_side_by_side({"_": fn}, repeats, warmup, busy_threshold, min_sample_s)["_"]
+    res.pop("samples")
+    return res
 
 
 def timed_side_by_side(fns: dict[str, Callable[[], object]], repeats: int = 7,
@@ -98,8 +100,22 @@ def timed_side_by_side(fns: dict[str, Callable[[], object]], repeats: int = 7,
     for _ in range(repeats):
         for k, fn in fns.items():
             samples[k].append(others_busy_pct(fn, inner[k]))
-    return {k: {**summarize(s, busy_threshold), "calls_per_sample": inner[k]}
+    return {k: {**summarize(s, busy_threshold), "calls_per_sample": inner[k], "samples": s}
             for k, s in samples.items()}
+
+
+def paired_ratio(res: dict[str, dict], key: str, ref: str,
+                 busy_threshold: float = 15.0) -> float:
+    """Median over rounds of ``key``'s time / ``ref``'s time in the same round of a
+    ``timed_side_by_side`` result, rounds where either sample was busy dropped. Pairing cancels
+    the slow drifts (frequency, neighbours) that dominate the spread of the raw medians."""
+    ratios = [a / b for (a, ba), (b, bb) in zip(res[key]["samples"], res[ref]["samples"],
+                                                strict=True)
+              if ba <= busy_threshold and bb <= busy_threshold]
+    if not ratios:
+        ratios = [a / b for (a, _), (b, _) in zip(res[key]["samples"], res[ref]["samples"],
+                                                  strict=True)]
+    return statistics.median(ratios)
 
 
 def busy_columns(res: dict) -> dict:

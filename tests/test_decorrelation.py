@@ -120,3 +120,23 @@ def test_gradient_reaches_model_parameters():
     assert first_layer and any(float(g.abs().sum()) > 0 for g in first_layer)
     two_body = [g for n, g in grads.items() if n.startswith("two_body") and g is not None]
     assert two_body and any(float(g.abs().sum()) > 0 for g in two_body)
+
+
+def test_equal_width_layers_match_reference_and_constant_channel_has_finite_gradient():
+    rng = np.random.default_rng(5)
+    layers = [rng.normal(size=(150, 6)) @ rng.normal(size=(6, 6)) for _ in range(3)]
+    layers[1][:, 2] = 1.5  # a constant channel
+    xs = [torch.tensor(x, requires_grad=True) for x in layers]
+    got, per = decorrelation_loss(xs, max_edges=None)
+    assert got.item() == pytest.approx(numpy_lcorr(layers), rel=1e-10)
+    for k in range(3):
+        assert per[k].item() == pytest.approx(numpy_lcorr(layers[k:k + 1]), rel=1e-10)
+    got.backward()
+    assert all(torch.isfinite(x.grad).all() for x in xs)
+    assert xs[1].grad[:, 2].abs().max() < 1e-12
+
+
+def test_matches_per_layer_matrix_definition_in_float32():
+    x = torch.randn(5000, 32) @ torch.randn(32, 32)
+    ref = float(((correlation_matrix(x) ** 2).sum() - 32) / (32 * 31))
+    assert decorrelation_loss([x], None)[0].item() == pytest.approx(ref, rel=1e-4, abs=1e-6)

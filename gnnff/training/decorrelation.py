@@ -54,6 +54,26 @@ def subsample_edges(
     return perm[:max_edges].to(device)
 
 
+def _stacked_lcorr(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Per-layer L_corr of stacked features x [L, M, C]; returns [L].
+
+    Same value as :func:`correlation_matrix` + :func:`offdiag_mean_square`, written with one
+    batched matmul and elementwise work only on [L, C, C]: R = S / ((s + eps)(s + eps)^T) with S
+    the covariance and s = sqrt(diag S). This keeps the loss (and its backward under the
+    trainer's create_graph) at a few dozen small kernels per step, not a few per layer.
+    """
+    n, c = x.shape[1], x.shape[2]
+    if c < 2:
+        return x.new_zeros(x.shape[0])
+    centred = x - x.mean(dim=1, keepdim=True)
+    cov = torch.bmm(centred.transpose(1, 2), centred) / n
+    # clamp: sqrt'(0) is infinite, and a constant channel must give a zero gradient, not NaN
+    d = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(1e-30).sqrt() + eps
+    r = cov / (d.unsqueeze(2) * d.unsqueeze(1))
+    diag = torch.diagonal(r, dim1=1, dim2=2)
+    return (r.pow(2).sum(dim=(1, 2)) - diag.pow(2).sum(dim=1)) / (c * (c - 1))
+
+
 def decorrelation_loss(
     features: list[torch.Tensor],
     max_edges: int | None = 4096,
@@ -68,15 +88,21 @@ def decorrelation_loss(
     """
     if not features:
         raise ValueError("decorrelation_loss needs at least one layer of features")
-    idx = subsample_edges(features[0].shape[0], max_edges, generator, features[0].device)
-    per_layer = []
+    n_edges = features[0].shape[0]
     for x in features:
-        if idx is not None:
-            if x.shape[0] != features[0].shape[0]:
-                raise ValueError("all layers must have the same number of edges to subsample")
-            x = x.index_select(0, idx)
-        per_layer.append(offdiag_mean_square(correlation_matrix(x, eps)))
-    stacked = torch.stack(per_layer)
+        if x.dim() != 2:
+            raise ValueError(f"features must be [E, C], got shape {tuple(x.shape)}")
+        if x.shape[0] != n_edges:
+            raise ValueError("all layers must have the same number of edges to subsample")
+    if n_edges == 0:
+        stacked = features[0].new_zeros(len(features))
+        return stacked.mean(), stacked
+    idx = subsample_edges(n_edges, max_edges, generator, features[0].device)
+    rows = [x if idx is None else x.index_select(0, idx) for x in features]
+    if all(x.shape[1] == rows[0].shape[1] for x in rows):
+        stacked = _stacked_lcorr(torch.stack(rows), eps)
+    else:  # layers of different widths: one at a time
+        stacked = torch.cat([_stacked_lcorr(x.unsqueeze(0), eps) for x in rows])
     return stacked.mean(), stacked
 
 
