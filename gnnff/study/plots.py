@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_study(rows: list[dict], per_model: list[tuple], rho: float, out: Path) -> None:
+def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -> None:
+    """``per_model``: dicts with family, variant, mean_S, lcorr, force_mae (meV/A)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,15 +31,21 @@ def plot_study(rows: list[dict], per_model: list[tuple], rho: float, out: Path) 
     plt.close(fig)
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    s = [p[0] for p in per_model if p[1] is not None]
-    c = [p[1] for p in per_model if p[1] is not None]
-    a1.scatter(c, s)
+    colours = {fam: f"C{k}" for k, fam in enumerate(sorted({m["family"] for m in per_model}))}
+    markers = {"baseline": "o"}
+    for m in per_model:
+        style = {"color": colours[m["family"]], "marker": markers.get(m["variant"], "^"), "s": 36}
+        if m["lcorr"] is not None:
+            a1.scatter(m["lcorr"], m["mean_S"], **style)
+        if m["force_mae"] is not None:
+            a2.scatter(m["force_mae"], m["mean_S"], **style)
+    handles = [plt.Line2D([], [], color=c, marker="s", ls="", label=f) for f, c in colours.items()]
+    handles += [plt.Line2D([], [], color="grey", marker=mk, ls="", label=v)
+                for v, mk in (("baseline", "o"), ("decorrelated", "^"))]
+    a1.legend(handles=handles, fontsize=7)
     a1.set_xlabel("feature correlation L_corr (ID test)")
-    a1.set_ylabel("mean Stability Index")
+    a1.set_ylabel("mean Stability Index (one point per model)")
     a1.set_title(f"Spearman rho = {rho:.2f}")
-    f = [p[2] for p in per_model if p[2] is not None]
-    s2 = [p[0] for p in per_model if p[2] is not None]
-    a2.scatter(f, s2)
     a2.set_xlabel("force MAE, ID test (meV/A)")
     a2.set_ylabel("mean Stability Index")
     fig.tight_layout()

@@ -123,13 +123,31 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         by_model.setdefault(f"{r['family']}__{r['variant']}__s{r['seed']}", []).append(r)
-    per_model = [(statistics.mean(r["stability_index"] for r in rs),
-                  rs[0].get(f"{eval_key}_lcorr"), rs[0].get(f"{eval_key}_force_mae"))
+    per_model = [{"family": rs[0]["family"], "variant": rs[0]["variant"],
+                  "mean_S": statistics.mean(r["stability_index"] for r in rs),
+                  "lcorr": rs[0].get(f"{eval_key}_lcorr"),
+                  "force_mae": rs[0].get(f"{eval_key}_force_mae")}
                  for rs in by_model.values()]
-    pts = [(s, c) for s, c, _ in per_model if c is not None]
-    rho = spearman([c for _, c in pts], [s for s, _ in pts])
-    summary = {"groups": groups, "spearman_lcorr_vs_S": rho, "n_models": len(per_model),
-               "n_runs": len(rows)}
+
+    def rho_of(models: list[dict]) -> float:
+        pts = [(m["lcorr"], m["mean_S"]) for m in models if m["lcorr"] is not None]
+        return spearman([c for c, _ in pts], [s for _, s in pts])
+
+    rho = rho_of(per_model)
+    # the family sets the baseline stability, so the relationship is also read within a family
+    rho_family = {fam: rho_of([m for m in per_model if m["family"] == fam])
+                  for fam in cfg["families"]}
+    cells: dict[tuple, list[float]] = {}
+    for r in rows:
+        key = (r["family"], r["variant"], r["system"], float(r["temperature_K"]))
+        cells.setdefault(key, []).append(r["stability_index"])
+    by_state = [{"family": f, "variant": v, "system": sy, "temperature_K": t,
+                 "runs": len(x), "mean_S": statistics.mean(x)}
+                for (f, v, sy, t), x in sorted(cells.items())]
+    summary = {"groups": groups, "spearman_lcorr_vs_S": rho,
+               "spearman_lcorr_vs_S_by_family": rho_family, "n_models": len(per_model),
+               "n_runs": len(rows), "mean_S_by_state_point": by_state,
+               "seeds_with_runs": sorted({int(r["seed"]) for r in rows})}
     atomic_write_text(out / "summary.md", render_markdown(cfg, summary))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     try:
@@ -139,6 +157,25 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     except Exception as exc:  # plots never lose the numbers
         print(f"warning: study plots failed: {exc}")
     return summary
+
+
+def _state_point_table(cells: list[dict]) -> list[str]:
+    """Mean Stability Index per family x variant (rows) and system @ temperature (columns)."""
+    if not cells:
+        return []
+    cols = sorted({(c["system"], c["temperature_K"]) for c in cells})
+    models = sorted({(c["family"], c["variant"]) for c in cells})
+    val = {(c["family"], c["variant"], c["system"], c["temperature_K"]): c for c in cells}
+    lines = ["Mean Stability Index by state point (runs per cell in brackets):", "",
+             "| family | variant | " + " | ".join(f"{sy} {t:g} K" for sy, t in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for f, v in models:
+        row = []
+        for sy, t in cols:
+            c = val.get((f, v, sy, t))
+            row.append("-" if c is None else f"{c['mean_S']:.2f} ({c['runs']})")
+        lines.append(f"| {f} | {v} | " + " | ".join(row) + " |")
+    return lines + [""]
 
 
 def _clean(v):
@@ -179,10 +216,15 @@ def render_markdown(cfg: dict, summary: dict) -> str:
     lines += [
         "",
         f"Spearman rho (feature correlation L_corr on {cfg['eval'][0]} vs mean Stability Index"
-        f", per model, {summary['n_models']} models): {_f(summary['spearman_lcorr_vs_S'])}",
+        f", per model, {summary['n_models']} models): {_f(summary['spearman_lcorr_vs_S'])}; "
+        "within a family: " + ", ".join(
+            f"{fam} {_f(r)}" for fam, r in summary["spearman_lcorr_vs_S_by_family"].items()),
         "",
+        *_state_point_table(summary["mean_S_by_state_point"]),
         f"MD: NVT ({md['thermostat']}), {md['time_ps']} ps at {md['dt_fs']} fs, "
         f"T = {', '.join(f'{t:g}' for t in md['temperatures'])} K, {md['n_starts']} starts per "
-        f"system ({', '.join(md['systems'])}); seeds {cfg['seeds']}.",
+        f"system ({', '.join(md['systems'])}); seeds {cfg['seeds']} "
+        f"(MD results so far: seeds {summary.get('seeds_with_runs', [])}, "
+        f"{summary['n_runs']} runs).",
     ]
     return "\n".join(lines) + "\n"
