@@ -28,11 +28,13 @@ def plugin() -> str:
     return str(build_plugin(quiet=True))
 
 
-@pytest.fixture(scope="module", params=["allegro", "allegro-attn"])
+@pytest.fixture(scope="module", params=["allegro", "allegro-attn", "allegro+zbl"])
 def model_file(request, tmp_path_factory) -> Path:
     torch.manual_seed(1)
-    model = build_model({"family": request.param, "species": ["Si", "O"], "cutoff": 4.5,
-                         "num_scalar": 16, "num_tensor": 4, "mlp_hidden": [16]})
+    family, _, prior = request.param.partition("+")
+    model = build_model({"family": family, "species": ["Si", "O"], "cutoff": 4.5,
+                         "num_scalar": 16, "num_tensor": 4, "mlp_hidden": [16],
+                         "zbl": prior == "zbl"})
     model.set_species_shift_scale(torch.tensor([-4.0, -6.0]), torch.tensor([0.8, 1.3]))
     path = tmp_path_factory.mktemp("real") / f"{request.param}.pt"
     return export_model(model.double(), path, dtype="float64")
