@@ -21,17 +21,24 @@ EPS = 1e-6
 """The ``eps`` added to each channel's std (feature units)."""
 
 
+def _batched_correlation(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Pearson correlation of the channels of each of L stacked feature sets x [L, M, C];
+    returns [L, C, C]. One batched matmul; elementwise work only on [L, C, C]:
+    R = S / ((s + eps)(s + eps)^T) with S the covariance and s = sqrt(diag S)."""
+    centred = x - x.mean(dim=1, keepdim=True)
+    cov = torch.bmm(centred.transpose(1, 2), centred) / x.shape[1]
+    # clamp: sqrt'(0) is infinite, and a constant channel must give a zero gradient, not NaN
+    d = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(1e-30).sqrt() + eps
+    return cov / (d.unsqueeze(2) * d.unsqueeze(1))
+
+
 def correlation_matrix(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Pearson correlation ``R = Z^T Z / E`` of the channels of ``x`` [E, C]; returns [C, C]."""
     if x.dim() != 2:
         raise ValueError(f"features must be [E, C], got shape {tuple(x.shape)}")
-    n = x.shape[0]
-    if n == 0:
+    if x.shape[0] == 0:
         return torch.zeros(x.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
-    centred = x - x.mean(dim=0, keepdim=True)
-    std = centred.pow(2).mean(dim=0).sqrt()
-    z = centred / (std + eps)
-    return z.transpose(0, 1) @ z / n
+    return _batched_correlation(x.unsqueeze(0), eps)[0]
 
 
 def offdiag_mean_square(r: torch.Tensor) -> torch.Tensor:
@@ -55,21 +62,13 @@ def subsample_edges(
 
 
 def _stacked_lcorr(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Per-layer L_corr of stacked features x [L, M, C]; returns [L].
-
-    Same value as :func:`correlation_matrix` + :func:`offdiag_mean_square`, written with one
-    batched matmul and elementwise work only on [L, C, C]: R = S / ((s + eps)(s + eps)^T) with S
-    the covariance and s = sqrt(diag S). This keeps the loss (and its backward under the
-    trainer's create_graph) at a few dozen small kernels per step, not a few per layer.
-    """
-    n, c = x.shape[1], x.shape[2]
+    """Per-layer L_corr of stacked features x [L, M, C]; returns [L]. Batched so that the loss
+    (and its backward under the trainer's create_graph) is a few dozen small kernels per step,
+    not a few per layer."""
+    c = x.shape[2]
     if c < 2:
         return x.new_zeros(x.shape[0])
-    centred = x - x.mean(dim=1, keepdim=True)
-    cov = torch.bmm(centred.transpose(1, 2), centred) / n
-    # clamp: sqrt'(0) is infinite, and a constant channel must give a zero gradient, not NaN
-    d = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(1e-30).sqrt() + eps
-    r = cov / (d.unsqueeze(2) * d.unsqueeze(1))
+    r = _batched_correlation(x, eps)
     diag = torch.diagonal(r, dim1=1, dim2=2)
     return (r.pow(2).sum(dim=(1, 2)) - diag.pow(2).sum(dim=1)) / (c * (c - 1))
 
