@@ -27,8 +27,10 @@ def write_toy_model(
     cutoff: float = 4.0,
     dtype: str = "float64",
     with_metadata: bool = True,
+    training: dict | None = None,
 ) -> Path:
-    """Save a toy many-body gnnff model (TorchScript + metadata.json) to ``path``."""
+    """Save a toy many-body gnnff model (TorchScript + metadata.json, with ``training`` as
+    its training summary) to ``path``."""
     import torch
 
     tdtype = torch.float64 if dtype == "float64" else torch.float32
@@ -96,7 +98,7 @@ def write_toy_model(
         "hyperparameters": {},
         "dtype": dtype,
         "softmax": {"backend": "float", "bits": None},
-        "training": None,
+        "training": training,
         "gnnff_version": "test",
     }
     path = Path(path)

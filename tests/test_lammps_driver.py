@@ -46,6 +46,32 @@ def test_run_nvt_example_two_ranks(model, tmp_path):
     assert (out / "report.png").is_file() and (out / "log.lammps").is_file()
 
 
+def test_close_contact_reference_from_pair_coeff_model(tmp_path):
+    """The driver judges close contacts against the training-data distances stored in the model
+    file that pair_coeff names (through a ${model} variable), unless --reference says otherwise."""
+    from gnnff.cli import main
+    from gnnff.stability import StabilityReference
+
+    stored = {"O-O": 2.1, "O-Si": 1.45, "Si-Si": 2.7}
+    ref = StabilityReference(pair_min_distances=stored, species=["O", "Si"], n_frames=2)
+    model = lf.write_toy_model(tmp_path / "toy_ref.pt",
+                               training={"stability_reference": ref.to_dict()})
+    stab = tmp_path / "stab.yaml"
+    stab.write_text("interval: 5\ncriteria: [finite, close_contact]\n")
+    crit = {}
+    for name in ("model", "none"):
+        out = tmp_path / name
+        assert main(["lammps", "run", str(EXAMPLES / "in.sio2_nvt"), "--np", "1",
+                     "--var", f"model={model}", "--var", "steps=5", "--var", "temp=300",
+                     "--stability", str(stab), "--reference", name, "--out", str(out)]) == 0
+        rep = json.loads((out / "report.json").read_text())
+        crit[name] = next(c for c in rep["criteria"] if c["name"] == "close_contact")
+    for key, d in stored.items():
+        assert crit["model"]["pair_source"][key] == "reference"
+        assert crit["model"]["pair_min_distance"][key] == pytest.approx(0.75 * d)
+        assert crit["none"]["pair_source"][key] == "covalent"
+
+
 def test_lammps_error_is_recorded(model, tmp_path):
     from gnnff.plugin.driver import run_lammps_input
 

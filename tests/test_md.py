@@ -78,6 +78,37 @@ def test_interrupted_run_leaves_valid_outputs(setup, tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["steps_done"] < 100
 
 
+def test_close_contact_reference_from_model_file(setup, tmp_path):
+    """Without --reference, close contacts are judged against the training-data distances the
+    model file stores; 'none' falls back on covalent radii; a file overrides both."""
+    from gnnff.potentials import eager_from_file, read_metadata
+    from gnnff.stability import StabilityReference
+
+    meta = read_metadata(setup / "m.pt")
+    stored = {"O-O": 2.2, "O-Si": 1.5, "Si-Si": 2.8}
+    ref = StabilityReference(pair_min_distances=stored, species=["O", "Si"], n_frames=3)
+    summary = {"stability_reference": ref.to_dict()}
+    export_model(eager_from_file(setup / "m.pt"), tmp_path / "m_ref.pt", dtype=meta["dtype"],
+                 training_summary=summary)
+    explicit = tmp_path / "ref.json"
+    StabilityReference(pair_min_distances={"O-O": 2.0, "O-Si": 1.6, "Si-Si": 3.0},
+                       species=["O", "Si"]).save(explicit)
+    sources = {}
+    for name, reference in [("model", "model"), ("none", "none"), ("file", str(explicit))]:
+        out = tmp_path / name
+        assert main(["md", "--model", str(tmp_path / "m_ref.pt"), "--structure",
+                     str(setup / "start.extxyz"), "--time-ps", "0.02", "--reference", reference,
+                     "--out", str(out)]) == 0
+        report = json.loads((out / "report.json").read_text())
+        sources[name] = next(c for c in report["criteria"] if c["name"] == "close_contact")
+    factor = sources["model"]["factor"]
+    for key, d in stored.items():
+        assert sources["model"]["pair_source"][key] == "reference"
+        assert sources["model"]["pair_min_distance"][key] == pytest.approx(factor * d)
+        assert sources["none"]["pair_source"][key] == "covalent"
+    assert sources["file"]["pair_min_distance"]["O-Si"] == pytest.approx(factor * 1.6)
+
+
 def test_md_bad_input(setup, tmp_path):
     assert main(["md", "--model", str(setup / "m.pt"), "--structure", str(tmp_path / "no.xyz"),
                  "--time-ps", "0.01", "--out", str(tmp_path / "o")]) == 2

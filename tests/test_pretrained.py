@@ -33,6 +33,19 @@ def test_bundled_model_reproduces_recorded_mae(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_bundled_model_carries_its_close_contact_reference(name):
+    """MD with a bundled model and no --reference judges close contacts against the training
+    data: every pair present there, at distances no real SiO2 structure undercuts by much."""
+    from gnnff.stability import StabilityReference
+
+    ref = StabilityReference.from_model_metadata(read_metadata(pretrained_path(name)))
+    assert ref is not None and ref.species == ["O", "Si"] and ref.n_frames > 100
+    d = ref.pair_min_distances
+    assert set(d) == {"O-O", "O-Si", "Si-Si"}
+    assert 1.2 < d["O-Si"] < 1.6 and 1.2 < d["O-O"] < 2.6 and 1.9 < d["Si-Si"] < 3.1
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_loads_by_name(name, capsys):
     from gnnff.cli import main
 

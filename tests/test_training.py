@@ -195,6 +195,16 @@ def test_training_learns_and_decorrelation_lowers_lcorr(data, tmp_path, capsys):
     summary = meta["training"]
     assert len(summary["data"]["train"]["sha256"]) == 64
     assert summary["decorrelation"]["enabled"] is True
+    # the model carries the training data's per-pair minimum distances (close-contact reference)
+    from gnnff.stability import StabilityReference
+
+    stored = StabilityReference.from_model_metadata(meta)
+    direct = StabilityReference.from_frames(ase.io.read(data / "train.extxyz", index=":"),
+                                            with_rdf=False, distance_cutoff=4.0)
+    assert stored.species == ["O", "Si"] and stored.n_frames == 48
+    assert stored.pair_min_distances.keys() == direct.pair_min_distances.keys()
+    for key, d in direct.pair_min_distances.items():
+        assert stored.pair_min_distances[key] == pytest.approx(d, abs=1e-9), key
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

@@ -20,8 +20,10 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--traj-interval", type=int, default=10, help="steps between frames")
     p.add_argument("--stability", default=None, help="criteria YAML (StabilityConfig)")
-    p.add_argument("--reference", default=None,
-                   help="stability reference: JSON from `gnnff stability reference` or extxyz")
+    p.add_argument("--reference", default="model",
+                   help="stability reference: 'model' (default: the training data's pair "
+                        "distances stored in the model file), 'none', or a JSON from "
+                        "`gnnff stability reference` / frames readable by ASE")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="run folder")
@@ -50,7 +52,7 @@ def resolve_model(name_or_path: str):
 def _md(args: argparse.Namespace) -> int:
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.md import MDSettings, format_report_line, read_structure, run_md
-    from gnnff.stability import StabilityConfig, StabilityReference
+    from gnnff.stability import StabilityConfig
 
     calc = GNNFFCalculator(resolve_model(args.model), device=args.device, dtype=args.dtype)
     atoms = read_structure(args.structure, args.index)
@@ -58,8 +60,8 @@ def _md(args: argparse.Namespace) -> int:
                           time_ps=args.time_ps, dt_fs=args.dt_fs, thermostat=args.thermostat,
                           tau_fs=args.tau_fs, seed=args.seed, traj_interval=args.traj_interval)
     cfg = StabilityConfig.from_yaml(args.stability) if args.stability else None
-    ref = StabilityReference.from_path(args.reference) if args.reference else None
-    report = run_md(atoms, calc, settings, args.out, stability_config=cfg, reference=ref)
+    report = run_md(atoms, calc, settings, args.out, stability_config=cfg,
+                    reference=args.reference)
     print(format_report_line(report))
     print(f"trajectory, report.json and report.png in {args.out}")
     return 0

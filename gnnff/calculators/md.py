@@ -84,14 +84,18 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
            stability_config=None, reference=None, progress: bool = True) -> dict:
     """Run MD on ``atoms`` with ``calc``; write ``md.traj`` (every ``traj_interval`` steps),
     ``report.json``/``report.png`` (stability) and ``run.json`` into ``out_dir``.
+    ``reference``: a ``StabilityReference``, a path, ``"none"``, or None / ``"model"`` for the
+    training-data reference stored in the model file (see ``resolve_reference``).
     Returns the stability report. A Ctrl-C still leaves a valid trajectory and report."""
     from ase.io import Trajectory
     from tqdm import tqdm
 
     from gnnff.io_utils import atomic_write_json
     from gnnff.stability import StabilityConfig, StabilityMonitor, run_monitored
+    from gnnff.stability.reference import resolve_reference
 
     settings.validate()
+    reference = resolve_reference(reference, getattr(calc, "metadata", None))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atoms = atoms.copy()

@@ -26,7 +26,12 @@ def register(subparsers) -> None:
         help="LAMMPS index variable, like lmp -var NAME VALUE (repeatable)",
     )
     r.add_argument("--stability", help="stability settings YAML (criteria, interval, ...)")
-    r.add_argument("--reference", help="stability reference (.json or frames readable by ASE)")
+    r.add_argument(
+        "--reference",
+        default="model",
+        help="stability reference: 'model' (default: the training data's pair distances stored "
+        "in the pair_coeff model file), 'none', or a .json / frames readable by ASE",
+    )
     r.add_argument(
         "--ensemble",
         choices=["nve", "nvt", "npt"],

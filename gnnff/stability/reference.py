@@ -191,3 +191,26 @@ class StabilityReference:
 
         frames = read(path, index=":")
         return cls.from_frames(frames, rdf_rmax=rdf_rmax, nbins=nbins, source=str(path))
+
+    @classmethod
+    def from_model_metadata(cls, meta: dict) -> StabilityReference | None:
+        """The training-data reference a model file carries (per-pair minimum distances, no
+        RDF), or None for files written before gnnff stored it."""
+        d = (meta.get("training") or {}).get("stability_reference")
+        return cls.from_dict(d) if d else None
+
+
+def resolve_reference(
+    reference: StabilityReference | str | os.PathLike | None,
+    model_meta: dict | None = None,
+) -> StabilityReference | None:
+    """What MD is judged against. ``None`` or ``"model"``: the training-data reference stored in
+    the model file, if it has one (else none: close contacts fall back on the criterion's
+    default); ``"none"``: no reference; a path: a reference JSON or frames; an instance as is."""
+    if isinstance(reference, StabilityReference):
+        return reference
+    if reference is None or str(reference) == "model":
+        return StabilityReference.from_model_metadata(model_meta) if model_meta else None
+    if str(reference) == "none":
+        return None
+    return StabilityReference.from_path(reference)

@@ -48,6 +48,8 @@ def bundle_model(model_path: str | Path, name: str, stability: dict[str, Any] | 
 
     meta = read_metadata(model_path)
     summary = dict(meta.get("training") or {})
+    if "stability_reference" not in summary:  # a model trained before gnnff stored it
+        summary["stability_reference"] = _training_reference(summary, float(meta["cutoff"]))
     out = PRETRAINED / f"{name}.pt"
     summary["bundle"] = {
         "name": name,
@@ -64,6 +66,28 @@ def bundle_model(model_path: str | Path, name: str, stability: dict[str, Any] | 
     if size > 5 * 1024 * 1024:
         raise ValueError(f"{out} is {size / 1e6:.1f} MB: bundled models must stay under 5 MB")
     return out
+
+
+def _training_reference(summary: dict[str, Any], cutoff: float) -> dict[str, Any]:
+    """Per-pair minimum distances of the training set the summary names (checked against its
+    recorded hash), as the trainer now stores them."""
+    from gnnff.io_utils import sha256_file
+    from gnnff.stability.reference import StabilityReference
+
+    train = (summary.get("data") or {}).get("train") or {}
+    path = Path(train.get("path", ""))
+    if not path.is_file() or sha256_file(path) != train.get("sha256"):
+        raise FileNotFoundError(
+            f"the model's training set {path} is missing or changed (sha256 differs from the "
+            "model's record): it is needed to store the close-contact reference; regenerate "
+            "it with `gnnff data generate` using the same seed"
+        )
+    import ase.io
+
+    ref = StabilityReference.from_frames(ase.io.read(path, index=":"), with_rdf=False,
+                                         distance_cutoff=cutoff)
+    ref.source = f"training set {path} (sha256 {train['sha256'][:12]})"
+    return ref.to_dict()
 
 
 def stability_check(model_path: str | Path, data_dir: str | Path, out_dir: str | Path,

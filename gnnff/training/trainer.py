@@ -33,6 +33,7 @@ from .data import (
     collate,
     fit_species_shift,
     force_rms,
+    pair_min_distances,
     read_frames,
     species_in,
 )
@@ -554,6 +555,21 @@ class Trainer:
             w.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()})
         atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
 
+    def _stability_reference(self) -> dict[str, Any]:
+        """The training data's per-pair minimum distances, stored in the model file so that MD
+        without an explicit reference judges close contacts against the training data."""
+        from gnnff.stability.reference import StabilityReference
+
+        species = list(self.cfg["model"]["species"])
+        ref = StabilityReference(
+            pair_min_distances=pair_min_distances(self.data["train"], species),
+            species=species, n_frames=len(self.data["train"]),
+            distance_cutoff=float(self.cfg["model"]["cutoff"]),
+            source=f"training set {self.cfg['data']['train']} "
+                   f"(sha256 {self.data_hashes['train'][:12]})",
+        )  # fmt: skip
+        return ref.to_dict()
+
     def finish(self) -> dict[str, Any]:
         """Evaluate the chosen weights, write plots, summary.json and the exported model.pt."""
         from gnnff.potentials import export_model
@@ -585,6 +601,7 @@ class Trainer:
         }
         if test is not None:
             summary["final_test"] = test
+        summary["stability_reference"] = self._stability_reference()
         atomic_write_json(self.run_dir / "summary.json", summary)
         try:
             plot_curves(self.rows, self.run_dir / "curves.png")
