@@ -12,7 +12,7 @@ import yaml
 
 from gnnff.study.config import StudyConfigError, load_study_config
 from gnnff.study.runner import run_study, study_status
-from gnnff.study.summary import spearman
+from gnnff.study.summary import seed_comparison, spearman
 
 
 def test_spearman_matches_definition():
@@ -29,6 +29,27 @@ def _write(tmp_path, body: dict):
     p = tmp_path / "study.yaml"
     p.write_text(yaml.safe_dump(body))
     return p
+
+
+def test_seed_comparison_matches_runs_and_counts_by_hand():
+    def row(var, seed, start, t):
+        return {"family": "allegro", "variant": var, "seed": seed, "system": "SiO2",
+                "temperature_K": 1000.0, "start": start, "stable_time_ps": t,
+                "stability_index": t / 10.0}
+
+    rows = [row("baseline", 0, 0, 1.0), row("decorrelated", 0, 0, 10.0),
+            row("baseline", 0, 1, 2.0), row("decorrelated", 0, 1, 2.0),
+            row("baseline", 1, 0, 10.0), row("decorrelated", 1, 0, 4.0),
+            row("baseline", 1, 1, 3.0), row("decorrelated", 1, 1, 5.0),
+            row("decorrelated", 2, 0, 7.0)]  # no matching baseline: not compared
+    c = seed_comparison(rows, ["allegro"])["allegro"]
+    assert (c["treated_longer"], c["treated_shorter"], c["equal"]) == (2, 1, 1)
+    assert c["matched_runs"] == 4
+    assert c["sign_test_p"] == pytest.approx(1.0)  # 2 vs 1 of 3: two-sided exact p = 1
+    assert c["mean_S_per_seed"]["baseline"] == {0: pytest.approx(0.15), 1: pytest.approx(0.65)}
+    assert c["delta_mean_S_per_seed"][0] == pytest.approx(0.6 - 0.15)
+    assert c["delta_mean_S_per_seed"][1] == pytest.approx(0.45 - 0.65)
+    assert (c["seeds_improved"], c["seeds_compared"]) == (1, 2)
 
 
 def test_config_errors_are_clear(tmp_path):
@@ -79,6 +100,8 @@ def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path):
     cells = summary["mean_S_by_state_point"]
     assert sum(c["runs"] for c in cells) == 2
     assert "Mean Stability Index by state point" in (out / "summary.md").read_text()
+    assert summary["seed_comparison"]["allegro"]["matched_runs"] == 1
+    assert "Mean Stability Index per seed" in (out / "summary.md").read_text()
     # resume: a removed MD unit is redone, finished units are not retrained
     model = out / "train" / "allegro__baseline__s0" / "model.pt"
     stamp = model.stat().st_mtime_ns

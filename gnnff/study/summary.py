@@ -35,6 +35,52 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def seed_comparison(rows: list[dict[str, Any]], families: list[str], treated: str = "decorrelated",
+                    control: str = "baseline") -> dict[str, Any]:
+    """Per family: mean S of each (variant, seed) and the matched comparison of ``treated``
+    against ``control``.
+
+    Two runs are matched when they share seed, system, temperature and start (the study gives
+    them the same starting structure and MD random seed). Reported: how many matched runs the
+    treated model kept stable longer / shorter / equally long, the two-sided sign test p-value
+    of longer vs shorter, and per seed the change in mean S. Runs of one model are not
+    independent, so the seed-level figure is the one to trust; the run-level p is a guide."""
+    from scipy.stats import binomtest
+
+    out: dict[str, Any] = {}
+    for fam in families:
+        fr = [r for r in rows if r["family"] == fam]
+        per_seed: dict[str, dict[int, float]] = {}
+        for var in sorted({r["variant"] for r in fr}):
+            by_seed: dict[int, list[float]] = {}
+            for r in fr:
+                if r["variant"] == var:
+                    by_seed.setdefault(int(r["seed"]), []).append(float(r["stability_index"]))
+            per_seed[var] = {k: statistics.mean(v) for k, v in sorted(by_seed.items())}
+        runs = {(r["variant"], int(r["seed"]), r["system"], float(r["temperature_K"]),
+                 int(r["start"])): float(r["stable_time_ps"]) for r in fr}
+        longer = shorter = equal = 0
+        for (var, *key), t in runs.items():
+            if var != treated or (control, *key) not in runs:
+                continue
+            t0 = runs[(control, *key)]
+            longer, shorter, equal = (longer + (t > t0 + 1e-9), shorter + (t < t0 - 1e-9),
+                                      equal + (abs(t - t0) <= 1e-9))
+        n = longer + shorter
+        both = sorted(set(per_seed.get(treated, {})) & set(per_seed.get(control, {})))
+        delta = {k: per_seed[treated][k] - per_seed[control][k] for k in both}
+        out[fam] = {
+            "mean_S_per_seed": per_seed,
+            "matched_runs": longer + shorter + equal,
+            "treated_longer": longer, "treated_shorter": shorter, "equal": equal,
+            "sign_test_p": float(binomtest(longer, n).pvalue) if n else None,
+            "delta_mean_S_per_seed": delta,
+            "seeds_improved": sum(d > 0 for d in delta.values()),
+            "seeds_compared": len(delta),
+        }  # fmt: skip
+    return out
+
+
 def _load(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -144,7 +190,9 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     by_state = [{"family": f, "variant": v, "system": sy, "temperature_K": t,
                  "runs": len(x), "mean_S": statistics.mean(x)}
                 for (f, v, sy, t), x in sorted(cells.items())]
-    summary = {"groups": groups, "spearman_lcorr_vs_S": rho,
+    comparison = seed_comparison(rows, list(cfg["families"])) if (
+        {"baseline", "decorrelated"} <= set(cfg["variants"])) else {}
+    summary = {"groups": groups, "spearman_lcorr_vs_S": rho, "seed_comparison": comparison,
                "spearman_lcorr_vs_S_by_family": rho_family, "n_models": len(per_model),
                "n_runs": len(rows), "mean_S_by_state_point": by_state,
                "seeds_with_runs": sorted({int(r["seed"]) for r in rows})}
@@ -175,6 +223,39 @@ def _state_point_table(cells: list[dict]) -> list[str]:
             c = val.get((f, v, sy, t))
             row.append("-" if c is None else f"{c['mean_S']:.2f} ({c['runs']})")
         lines.append(f"| {f} | {v} | " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def _comparison_table(comp: dict[str, Any]) -> list[str]:
+    """Mean S per seed, and decorrelated vs baseline over matched runs."""
+    seeds = sorted({k for c in comp.values() for v in c["mean_S_per_seed"].values() for k in v})
+    if not seeds:
+        return []
+    lines = ["Mean Stability Index per seed (each model's runs; the seed is the unit of "
+             "replication):", "",
+             "| family | variant | " + " | ".join(f"seed {k}" for k in seeds)
+             + " | mean +- sd over seeds |",
+             "|---|---|" + "---|" * (len(seeds) + 1)]
+    for fam, c in comp.items():
+        for var, by_seed in c["mean_S_per_seed"].items():
+            vals = list(by_seed.values())
+            spread = (f"{statistics.mean(vals):.2f} +- {statistics.stdev(vals):.2f}"
+                      if len(vals) > 1 else f"{vals[0]:.2f}" if vals else "-")
+            lines.append(f"| {fam} | {var} | "
+                         + " | ".join(f"{by_seed[k]:.2f}" if k in by_seed else "-" for k in seeds)
+                         + f" | {spread} |")
+    lines.append("")
+    for fam, c in comp.items():
+        if not c["matched_runs"]:
+            continue
+        p = c["sign_test_p"]
+        lines.append(
+            f"- {fam}, decorrelated vs baseline over {c['matched_runs']} matched runs (same seed, "
+            f"start, state point and MD seed): stable longer in {c['treated_longer']}, shorter "
+            f"in {c['treated_shorter']}, equal in {c['equal']} (sign test p = {_f(p, '.2g')}); "
+            f"mean S rose in {c['seeds_improved']} of {c['seeds_compared']} seeds "
+            f"(change per seed: " + ", ".join(
+                f"{k}: {d:+.2f}" for k, d in c["delta_mean_S_per_seed"].items()) + ").")
     return lines + [""]
 
 
@@ -221,6 +302,7 @@ def render_markdown(cfg: dict, summary: dict) -> str:
             f"{fam} {_f(r)}" for fam, r in summary["spearman_lcorr_vs_S_by_family"].items()),
         "",
         *_state_point_table(summary["mean_S_by_state_point"]),
+        *_comparison_table(summary.get("seed_comparison") or {}),
         f"MD: NVT ({md['thermostat']}), {md['time_ps']} ps at {md['dt_fs']} fs, "
         f"T = {', '.join(f'{t:g}' for t in md['temperatures'])} K, {md['n_starts']} starts per "
         f"system ({', '.join(md['systems'])}); seeds {cfg['seeds']} "
