@@ -96,6 +96,7 @@ def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path):
     assert "| allegro | baseline |" in (out / "summary.md").read_text()
     assert (out / "plots" / "stable_time.png").is_file()
     assert (out / "plots" / "stability_vs_correlation_and_mae.png").is_file()
+    assert (out / "plots" / "matched_runs.png").is_file()
     assert set(summary["spearman_lcorr_vs_S_by_family"]) == {"allegro"}
     cells = summary["mean_S_by_state_point"]
     assert sum(c["runs"] for c in cells) == 2

@@ -1,4 +1,5 @@
-"""Study plots: stable-time distributions, Stability Index vs feature correlation, MAE vs S."""
+"""Study plots: stable-time distributions, Stability Index vs feature correlation, MAE vs S,
+and decorrelated vs baseline stable time over matched runs."""
 
 from __future__ import annotations
 
@@ -50,4 +51,54 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     a2.set_ylabel("mean Stability Index")
     fig.tight_layout()
     fig.savefig(out / "stability_vs_correlation_and_mae.png", dpi=120)
+    plt.close(fig)
+
+
+def plot_matched_runs(rows: list[dict], out: Path, treated: str = "decorrelated",
+                      control: str = "baseline") -> None:
+    """Stable time (ps) of each ``treated`` run against its matched ``control`` run (same
+    family, seed, system, temperature, start); points above the diagonal lasted longer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = lambda r: (r["family"], int(r["seed"]), r["system"], float(r["temperature_K"]),  # noqa: E731
+                     int(r["start"]))
+    ctrl = {key(r): float(r["stable_time_ps"]) for r in rows if r["variant"] == control}
+    pairs = [(key(r), ctrl[key(r)], float(r["stable_time_ps"])) for r in rows
+             if r["variant"] == treated and key(r) in ctrl]
+    if not pairs:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    families = sorted({k[0] for k, _, _ in pairs})
+    systems = sorted({k[2] for k, _, _ in pairs})
+    markers = dict(zip(systems, "osD^v<>", strict=False))
+    fig, axes = plt.subplots(1, len(families), figsize=(4.6 * len(families), 4.4), squeeze=False)
+    t_max = max(max(a, b) for _, a, b in pairs)
+    t_min = max(min(min(a, b) for _, a, b in pairs), 1e-3)
+    t_cold = min(k[3] for k, _, _ in pairs)  # filled markers; hotter runs hollow
+    for ax, fam in zip(axes[0], families, strict=True):
+        seeds = sorted({k[1] for k, _, _ in pairs if k[0] == fam})
+        for k, t0, t1 in pairs:
+            if k[0] == fam:
+                c = f"C{seeds.index(k[1])}"
+                ax.scatter(t0, t1, edgecolors=c, facecolors=c if k[3] == t_cold else "none",
+                           marker=markers[k[2]], s=30, alpha=0.75)
+        ax.plot([t_min, t_max], [t_min, t_max], color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{control}: stable time (ps)")
+        ax.set_ylabel(f"{treated}: stable time (ps)")
+        ax.set_title(f"{fam} (matched runs)")
+        handles = [plt.Line2D([], [], color=f"C{i}", marker="s", ls="", label=f"seed {s}")
+                   for i, s in enumerate(seeds)]
+        handles += [plt.Line2D([], [], color="grey", marker=m, ls="", label=sy)
+                    for sy, m in markers.items()]
+        if any(k[3] != t_cold for k, _, _ in pairs):
+            handles.append(plt.Line2D([], [], color="grey", marker="o", ls="", mfc="none",
+                                      label=f"> {t_cold:g} K (hollow)"))
+        ax.legend(handles=handles, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "matched_runs.png", dpi=120)
     plt.close(fig)

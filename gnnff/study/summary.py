@@ -199,9 +199,10 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     atomic_write_text(out / "summary.md", render_markdown(cfg, summary))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     try:
-        from gnnff.study.plots import plot_study
+        from gnnff.study.plots import plot_matched_runs, plot_study
 
         plot_study(rows, per_model, rho, out / "plots")
+        plot_matched_runs(rows, out / "plots")
     except Exception as exc:  # plots never lose the numbers
         print(f"warning: study plots failed: {exc}")
     return summary
