@@ -46,9 +46,10 @@ def test_run_nvt_example_two_ranks(model, tmp_path):
     assert (out / "report.png").is_file() and (out / "log.lammps").is_file()
 
 
-def test_close_contact_reference_from_pair_coeff_model(tmp_path):
+def test_close_contact_reference_from_pair_coeff_model(tmp_path, monkeypatch):
     """The driver judges close contacts against the training-data distances stored in the model
-    file that pair_coeff names (through a ${model} variable), unless --reference says otherwise."""
+    file that pair_coeff names (through a ${model} variable), unless --reference says otherwise.
+    The model and settings paths are relative to the caller, not to the input's folder."""
     from gnnff.cli import main
     from gnnff.stability import StabilityReference
 
@@ -61,9 +62,10 @@ def test_close_contact_reference_from_pair_coeff_model(tmp_path):
     crit = {}
     for name in ("model", "none"):
         out = tmp_path / name
+        monkeypatch.chdir(tmp_path)
         assert main(["lammps", "run", str(EXAMPLES / "in.sio2_nvt"), "--np", "1",
-                     "--var", f"model={model}", "--var", "steps=5", "--var", "temp=300",
-                     "--stability", str(stab), "--reference", name, "--out", str(out)]) == 0
+                     "--var", f"model={model.name}", "--var", "steps=5", "--var", "temp=300",
+                     "--stability", stab.name, "--reference", name, "--out", str(out)]) == 0
         rep = json.loads((out / "report.json").read_text())
         crit[name] = next(c for c in rep["criteria"] if c["name"] == "close_contact")
     for key, d in stored.items():

@@ -17,7 +17,12 @@ from ase.md.langevin import Langevin
 
 from gnnff.calculators import GNNFFCalculator
 from gnnff.calculators.md import init_velocities
-from gnnff.stability import StabilityConfig, StabilityMonitor, run_monitored
+from gnnff.stability import (
+    StabilityConfig,
+    StabilityMonitor,
+    StabilityReference,
+    run_monitored,
+)
 from gnnff.study.bundle import SMALL_TEST
 
 ap = argparse.ArgumentParser()
@@ -34,7 +39,9 @@ init_velocities(atoms, args.temperature, seed=0)
 
 dyn = Langevin(atoms, timestep=1.0 * units.fs, temperature_K=args.temperature,
                friction=0.01 / units.fs, fixcm=False, rng=np.random.default_rng(1))
-monitor = StabilityMonitor(atoms, dyn, config=StabilityConfig(interval=10),
+# close contacts are judged against the training data's pair distances stored in the model
+reference = StabilityReference.from_model_metadata(atoms.calc.metadata)
+monitor = StabilityMonitor(atoms, dyn, config=StabilityConfig(interval=10), reference=reference,
                            total_steps=args.steps, out_dir=args.out)
 report = run_monitored(dyn, args.steps, monitor)
 print(f"stable for {report['stable_time_ps']:.3f} of {report['t_run_ps']:.3f} ps, "

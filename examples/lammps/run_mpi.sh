@@ -19,8 +19,6 @@ if [ "${PLAIN:-0}" = "1" ]; then
     exec mpirun -np 2 lmp -in "in.sio2_${kind}" -var model "$model" -var steps "$steps" \
         -log "log.sio2_${kind}"
 fi
-# close-contact thresholds from SiO2/SiO_x frames labelled by the reference potential (the small
-# test set shipped beside the bundled models) rather than from covalent radii
-ref=$(python -c "from gnnff.study.bundle import SMALL_TEST; print(SMALL_TEST)")
+# close contacts are judged against the training data's pair distances stored in the model
 exec gnnff lammps run "in.sio2_${kind}" --np 2 --var "model=$model" --var "steps=$steps" \
-    --reference "$ref" --out "run_${kind}"
+    --out "run_${kind}"

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="LAMMPS index variable, like lmp -var NAME VALUE (repeatable)",
+        help="LAMMPS index variable, like lmp -var NAME VALUE (repeatable); LAMMPS runs in "
+        "the input's folder, so a VALUE that is an existing relative path is made absolute",
     )
     r.add_argument("--stability", help="stability settings YAML (criteria, interval, ...)")
     r.add_argument(

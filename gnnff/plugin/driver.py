@@ -293,8 +293,16 @@ def run_lammps_input(
     from gnnff.plugin.build import build_plugin
 
     build_plugin(quiet=True)
+    # LAMMPS runs in the input's folder (so its own relative paths work); paths given here are
+    # relative to the caller, so a --var value naming an existing path is made absolute
+    variables = {k: str(Path(v).resolve()) if v and Path(v).exists() and not Path(v).is_absolute()
+                 else v for k, v in (variables or {}).items()}
+    if stability:
+        stability = Path(stability).resolve()
+    if reference and str(reference) not in ("model", "none"):
+        reference = Path(reference).resolve()
     spec = {
-        "input": str(input_path), "out": str(out), "vars": dict(variables or {}),
+        "input": str(input_path), "out": str(out), "vars": variables,
         "stability": str(stability) if stability else None,
         "reference": str(reference) if reference else None,
         "ensemble": ensemble, "temperature": temperature,

@@ -1,6 +1,6 @@
 """The feature-decorrelation loss (this project's own definition, see docs below).
 
-Definition (ours, documented in ``/work/shared/notes/science.md``; not taken from a paper):
+Definition (ours, documented in ``docs/definitions.md``; not taken from a paper):
 for every interaction layer ``l`` take the scalar edge features ``X_l`` of the batch
 ([E, C]: E edges, C channels), optionally a random subsample of at most ``M`` edges (the same
 edges for every layer). Standardize each channel over the edges,
