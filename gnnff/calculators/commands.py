@@ -53,6 +53,7 @@ def _md(args: argparse.Namespace) -> int:
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.md import MDSettings, format_report_line, read_structure, run_md
     from gnnff.stability import StabilityConfig
+    from gnnff.stability.reference import resolve_reference
 
     calc = GNNFFCalculator(resolve_model(args.model), device=args.device, dtype=args.dtype)
     atoms = read_structure(args.structure, args.index)
@@ -60,8 +61,14 @@ def _md(args: argparse.Namespace) -> int:
                           time_ps=args.time_ps, dt_fs=args.dt_fs, thermostat=args.thermostat,
                           tau_fs=args.tau_fs, seed=args.seed, traj_interval=args.traj_interval)
     cfg = StabilityConfig.from_yaml(args.stability) if args.stability else None
+    ref = resolve_reference(args.reference, calc.metadata)
+    if ref is None:
+        print("close contacts: judged against covalent radii (no stability reference)")
+    else:
+        pairs = ", ".join(f"{k} {d:.2f} A" for k, d in ref.pair_min_distances.items())
+        print(f"close contacts: judged against {ref.source or args.reference} ({pairs})")
     report = run_md(atoms, calc, settings, args.out, stability_config=cfg,
-                    reference=args.reference)
+                    reference=ref if ref is not None else "none")
     print(format_report_line(report))
     print(f"trajectory, report.json and report.png in {args.out}")
     return 0
