@@ -103,6 +103,8 @@ def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path):
     assert "Mean Stability Index by state point" in (out / "summary.md").read_text()
     assert summary["seed_comparison"]["allegro"]["matched_runs"] == 1
     assert "Mean Stability Index per seed" in (out / "summary.md").read_text()
+    assert sum(summary["groups"]["allegro/baseline"]["ended_by"].values()) == 1
+    assert "How the runs ended" in (out / "summary.md").read_text()
     # resume: a removed MD unit is redone, finished units are not retrained
     model = out / "train" / "allegro__baseline__s0" / "model.pt"
     stamp = model.stat().st_mtime_ns

@@ -103,6 +103,7 @@ def collect_rows(cfg: dict, out: Path) -> list[dict[str, Any]]:
                "stable_time_ps": rep.get("stable_time_ps"), "t_run_ps": rep.get("t_run_ps"),
                "stability_index": rep.get("stability_index"),
                "failed_criterion": rep.get("failed_criterion") or "",
+               "failed_pair": (rep.get("failure") or {}).get("pair") or "",
                "status": rep.get("status", "")}
         for name, res in ev.items():
             key = Path(name).stem
@@ -158,6 +159,7 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
                 "ood_force_mae": _mean([r.get(f"{k}_force_mae") for r in g for k in ood_keys]),
                 "lcorr": _mean([r.get(f"{eval_key}_lcorr") for r in g]),
                 "epoch_s": _median(secs),
+                "ended_by": _ended_by(g),
             }
             groups[f"{fam}/{var}"] = entry
     for fam in cfg["families"]:
@@ -206,6 +208,17 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     except Exception as exc:  # plots never lose the numbers
         print(f"warning: study plots failed: {exc}")
     return summary
+
+
+def _ended_by(rows: list[dict]) -> dict[str, int]:
+    """How the runs ended: criterion (with the species pair for close contacts) -> count."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        crit = r.get("failed_criterion") or "none (stable)"
+        if crit == "close_contact" and r.get("failed_pair"):
+            crit = f"close_contact {r['failed_pair']}"
+        counts[crit] = counts.get(crit, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _state_point_table(cells: list[dict]) -> list[str]:
@@ -301,6 +314,11 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         f", per model, {summary['n_models']} models): {_f(summary['spearman_lcorr_vs_S'])}; "
         "within a family: " + ", ".join(
             f"{fam} {_f(r)}" for fam, r in summary["spearman_lcorr_vs_S_by_family"].items()),
+        "",
+        "How the runs ended:",
+        "",
+        *[f"- {key.replace('/', ' ')}: " + ", ".join(f"{k} {n}" for k, n in e["ended_by"].items())
+          for key, e in summary["groups"].items() if e["ended_by"]],
         "",
         *_state_point_table(summary["mean_S_by_state_point"]),
         *_comparison_table(summary.get("seed_comparison") or {}),
