@@ -125,7 +125,8 @@ def run_demo(args: argparse.Namespace) -> int:
               f"{rep['stability_index']:6.2f}  {rep.get('failed_criterion') or '-'}")
     s = {lab: np.mean([r["stability_index"] for lab2, _, r, _ in rows if lab2 == lab])
          for lab in models}
-    print(f"\nmean S: stable {s['stable']:.2f} vs baseline {s['baseline']:.2f}")
+    print(f"\nmean S: stable {s['stable']:.2f} vs baseline {s['baseline']:.2f} (one seed, one "
+          "start: what holds across seeds is in the README's study section)")
     print(f"report plots: {out}/runs/*/report.png")
     print(f"demo finished in {time.perf_counter() - t0:.0f} s; outputs in {out}/")
     return 0
