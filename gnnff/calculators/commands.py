@@ -1,4 +1,5 @@
-"""``gnnff md`` (ASE MD with the stability monitor) and ``gnnff path`` (bundled model files)."""
+"""``gnnff md`` (ASE MD with the stability monitor), ``gnnff dimer`` (short-range check) and
+``gnnff path`` (bundled model files)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="run folder")
     p.set_defaults(func=_md)
+
+    d = subparsers.add_parser("dimer", help="short-range check: E(r) of every species pair as "
+                              "an isolated dimer, against the training data's closest approach")
+    d.add_argument("--model", required=True, help="model file, or the name of a bundled model")
+    d.add_argument("--r-min", type=float, default=0.5, help="A (default 0.5)")
+    d.add_argument("--r-max", type=float, default=None, help="A (default: the model's cutoff)")
+    d.add_argument("--points", type=int, default=91)
+    d.add_argument("--out", required=True, help="folder for dimer.json and dimer.png")
+    d.set_defaults(func=_dimer)
 
     q = subparsers.add_parser("path", help="print the file path of a bundled model")
     q.add_argument("name", nargs="?", help="registry name (omit to list them)")
@@ -71,6 +81,48 @@ def _md(args: argparse.Namespace) -> int:
                     reference=ref if ref is not None else "none")
     print(format_report_line(report))
     print(f"trajectory, report.json and report.png in {args.out}")
+    return 0
+
+
+def _dimer(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.calculators.dimer import dimer_curves, plot_dimers, wall_heights
+    from gnnff.io_utils import atomic_write_json
+    from gnnff.stability.reference import StabilityReference
+
+    path = resolve_model(args.model)
+    calc = GNNFFCalculator(path, dtype="float64")
+    r_max = args.r_max or calc.cutoff
+    if not 0.0 < args.r_min < r_max or args.points < 3:
+        raise ValueError(f"need 0 < --r-min < --r-max and --points >= 3 (got {args.r_min}, "
+                         f"{r_max}, {args.points})")
+    r = np.linspace(args.r_min, r_max, args.points)
+    curves = dimer_curves(calc, calc.species, r)
+    ref = StabilityReference.from_model_metadata(calc.metadata)
+    pair_min = ref.pair_min_distances if ref else {}
+    walls = wall_heights(curves, r, pair_min)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "dimer.json", {
+        "model": str(path), "r": r.tolist(),
+        "energy_eV": {k: v.tolist() for k, v in curves.items()},
+        "training_pair_min_A": pair_min,
+        "wall_eV": walls, "wall_definition": "E(0.75 d_min) - E(d_min), isolated dimer",
+    })  # fmt: skip
+    plot_dimers(curves, r, pair_min, out / "dimer.png", title=f"{path.name}: isolated dimers")
+    for key, e in curves.items():
+        line = f"{key:6s} E({r[0]:.2f} A) = {e[0]:+9.2f} eV"
+        if key in walls:
+            line += (f"   wall E(0.75 d_min) - E(d_min) = {walls[key]:+7.2f} eV "
+                     f"(d_min {pair_min[key]:.2f} A){'' if walls[key] > 0 else '  <- no wall'}")
+        print(line)
+    if not pair_min:
+        print("(this model file stores no training distances: walls not evaluated)")
+    print(f"dimer.json and dimer.png in {out}")
     return 0
 
 
