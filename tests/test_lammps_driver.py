@@ -80,7 +80,8 @@ def test_lammps_error_is_recorded(model, tmp_path):
     bad = tmp_path / "in.bad"
     bad.write_text((EXAMPLES / "in.sio2_nve").read_text().replace(
         "run             ${steps}", "run 10\nundefined_command_xyz\nrun 10"))  # fmt: skip
-    variables = {"model": str(model), "data": str(EXAMPLES / "sio2_quartz.data")}
+    # values need not be strings (the demo passes numbers)
+    variables = {"model": str(model), "data": str(EXAMPLES / "sio2_quartz.data"), "unused": 1.5}
     info = run_lammps_input(bad, tmp_path / "run", np_=1, variables=variables)
     assert info["status"] == "lammps-error"
     rep = json.loads((tmp_path / "run" / "report.json").read_text())

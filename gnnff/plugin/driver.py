@@ -295,8 +295,9 @@ def run_lammps_input(
     build_plugin(quiet=True)
     # LAMMPS runs in the input's folder (so its own relative paths work); paths given here are
     # relative to the caller, so a --var value naming an existing path is made absolute
+    variables = {k: str(v) for k, v in (variables or {}).items()}
     variables = {k: str(Path(v).resolve()) if v and Path(v).exists() and not Path(v).is_absolute()
-                 else v for k, v in (variables or {}).items()}
+                 else v for k, v in variables.items()}
     if stability:
         stability = Path(stability).resolve()
     if reference and str(reference) not in ("model", "none"):
