@@ -7,6 +7,7 @@ import pytest
 import torch
 from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
 from gnnff.calculators import GNNFFCalculator, load_pretrained
 from gnnff.data.structures import composition_counts, random_packing
@@ -45,10 +46,10 @@ def test_forces_and_stress_match_finite_differences(model_file):
         atoms.calc = calc
         f = atoms.get_forces()
         assert np.abs(f).max() > 1e-3, "degenerate model: forces vanish"
-        f_num = calc.calculate_numerical_forces(atoms, d=1e-3)
+        f_num = calculate_numerical_forces(atoms, eps=1e-3)
         np.testing.assert_allclose(f, f_num, atol=2e-6 * max(1.0, np.abs(f).max()))
         s = atoms.get_stress()
-        s_num = calc.calculate_numerical_stress(atoms, d=1e-5)
+        s_num = calculate_numerical_stress(atoms, eps=1e-5)
         np.testing.assert_allclose(s, s_num, atol=2e-7 * max(1.0, np.abs(s).max() * 1e3))
         assert np.isclose(atoms.get_potential_energy(), atoms.get_potential_energies().sum())
 

@@ -65,7 +65,8 @@ def test_forces_and_stress_match_finite_differences(data, tmp_path):
         if cell_strain is not None:
             st.pos = pos @ cell_strain.T
             st.edge_shift = s.edge_shift @ cell_strain.T
-        return float(predict(model, collate([st], torch.float64), forces=False)["energy"][0])
+        return float(predict(model, collate([st], torch.float64), forces=False)["energy"][0]
+                     .detach())
 
     h = 1e-5
     for a, k in [(0, 0), (3, 1), (7, 2)]:
@@ -73,7 +74,7 @@ def test_forces_and_stress_match_finite_differences(data, tmp_path):
         p1[a, k] += h
         p2[a, k] -= h
         fd = -(energy(p1) - energy(p2)) / (2 * h)
-        assert float(out["forces"][a, k]) == pytest.approx(fd, abs=1e-6)
+        assert float(out["forces"][a, k].detach()) == pytest.approx(fd, abs=1e-6)
     # stress = (1/V) dE/d(strain), same edges, positions and shifts deformed together
     for a, b in [(0, 0), (1, 2)]:
         eps = np.zeros((3, 3))
@@ -81,7 +82,7 @@ def test_forces_and_stress_match_finite_differences(data, tmp_path):
         ep = energy(s.pos, np.eye(3) + eps)
         em = energy(s.pos, np.eye(3) - eps)
         fd = (ep - em) / (2 * h) / s.volume / (1 if a == b else 2)
-        assert float(out["stress"][0, a, b]) == pytest.approx(fd, abs=1e-7)
+        assert float(out["stress"][0, a, b].detach()) == pytest.approx(fd, abs=1e-7)
 
 
 def test_lambda_zero_is_exactly_the_baseline(data, tmp_path):
