@@ -105,6 +105,10 @@ def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path):
     assert "Mean Stability Index per seed" in (out / "summary.md").read_text()
     assert sum(summary["groups"]["allegro/baseline"]["ended_by"].values()) == 1
     assert "How the runs ended" in (out / "summary.md").read_text()
+    walls = json.loads((out / "eval" / "allegro__baseline__s0.dimer.json").read_text())
+    assert set(walls) == {"O-O", "O-Si", "Si-Si"}
+    assert set(summary["spearman_wall_vs_S"]) == set(walls)
+    assert "short-range wall" in (out / "summary.md").read_text()
     # resume: a removed MD unit is redone, finished units are not retrained
     model = out / "train" / "allegro__baseline__s0" / "model.pt"
     stamp = model.stat().st_mtime_ns

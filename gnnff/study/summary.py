@@ -115,6 +115,27 @@ def collect_rows(cfg: dict, out: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _short_range_walls(out: Path, model_id: str) -> dict[str, float] | None:
+    """Isolated-dimer wall E(0.75 d_min) - E(d_min) (eV) per species pair of a trained model,
+    d_min from the study's training-data reference; cached beside the model's evaluation."""
+    cached = out / "eval" / f"{model_id}.dimer.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    model = out / "train" / model_id / "model.pt"
+    refs = sorted((out / "md" / "references").glob("*.json"))
+    if not model.is_file() or not refs:
+        return None
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.calculators.dimer import dimer_curves, wall_heights
+
+    pair_min = json.loads(refs[0].read_text())["pair_min_distances"]
+    calc = GNNFFCalculator(model, dtype="float64")
+    r = np.linspace(0.5, calc.cutoff, 91)
+    walls = wall_heights(dimer_curves(calc, calc.species, r), r, pair_min)
+    atomic_write_text(cached, json.dumps(walls))
+    return walls
+
+
 def _training_seconds(out: Path, model_id: str) -> float | None:
     path = out / "train" / model_id / "metrics.csv"
     if not path.is_file():
@@ -171,11 +192,15 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         by_model.setdefault(f"{r['family']}__{r['variant']}__s{r['seed']}", []).append(r)
-    per_model = [{"family": rs[0]["family"], "variant": rs[0]["variant"],
+    per_model = [{"model": mid, "family": rs[0]["family"], "variant": rs[0]["variant"],
                   "mean_S": statistics.mean(r["stability_index"] for r in rs),
                   "lcorr": rs[0].get(f"{eval_key}_lcorr"),
-                  "force_mae": rs[0].get(f"{eval_key}_force_mae")}
-                 for rs in by_model.values()]
+                  "force_mae": rs[0].get(f"{eval_key}_force_mae"),
+                  "wall_eV": _short_range_walls(out, mid)}
+                 for mid, rs in by_model.items()]
+    pairs = sorted({k for m in per_model for k in (m["wall_eV"] or {})})
+    rho_wall = {k: spearman([m["wall_eV"][k] for m in per_model if m["wall_eV"]],
+                            [m["mean_S"] for m in per_model if m["wall_eV"]]) for k in pairs}
 
     def rho_of(models: list[dict]) -> float:
         pts = [(m["lcorr"], m["mean_S"]) for m in models if m["lcorr"] is not None]
@@ -197,9 +222,11 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     summary = {"groups": groups, "spearman_lcorr_vs_S": rho, "seed_comparison": comparison,
                "spearman_lcorr_vs_S_by_family": rho_family, "n_models": len(per_model),
                "n_runs": len(rows), "mean_S_by_state_point": by_state,
-               "seeds_with_runs": sorted({int(r["seed"]) for r in rows})}
+               "seeds_with_runs": sorted({int(r["seed"]) for r in rows}),
+               "spearman_wall_vs_S": rho_wall,
+               "per_model": per_model}
     atomic_write_text(out / "summary.md", render_markdown(cfg, summary))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     try:
         from gnnff.study.plots import plot_matched_runs, plot_study
 
@@ -314,6 +341,10 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         f", per model, {summary['n_models']} models): {_f(summary['spearman_lcorr_vs_S'])}; "
         "within a family: " + ", ".join(
             f"{fam} {_f(r)}" for fam, r in summary["spearman_lcorr_vs_S_by_family"].items()),
+        "",
+        "Spearman rho of the short-range wall (isolated dimer, E(0.75 d_min) - E(d_min), "
+        "`gnnff dimer`) vs mean Stability Index, per model: " + (", ".join(
+            f"{k} {_f(v)}" for k, v in summary.get("spearman_wall_vs_S", {}).items()) or "-"),
         "",
         "How the runs ended:",
         "",
