@@ -65,7 +65,7 @@ def test_config_errors_are_clear(tmp_path):
         load_study_config(tmp_path / "missing.yaml")
 
 
-def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path):
+def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path, capsys):
     base = tmp_path / "train.yaml"
     base.write_text(yaml.safe_dump({
         "data": {"train": "x", "valid": "x"},
@@ -89,6 +89,13 @@ def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path):
     out = tmp_path / "study"
     summary = run_study(cfg, out, log=lambda m: None)
     assert study_status(out, cfg) == {"models": 2, "trained": 2, "md_runs": 2, "md_done": 2}
+    from gnnff.cli import main
+
+    capsys.readouterr()
+    assert main(["study", "status", str(cfg_path), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "allegro__decorrelated__s0" in text and "MD runs 2/2" in text
+    assert main(["study", "status", str(cfg_path), "--out", str(tmp_path / "none")]) == 2
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 2 and {r["variant"] for r in rows} == {"baseline", "decorrelated"}
     assert all(0.0 <= float(r["stability_index"]) <= 1.0 for r in rows)

@@ -1,4 +1,4 @@
-"""``gnnff study run|summarize``."""
+"""``gnnff study run|summarize|status|bundle``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ def register(subparsers) -> None:
     s.add_argument("config")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_summarize)
+    t = sub.add_parser("status", help="what is done: models trained (epochs), MD runs finished")
+    t.add_argument("config")
+    t.add_argument("--out", required=True)
+    t.set_defaults(func=_status)
     b = sub.add_parser("bundle", help="ship a trained model in the package (with its figures)")
     b.add_argument("model", help="exported model file (e.g. STUDY/train/<id>/model.pt)")
     b.add_argument("--name", required=True, help="registry name, e.g. sio2-allegro-stable")
@@ -44,6 +48,28 @@ def _summarize(args: argparse.Namespace) -> int:
     cfg = load_study_config(args.config)
     summarize_study(cfg, args.out)
     print((__import__("pathlib").Path(args.out) / "summary.md").read_text())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gnnff.study.config import load_study_config
+    from gnnff.study.runner import study_status
+
+    cfg = load_study_config(args.config)
+    if not Path(args.out).is_dir():
+        raise FileNotFoundError(f"no study folder {args.out}: start it with `gnnff study run "
+                                f"{args.config} --out {args.out}`")
+    st = study_status(Path(args.out), cfg, per_model=True)
+    epochs = cfg["training"].get("set", {}).get("training.epochs")
+    print(f"{'model':34s} {'trained':>8s} {'epochs':>7s} {'MD runs':>9s}")
+    for r in st["per_model"]:
+        print(f"{r['model']:34s} {'yes' if r['trained'] else 'no':>8s} "
+              f"{r['epochs_done']:>7d} {r['md_done']:>4d}/{r['md_runs']:<4d}")
+    print(f"models trained {st['trained']}/{st['models']}"
+          + (f" ({epochs} epochs each)" if epochs else "")
+          + f", MD runs {st['md_done']}/{st['md_runs']}")
     return 0
 
 
