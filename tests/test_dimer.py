@@ -51,6 +51,8 @@ def test_wall_heights_by_hand():
     curves = {"A-B": np.array([4.0, 2.0, 0.0])}  # linear: E = 6 - 2 r
     walls = wall_heights(curves, r, {"A-B": 2.0, "C-D": 1.0})
     assert walls == {"A-B": pytest.approx((6 - 2 * 1.5) - (6 - 2 * 2.0))}
+    # 0.75 x 1.2 A lies below the sampled range: no extrapolated (clamped) value
+    assert np.isnan(wall_heights(curves, r, {"A-B": 1.2})["A-B"])
 
 
 def test_dimer_cli(zbl_model, tmp_path, capsys):

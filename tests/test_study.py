@@ -41,7 +41,9 @@ def test_seed_comparison_matches_runs_and_counts_by_hand():
             row("baseline", 0, 1, 2.0), row("decorrelated", 0, 1, 2.0),
             row("baseline", 1, 0, 10.0), row("decorrelated", 1, 0, 4.0),
             row("baseline", 1, 1, 3.0), row("decorrelated", 1, 1, 5.0),
-            row("decorrelated", 2, 0, 7.0)]  # no matching baseline: not compared
+            row("decorrelated", 2, 0, 7.0),  # no matching baseline: not compared
+            {**row("baseline", 0, 2, 0.5), "status": "interrupted"},  # not a finished run
+            row("decorrelated", 0, 2, 9.0)]
     c = seed_comparison(rows, ["allegro"])["allegro"]
     assert (c["treated_longer"], c["treated_shorter"], c["equal"]) == (2, 1, 1)
     assert c["matched_runs"] == 4
@@ -50,6 +52,9 @@ def test_seed_comparison_matches_runs_and_counts_by_hand():
     assert c["delta_mean_S_per_seed"][0] == pytest.approx(0.6 - 0.15)
     assert c["delta_mean_S_per_seed"][1] == pytest.approx(0.45 - 0.65)
     assert (c["seeds_improved"], c["seeds_compared"]) == (1, 2)
+    from gnnff.study.summary import _ended_by
+
+    assert _ended_by(rows)["status interrupted"] == 1
 
 
 def test_config_errors_are_clear(tmp_path):
@@ -112,7 +117,7 @@ def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path, capsys):
     assert "Mean Stability Index per seed" in (out / "summary.md").read_text()
     assert sum(summary["groups"]["allegro/baseline"]["ended_by"].values()) == 1
     assert "How the runs ended" in (out / "summary.md").read_text()
-    walls = json.loads((out / "eval" / "allegro__baseline__s0.dimer.json").read_text())
+    walls = json.loads((out / "eval" / "allegro__baseline__s0.dimer.json").read_text())["wall_eV"]
     assert set(walls) == {"O-O", "O-Si", "Si-Si"}
     assert set(summary["spearman_wall_vs_S"]) == set(walls)
     assert "short-range wall" in (out / "summary.md").read_text()

@@ -203,6 +203,12 @@ def test_training_learns_and_decorrelation_lowers_lcorr(data, tmp_path, capsys):
     direct = StabilityReference.from_frames(ase.io.read(data / "train.extxyz", index=":"),
                                             with_rdf=False, distance_cutoff=4.0)
     assert stored.species == ["O", "Si"] and stored.n_frames == 48
+    # the checkpoint carries it too, so `gnnff export CHECKPOINT` keeps it
+    from gnnff.potentials import load_checkpoint
+
+    ckpt_ref = load_checkpoint(run / "checkpoint.pt")["training_summary"]["stability_reference"]
+    assert ckpt_ref["pair_min_distances"] == meta["training"]["stability_reference"][
+        "pair_min_distances"]
     assert stored.pair_min_distances.keys() == direct.pair_min_distances.keys()
     for key, d in direct.pair_min_distances.items():
         assert stored.pair_min_distances[key] == pytest.approx(d, abs=1e-9), key

@@ -73,7 +73,9 @@ def _md(args: argparse.Namespace) -> int:
     cfg = StabilityConfig.from_yaml(args.stability) if args.stability else None
     ref = resolve_reference(args.reference, calc.metadata)
     if ref is None:
-        print("close contacts: judged against covalent radii (no stability reference)")
+        fallback = cfg.contact_fallback if cfg else "covalent"
+        print(f"close contacts: no stability reference; fallback '{fallback}' "
+              "(covalent radii, or the first frame's distances for 'initial')")
     else:
         pairs = ", ".join(f"{k} {d:.2f} A" for k, d in ref.pair_min_distances.items())
         print(f"close contacts: judged against {ref.source or args.reference} ({pairs})")
@@ -111,12 +113,16 @@ def _dimer(args: argparse.Namespace) -> int:
         "model": str(path), "r": r.tolist(),
         "energy_eV": {k: v.tolist() for k, v in curves.items()},
         "training_pair_min_A": pair_min,
-        "wall_eV": walls, "wall_definition": "E(0.75 d_min) - E(d_min), isolated dimer",
+        "wall_eV": {k: None if np.isnan(v) else v for k, v in walls.items()},
+        "wall_definition": "E(0.75 d_min) - E(d_min), isolated dimer",
     })  # fmt: skip
     plot_dimers(curves, r, pair_min, out / "dimer.png", title=f"{path.name}: isolated dimers")
     for key, e in curves.items():
         line = f"{key:6s} E({r[0]:.2f} A) = {e[0]:+9.2f} eV"
-        if key in walls:
+        if key in walls and np.isnan(walls[key]):
+            line += (f"   wall not evaluated: [0.75 d_min, d_min] = [{0.75 * pair_min[key]:.2f}, "
+                     f"{pair_min[key]:.2f}] A is outside [--r-min, --r-max]")
+        elif key in walls:
             line += (f"   wall E(0.75 d_min) - E(d_min) = {walls[key]:+7.2f} eV "
                      f"(d_min {pair_min[key]:.2f} A){'' if walls[key] > 0 else '  <- no wall'}")
         print(line)

@@ -36,13 +36,17 @@ def wall_heights(curves: dict[str, np.ndarray], r: np.ndarray, pair_min: dict[st
                  factor: float = 0.75) -> dict[str, float]:
     """E(factor x d_min) - E(d_min) (eV) per pair, d_min = the training data's closest approach
     (linear interpolation on the curve): > 0 means the model pushes atoms apart below d_min,
-    <= 0 that nothing stops them from reaching the close-contact threshold."""
+    <= 0 that nothing stops them from reaching the close-contact threshold; nan when ``r`` does
+    not cover [factor x d_min, d_min]."""
     order = np.argsort(r)
     out = {}
     for key, e in curves.items():
         if key not in pair_min:
             continue
         d = pair_min[key]
+        if factor * d < r.min() or d > r.max():  # not sampled: no extrapolation
+            out[key] = float("nan")
+            continue
         out[key] = float(np.interp(factor * d, r[order], e[order]) - np.interp(d, r[order],
                                                                                 e[order]))
     return out

@@ -106,10 +106,14 @@ class _Recorder:
         from gnnff.stability.reference import StabilityReference
 
         try:
-            meta = read_metadata(model_file)
-        except (OSError, ValueError):
-            return  # LAMMPS itself loaded the file; a metadata problem must not stop the run
-        self.reference = StabilityReference.from_model_metadata(meta)
+            self.reference = StabilityReference.from_model_metadata(read_metadata(model_file))
+        except Exception as exc:  # rank 0 only: raising here would leave the other ranks hanging
+            print(f"gnnff: no close-contact reference from {model_file} ({exc}); using the "
+                  "criterion's fallback", file=sys.stderr)
+            return
+        if self.reference is not None:
+            print(f"gnnff: close contacts judged against {self.reference.source or model_file}",
+                  file=sys.stderr)
 
     def ensure_tracker(self, n_atoms: int):
         from gnnff.stability.tracker import StabilityTracker
@@ -268,6 +272,15 @@ def worker(spec: dict) -> int:
     return 0 if status != "lammps-error" or me != 0 else 3
 
 
+def _absolute_if_path(value: str) -> str:
+    """``value`` made absolute when it names an existing relative path, else unchanged."""
+    try:
+        p = Path(value)
+        return str(p.resolve()) if value and not p.is_absolute() and p.exists() else value
+    except OSError:  # e.g. a value too long to be a file name
+        return value
+
+
 def run_lammps_input(
     input_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -296,8 +309,7 @@ def run_lammps_input(
     # LAMMPS runs in the input's folder (so its own relative paths work); paths given here are
     # relative to the caller, so a --var value naming an existing path is made absolute
     variables = {k: str(v) for k, v in (variables or {}).items()}
-    variables = {k: str(Path(v).resolve()) if v and Path(v).exists() and not Path(v).is_absolute()
-                 else v for k, v in variables.items()}
+    variables = {k: _absolute_if_path(v) for k, v in variables.items()}
     if stability:
         stability = Path(stability).resolve()
     if reference and str(reference) not in ("model", "none"):

@@ -75,7 +75,10 @@ def _training_reference(summary: dict[str, Any], cutoff: float) -> dict[str, Any
     from gnnff.stability.reference import StabilityReference
 
     train = (summary.get("data") or {}).get("train") or {}
-    path = Path(train.get("path", ""))
+    if not train.get("path"):
+        raise ValueError("the model file records no training set (exported without a training "
+                         "summary): bundle the model.pt that `gnnff train` wrote instead")
+    path = Path(train["path"])
     if not path.is_file() or sha256_file(path) != train.get("sha256"):
         raise FileNotFoundError(
             f"the model's training set {path} is missing or changed (sha256 differs from the "

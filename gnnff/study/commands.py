@@ -62,7 +62,7 @@ def _status(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no study folder {args.out}: start it with `gnnff study run "
                                 f"{args.config} --out {args.out}`")
     st = study_status(Path(args.out), cfg, per_model=True)
-    epochs = cfg["training"].get("set", {}).get("training.epochs")
+    epochs = (cfg["training"].get("set") or {}).get("training.epochs")
     print(f"{'model':34s} {'trained':>8s} {'epochs':>7s} {'MD runs':>9s}")
     for r in st["per_model"]:
         print(f"{r['model']:34s} {'yes' if r['trained'] else 'no':>8s} "

@@ -73,10 +73,12 @@ def plot_matched_runs(rows: list[dict], out: Path, treated: str = "decorrelated"
     out.mkdir(parents=True, exist_ok=True)
     families = sorted({k[0] for k, _, _ in pairs})
     systems = sorted({k[2] for k, _, _ in pairs})
-    markers = dict(zip(systems, "osD^v<>", strict=False))
+    markers = {sy: "osD^v<>ph*"[k % 10] for k, sy in enumerate(systems)}
     fig, axes = plt.subplots(1, len(families), figsize=(4.6 * len(families), 4.4), squeeze=False)
     t_max = max(max(a, b) for _, a, b in pairs)
     t_min = max(min(min(a, b) for _, a, b in pairs), 1e-3)
+    # a run that failed at t = 0 would vanish from the log axes: draw it at the lower edge
+    pairs = [(k, max(a, t_min), max(b, t_min)) for k, a, b in pairs]
     t_cold = min(k[3] for k, _, _ in pairs)  # filled markers; hotter runs hollow
     for ax, fam in zip(axes[0], families, strict=True):
         seeds = sorted({k[1] for k, _, _ in pairs if k[0] == fam})

@@ -35,6 +35,9 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+_FINISHED = ("completed", "failed")
+
+
 def seed_comparison(rows: list[dict[str, Any]], families: list[str], treated: str = "decorrelated",
                     control: str = "baseline") -> dict[str, Any]:
     """Per family: mean S of each (variant, seed) and the matched comparison of ``treated``
@@ -43,7 +46,8 @@ def seed_comparison(rows: list[dict[str, Any]], families: list[str], treated: st
     Two runs are matched when they share seed, system, temperature and start (the study gives
     them the same starting structure and MD random seed). Reported: how many matched runs the
     treated model kept stable longer / shorter / equally long, the two-sided sign test p-value
-    of longer vs shorter, and per seed the change in mean S. Runs of one model are not
+    of longer vs shorter, and per seed the change in mean S over the matched runs (runs that
+    were interrupted rather than finished or failed are left out). Runs of one model are not
     independent, so the seed-level figure is the one to trust; the run-level p is a guide."""
     from scipy.stats import binomtest
 
@@ -54,21 +58,26 @@ def seed_comparison(rows: list[dict[str, Any]], families: list[str], treated: st
         for var in sorted({r["variant"] for r in fr}):
             by_seed: dict[int, list[float]] = {}
             for r in fr:
-                if r["variant"] == var:
+                if r["variant"] == var and r.get("status", "completed") in _FINISHED:
                     by_seed.setdefault(int(r["seed"]), []).append(float(r["stability_index"]))
             per_seed[var] = {k: statistics.mean(v) for k, v in sorted(by_seed.items())}
+        # only runs that ended as planned (finished, or failed a criterion) are compared: an
+        # interrupted run's stable time says nothing about the model
         runs = {(r["variant"], int(r["seed"]), r["system"], float(r["temperature_K"]),
-                 int(r["start"])): float(r["stable_time_ps"]) for r in fr}
+                 int(r["start"])): (float(r["stable_time_ps"]), float(r["stability_index"]))
+                for r in fr if r.get("status", "completed") in _FINISHED}
         longer = shorter = equal = 0
-        for (var, *key), t in runs.items():
+        matched_s: dict[int, list[tuple[float, float]]] = {}
+        for (var, *key), (t, s_t) in runs.items():
             if var != treated or (control, *key) not in runs:
                 continue
-            t0 = runs[(control, *key)]
+            t0, s_c = runs[(control, *key)]
             longer, shorter, equal = (longer + (t > t0 + 1e-9), shorter + (t < t0 - 1e-9),
                                       equal + (abs(t - t0) <= 1e-9))
+            matched_s.setdefault(int(key[0]), []).append((s_t, s_c))
         n = longer + shorter
-        both = sorted(set(per_seed.get(treated, {})) & set(per_seed.get(control, {})))
-        delta = {k: per_seed[treated][k] - per_seed[control][k] for k in both}
+        # per seed, the change in mean S over the same (matched) state points and starts
+        delta = {k: statistics.mean(a - b for a, b in v) for k, v in sorted(matched_s.items())}
         out[fam] = {
             "mean_S_per_seed": per_seed,
             "matched_runs": longer + shorter + equal,
@@ -119,20 +128,28 @@ def _short_range_walls(out: Path, model_id: str) -> dict[str, float] | None:
     """Isolated-dimer wall E(0.75 d_min) - E(d_min) (eV) per species pair of a trained model,
     d_min from the study's training-data reference; cached beside the model's evaluation."""
     cached = out / "eval" / f"{model_id}.dimer.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
     model = out / "train" / model_id / "model.pt"
     refs = sorted((out / "md" / "references").glob("*.json"))
     if not model.is_file() or not refs:
         return None
+    stamp = model.stat().st_mtime_ns  # a retrained model invalidates the cache
+    if cached.is_file():
+        data = json.loads(cached.read_text())
+        if data.get("model_mtime_ns") == stamp:
+            return data["wall_eV"]
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.dimer import dimer_curves, wall_heights
 
-    pair_min = json.loads(refs[0].read_text())["pair_min_distances"]
-    calc = GNNFFCalculator(model, dtype="float64")
-    r = np.linspace(0.5, calc.cutoff, 91)
-    walls = wall_heights(dimer_curves(calc, calc.species, r), r, pair_min)
-    atomic_write_text(cached, json.dumps(walls))
+    try:
+        pair_min = json.loads(refs[0].read_text())["pair_min_distances"]
+        calc = GNNFFCalculator(model, dtype="float64")
+        r = np.linspace(0.5, calc.cutoff, 91)
+        walls = wall_heights(dimer_curves(calc, calc.species, r), r, pair_min)
+    except Exception as exc:  # a diagnostic must never stop the summary
+        print(f"warning: short-range walls of {model_id} not computed: {exc}")
+        return None
+    walls = {k: v for k, v in walls.items() if np.isfinite(v)}
+    atomic_write_text(cached, json.dumps({"model_mtime_ns": stamp, "wall_eV": walls}))
     return walls
 
 
@@ -199,8 +216,9 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
                   "wall_eV": _short_range_walls(out, mid)}
                  for mid, rs in by_model.items()]
     pairs = sorted({k for m in per_model for k in (m["wall_eV"] or {})})
-    rho_wall = {k: spearman([m["wall_eV"][k] for m in per_model if m["wall_eV"]],
-                            [m["mean_S"] for m in per_model if m["wall_eV"]]) for k in pairs}
+    rho_wall = {k: spearman([m["wall_eV"][k] for m in per_model if k in (m["wall_eV"] or {})],
+                            [m["mean_S"] for m in per_model if k in (m["wall_eV"] or {})])
+                for k in pairs}
 
     def rho_of(models: list[dict]) -> float:
         pts = [(m["lcorr"], m["mean_S"]) for m in models if m["lcorr"] is not None]
@@ -242,7 +260,9 @@ def _ended_by(rows: list[dict]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in rows:
         crit = r.get("failed_criterion") or "none (stable)"
-        if crit == "close_contact" and r.get("failed_pair"):
+        if r.get("status", "completed") not in _FINISHED:
+            crit = f"status {r['status']}"
+        elif crit == "close_contact" and r.get("failed_pair"):
             crit = f"close_contact {r['failed_pair']}"
         counts[crit] = counts.get(crit, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

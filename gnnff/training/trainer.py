@@ -364,7 +364,8 @@ class Trainer:
 
         return save_checkpoint_dict(
             self.model,
-            training_summary=None,
+            # `gnnff export CHECKPOINT` then writes the close-contact reference into the model
+            training_summary={"stability_reference": self._stability_reference()},
             ema_state=None if self.ema is None else {k: v.cpu() for k, v in self.ema.items()},
             use_ema_for_export=self.ema is not None,
             config=copy.deepcopy(self.cfg),
@@ -560,6 +561,8 @@ class Trainer:
         without an explicit reference judges close contacts against the training data."""
         from gnnff.stability.reference import StabilityReference
 
+        if getattr(self, "_reference_cache", None) is not None:
+            return self._reference_cache
         species = list(self.cfg["model"]["species"])
         ref = StabilityReference(
             pair_min_distances=pair_min_distances(self.data["train"], species),
@@ -568,7 +571,8 @@ class Trainer:
             source=f"training set {self.cfg['data']['train']} "
                    f"(sha256 {self.data_hashes['train'][:12]})",
         )  # fmt: skip
-        return ref.to_dict()
+        self._reference_cache = ref.to_dict()
+        return self._reference_cache
 
     def finish(self) -> dict[str, Any]:
         """Evaluate the chosen weights, write plots, summary.json and the exported model.pt."""
