@@ -117,7 +117,8 @@ def test_decorrelation_term_enters_loss(data, tmp_path):
     loss, _, terms, per_layer = tr.compute_loss(batch, 0.5)
     assert per_layer is not None and per_layer.shape == (2,)
     base = terms["energy"] + terms["forces"]
-    assert float(loss) == pytest.approx(float(base + 0.5 * terms["corr"]), rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(float((base + 0.5 * terms["corr"]).detach()),
+                                                 rel=1e-6)
 
 
 def test_resume_2_plus_2_equals_4(data, tmp_path):
