@@ -81,17 +81,15 @@ class _Recorder:
 
     def __init__(self, spec: dict) -> None:
         from gnnff.stability.config import StabilityConfig
-        from gnnff.stability.reference import StabilityReference
+        from gnnff.stability.reference import resolve_reference
 
         self.config = (
             StabilityConfig.from_yaml(spec["stability"]) if spec.get("stability")
             else StabilityConfig()
         )  # fmt: skip
         ref = spec.get("reference")
-        self.use_model_reference = ref in (None, "model")
-        self.reference = (
-            None if ref in (None, "model", "none") else StabilityReference.from_path(ref)
-        )
+        self.use_model_reference = ref in (None, "model")  # resolved once pair_coeff is read
+        self.reference = None if self.use_model_reference else resolve_reference(ref)
         self.spec = spec
         self.tracker = None
         self.ensemble = spec.get("ensemble")
@@ -308,30 +306,28 @@ def run_lammps_input(
     build_plugin(quiet=True)
     # LAMMPS runs in the input's folder (so its own relative paths work); paths given here are
     # relative to the caller, so a --var value naming an existing path is made absolute
-    variables = {k: str(v) for k, v in (variables or {}).items()}
-    variables = {k: _absolute_if_path(v) for k, v in variables.items()}
-    if stability:
+    variables = {k: _absolute_if_path(str(v)) for k, v in (variables or {}).items()}
+    if stability:  # validate before starting MPI
+        from gnnff.stability.config import StabilityConfig
+
         stability = Path(stability).resolve()
+        StabilityConfig.from_yaml(stability)
     if reference and str(reference) not in ("model", "none"):
         reference = Path(reference).resolve()
+        if reference.suffix != ".json":
+            # build the reference here, once, and hand the ranks a JSON file (building it from
+            # frames inside an MPI rank hung in testing)
+            from gnnff.stability.reference import StabilityReference
+
+            ref_json = out / "stability_reference.json"
+            StabilityReference.from_path(reference).save(ref_json)
+            reference = ref_json
     spec = {
         "input": str(input_path), "out": str(out), "vars": variables,
         "stability": str(stability) if stability else None,
         "reference": str(reference) if reference else None,
         "ensemble": ensemble, "temperature": temperature,
     }  # fmt: skip
-    if stability:  # validate before starting MPI
-        from gnnff.stability.config import StabilityConfig
-
-        StabilityConfig.from_yaml(stability)
-    if reference and str(reference) not in ("model", "none") and Path(reference).suffix != ".json":
-        # build the reference here, once, and hand the ranks a JSON file (building it from
-        # frames inside an MPI rank hung in testing)
-        from gnnff.stability.reference import StabilityReference
-
-        ref_json = out / "stability_reference.json"
-        StabilityReference.from_path(reference).save(ref_json)
-        spec["reference"] = str(ref_json)
     spec_path = out / "driver-spec.json"
     spec_path.write_text(json.dumps(spec, indent=2))
     mpirun = Path(sys.executable).parent / "mpirun"

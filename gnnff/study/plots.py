@@ -54,20 +54,17 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     plt.close(fig)
 
 
-def plot_matched_runs(rows: list[dict], out: Path, treated: str = "decorrelated",
-                      control: str = "baseline") -> None:
-    """Stable time (ps) of each ``treated`` run against its matched ``control`` run (same
-    family, seed, system, temperature, start); points above the diagonal lasted longer."""
+def plot_matched_runs(matched: list[tuple[tuple, dict, dict]], out: Path,
+                      treated: str = "decorrelated", control: str = "baseline") -> None:
+    """Stable time (ps) of each ``treated`` run against its matched ``control`` run
+    (``summary.matched_runs``: key = family, seed, system, temperature, start); points above
+    the diagonal lasted longer."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    key = lambda r: (r["family"], int(r["seed"]), r["system"], float(r["temperature_K"]),  # noqa: E731
-                     int(r["start"]))
-    ctrl = {key(r): float(r["stable_time_ps"]) for r in rows if r["variant"] == control}
-    pairs = [(key(r), ctrl[key(r)], float(r["stable_time_ps"])) for r in rows
-             if r["variant"] == treated and key(r) in ctrl]
+    pairs = [(k, float(c["stable_time_ps"]), float(t["stable_time_ps"])) for k, c, t in matched]
     if not pairs:
         return
     out.mkdir(parents=True, exist_ok=True)

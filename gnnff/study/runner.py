@@ -264,24 +264,22 @@ def study_status(out: Path, cfg: dict, per_model: bool = False) -> dict[str, Any
 
     out = Path(out)
     models = model_units(cfg)
-    trained = sum((out / "train" / m.id / "model.pt").is_file() for m in models)
     mds = md_units(cfg, models)
-    done = sum((out / "md" / u.model.id / u.id / "report.json").is_file() for u in mds)
-    status: dict[str, Any] = {"models": len(models), "trained": trained, "md_runs": len(mds),
-                              "md_done": done}
+    rows = []
+    for m in models:
+        metrics = out / "train" / m.id / "metrics.csv"
+        epoch = 0
+        if metrics.is_file():
+            with open(metrics) as fh:
+                epoch = sum(1 for _ in csv.DictReader(fh))
+        runs = [u for u in mds if u.model.id == m.id]
+        rows.append({"model": m.id, "trained": (out / "train" / m.id / "model.pt").is_file(),
+                     "epochs_done": epoch,
+                     "md_done": sum((out / "md" / m.id / u.id / "report.json").is_file()
+                                    for u in runs),
+                     "md_runs": len(runs)})
+    status: dict[str, Any] = {"models": len(models), "trained": sum(r["trained"] for r in rows),
+                              "md_runs": len(mds), "md_done": sum(r["md_done"] for r in rows)}
     if per_model:
-        rows = []
-        for m in models:
-            metrics = out / "train" / m.id / "metrics.csv"
-            epoch = 0
-            if metrics.is_file():
-                with open(metrics) as fh:
-                    epoch = sum(1 for _ in csv.DictReader(fh))
-            runs = [u for u in mds if u.model.id == m.id]
-            rows.append({"model": m.id, "trained": (out / "train" / m.id / "model.pt").is_file(),
-                         "epochs_done": epoch,
-                         "md_done": sum((out / "md" / m.id / u.id / "report.json").is_file()
-                                        for u in runs),
-                         "md_runs": len(runs)})
         status["per_model"] = rows
     return status

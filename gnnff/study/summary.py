@@ -38,6 +38,26 @@ def spearman(x: list[float], y: list[float]) -> float:
 _FINISHED = ("completed", "failed")
 
 
+def _finished(r: dict[str, Any]) -> bool:
+    """The run ended as planned (ran through, or failed a criterion); an interrupted run's
+    stable time says nothing about the model."""
+    return r.get("status", "completed") in _FINISHED
+
+
+def matched_runs(rows: list[dict[str, Any]], treated: str = "decorrelated",
+                 control: str = "baseline") -> list[tuple[tuple, dict, dict]]:
+    """(key, control run, treated run) for every pair of finished runs that share family, seed,
+    system, temperature and start (the study gives them the same starting structure and MD
+    random seed); key = that tuple."""
+    def key(r):
+        return (r["family"], int(r["seed"]), r["system"], float(r["temperature_K"]),
+                int(r["start"]))
+
+    ctrl = {key(r): r for r in rows if r["variant"] == control and _finished(r)}
+    return [(key(r), ctrl[key(r)], r) for r in rows
+            if r["variant"] == treated and _finished(r) and key(r) in ctrl]
+
+
 def seed_comparison(rows: list[dict[str, Any]], families: list[str], treated: str = "decorrelated",
                     control: str = "baseline") -> dict[str, Any]:
     """Per family: mean S of each (variant, seed) and the matched comparison of ``treated``
@@ -58,23 +78,17 @@ def seed_comparison(rows: list[dict[str, Any]], families: list[str], treated: st
         for var in sorted({r["variant"] for r in fr}):
             by_seed: dict[int, list[float]] = {}
             for r in fr:
-                if r["variant"] == var and r.get("status", "completed") in _FINISHED:
+                if r["variant"] == var and _finished(r):
                     by_seed.setdefault(int(r["seed"]), []).append(float(r["stability_index"]))
             per_seed[var] = {k: statistics.mean(v) for k, v in sorted(by_seed.items())}
-        # only runs that ended as planned (finished, or failed a criterion) are compared: an
-        # interrupted run's stable time says nothing about the model
-        runs = {(r["variant"], int(r["seed"]), r["system"], float(r["temperature_K"]),
-                 int(r["start"])): (float(r["stable_time_ps"]), float(r["stability_index"]))
-                for r in fr if r.get("status", "completed") in _FINISHED}
         longer = shorter = equal = 0
         matched_s: dict[int, list[tuple[float, float]]] = {}
-        for (var, *key), (t, s_t) in runs.items():
-            if var != treated or (control, *key) not in runs:
-                continue
-            t0, s_c = runs[(control, *key)]
-            longer, shorter, equal = (longer + (t > t0 + 1e-9), shorter + (t < t0 - 1e-9),
-                                      equal + (abs(t - t0) <= 1e-9))
-            matched_s.setdefault(int(key[0]), []).append((s_t, s_c))
+        for key, c, t in matched_runs(fr, treated, control):
+            t1, t0 = float(t["stable_time_ps"]), float(c["stable_time_ps"])
+            longer, shorter, equal = (longer + (t1 > t0 + 1e-9), shorter + (t1 < t0 - 1e-9),
+                                      equal + (abs(t1 - t0) <= 1e-9))
+            matched_s.setdefault(key[1], []).append((float(t["stability_index"]),
+                                                     float(c["stability_index"])))
         n = longer + shorter
         # per seed, the change in mean S over the same (matched) state points and starts
         delta = {k: statistics.mean(a - b for a, b in v) for k, v in sorted(matched_s.items())}
@@ -249,7 +263,7 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
         from gnnff.study.plots import plot_matched_runs, plot_study
 
         plot_study(rows, per_model, rho, out / "plots")
-        plot_matched_runs(rows, out / "plots")
+        plot_matched_runs(matched_runs(rows), out / "plots")
     except Exception as exc:  # plots never lose the numbers
         print(f"warning: study plots failed: {exc}")
     return summary
@@ -260,7 +274,7 @@ def _ended_by(rows: list[dict]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in rows:
         crit = r.get("failed_criterion") or "none (stable)"
-        if r.get("status", "completed") not in _FINISHED:
+        if not _finished(r):
             crit = f"status {r['status']}"
         elif crit == "close_contact" and r.get("failed_pair"):
             crit = f"close_contact {r['failed_pair']}"

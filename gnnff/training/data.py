@@ -189,22 +189,3 @@ def avg_num_neighbors(structs: list[Structure]) -> float:
     n_atoms = sum(len(s.pos) for s in structs)
     return max(n_edges / max(n_atoms, 1), 1.0)
 
-
-def pair_min_distances(structs: list[Structure], species: list[str]) -> dict[str, float]:
-    """Smallest distance (A) of each species pair (``"O-Si"``) over the structures' edges, i.e.
-    within the cutoff: the training-data reference of the close-contact criterion."""
-    from gnnff.stability.geometry import pair_key
-
-    n = len(species)
-    best = np.full((n, n), np.inf)
-    for s in structs:
-        i, j = s.edge_index
-        if len(i) == 0:
-            continue
-        d = np.linalg.norm(s.pos[j] - s.pos[i] + s.edge_shift, axis=1)
-        a, b = np.minimum(s.species[i], s.species[j]), np.maximum(s.species[i], s.species[j])
-        np.minimum.at(best, (a, b), d)
-    return {
-        pair_key(species[a], species[b]): float(best[a, b])
-        for a in range(n) for b in range(a, n) if np.isfinite(best[a, b])
-    }  # fmt: skip

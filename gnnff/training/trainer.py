@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from gnnff.io_utils import atomic_write, atomic_write_json, atomic_write_text, sha256_file
+from gnnff.stability.reference import StabilityReference
 
 from .config import ConfigError
 from .data import (
@@ -33,7 +34,6 @@ from .data import (
     collate,
     fit_species_shift,
     force_rms,
-    pair_min_distances,
     read_frames,
     species_in,
 )
@@ -266,6 +266,12 @@ class Trainer:
             for k, f in frames.items()
         }
         self.data_hashes = {k: sha256_file(d[k]) for k in frames}
+        # stored in every checkpoint and model file: MD without an explicit reference judges
+        # close contacts against the training data
+        self.stability_reference = StabilityReference.from_frames(
+            frames["train"], with_rdf=False, distance_cutoff=float(mcfg["cutoff"]),
+            source=f"training set {d['train']} (sha256 {self.data_hashes['train'][:12]})",
+        ).to_dict()
 
         self.model = build_model(mcfg)
         train = self.data["train"]
@@ -365,7 +371,7 @@ class Trainer:
         return save_checkpoint_dict(
             self.model,
             # `gnnff export CHECKPOINT` then writes the close-contact reference into the model
-            training_summary={"stability_reference": self._stability_reference()},
+            training_summary={"stability_reference": self.stability_reference},
             ema_state=None if self.ema is None else {k: v.cpu() for k, v in self.ema.items()},
             use_ema_for_export=self.ema is not None,
             config=copy.deepcopy(self.cfg),
@@ -556,24 +562,6 @@ class Trainer:
             w.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()})
         atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
 
-    def _stability_reference(self) -> dict[str, Any]:
-        """The training data's per-pair minimum distances, stored in the model file so that MD
-        without an explicit reference judges close contacts against the training data."""
-        from gnnff.stability.reference import StabilityReference
-
-        if getattr(self, "_reference_cache", None) is not None:
-            return self._reference_cache
-        species = list(self.cfg["model"]["species"])
-        ref = StabilityReference(
-            pair_min_distances=pair_min_distances(self.data["train"], species),
-            species=species, n_frames=len(self.data["train"]),
-            distance_cutoff=float(self.cfg["model"]["cutoff"]),
-            source=f"training set {self.cfg['data']['train']} "
-                   f"(sha256 {self.data_hashes['train'][:12]})",
-        )  # fmt: skip
-        self._reference_cache = ref.to_dict()
-        return self._reference_cache
-
     def finish(self) -> dict[str, Any]:
         """Evaluate the chosen weights, write plots, summary.json and the exported model.pt."""
         from gnnff.potentials import export_model
@@ -605,7 +593,7 @@ class Trainer:
         }
         if test is not None:
             summary["final_test"] = test
-        summary["stability_reference"] = self._stability_reference()
+        summary["stability_reference"] = self.stability_reference
         atomic_write_json(self.run_dir / "summary.json", summary)
         try:
             plot_curves(self.rows, self.run_dir / "curves.png")
