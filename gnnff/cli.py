@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        # expected user errors carry their own explanation; no traceback
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as exc:
+        # expected user errors (bad input, files, diverged training) explain themselves
         print(f"gnnff {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

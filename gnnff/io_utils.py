@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -48,3 +49,63 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _yaml_loader():
+    """A safe YAML loader that also reads ``1e-3`` and ``1E5`` as numbers (YAML 1.2 floats;
+    PyYAML's YAML 1.1 rules would make them strings and a config check would reject them)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader
+
+
+def yaml_value(text: str) -> Any:
+    """Parse one YAML scalar or document from a string (``--set`` values)."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """Read a YAML file; a missing file or a syntax error raises ValueError naming the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"YAML file {path} does not exist")
+    try:
+        return yaml.load(path.read_text(), Loader=_yaml_loader())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML (fix the line shown): {exc}") from None
+
+
+def read_frames(path: str | os.PathLike, index: int | str = ":") -> list:
+    """Frames of any ASE-readable structure file (``index`` as in ``ase.io.read``), with
+    errors that name the file and the fix instead of a format parser's traceback."""
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"structure file {path} does not exist")
+    try:
+        got = ase.io.read(path, index=index)
+    except (StopIteration, IndexError):
+        raise ValueError(f"{path} has no frame {index!r}; give an index below its number of "
+                         "frames (negative counts from the end)") from None
+    except Exception as exc:  # ASE raises format-specific errors of many types
+        raise ValueError(
+            f"could not read {path} as a structure file ({type(exc).__name__}: {exc}); give a "
+            "file ASE can read (extxyz, cif, POSCAR, LAMMPS data, ...) with a matching suffix"
+        ) from None
+    frames = got if isinstance(got, list) else [got]
+    if not frames:
+        raise ValueError(f"{path} holds no frames at index {index!r}")
+    return frames

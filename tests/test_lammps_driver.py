@@ -82,8 +82,11 @@ def test_lammps_error_is_recorded(model, tmp_path):
         "run             ${steps}", "run 10\nundefined_command_xyz\nrun 10"))  # fmt: skip
     # values need not be strings (the demo passes numbers)
     variables = {"model": str(model), "data": str(EXAMPLES / "sio2_quartz.data"), "unused": 1.5}
+    # a run.json left by an earlier run in the folder must not pass for this run's result
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text('{"status": "completed", "note": "stale"}')
     info = run_lammps_input(bad, tmp_path / "run", np_=1, variables=variables)
-    assert info["status"] == "lammps-error"
+    assert info["status"] == "lammps-error" and "note" not in info
     rep = json.loads((tmp_path / "run" / "report.json").read_text())
     assert rep["failure"]["criterion"] == "lammps_error"
     assert "undefined_command_xyz" in rep["failure"]["message"]

@@ -116,3 +116,47 @@ def test_md_bad_input(setup, tmp_path):
                  "--time-ps", "0.01", "--out", str(tmp_path / "o")]) == 2
     with pytest.raises(ValueError, match="time_ps"):
         MDSettings(time_ps=-1).validate()
+
+
+def test_md_refuses_to_overwrite_and_bad_input_leaves_earlier_run(setup, tmp_path):
+    out = tmp_path / "keep"
+    args = ["md", "--model", str(setup / "m.pt"), "--structure", str(setup / "start.extxyz"),
+            "--time-ps", "0.01", "--traj-interval", "2", "--out", str(out)]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert main(args) == 2  # a second run into the same folder needs --overwrite
+    # a structure the model cannot take fails before anything in --out is touched
+    bad = tmp_path / "h2o.extxyz"
+    ase.io.write(bad, ase.Atoms("H2O", positions=[[0, 0, 0], [0.9, 0, 0], [0, 0.9, 0]],
+                                cell=[10, 10, 10], pbc=True))
+    calc = GNNFFCalculator(setup / "m.pt")
+    with pytest.raises(ValueError, match="knows only"):
+        run_md(ase.io.read(bad), calc, MDSettings(time_ps=0.01), out, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert main(args + ["--overwrite"]) == 0
+    # thermostat options make no sense for NVE
+    assert main(args[:-2] + ["--ensemble", "nve", "--thermostat", "bussi",
+                             "--out", str(tmp_path / "nve")]) == 2
+
+
+def test_md_settings_and_structure_errors(setup, tmp_path):
+    from gnnff.calculators.md import read_structure
+
+    with pytest.raises(ValueError, match="temperature > 0"):
+        MDSettings(ensemble="nvt", temperature=0.0).validate()
+    MDSettings(ensemble="nve", temperature=0.0).validate()  # a run from rest is fine
+    with pytest.raises(ValueError, match="shorter than one"):
+        MDSettings(time_ps=0.0001, dt_fs=1.0).validate()
+    with pytest.raises(ValueError, match="traj_interval"):
+        MDSettings(traj_interval=0).validate()
+    with pytest.raises(ValueError, match="seed"):
+        MDSettings(seed=-1).validate()
+    garbage = tmp_path / "garbage.xyz"
+    garbage.write_text("hello world\n")
+    with pytest.raises(ValueError, match="could not read .*garbage.xyz"):
+        read_structure(garbage)
+    with pytest.raises(ValueError, match="no frame 99"):
+        read_structure(setup / "start.extxyz", 99)
+    assert main(["md", "--model", str(setup / "m.pt"), "--structure", str(garbage),
+                 "--time-ps", "0.01", "--out", str(tmp_path / "g")]) == 2
+    assert not (tmp_path / "g").exists()

@@ -39,6 +39,8 @@ def test_export_checkpoint_and_errors(tmp_path, capsys):
         run(["export", str(ckpt), "--out", str(out), "--softmax", "lut-2d", "--lut-bits", "8"]) == 1
     )
     assert "allegro-attn" in capsys.readouterr().err
+    assert run(["export", str(ckpt), "--out", str(out), "--lut-bits", "16"]) == 2
+    assert "--lut-bits applies to the lut-*" in capsys.readouterr().err
     assert run(["info", str(ckpt)]) == 1
     assert "not a gnnff model file" in capsys.readouterr().err
     assert run(["export", str(out), "--out", str(tmp_path / "x.pt")]) == 1

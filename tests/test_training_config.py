@@ -150,7 +150,7 @@ def test_cli_reports_errors(files, capsys):
     assert "unknown key optim.learning_rate" in err
     args = parser.parse_args(["eval", str(files / "missing.pt"), str(files / "valid.extxyz")])
     assert args.func(args) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "neither a file nor a bundled model" in capsys.readouterr().err
 
 
 def test_example_configs_differ_only_in_decorrelation(files):
@@ -170,3 +170,30 @@ def test_example_configs_differ_only_in_decorrelation(files):
     for raw in raws.values():
         raw["data"] = base(files)["data"]
         validate_config(raw)
+
+
+def test_trainer_rejects_unseen_species_tiny_cutoff_and_bad_device(files, tmp_path):
+    from gnnff.training.trainer import Trainer
+
+    species = sorted({s for a in ase.io.read(files / "train.extxyz", ":")
+                      for s in a.get_chemical_symbols()})
+    cfg = validate_config({**base(files), "model": {"family": "allegro",
+                                                    "species": [*species, "H"]}})
+    with pytest.raises(ConfigError, match=r"lists \['H'\], which no training frame contains"):
+        Trainer(cfg, tmp_path / "h", log=lambda m: None)
+    cfg = validate_config({**base(files), "model": {"family": "allegro", "cutoff": 0.5}})
+    with pytest.raises(DataError, match="raise model.cutoff"):
+        Trainer(cfg, tmp_path / "c", log=lambda m: None)
+    cfg = validate_config({**base(files), "training": {"device": "gpu"}})
+    with pytest.raises(ConfigError, match="training.device: unknown device"):
+        Trainer(cfg, tmp_path / "d", log=lambda m: None)
+
+
+def test_exponent_floats_in_yaml_and_overrides(files, tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text(f"data:\n  train: {files / 'train.extxyz'}\n  valid: {files / 'valid.extxyz'}\n"
+                 "optim:\n  lr: 1e-3\n")
+    assert load_config(y)["optim"]["lr"] == pytest.approx(1e-3)
+    assert load_config(y, ["optim.min_lr=2e-6"])["optim"]["min_lr"] == pytest.approx(2e-6)
+    with pytest.raises(ConfigError, match="optim.lr must be > 0"):
+        load_config(y, ["optim.lr=0"])

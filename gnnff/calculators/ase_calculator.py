@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,9 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from gnnff.potentials.device import resolve_device
 from gnnff.potentials.neighbors import neighbor_list
+from gnnff.potentials.registry import model_file
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 COINCIDENT_TOL = 1e-6  # A: two atoms closer than this are treated as the same place
@@ -53,7 +54,7 @@ class GNNFFCalculator(Calculator):
         from gnnff.potentials import load
 
         if isinstance(model, (str, os.PathLike)):
-            module, metadata = load(Path(model))
+            module, metadata = load(model_file(model))  # a path or a bundled model's name
         else:
             module, metadata = model
         self.metadata = metadata
@@ -62,10 +63,7 @@ class GNNFFCalculator(Calculator):
         dtype = dtype or metadata.get("dtype", "float64")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be float32 or float64, not {dtype!r}")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device; "
-                             "use device='cpu'")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.dtype = _DTYPES[dtype]
         self.module = module.to(device=self.device, dtype=self.dtype)
         self._index = {s: k for k, s in enumerate(self.species)}

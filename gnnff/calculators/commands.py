@@ -15,9 +15,10 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=300.0, help="K")
     p.add_argument("--time-ps", type=float, required=True)
     p.add_argument("--dt-fs", type=float, default=1.0)
-    p.add_argument("--thermostat", choices=["langevin", "bussi", "nose-hoover"],
-                   default="langevin")
-    p.add_argument("--tau-fs", type=float, default=100.0, help="thermostat time constant")
+    p.add_argument("--thermostat", choices=["langevin", "bussi", "nose-hoover"], default=None,
+                   help="NVT thermostat (default langevin)")
+    p.add_argument("--tau-fs", type=float, default=None,
+                   help="thermostat time constant, fs (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--traj-interval", type=int, default=10, help="steps between frames")
     p.add_argument("--stability", default=None, help="criteria YAML (StabilityConfig)")
@@ -28,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", choices=["float32", "float64"], default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the files of an earlier run in --out")
     p.set_defaults(func=_md)
 
     d = subparsers.add_parser("dimer", help="short-range check: E(r) of every species pair as "
@@ -45,31 +48,38 @@ def register(subparsers) -> None:
 
 
 def resolve_model(name_or_path: str):
-    from pathlib import Path
+    from gnnff.potentials.registry import model_file
 
-    from gnnff.calculators.pretrained import available_pretrained, pretrained_path
-
-    if Path(name_or_path).is_file():
-        return Path(name_or_path)
-    if name_or_path in available_pretrained():
-        return pretrained_path(name_or_path)
-    raise FileNotFoundError(
-        f"model {name_or_path!r} is neither a file nor a bundled model "
-        f"(bundled: {', '.join(available_pretrained()) or 'none'})"
-    )
+    return model_file(name_or_path)
 
 
 def _md(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.md import MDSettings, format_report_line, read_structure, run_md
     from gnnff.stability import StabilityConfig
     from gnnff.stability.reference import resolve_reference
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the run")
+    earlier = [n for n in ("md.traj", "report.json", "run.json") if (out / n).exists()]
+    if earlier and not args.overwrite:
+        raise ValueError(
+            f"{out} already holds a run ({', '.join(earlier)}); choose another --out or pass "
+            "--overwrite to replace it"
+        )
+    if args.ensemble == "nve" and (args.thermostat or args.tau_fs is not None):
+        raise ValueError("--thermostat and --tau-fs apply to --ensemble nvt; drop them for NVE")
+    settings = MDSettings(ensemble=args.ensemble, temperature=args.temperature,
+                          time_ps=args.time_ps, dt_fs=args.dt_fs,
+                          thermostat=args.thermostat or "langevin",
+                          tau_fs=100.0 if args.tau_fs is None else args.tau_fs,
+                          seed=args.seed, traj_interval=args.traj_interval)
+    settings.validate()  # before loading anything
     calc = GNNFFCalculator(resolve_model(args.model), device=args.device, dtype=args.dtype)
     atoms = read_structure(args.structure, args.index)
-    settings = MDSettings(ensemble=args.ensemble, temperature=args.temperature,
-                          time_ps=args.time_ps, dt_fs=args.dt_fs, thermostat=args.thermostat,
-                          tau_fs=args.tau_fs, seed=args.seed, traj_interval=args.traj_interval)
     cfg = StabilityConfig.from_yaml(args.stability) if args.stability else None
     ref = resolve_reference(args.reference, calc.metadata)
     if ref is None:

@@ -37,6 +37,22 @@ class MDSettings:
                 raise ValueError(f"{name} must be positive")
         if self.temperature < 0:
             raise ValueError("temperature must be >= 0 K")
+        if self.ensemble == "nvt" and self.temperature <= 0:
+            raise ValueError(
+                f"an NVT thermostat needs a temperature > 0 K, got {self.temperature}; "
+                "for a run from rest use the nve ensemble with temperature 0"
+            )
+        if self.steps < 1:
+            raise ValueError(
+                f"time_ps {self.time_ps} is shorter than one {self.dt_fs} fs step; "
+                "give a longer time or a smaller dt_fs"
+            )
+        for name in ("traj_interval", "check_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive number of steps, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     @property
     def steps(self) -> int:
@@ -96,10 +112,11 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
 
     settings.validate()
     reference = resolve_reference(reference, getattr(calc, "metadata", None))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     atoms = atoms.copy()
     atoms.calc = calc
+    atoms.get_forces()  # bad species or cell fail here, before anything in out_dir is touched
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     if not np.any(atoms.get_velocities()):
         init_velocities(atoms, settings.temperature, settings.seed)
     dyn = make_dynamics(atoms, settings)
@@ -137,12 +154,9 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
 
 def read_structure(path: str | Path, index: int = 0) -> Atoms:
     """One frame of any ASE-readable structure file."""
-    import ase.io
+    from gnnff.io_utils import read_frames
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"structure file {path} does not exist")
-    atoms = ase.io.read(path, index=index)
+    atoms = read_frames(path, index)[0]
     if len(atoms) == 0:
         raise ValueError(f"{path} frame {index} holds no atoms")
     return atoms

@@ -47,6 +47,9 @@ def _generate(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from gnnff.data.check import DataCheckError, check_file
 
+    if args.samples < 0:
+        raise ValueError(f"--samples must be >= 0 (frames re-labelled by LAMMPS), got "
+                         f"{args.samples}")
     status = 0
     for f in args.files:
         try:

@@ -9,7 +9,9 @@ byte-identical files.
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,14 +120,23 @@ def _write_extxyz(path: Path, frames: list[Atoms]) -> None:
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise DataGenerationError(f"{out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise DataGenerationError(
-                f"output folder {out_dir} is not empty; nothing was written. Choose an empty "
-                "folder or pass --overwrite to replace its contents"
-            )
-        for child in out_dir.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise DataGenerationError(
+            f"output folder {out_dir} is not empty; nothing was written. Choose an empty "
+            "folder or pass --overwrite to replace its contents"
+        )
+
+
+def _swap_in(tmp_dir: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by the finished ``tmp_dir`` (the old contents go only now, after
+    the new data set is complete on disk)."""
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+        os.replace(tmp_dir, out_dir)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp_dir, out_dir)
 
 
 def generate_dataset(preset: str | dict = "sio2-tersoff", out_dir: str | Path = "data/sio2",
@@ -134,6 +145,8 @@ def generate_dataset(preset: str | dict = "sio2-tersoff", out_dir: str | Path = 
     """Generate the data set of ``preset`` into ``out_dir`` and return its manifest."""
     from tqdm import tqdm
 
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataGenerationError(f"seed must be a non-negative integer, got {seed!r}")
     preset = load_preset(preset, quick=quick) if isinstance(preset, str) else preset
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
@@ -177,14 +190,17 @@ def generate_dataset(preset: str | dict = "sio2-tersoff", out_dir: str | Path = 
         bar.update()
     bar.close()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, frames in outputs.items():
-        _write_extxyz(out_dir / f"{name}.extxyz", frames)
-        files[f"{name}.extxyz"] = len(frames)
-    for name, frames in ref_outputs.items():
-        _write_extxyz(out_dir / "reference_md" / f"{name}.extxyz", frames)
-        files[f"reference_md/{name}.extxyz"] = len(frames)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    final_dir, out_dir = out_dir, Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-",
+                                                        dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out_dir, 0o777 & ~umask)  # mkdtemp makes 0700; give a normal folder's mode
+    try:
+        files = _write_outputs(out_dir, outputs, ref_outputs)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     manifest = {
         "preset": preset["name"],
         "preset_source": Path(preset["_source"]).name,
@@ -202,11 +218,25 @@ def generate_dataset(preset: str | dict = "sio2-tersoff", out_dir: str | Path = 
         "gnnff_version": gnnff.__version__,
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
+    _swap_in(out_dir, final_dir)
+    out_dir = final_dir
     if check:
         from gnnff.data.check import check_dataset
 
         check_dataset(out_dir, n_sample=2)
     return manifest
+
+
+def _write_outputs(out_dir: Path, outputs: dict[str, list[Atoms]],
+                   ref_outputs: dict[str, list[Atoms]]) -> dict[str, int]:
+    files = {}
+    for name, frames in outputs.items():
+        _write_extxyz(out_dir / f"{name}.extxyz", frames)
+        files[f"{name}.extxyz"] = len(frames)
+    for name, frames in ref_outputs.items():
+        _write_extxyz(out_dir / "reference_md" / f"{name}.extxyz", frames)
+        files[f"reference_md/{name}.extxyz"] = len(frames)
+    return files
 
 
 def _split_id(frames: list[Atoms], fractions: dict, seed: int) -> dict[str, list[Atoms]]:

@@ -10,7 +10,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..io_utils import load_yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -58,7 +58,7 @@ def load_preset(name_or_path: str, quick: bool = False) -> dict[str, Any]:
             f"unknown preset {name_or_path!r}; bundled presets: {', '.join(list_presets())} "
             "(or give the path of a preset YAML file)"
         )
-    preset = yaml.safe_load(path.read_text())
+    preset = load_yaml(path)
     if not isinstance(preset, dict):
         raise PresetError(f"{path}: a preset must be a YAML mapping")
     _check_keys(preset, _TOP_KEYS, str(path))

@@ -42,6 +42,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if (args.model is None) != (args.data is None):
         raise ValueError("--model and --data go together (a model file and labelled extxyz)")
     if args.model:
+        from gnnff.potentials.registry import model_file
+
+        args.model = str(model_file(args.model))
         report["model"] = _model_section(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

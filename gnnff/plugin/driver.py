@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.io_utils import atomic_write_json
+
 DIAG_ID = "_gnnff_diag"
 
 
@@ -265,7 +267,7 @@ def worker(spec: dict) -> int:
             rep = rec.tracker.write(out)
             info["stability_index"] = rep.get("stability_index")
             info["report_status"] = rep.get("status")
-        (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+        atomic_write_json(out / "run.json", info)
         print(json.dumps(info))
     return 0 if status != "lammps-error" or me != 0 else 3
 
@@ -299,7 +301,12 @@ def run_lammps_input(
         raise FileNotFoundError(f"LAMMPS input {input_path} does not exist")
     if np_ < 1:
         raise ValueError(f"--np must be >= 1, got {np_}")
+    if temperature is not None and not temperature > 0:
+        raise ValueError(f"--temperature must be > 0 K (the thermostat's target), got "
+                         f"{temperature}")
     out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the run")
     out.mkdir(parents=True, exist_ok=True)
     from gnnff.plugin.build import build_plugin
 
@@ -329,7 +336,9 @@ def run_lammps_input(
         "ensemble": ensemble, "temperature": temperature,
     }  # fmt: skip
     spec_path = out / "driver-spec.json"
-    spec_path.write_text(json.dumps(spec, indent=2))
+    atomic_write_json(spec_path, spec)
+    run_json = out / "run.json"
+    run_json.unlink(missing_ok=True)  # an earlier run's result must not pass for this one's
     mpirun = Path(sys.executable).parent / "mpirun"
     if not mpirun.exists():
         raise RuntimeError(
@@ -346,11 +355,16 @@ def run_lammps_input(
     cmd = [str(mpirun), "-np", str(np_), sys.executable, "-m", "gnnff.plugin.driver",
            str(spec_path)]  # fmt: skip
     proc = subprocess.run(cmd, env=env, cwd=str(input_path.parent))
-    run_json = out / "run.json"
     if not run_json.exists():
         raise RuntimeError(
             f"the LAMMPS run failed before writing {run_json} (exit {proc.returncode}); "
             f"see {out / 'log.lammps'}. Command: {shlex.join(cmd)}"
+        )
+    if proc.returncode not in (0, 3):  # 3: a LAMMPS error the worker recorded in run.json
+        raise RuntimeError(
+            f"the LAMMPS run exited with code {proc.returncode} (a crash or an MPI abort on "
+            f"some rank) after {run_json} was written; see {out / 'log.lammps'}. "
+            f"Command: {shlex.join(cmd)}"
         )
     return json.loads(run_json.read_text())
 

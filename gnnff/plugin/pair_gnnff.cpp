@@ -121,7 +121,7 @@ void PairGnnff::load_model(const std::string &path)
   } catch (const std::exception &e) {
     error->all(FLERR,
                "pair_coeff gnnff: '{}' is not a TorchScript model file ({}). LAMMPS needs the "
-               "exported model (`gnnff export CHECKPOINT -o model.pt`), not a training "
+               "exported model (`gnnff export CHECKPOINT --out model.pt`), not a training "
                "checkpoint or state dict",
                path, first_line(e.what()));
   }

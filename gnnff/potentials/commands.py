@@ -33,16 +33,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=_cmd_export)
 
     q = subparsers.add_parser("info", help="print the metadata of a model file")
-    q.add_argument("model", help="exported model file")
+    q.add_argument("model", help="exported model file, or the name of a bundled model")
     q.add_argument("--json", action="store_true", help="print the raw metadata JSON")
     q.set_defaults(func=_cmd_info)
 
 
 def _load_yaml(path: str) -> dict:
-    import yaml
+    from ..io_utils import load_yaml
 
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh)
+    cfg = load_yaml(path)
     if not isinstance(cfg, dict):
         raise ValueError(f"{path} must hold a mapping (family, species, cutoff, ...)")
     return cfg.get("model", cfg) if isinstance(cfg.get("model"), dict) else cfg
@@ -62,11 +61,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if name.startswith("lut") and args.lut_bits is None:
             print("error: --softmax lut-* needs --lut-bits 8 or 16", file=sys.stderr)
             return 2
+        if args.lut_bits is not None and not name.startswith("lut"):
+            print(f"error: --lut-bits applies to the lut-* softmax backends, not {name!r}; "
+                  "add --softmax lut-rexp or lut-2d", file=sys.stderr)
+            return 2
         softmax = {"backend": name, "bits": args.lut_bits if name.startswith("lut") else None}
     try:
         if args.untrained:
             torch.manual_seed(args.seed)
-            model = build_model(_load_yaml(args.untrained))
+            mcfg = _load_yaml(args.untrained)
+            if not mcfg.get("species"):
+                raise ValueError(f"{args.untrained} lists no species: an untrained export has "
+                                 "no data to infer them from; add e.g. species: [Si, O]")
+            model = build_model(mcfg)
             summary = None
         else:
             ckpt = load_checkpoint(args.checkpoint)
@@ -82,8 +89,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from . import read_metadata
+    from .registry import model_file
 
     try:
+        args.model = str(model_file(args.model))
         meta = read_metadata(args.model)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

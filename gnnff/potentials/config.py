@@ -91,7 +91,13 @@ def _validate(cfg: dict[str, Any]) -> None:
     if len(set(species)) != len(species):
         raise ValueError(f"model config 'species' has duplicates: {species}")
     cfg["species"] = list(species)
-    cfg["cutoff"] = float(cfg["cutoff"])
+    for key in ("cutoff", "avg_num_neighbors", "residual_coeff", "zbl_r_on", "zbl_r_off"):
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"model config {key!r} must be a number, got {value!r}")
+        cfg[key] = float(value)
+    if not isinstance(cfg["zbl"], bool):
+        raise ValueError(f"model config 'zbl' must be true or false, got {cfg['zbl']!r}")
     if not cfg["cutoff"] > 0:
         raise ValueError(f"cutoff must be > 0 A, got {cfg['cutoff']}")
     if cfg["l_max"] not in (1, 2):
@@ -107,13 +113,8 @@ def _validate(cfg: dict[str, Any]) -> None:
     ):
         raise ValueError(f"mlp_hidden must be a list of positive integers, got {hidden!r}")
     cfg["mlp_hidden"] = list(hidden)
-    cfg["avg_num_neighbors"] = float(cfg["avg_num_neighbors"])
     if not cfg["avg_num_neighbors"] > 0:
         raise ValueError("avg_num_neighbors must be > 0")
-    cfg["residual_coeff"] = float(cfg["residual_coeff"])
-    cfg["zbl"] = bool(cfg["zbl"])
-    cfg["zbl_r_on"] = float(cfg["zbl_r_on"])
-    cfg["zbl_r_off"] = float(cfg["zbl_r_off"])
     if cfg["zbl"] and not (0 <= cfg["zbl_r_on"] < cfg["zbl_r_off"] <= cfg["cutoff"]):
         raise ValueError(
             "ZBL switching needs 0 <= zbl_r_on < zbl_r_off <= cutoff, got "

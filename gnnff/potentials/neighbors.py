@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_MAX_OPEN_SPAN_CUTOFFS = 1e4  # 2e4 cutoffs worked in vesin 0.6.2, 2e5 crashed the process
+
 
 def neighbor_list(
     positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float
@@ -23,13 +25,27 @@ def neighbor_list(
     n = len(positions)
     if n == 0:
         return np.zeros((2, 0), dtype=np.int64), np.zeros((0, 3))
+    if pbc.any() and np.linalg.matrix_rank(cell[pbc], tol=1e-9) < pbc.sum():
+        axes = "".join("xyz"[k] for k in np.flatnonzero(pbc))
+        raise ValueError(
+            f"periodic along {axes}, but the cell vectors there are zero or parallel; set the "
+            "cell (atoms.set_cell(...)) or make those directions non-periodic (atoms.pbc)"
+        )
+    span = positions.max(axis=0) - positions.min(axis=0)
+    open_span = float(span[~pbc].max()) if (~pbc).any() else 0.0
+    if open_span > _MAX_OPEN_SPAN_CUTOFFS * cutoff:
+        # vesin's cell list dies on a floating-point exception for such boxes
+        raise ValueError(
+            f"the atoms span {open_span:.3g} A along a non-periodic direction, more than "
+            f"{_MAX_OPEN_SPAN_CUTOFFS:g} cutoffs: the structure has come apart (an atom flew "
+            "away?); check the positions"
+        )
     if not pbc.any():
         cell = np.zeros((3, 3))
     elif not pbc.all():
         # vesin needs a valid box; along open directions give a box side that is long enough
         # to hold every atom and never brings an image within the cutoff.
         cell = cell.copy()
-        span = positions.max(axis=0) - positions.min(axis=0)
         for k in np.flatnonzero(~pbc):
             if np.linalg.norm(cell[k]) < 1e-12:
                 cell[k] = 0.0

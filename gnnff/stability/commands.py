@@ -50,15 +50,15 @@ def register(subparsers) -> None:
 
 
 def _read_frames(paths: list[str], index: str = ":") -> list:
-    from ase.io import read
+    from gnnff.io_utils import read_frames
 
-    frames = []
-    for path in paths:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"{path} does not exist")
-        got = read(path, index=index)
-        frames.extend(got if isinstance(got, list) else [got])
-    return frames
+    if index != ":":
+        try:
+            index = int(index) if ":" not in index else index
+        except ValueError:
+            raise ValueError(f"--index {index!r}: give an integer or a slice like ':' or "
+                             "'10:'") from None
+    return [a for path in paths for a in read_frames(path, index)]
 
 
 def _frame_step_time(atoms, idx: int, stride: int, dt_fs: float | None) -> tuple[int, float]:
@@ -82,6 +82,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from gnnff.stability.tracker import StabilityTracker
 
     try:
+        if args.dt_fs is not None and not args.dt_fs > 0:
+            raise ValueError(f"--dt-fs must be > 0 fs, got {args.dt_fs}")
+        if args.stride < 1:
+            raise ValueError(f"--stride must be >= 1 (MD steps between frames), got {args.stride}")
+        if args.t_run_ps is not None and not args.t_run_ps > 0:
+            raise ValueError(f"--t-run-ps must be > 0 ps, got {args.t_run_ps}")
         config = StabilityConfig.from_yaml(args.config) if args.config else StabilityConfig()
         reference = None
         if args.reference:
@@ -112,6 +118,11 @@ def cmd_reference(args: argparse.Namespace) -> int:
     from gnnff.stability.reference import StabilityReference
 
     try:
+        if args.rdf_nbins < 2 or not args.rdf_rmax > 0 or not args.distance_cutoff > 0:
+            raise ValueError("need --rdf-nbins >= 2, --rdf-rmax > 0 and --distance-cutoff > 0 "
+                             f"(got {args.rdf_nbins}, {args.rdf_rmax}, {args.distance_cutoff})")
+        if Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out} is a folder; give the path of a JSON file")
         frames = _read_frames(args.frames)
         rdf_frames = _read_frames(args.rdf_frames) if args.rdf_frames else None
         ref = StabilityReference.from_frames(

@@ -134,10 +134,9 @@ class StabilityConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> StabilityConfig:
         """Read settings from a YAML file (a mapping of the fields above)."""
-        import yaml
+        from ..io_utils import load_yaml
 
-        with open(path) as fh:
-            data = yaml.safe_load(fh)
+        data = load_yaml(path)
         if data is not None and not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of stability settings, got {type(data)}")
         try:

@@ -16,10 +16,17 @@ def load_reports(paths: list[str | os.PathLike]) -> list[dict]:
         p = os.fspath(p)
         if os.path.isdir(p):
             p = os.path.join(p, "report.json")
-        with open(p) as fh:
-            rep = json.load(fh)
-        if rep.get("format") != "gnnff-stability-report":
-            raise ValueError(f"{p} is not a gnnff stability report (format={rep.get('format')!r})")
+        if not os.path.isfile(p):
+            raise FileNotFoundError(f"stability report {p} does not exist")
+        try:
+            with open(p) as fh:
+                rep = json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{p} is not a JSON stability report ({exc}); give the "
+                             "report.json that gnnff md / gnnff lammps run wrote") from None
+        if not isinstance(rep, dict) or rep.get("format") != "gnnff-stability-report":
+            fmt = rep.get("format") if isinstance(rep, dict) else None
+            raise ValueError(f"{p} is not a gnnff stability report (format={fmt!r})")
         rep.setdefault("path", p)
         out.append(rep)
     return out

@@ -8,10 +8,13 @@ re-measures), and the Stability Index of the MD runs it was judged on.
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
-PRETRAINED = Path(__file__).resolve().parent.parent / "potentials" / "pretrained"
+from gnnff.potentials.registry import PRETRAINED_DIR as PRETRAINED
+
 SMALL_TEST = PRETRAINED / "sio2_test_small.extxyz"
 
 
@@ -40,6 +43,22 @@ def measure_small_test(model_path: str | Path) -> dict[str, float]:
     return {k: res[k] for k in ("energy_mae", "force_mae", "energy_rmse", "force_rmse")}
 
 
+def check_bundle_args(model_path: str | Path, name: str, data_dir: str | Path) -> None:
+    """Fail fast (before the stability runs) on a bad registry name, model or data folder."""
+    from gnnff.potentials import read_metadata
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name) or name.endswith(".pt"):
+        raise ValueError(f"registry name {name!r}: use lower-case letters, digits, '.', '_' "
+                         "and '-' (e.g. sio2-allegro-stable), no path and no .pt suffix")
+    read_metadata(model_path)  # raises with a clear message for a missing / non-gnnff file
+    data = Path(data_dir)
+    missing = [n for n in ("train.extxyz", "test_id.extxyz", "reference_md")
+               if not (data / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"--data {data} lacks {', '.join(missing)}: give the data set "
+                                "folder the model was trained on (`gnnff data generate`)")
+
+
 def bundle_model(model_path: str | Path, name: str, stability: dict[str, Any] | None,
                  evaluation: dict[str, Any] | None = None) -> Path:
     """Re-export ``model_path`` as ``pretrained/<name>.pt`` with a ``bundle`` block in its
@@ -60,11 +79,19 @@ def bundle_model(model_path: str | Path, name: str, stability: dict[str, Any] | 
         "stability": stability,
         "units": {"energy_mae": "meV/atom", "force_mae": "meV/A"},
     }
-    export_model(eager_from_file(model_path), out, dtype=meta.get("dtype", "float64"),
-                 training_summary=json.loads(json.dumps(summary)))
-    size = out.stat().st_size
-    if size > 5 * 1024 * 1024:
-        raise ValueError(f"{out} is {size / 1e6:.1f} MB: bundled models must stay under 5 MB")
+    # export beside the target, check the size, then rename: an oversized or half-written
+    # file never lands in the package
+    tmp = out.with_name(f".{name}.bundle.tmp.pt")
+    try:
+        export_model(eager_from_file(model_path), tmp, dtype=meta.get("dtype", "float64"),
+                     training_summary=json.loads(json.dumps(summary)))
+        size = tmp.stat().st_size
+        if size > 5 * 1024 * 1024:
+            raise ValueError(f"{name} would be {size / 1e6:.1f} MB: bundled models must stay "
+                             "under 5 MB (train a smaller model: fewer channels or layers)")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

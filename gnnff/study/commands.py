@@ -77,9 +77,19 @@ def _bundle(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from gnnff.study.bundle import SMALL_TEST, bundle_model, stability_check, write_small_test_set
+    from gnnff.study.bundle import (
+        SMALL_TEST,
+        bundle_model,
+        check_bundle_args,
+        stability_check,
+        write_small_test_set,
+    )
     from gnnff.training.evaluation import evaluate_model_file
 
+    check_bundle_args(args.model, args.name, args.data)
+    if not (args.time_ps > 0 and args.starts >= 1 and args.temperature > 0):
+        raise ValueError("need --time-ps > 0, --starts >= 1 and --temperature > 0 K "
+                         f"(got {args.time_ps}, {args.starts}, {args.temperature})")
     data = Path(args.data)
     if not SMALL_TEST.is_file():
         write_small_test_set(data)

@@ -26,7 +26,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..io_utils import load_yaml
 
 DEFAULTS: dict[str, Any] = {
     "data": {"dir": "data/sio2", "preset": "sio2-tersoff", "seed": 0, "quick": False},
@@ -70,9 +70,9 @@ def load_study_config(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"study config {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise StudyConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raw = load_yaml(path) or {}
+    except ValueError as exc:
+        raise StudyConfigError(str(exc)) from None
     if not isinstance(raw, dict):
         raise StudyConfigError(f"{path}: a study config must be a YAML mapping")
     _check(raw, DEFAULTS, str(path))
@@ -100,5 +100,83 @@ def load_study_config(path: str | Path) -> dict[str, Any]:
     for fam in cfg["families"]:
         if fam not in FAMILIES:
             raise StudyConfigError(f"{path}: unknown family {fam!r} (valid: {FAMILIES})")
+    try:
+        _check_values(cfg)
+    except ValueError as exc:
+        raise StudyConfigError(f"{path}: {exc}") from None
     cfg["_source"] = str(path.resolve())
     return cfg
+
+
+def _positive_int(value: Any, where: str, zero_ok: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero_ok else 1):
+        kind = "non-negative" if zero_ok else "positive"
+        raise ValueError(f"{where} must be a {kind} integer, got {value!r}")
+
+
+def _check_dotted(keys, where: str) -> None:
+    """Dotted training-config keys (``section.key``) must name real fields."""
+    from gnnff.training.config import default_config
+
+    defaults = default_config()
+    for key in keys:
+        sec, _, name = str(key).partition(".")
+        if sec not in defaults:
+            close = difflib.get_close_matches(sec, list(defaults), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{where}: {key!r} names no training-config section{hint}")
+        if isinstance(defaults[sec], dict) and sec != "model" and name not in defaults[sec]:
+            close = difflib.get_close_matches(name, list(defaults[sec]), n=1)
+            hint = f" (did you mean '{sec}.{close[0]}'?)" if close else ""
+            raise ValueError(f"{where}: unknown training-config key {key!r}{hint}")
+
+
+def _check_values(cfg: dict[str, Any]) -> None:
+    """Catch bad values when the config is read, not hours later inside a worker (where an
+    MD setting error would otherwise be recorded as an unstable run)."""
+    from gnnff.calculators.md import MDSettings
+    from gnnff.stability import StabilityConfig
+
+    base = cfg["training"]["base"]
+    if base is None:
+        raise ValueError("training.base is required: the gnnff train YAML every model starts from")
+    if not Path(base).is_file():
+        raise ValueError(f"training.base {base} does not exist")
+    if not isinstance(cfg["training"]["set"] or {}, dict):
+        raise ValueError("training.set must be a mapping of dotted.key: value")
+    _check_dotted(cfg["training"]["set"] or {}, "training.set")
+    if not isinstance(cfg["variants"], dict) or not cfg["variants"]:
+        raise ValueError("variants must be a non-empty mapping of name -> {dotted.key: value}")
+    for name, sets in cfg["variants"].items():
+        if sets is not None and not isinstance(sets, dict):
+            raise ValueError(f"variants.{name} must be a mapping of dotted.key: value")
+        _check_dotted(sets or {}, f"variants.{name}")
+    for key in ("families", "seeds", "eval"):
+        if not isinstance(cfg[key], list) or not cfg[key]:
+            raise ValueError(f"{key} must be a non-empty list")
+    for seed in cfg["seeds"]:
+        _positive_int(seed, "each seed", zero_ok=True)
+    _positive_int(cfg["jobs"], "jobs")
+    _positive_int(cfg["threads"], "threads")
+    md = cfg["md"]
+    _positive_int(md["n_starts"], "md.n_starts")
+    if md["dtype"] not in ("float32", "float64"):
+        raise ValueError(f"md.dtype must be float32 or float64, got {md['dtype']!r}")
+    temps = md["temperatures"]
+    if not isinstance(temps, list) or not temps:
+        raise ValueError("md.temperatures must be a non-empty list of temperatures (K)")
+    try:
+        scfg = StabilityConfig.from_dict(dict(md["stability"] or {}))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"md.stability: {exc}") from None
+    for t in temps:
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise ValueError(f"md.temperatures: {t!r} is not a number (K)")
+        try:
+            MDSettings(ensemble="nvt", temperature=float(t), time_ps=md["time_ps"],
+                       dt_fs=md["dt_fs"], thermostat=md["thermostat"], tau_fs=md["tau_fs"],
+                       check_interval=scfg.interval).validate()
+        except TypeError as exc:
+            raise ValueError(f"md settings: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"md: {exc}") from None

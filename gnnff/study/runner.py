@@ -158,6 +158,7 @@ def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
                           seed=1000 * unit.model.seed + 17 * unit.start + int(unit.temperature),
                           traj_interval=max(1, int(round(50 / md["dt_fs"]))),
                           check_interval=scfg.interval)
+    settings.validate()  # a settings error is the config's fault, not an unstable run
     calc = GNNFFCalculator(model_path, dtype=md["dtype"])
     try:
         return run_md(atoms, calc, settings, out, stability_config=scfg, reference=reference,
@@ -167,6 +168,7 @@ def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
 
         report = json.loads(done.read_text()) if done.is_file() else None
         if report is None:
+            out.mkdir(parents=True, exist_ok=True)
             tracker = StabilityTracker(scfg, reference, "nvt", unit.temperature, md["time_ps"],
                                        len(atoms))
             tracker.record_failure("exception", 0, 0.0, detail=str(exc))
@@ -191,6 +193,7 @@ def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study_config.json", cfg)
     _ensure_data(cfg, log)
+    _check_inputs(cfg)
     models = sorted(model_units(cfg), key=lambda m: (m.seed, m.family, m.variant))
     md_by_model: dict[ModelUnit, list[MDUnit]] = {}
     for u in md_units(cfg, models):
@@ -244,6 +247,21 @@ def _priority(entry: tuple) -> tuple[int, int]:
     kind, unit = entry[0], entry[1]
     model = unit if isinstance(unit, ModelUnit) else unit.model
     return (model.seed, 0 if kind == "train" else 1)
+
+
+def _check_inputs(cfg: dict) -> None:
+    """Every starting-structure and evaluation file exists (checked before hours of training)."""
+    data = Path(cfg["data"]["dir"])
+    missing = [str(data / name) for name in cfg["eval"] if not (data / name).is_file()]
+    for name, spec in cfg["md"]["systems"].items():
+        for t in cfg["md"]["temperatures"]:
+            if _system_file(cfg, spec["starts"], float(t)) is None:
+                missing.append(f"{data / spec['starts']} (md.systems.{name} at {float(t):g} K)")
+    if missing:
+        raise FileNotFoundError(
+            "study inputs not found: " + "; ".join(missing)
+            + ". Fix the paths in the study config (relative to data.dir; {T} is the temperature)"
+        )
 
 
 def _ensure_data(cfg: dict, log) -> None:

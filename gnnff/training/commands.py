@@ -32,7 +32,7 @@ def register(subparsers) -> None:
         description="Energy/force/stress MAE and RMSE of an exported model on an extxyz file, "
         "and the model's feature correlation L_corr on that data.",
     )
-    e.add_argument("model", help="exported model file (model.pt)")
+    e.add_argument("model", help="exported model file (model.pt), or a bundled model's name")
     e.add_argument("data", help="labelled extended-XYZ file")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(func=_eval)
@@ -60,11 +60,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from gnnff.potentials.registry import model_file
+
     from .data import DataError
     from .evaluation import evaluate_model_file, format_report
 
     try:
-        res = evaluate_model_file(args.model, args.data)
+        res = evaluate_model_file(model_file(args.model), args.data)
     except (DataError, FileNotFoundError, ValueError) as exc:
         print(f"gnnff eval: error: {exc}", file=sys.stderr)
         return 2

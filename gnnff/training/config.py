@@ -39,7 +39,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..io_utils import load_yaml, yaml_value
 
 
 class ConfigError(ValueError):
@@ -112,7 +112,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = key.strip().split(".")
     if len(parts) < 2 or not all(parts):
         raise ConfigError(f"--set key must look like section.key, got {key!r}")
-    return parts, yaml.safe_load(value)
+    return parts, yaml_value(value)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -238,6 +238,8 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
 
     op = cfg["optim"]
     op["lr"] = _check_number("optim", "lr", op["lr"], lo=0.0)
+    if op["lr"] == 0:
+        raise ConfigError("optim.lr must be > 0 (a zero learning rate trains nothing)")
     op["weight_decay"] = _check_number("optim", "weight_decay", op["weight_decay"], lo=0.0)
     _check_choice("optim", "lr_schedule", op["lr_schedule"], ("plateau", "cosine", "none"))
     op["plateau_factor"] = _check_number("optim", "plateau_factor", op["plateau_factor"], 0.0, 1.0)
@@ -279,8 +281,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raw = load_yaml(path) or {}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     raw = apply_overrides(raw, overrides or [])
     return validate_config(raw, base_dir=path.parent)

@@ -141,6 +141,11 @@ def build_structures(
                 volume=volume,
             )
         )
+    if out and all(s.edge_index.shape[1] == 0 for s in out):
+        raise DataError(
+            f"{path.name}: no atom pair in any frame lies within the {cutoff} A cutoff, so the "
+            "model would see no neighbours; raise model.cutoff (typically 4-6 A)"
+        )
     return out
 
 

@@ -202,6 +202,32 @@ def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
 
 
+def _comparable_model_configs(
+    stored: dict[str, Any], given: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored (resolved) model config and the config given for a resume, both with every
+    default filled in, so that a key dropped from the YAML counts as a change to its default.
+    Values the trainer fits from the data when the config leaves them out
+    (``avg_num_neighbors``, ``species``) are compared only when the config sets them."""
+    from gnnff.potentials import default_model_config, resolve_model_config
+
+    def full(cfg: dict[str, Any]) -> dict[str, Any]:
+        try:
+            base = default_model_config(cfg.get("family", "allegro"))
+            base.update(cfg)
+            return resolve_model_config(base)
+        except ValueError:
+            return dict(cfg)  # the normal start-up path reports the bad value
+
+    fitted = {"avg_num_neighbors", "species"} - set(given)
+    species = given.get("species") or stored.get("species") or ["H"]
+    a, b = full(stored), full({**given, "species": species})
+    return (
+        {k: v for k, v in a.items() if k not in fitted},
+        {k: v for k, v in b.items() if k not in fitted},
+    )
+
+
 # ------------------------------------------------------------------ the trainer
 class Trainer:
     """Train a gnnff model from a validated config (see :mod:`gnnff.training.config`).
@@ -217,7 +243,12 @@ class Trainer:
         self.resume = resume
         self.log = log
         tr = self.cfg["training"]
-        self.device = torch.device(tr["device"])
+        from gnnff.potentials.device import resolve_device
+
+        try:
+            self.device = resolve_device(tr["device"])
+        except ValueError as exc:
+            raise ConfigError(f"training.device: {exc}") from None
         self.dtype = getattr(torch, tr["dtype"])
         if tr["num_threads"]:
             torch.set_num_threads(tr["num_threads"])
@@ -259,6 +290,13 @@ class Trainer:
         except ValueError as exc:
             raise ConfigError(f"model section: {exc}") from exc
         cfg["model"] = mcfg
+        unseen = sorted(set(mcfg["species"]) - set(species_in(frames["train"])))
+        if unseen:
+            raise ConfigError(
+                f"model.species lists {unseen}, which no training frame contains: the model "
+                "would claim to know elements it never saw. Remove them from model.species "
+                "or add training data with them"
+            )
         need_stress = cfg["loss"]["stress_weight"] > 0
         self.use_stress = need_stress
         self.data: dict[str, list[Structure]] = {
@@ -332,9 +370,8 @@ class Trainer:
         diffs = []
         for sec in self.cfg:
             a, b = old.get(sec), self.cfg[sec]
-            if sec == "model":
-                # the stored model config is resolved; compare only what the user set
-                a = {k: a.get(k) for k in b} if isinstance(a, dict) else a
+            if sec == "model" and isinstance(a, dict) and isinstance(b, dict):
+                a, b = _comparable_model_configs(a, b)
             if sec == "training":
                 a = {k: v for k, v in (a or {}).items() if k not in _RESUME_FREE}
                 b = {k: v for k, v in b.items() if k not in _RESUME_FREE}
