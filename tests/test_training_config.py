@@ -195,5 +195,5 @@ def test_exponent_floats_in_yaml_and_overrides(files, tmp_path):
                  "optim:\n  lr: 1e-3\n")
     assert load_config(y)["optim"]["lr"] == pytest.approx(1e-3)
     assert load_config(y, ["optim.min_lr=2e-6"])["optim"]["min_lr"] == pytest.approx(2e-6)
-    with pytest.raises(ConfigError, match="optim.lr must be > 0"):
-        load_config(y, ["optim.lr=0"])
+    with pytest.raises(ConfigError, match="optim.lr must be >= 0"):
+        load_config(y, ["optim.lr=-1e-3"])

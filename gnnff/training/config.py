@@ -238,8 +238,6 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
 
     op = cfg["optim"]
     op["lr"] = _check_number("optim", "lr", op["lr"], lo=0.0)
-    if op["lr"] == 0:
-        raise ConfigError("optim.lr must be > 0 (a zero learning rate trains nothing)")
     op["weight_decay"] = _check_number("optim", "weight_decay", op["weight_decay"], lo=0.0)
     _check_choice("optim", "lr_schedule", op["lr_schedule"], ("plateau", "cosine", "none"))
     op["plateau_factor"] = _check_number("optim", "plateau_factor", op["plateau_factor"], 0.0, 1.0)
