@@ -117,6 +117,7 @@ def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path, capsys):
     assert "Mean Stability Index per seed" in (out / "summary.md").read_text()
     assert sum(summary["groups"]["allegro/baseline"]["ended_by"].values()) == 1
     assert "How the runs ended" in (out / "summary.md").read_text()
+    assert "Train overhead: median epoch wall time" in (out / "summary.md").read_text()
     walls = json.loads((out / "eval" / "allegro__baseline__s0.dimer.json").read_text())["wall_eV"]
     assert set(walls) == {"O-O", "O-Si", "Si-Si"}
     assert set(summary["spearman_wall_vs_S"]) == set(walls)

@@ -371,6 +371,10 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         )
     lines += [
         "",
+        f"Train overhead: median epoch wall time against the same family's baseline; the study "
+        f"runs {cfg['jobs']} job(s) at once on a shared machine, so a few % either way is noise "
+        "(the controlled figure: `benchmarks/bench_training.py`).",
+        "",
         f"Spearman rho (feature correlation L_corr on {cfg['eval'][0]} vs mean Stability Index"
         f", per model, {summary['n_models']} models): {_f(summary['spearman_lcorr_vs_S'])}; "
         "within a family: " + ", ".join(
