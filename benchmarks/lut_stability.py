@@ -24,12 +24,12 @@ def run(model: str = "sio2-attn-stable", data: str | None = None,
         systems: tuple[str, ...] = ("SiO2", "SiO1.55"), starts: int = 2, time_ps: float = 10.0,
         temperature: float = 1000.0, jobs: int = 2, out: str | None = None) -> list[dict]:
     sys.path.insert(0, str(REPO))
-    from gnnff.calculators.commands import resolve_model
     from gnnff.potentials import eager_from_file, export_model
+    from gnnff.potentials.registry import model_file
     from gnnff.potentials.softmax_eval import BACKENDS
     from gnnff.study.bundle import stability_check
 
-    path = resolve_model(model)
+    path = model_file(model)
     eager = eager_from_file(path)
     if eager.family != "allegro-attn":
         raise SystemExit(f"{model} is a {eager.family!r} model: softmax backends apply to "

@@ -47,17 +47,12 @@ def register(subparsers) -> None:
     q.set_defaults(func=_path)
 
 
-def resolve_model(name_or_path: str):
-    from gnnff.potentials.registry import model_file
-
-    return model_file(name_or_path)
-
-
 def _md(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.md import MDSettings, format_report_line, read_structure, run_md
+    from gnnff.potentials.registry import model_file
     from gnnff.stability import StabilityConfig
     from gnnff.stability.reference import resolve_reference
 
@@ -78,7 +73,7 @@ def _md(args: argparse.Namespace) -> int:
                           tau_fs=100.0 if args.tau_fs is None else args.tau_fs,
                           seed=args.seed, traj_interval=args.traj_interval)
     settings.validate()  # before loading anything
-    calc = GNNFFCalculator(resolve_model(args.model), device=args.device, dtype=args.dtype)
+    calc = GNNFFCalculator(model_file(args.model), device=args.device, dtype=args.dtype)
     atoms = read_structure(args.structure, args.index)
     cfg = StabilityConfig.from_yaml(args.stability) if args.stability else None
     ref = resolve_reference(args.reference, calc.metadata)
@@ -104,9 +99,10 @@ def _dimer(args: argparse.Namespace) -> int:
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.dimer import dimer_curves, plot_dimers, wall_heights
     from gnnff.io_utils import atomic_write_json
+    from gnnff.potentials.registry import model_file
     from gnnff.stability.reference import StabilityReference
 
-    path = resolve_model(args.model)
+    path = model_file(args.model)
     calc = GNNFFCalculator(path, dtype="float64")
     r_max = args.r_max or calc.cutoff
     if not 0.0 < args.r_min < r_max or args.points < 3:

@@ -31,8 +31,9 @@ def neighbor_list(
             f"periodic along {axes}, but the cell vectors there are zero or parallel; set the "
             "cell (atoms.set_cell(...)) or make those directions non-periodic (atoms.pbc)"
         )
-    span = positions.max(axis=0) - positions.min(axis=0)
-    open_span = float(span[~pbc].max()) if (~pbc).any() else 0.0
+    if not pbc.all():
+        span = positions.max(axis=0) - positions.min(axis=0)
+    open_span = 0.0 if pbc.all() else float(span[~pbc].max())
     if open_span > _MAX_OPEN_SPAN_CUTOFFS * cutoff:
         # vesin's cell list dies on a floating-point exception for such boxes
         raise ValueError(

@@ -50,18 +50,15 @@ class Batch:
 
 def read_frames(path: str | Path, split: str = "data"):
     """All frames of an extxyz file as ASE Atoms; clear errors for missing/empty files."""
-    import ase.io
+    from gnnff.io_utils import read_frames as read_structures
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{split} file not found: {path}")
     try:
-        frames = ase.io.read(str(path), index=":")
-    except Exception as exc:  # ASE raises many types for malformed files
-        raise DataError(f"cannot read {split} file {path} as extended XYZ: {exc}") from exc
-    if not frames:
-        raise DataError(f"{split} file {path} holds no structures; this split must not be empty")
-    return frames
+        return read_structures(path)
+    except ValueError as exc:  # unreadable or empty
+        raise DataError(f"cannot read the {split} file: {exc}") from None
 
 
 def species_in(frames) -> list[str]:

@@ -283,14 +283,15 @@ class Trainer:
         frames = {k: read_frames(d[k], k) for k in ("train", "valid", "test") if d[k]}
         mcfg = dict(cfg["model"])
         fit_neighbors = "avg_num_neighbors" not in mcfg  # an explicit value is kept
+        present = species_in(frames["train"])
         if not mcfg.get("species"):
-            mcfg["species"] = species_in(frames["train"])
+            mcfg["species"] = present
         try:
             mcfg = resolve_model_config(mcfg)
         except ValueError as exc:
             raise ConfigError(f"model section: {exc}") from exc
         cfg["model"] = mcfg
-        unseen = sorted(set(mcfg["species"]) - set(species_in(frames["train"])))
+        unseen = sorted(set(mcfg["species"]) - set(present))
         if unseen:
             raise ConfigError(
                 f"model.species lists {unseen}, which no training frame contains: the model "
