@@ -18,6 +18,7 @@ $(STAMP): $(VPY) pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+	$(VPY) -c "import gnnff._mpi_hook as h; h.write_pth()"
 	$(VENV)/bin/gnnff lammps build-plugin --quiet
 
 test: setup

@@ -54,9 +54,12 @@ class GNNFFCalculator(Calculator):
         from gnnff.potentials import load
 
         if isinstance(model, (str, os.PathLike)):
-            module, metadata = load(model_file(model))  # a path or a bundled model's name
+            path = model_file(model)  # a path or a bundled model's name
+            module, metadata = load(path)
+            self._model_path: str | None = str(os.path.abspath(path))
         else:
             module, metadata = model
+            self._model_path = None
         self.metadata = metadata
         self.species: list[str] = list(metadata["species"])
         self.cutoff = float(metadata["cutoff"])
@@ -68,6 +71,45 @@ class GNNFFCalculator(Calculator):
         self.module = module.to(device=self.device, dtype=self.dtype)
         self._index = {s: k for k, s in enumerate(self.species)}
         keep_freed_memory()
+
+    # ---- pickling: the TorchScript module is reloaded, not serialised by pickle (it cannot be)
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable state: the model file's path (or, for a model given as a module, its
+        TorchScript bytes), device and dtype; the module is reloaded on unpickling, so atoms
+        with this calculator can be sent to ``multiprocessing`` (``spawn``), joblib, ..."""
+        state = self.__dict__.copy()
+        module = state.pop("module")
+        state["device"] = str(self.device)
+        if self._model_path is None:
+            import io
+            import json
+
+            buf = io.BytesIO()
+            extra = {"metadata.json": json.dumps(self.metadata)}
+            torch.jit.save(module, buf, _extra_files=extra)
+            state["_model_bytes"] = buf.getvalue()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from gnnff.potentials import load
+
+        blob = state.pop("_model_bytes", None)
+        self.__dict__.update(state)
+        if blob is not None:
+            import io
+
+            module = torch.jit.load(io.BytesIO(blob), map_location="cpu")
+        else:
+            if not os.path.isfile(self._model_path):
+                raise FileNotFoundError(
+                    f"unpickling GNNFFCalculator: model file {self._model_path} is not there "
+                    "(the calculator pickles the model's path); make the file available at that "
+                    "path, or build the calculator from a (module, metadata) pair to pickle the "
+                    "model itself"
+                )
+            module, _ = load(self._model_path)
+        self.device = resolve_device(state["device"])
+        self.module = module.eval().to(device=self.device, dtype=self.dtype)
 
     def species_indices(self, atoms: Atoms) -> np.ndarray:
         symbols = atoms.get_chemical_symbols()

@@ -25,6 +25,8 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "zbl": False,
     "zbl_r_on": 1.0,
     "zbl_r_off": 2.0,
+    # per-element reference energies: "average" (least squares), "isolated_atoms" or {el: eV}
+    "e0s": "average",
 }
 
 _ATTN_DEFAULTS: dict[str, Any] = {
@@ -120,6 +122,7 @@ def _validate(cfg: dict[str, Any]) -> None:
             "ZBL switching needs 0 <= zbl_r_on < zbl_r_off <= cutoff, got "
             f"{cfg['zbl_r_on']}, {cfg['zbl_r_off']}, cutoff {cfg['cutoff']}"
         )
+    _validate_e0s(cfg)
     if cfg["family"] == "allegro-attn":
         heads = cfg["attn_heads"]
         if not isinstance(heads, int) or heads < 1 or cfg["num_tensor"] % heads:
@@ -136,3 +139,30 @@ def _validate(cfg: dict[str, Any]) -> None:
         if extra:
             raise ValueError(f"unknown softmax keys {sorted(extra)}; use 'backend' and 'bits'")
         cfg["softmax"] = {"backend": str(sm["backend"]), "bits": sm.get("bits")}
+
+
+E0S_MODES = ("average", "isolated_atoms")
+
+
+def _validate_e0s(cfg: dict[str, Any]) -> None:
+    e0s = cfg["e0s"]
+    if isinstance(e0s, str):
+        if e0s not in E0S_MODES:
+            raise ValueError(_unknown(e0s, E0S_MODES, "e0s mode") + " or a mapping {symbol: eV}")
+        return
+    if not isinstance(e0s, dict):
+        raise ValueError(
+            f"e0s must be 'average', 'isolated_atoms' or a mapping {{symbol: eV}}, got {e0s!r}"
+        )
+    missing = [s for s in cfg["species"] if s not in e0s]
+    extra = [s for s in e0s if s not in cfg["species"]]
+    if missing:
+        raise ValueError(f"e0s mapping has no energy for {missing}; give one per species "
+                         f"{cfg['species']} (eV, e.g. isolated-atom DFT energies)")
+    if extra:
+        raise ValueError(f"e0s mapping names {extra}, which are not model species "
+                         f"{cfg['species']}; remove them")
+    for s, v in e0s.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            raise ValueError(f"e0s[{s!r}] must be a finite number (eV), got {v!r}")
+    cfg["e0s"] = {s: float(e0s[s]) for s in cfg["species"]}

@@ -33,8 +33,14 @@ def register(subparsers) -> None:
         "and the model's feature correlation L_corr on that data.",
     )
     e.add_argument("model", help="exported model file (model.pt), or a bundled model's name")
-    e.add_argument("data", help="labelled extended-XYZ file")
+    e.add_argument("data", help="labelled structure file (extxyz or any format ase.io.read "
+                   "reads; FILE@INDEX selects frames, e.g. vasprun.xml@:)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    for key, where in (("energy", "atoms.info"), ("forces", "atoms.arrays"),
+                       ("stress", "atoms.info"), ("virial", "atoms.info")):
+        e.add_argument(f"--{key}-key", default=None, metavar="KEY",
+                       help=f"read the {key} label from {where}[KEY] (e.g. REF_{key}) instead "
+                       "of the calculator results")
     e.set_defaults(func=_eval)
 
 
@@ -64,9 +70,11 @@ def _eval(args: argparse.Namespace) -> int:
 
     from .data import DataError
     from .evaluation import evaluate_model_file, format_report
+    from .labels import LabelKeys
 
+    keys = LabelKeys(args.energy_key, args.forces_key, args.stress_key, args.virial_key)
     try:
-        res = evaluate_model_file(model_file(args.model), args.data)
+        res = evaluate_model_file(model_file(args.model), args.data, keys)
     except (DataError, FileNotFoundError, ValueError) as exc:
         print(f"gnnff eval: error: {exc}", file=sys.stderr)
         return 2

@@ -5,11 +5,18 @@ are errors (with a "did you mean" hint). Relative data paths are resolved agains
 the YAML file. Sections and fields:
 
 data
-  train, valid (required), test (optional): extended-XYZ files read with ASE; labels come from
-  the structures' calculators (energy eV, forces eV/A, stress optional).
+  train, valid (required), test (optional): any file ``ase.io.read`` reads (extxyz, traj,
+  vasprun.xml, OUTCAR, ...; ``file@index`` selects frames, e.g. ``vasprun.xml@:``).
+  energy_key, forces_key, stress_key, virial_key (null): where the labels are, e.g.
+  ``REF_energy`` in ``atoms.info`` / ``REF_forces`` in ``atoms.arrays``; null = the frames'
+  calculator results (virial: not read). Units eV, eV/A, eV/A^3 (ASE sign), virial eV; see
+  :mod:`gnnff.training.labels`. A frame may lack some labels: it adds no term for those.
 model
   passed to ``gnnff.potentials.build_model`` (``family`` default "allegro"); ``species`` may be
-  omitted and is then inferred from the training data (sorted by atomic number).
+  omitted and is then inferred from the training data (sorted by atomic number). ``e0s``:
+  per-element reference energies (eV) that the per-species energy shift is pinned to:
+  "average" (default: least squares over the training energies), "isolated_atoms" (from
+  single-atom frames of the training file) or a mapping {symbol: eV}.
 loss
   energy_weight (1.0, on the per-atom energy MSE, eV^2/atom^2), forces_weight (1.0, force
   component MSE, eV^2/A^2), stress_weight (0.0 = off; stress component MSE, (eV/A^3)^2).
@@ -47,7 +54,15 @@ class ConfigError(ValueError):
 
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "data": {"train": None, "valid": None, "test": None},
+    "data": {
+        "train": None,
+        "valid": None,
+        "test": None,
+        "energy_key": None,
+        "forces_key": None,
+        "stress_key": None,
+        "virial_key": None,
+    },
     "model": {},
     "loss": {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 0.0},
     "decorrelation": {
@@ -185,17 +200,26 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
     for key in ("train", "valid", "test"):
         if d[key] is None:
             if key != "test":
-                raise ConfigError(f"data.{key} is required: the path of an extended-XYZ file")
+                raise ConfigError(f"data.{key} is required: the path of a structure file "
+                                  "(extxyz or any format ase.io.read reads)")
             continue
-        p = Path(str(d[key])).expanduser()
+        text = str(d[key])
+        p = Path(text).expanduser()
         if not p.is_absolute():
             p = base / p
+        index = None
+        if not p.exists() and "@" in p.name:  # ASE's file@index
+            name, index = p.name.rsplit("@", 1)
+            p = p.with_name(name)
         if not p.is_file():
             raise ConfigError(
                 f"data.{key} file not found: {p} (generate it with `gnnff data generate` or "
                 "fix the path; relative paths are relative to the config file)"
             )
-        d[key] = str(p.resolve())
+        d[key] = str(p.resolve()) + (f"@{index}" if index is not None else "")
+    for key in ("energy_key", "forces_key", "stress_key", "virial_key"):
+        if d[key] is not None and (not isinstance(d[key], str) or not d[key]):
+            raise ConfigError(f"data.{key} must be a key name (string) or null, got {d[key]!r}")
 
     m = cfg["model"]
     m.setdefault("family", "allegro")

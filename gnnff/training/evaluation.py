@@ -9,14 +9,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import build_structures, read_frames
+from .data import build_structures, read_frames, split_index
 from .decorrelation import CorrelationAccumulator
+from .labels import LabelKeys
 from .trainer import ErrorStats
 
 
-def evaluate_model_file(model_path: str | Path, data_path: str | Path) -> dict[str, Any]:
-    """Energy (meV/atom), force (meV/A) and stress (meV/A^3) MAE/RMSE of an exported model on
-    an extxyz file, and the model's feature correlation L_corr on it (overall and per layer).
+def evaluate_model_file(
+    model_path: str | Path, data_path: str | Path, keys: LabelKeys | None = None
+) -> dict[str, Any]:
+    """Energy (meV/atom), force (meV/A) and stress (GPa) MAE/RMSE of an exported model on a
+    labelled structure file (any ASE format, ``file@index`` allowed; labels under ``keys``,
+    see :mod:`gnnff.training.labels`), the number of structures each label came from, and
+    the model's feature correlation L_corr on the data (overall and per layer).
 
     Energies/forces/virials come from the exported module's contract ``forward``; the features
     from its scripted ``model.energy_from_edges(..., return_features=True)``.
@@ -26,7 +31,8 @@ def evaluate_model_file(model_path: str | Path, data_path: str | Path) -> dict[s
     module, meta = load(model_path)
     dtype = getattr(torch, meta.get("dtype", "float64"))
     frames = read_frames(data_path, "evaluation data")
-    structs = build_structures(frames, data_path, list(meta["species"]), float(meta["cutoff"]))
+    structs = build_structures(frames, split_index(data_path)[0], list(meta["species"]),
+                               float(meta["cutoff"]), keys=keys)
     stats = ErrorStats()
     acc = CorrelationAccumulator()
     feature_note = None
@@ -37,12 +43,14 @@ def evaluate_model_file(model_path: str | Path, data_path: str | Path) -> dict[s
         shift = torch.as_tensor(s.edge_shift, dtype=dtype)
         out = module(pos, species, ei, shift, len(s.pos))
         n = len(s.pos)
-        stats.add("energy", (out["energy"].double() - s.energy) / n)
-        stats.add("force", out["forces"].double() - torch.as_tensor(s.forces))
+        if s.energy is not None:
+            stats.add("energy", (out["energy"].double() - s.energy) / n)
+        if s.forces is not None:
+            stats.add("force", out["forces"].double() - torch.as_tensor(s.forces))
         if s.stress is not None and s.volume > 0:
             pred_stress = -out["virial"].double() / s.volume
             stats.add("stress", pred_stress - torch.as_tensor(s.stress))
-        if feature_note is None:
+        if feature_note is None and len(ei[0]):
             try:
                 vec = pos[ei[1]] - pos[ei[0]] + shift
                 with torch.no_grad():
@@ -71,11 +79,12 @@ def format_report(res: dict[str, Any]) -> str:
     """Human-readable table of :func:`evaluate_model_file` results."""
     lines = [f"{res['model']} on {res['data']} ({res['num_structures']} structures, "
              f"{res['num_atoms']} atoms)"]
-    units = {"energy": "meV/atom", "force": "meV/A", "stress": "meV/A^3"}
+    units = {"energy": "meV/atom", "force": "meV/A", "stress": "GPa"}
     for name, unit in units.items():
         if f"{name}_mae" in res:
             lines.append(f"  {name:7s} MAE {res[f'{name}_mae']:10.3f}  RMSE "
-                         f"{res[f'{name}_rmse']:10.3f}  {unit}")
+                         f"{res[f'{name}_rmse']:10.3f}  {unit:8s} "
+                         f"({res.get(f'{name}_frames', '?')} structures)")
     if "lcorr_per_layer" in res:
         per = ", ".join(f"{x:.4f}" for x in res["lcorr_per_layer"])
         lines.append(f"  feature correlation L_corr {res['lcorr']:.4f} (per layer: {per})")

@@ -34,10 +34,13 @@ from .data import (
     collate,
     fit_species_shift,
     force_rms,
+    isolated_atom_energies,
     read_frames,
     species_in,
+    split_index,
 )
 from .decorrelation import CorrelationAccumulator, decorrelation_loss
+from .labels import LabelKeys
 from .schedulers import build_lambda_scheduler
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -67,7 +70,13 @@ def predict(
     energy = energy.index_add(0, batch.batch, atomic)
     out: dict[str, Any] = {"energy": energy, "features": feats}
     if need_grad:
-        (g,) = torch.autograd.grad(energy.sum(), vec, create_graph=create_graph)
+        if energy.requires_grad:  # False for a batch of isolated atoms (no edges, no ZBL)
+            (g,) = torch.autograd.grad(energy.sum(), vec, create_graph=create_graph,
+                                       allow_unused=True)
+        else:
+            g = None
+        if g is None:
+            g = torch.zeros_like(vec)
         if forces:
             f = torch.zeros_like(batch.pos).index_add(0, i, g).index_add(0, j, -g)
             out["forces"] = f
@@ -81,45 +90,70 @@ def predict(
 
 
 def loss_terms(out: dict[str, Any], batch: Batch) -> dict[str, torch.Tensor]:
-    """Per-atom energy MSE (eV^2), force component MSE (eV^2/A^2), stress MSE if predicted."""
-    n = batch.num_atoms.to(out["energy"].dtype)
-    e_err = (out["energy"] - batch.energy.to(out["energy"].dtype)) / n
-    terms = {"energy": e_err.pow(2).mean()}
+    """Per-atom energy MSE (eV^2), force component MSE (eV^2/A^2) and stress MSE if predicted,
+    each averaged over the structures (atoms) that carry that label; 0 when none does."""
+    dt = out["energy"].dtype
+    zero = torch.zeros((), dtype=dt, device=out["energy"].device)
+    n = batch.num_atoms.to(dt)
+    e_err = (out["energy"] - batch.energy.to(dt)) / n
+    em = batch.energy_mask
+    terms = {"energy": e_err[em].pow(2).mean() if bool(em.any()) else zero}
     if "forces" in out:
-        terms["forces"] = (out["forces"] - batch.forces).pow(2).mean()
+        fm = batch.forces_mask
+        terms["forces"] = ((out["forces"][fm] - batch.forces[fm]).pow(2).mean()
+                           if bool(fm.any()) else zero)
     if "stress" in out and batch.stress is not None:
-        terms["stress"] = (out["stress"] - batch.stress).pow(2).mean()
+        sm = batch.stress_mask
+        terms["stress"] = ((out["stress"][sm] - batch.stress[sm]).pow(2).mean()
+                           if bool(sm.any()) else zero)
     return terms
 
 
+EV_PER_A3_TO_GPA = 160.2176634  # 1 eV/A^3 in GPa (e = 1.602176634e-19 C, exact in SI 2019)
+
+
 class ErrorStats:
-    """Accumulates absolute and squared errors; reports MAE/RMSE in meV units."""
+    """Accumulates absolute and squared errors and how many structures each label came from;
+    reports energy in meV/atom, forces in meV/A, stress in GPa."""
 
     def __init__(self) -> None:
         self.sums: dict[str, list[float]] = {}
 
-    def add(self, name: str, err: torch.Tensor) -> None:
+    def add(self, name: str, err: torch.Tensor, frames: int = 1) -> None:
         e = err.detach().to(torch.float64).reshape(-1)
-        s = self.sums.setdefault(name, [0.0, 0.0, 0])
+        s = self.sums.setdefault(name, [0.0, 0.0, 0, 0])
         s[0] += float(e.abs().sum())
         s[1] += float(e.pow(2).sum())
         s[2] += e.numel()
+        s[3] += frames
 
     def add_batch(self, out: dict[str, Any], batch: Batch) -> None:
         n = batch.num_atoms.to(torch.float64)
-        self.add("energy", (out["energy"].detach().double() - batch.energy) / n)
+        em = batch.energy_mask
+        if bool(em.any()):
+            err = (out["energy"].detach().double() - batch.energy) / n
+            self.add("energy", err[em], int(em.sum()))
         if "forces" in out:
-            self.add("force", out["forces"].detach() - batch.forces)
+            fm = batch.forces_mask
+            if bool(fm.any()):
+                frames = int(batch.batch[fm].unique().numel())
+                self.add("force", out["forces"].detach()[fm] - batch.forces[fm], frames)
         if "stress" in out and batch.stress is not None:
-            self.add("stress", out["stress"].detach() - batch.stress)
+            sm = batch.stress_mask
+            if bool(sm.any()):
+                self.add("stress", out["stress"].detach()[sm] - batch.stress[sm], int(sm.sum()))
 
     def summary(self) -> dict[str, float]:
-        """energy_mae/rmse (meV/atom), force_mae/rmse (meV/A), stress_mae/rmse (meV/A^3)."""
-        res = {}
-        for name, (sa, s2, c) in self.sums.items():
+        """energy_mae/rmse (meV/atom), force_mae/rmse (meV/A), stress_mae/rmse (GPa), and
+        ``{name}_frames``: the number of structures that carried the label."""
+        res: dict[str, float] = {}
+        unit = {"energy": 1000.0, "force": 1000.0, "stress": EV_PER_A3_TO_GPA}
+        for name, (sa, s2, c, frames) in self.sums.items():
             if c:
-                res[f"{name}_mae"] = 1000.0 * sa / c
-                res[f"{name}_rmse"] = 1000.0 * math.sqrt(s2 / c)
+                u = unit.get(name, 1000.0)
+                res[f"{name}_mae"] = u * sa / c
+                res[f"{name}_rmse"] = u * math.sqrt(s2 / c)
+                res[f"{name}_frames"] = frames
         return res
 
 
@@ -298,13 +332,21 @@ class Trainer:
                 "would claim to know elements it never saw. Remove them from model.species "
                 "or add training data with them"
             )
-        need_stress = cfg["loss"]["stress_weight"] > 0
+        lo = cfg["loss"]
+        need_stress = lo["stress_weight"] > 0
         self.use_stress = need_stress
+        keys = LabelKeys.from_config(d)
+        # every split is validated here, before anything is written to the run folder
         self.data: dict[str, list[Structure]] = {
-            k: build_structures(f, d[k], mcfg["species"], mcfg["cutoff"], need_stress)
+            k: build_structures(
+                f, split_index(d[k])[0], mcfg["species"], mcfg["cutoff"],
+                need_stress=need_stress and k == "train", keys=keys,
+                need_energy=lo["energy_weight"] > 0 and k == "train",
+                need_forces=lo["forces_weight"] > 0 and k == "train",
+            )
             for k, f in frames.items()
         }
-        self.data_hashes = {k: sha256_file(d[k]) for k in frames}
+        self.data_hashes = {k: sha256_file(split_index(d[k])[0]) for k in frames}
         # stored in every checkpoint and model file: MD without an explicit reference judges
         # close contacts against the training data
         self.stability_reference = StabilityReference.from_frames(
@@ -314,7 +356,7 @@ class Trainer:
 
         self.model = build_model(mcfg)
         train = self.data["train"]
-        shift = fit_species_shift(train, len(mcfg["species"]))
+        shift = self._e0s(train, mcfg)
         scale = np.full(len(mcfg["species"]), force_rms(train))
         self.model.set_species_shift_scale(torch.tensor(shift), torch.tensor(scale))
         if fit_neighbors:
@@ -363,6 +405,15 @@ class Trainer:
         self.bad_epochs = 0
         if ckpt is not None:
             self._load_state(ckpt)
+
+    def _e0s(self, train: list[Structure], mcfg: dict[str, Any]) -> np.ndarray:
+        """The per-species energy shift [S] (eV) from ``model.e0s``."""
+        e0s, species = mcfg["e0s"], mcfg["species"]
+        if e0s == "average":
+            return fit_species_shift(train, len(species))
+        if e0s == "isolated_atoms":
+            return isolated_atom_energies(train, species)
+        return np.array([float(e0s[s]) for s in species])
 
     def _check_resume(self, ckpt: dict[str, Any]) -> None:
         old = ckpt.get("config")
@@ -509,10 +560,11 @@ class Trainer:
             lam = self.lambda_now()
             loss, out, terms, per_layer = self.compute_loss(batch, lam)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tr["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), tr["grad_clip"])
-            self.optimizer.step()
+            if loss.requires_grad:  # a batch of isolated atoms with fixed E0s has nothing to fit
+                loss.backward()
+                if tr["grad_clip"]:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), tr["grad_clip"])
+                self.optimizer.step()
             self._ema_update()
             if per_layer is not None:
                 self.lam_sched.observe(
