@@ -1,0 +1,94 @@
+"""Peak memory per atom of one energy+forces+stress call of the ASE calculator.
+
+    python benchmarks/bench_memory.py [--quick] [--reps 1 4 8]
+
+Each measurement runs in a fresh process: build the cell (a 1536-atom random SiO2 packing at
+2.2 g/cm^3, repeated ``rep`` times along x), load the model (an untrained allegro model in the
+default 'small' config, cutoff 5 A, exported in the dtype), read the resident set size, make one
+calculator call (energy, forces, stress), read the peak resident set size (``VmHWM``). Rows: atoms,
+edges, dtype, peak increase in MB, kB per atom and per edge. Memory does not depend on how busy
+the machine is, so no samples are dropped. The LAMMPS per-rank figure and the nequip-allegro
+comparison are not measured here yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BASE_ATOMS = 1536
+DTYPES = ("float32", "float64")
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _child(rep: int, dtype: str, model: str) -> dict:
+    import tempfile
+
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(1, str(HERE.parent))
+    from fixtures import export_untrained, sio2_cell
+
+    from gnnff.calculators import GNNFFCalculator
+
+    torch.set_num_threads(2)
+    atoms = sio2_cell(BASE_ATOMS).repeat((rep, 1, 1))
+    if model == "untrained":
+        with tempfile.TemporaryDirectory() as tmp:
+            calc = GNNFFCalculator(export_untrained(Path(tmp) / "m.pt", "allegro", dtype))
+    else:
+        calc = GNNFFCalculator(model, dtype=dtype)
+    atoms.calc = calc
+    edges = calc.model_inputs(atoms)["edge_index"].shape[1]
+    before = _status_kb("VmRSS")
+    atoms.get_potential_energy()
+    atoms.get_forces()
+    atoms.get_stress()
+    peak = _status_kb("VmHWM")
+    mb = (peak - before) / 1024.0
+    return {"model": model, "atoms": len(atoms), "edges": int(edges), "dtype": dtype, "peak_MB": mb,
+            "kB_per_atom": (peak - before) / len(atoms), "B_per_edge": 1024 * (peak - before)
+            / max(edges, 1)}
+
+
+def run(quick: bool = False, reps: tuple[int, ...] = (1, 4),
+        models: tuple[str, ...] = ("untrained", "sio2-allegro-stable")) -> list[dict]:
+    rows = []
+    for model in models:
+        for rep in reps[:1] if quick else reps:
+            for dtype in DTYPES:
+                rows.append(_measure(rep, dtype, model))
+    return rows
+
+
+def _measure(rep: int, dtype: str, model: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", str(rep), dtype, model],
+                         capture_output=True, text=True, check=True)
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    print(row, flush=True)
+    return row
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--models", nargs="+", default=["untrained", "sio2-allegro-stable"],
+                    help="'untrained' (default small config) and/or model files or bundled names")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(_child(int(args.child[0]), args.child[1], args.child[2])))
+    else:
+        run(args.quick, tuple(args.reps), tuple(args.models))
