@@ -33,7 +33,7 @@ args = ap.parse_args()
 
 frames = ase.io.read(args.inp, index=":")
 out, clusters = [], []
-for k, atoms in enumerate(frames):
+for atoms in frames:
     a = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell,
               pbc=atoms.pbc)
     a.info["REF_energy"] = atoms.get_potential_energy()

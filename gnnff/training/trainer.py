@@ -351,7 +351,9 @@ class Trainer:
         # close contacts against the training data
         self.stability_reference = StabilityReference.from_frames(
             frames["train"], with_rdf=False, distance_cutoff=float(mcfg["cutoff"]),
-            source=f"training set {d['train']} (sha256 {self.data_hashes['train'][:12]})",
+            # the file's name, not its path: model files travel to other machines
+            source=f"training set {split_index(d['train'])[0].name} "
+            f"(sha256 {self.data_hashes['train'][:12]})",
         ).to_dict()
 
         self.model = build_model(mcfg)
