@@ -21,6 +21,10 @@ def register(subparsers) -> None:
                    help="thermostat time constant, fs (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--traj-interval", type=int, default=10, help="steps between frames")
+    p.add_argument("--failure-frames", type=int, default=5, metavar="K",
+                   help="a failed run writes failing.extxyz: the K snapshots (one per stability "
+                   "check) before the first failed check plus the failing one, without model "
+                   "labels (default 5)")
     p.add_argument("--stability", default=None, help="criteria YAML (StabilityConfig)")
     p.add_argument("--reference", default="model",
                    help="stability reference: 'model' (default: the training data's pair "
@@ -71,7 +75,8 @@ def _md(args: argparse.Namespace) -> int:
                           time_ps=args.time_ps, dt_fs=args.dt_fs,
                           thermostat=args.thermostat or "langevin",
                           tau_fs=100.0 if args.tau_fs is None else args.tau_fs,
-                          seed=args.seed, traj_interval=args.traj_interval)
+                          seed=args.seed, traj_interval=args.traj_interval,
+                          failure_frames=args.failure_frames)
     settings.validate()  # before loading anything
     calc = GNNFFCalculator(model_file(args.model), device=args.device, dtype=args.dtype)
     atoms = read_structure(args.structure, args.index)

@@ -26,6 +26,7 @@ class MDSettings:
     seed: int = 0
     traj_interval: int = 10
     check_interval: int = 10
+    failure_frames: int = 5  # snapshots before the first failed check kept in failing.extxyz
 
     def validate(self) -> None:
         if self.ensemble not in ("nve", "nvt"):
@@ -47,6 +48,9 @@ class MDSettings:
                 f"time_ps {self.time_ps} is shorter than one {self.dt_fs} fs step; "
                 "give a longer time or a smaller dt_fs"
             )
+        if (isinstance(self.failure_frames, bool) or not isinstance(self.failure_frames, int)
+                or self.failure_frames < 0):
+            raise ValueError(f"failure_frames must be an integer >= 0, got {self.failure_frames!r}")
         for name in ("traj_interval", "check_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -108,11 +112,14 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
 
     from gnnff.io_utils import atomic_write_json
     from gnnff.stability import StabilityConfig, StabilityMonitor, run_monitored
+    from gnnff.stability.failure_frames import SnapshotBuffer
     from gnnff.stability.reference import resolve_reference
 
     settings.validate()
     reference = resolve_reference(reference, getattr(calc, "metadata", None))
     atoms = atoms.copy()
+    start_info = {k: v for k, v in atoms.info.items() if isinstance(v, (int, float, str, bool))}
+    atoms.info.clear()  # the start file's info (its temperature, frame index) is not this run's
     atoms.calc = calc
     atoms.get_forces()  # bad species or cell fail here, before anything in out_dir is touched
     out = Path(out_dir)
@@ -137,18 +144,41 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
                                ensemble=settings.ensemble, target_temperature=settings.temperature
                                if settings.temperature > 0 else None,
                                total_steps=settings.steps, out_dir=out)
+    snapshots = SnapshotBuffer(settings.failure_frames)
+    # attached before the monitor: at a failing check the snapshot is already recorded
+    dyn.attach(lambda: snapshots.record(dyn.nsteps, atoms), interval=cfg.interval)
     t0 = time.perf_counter()
     try:
         report = run_monitored(dyn, settings.steps, monitor)
+        if report.get("status") == "failed" and report.get("failure"):
+            report = _write_failure(report, snapshots, settings, out)
     finally:
         traj.close()
         bar.close()
         wall = time.perf_counter() - t0
         atomic_write_json(out / "run.json", {
             "settings": asdict(settings), "steps_done": int(dyn.nsteps),
-            "n_atoms": len(atoms), "wall_s": round(wall, 3),
+            "n_atoms": len(atoms), "wall_s": round(wall, 3), "start_info": start_info,
             "atom_steps_per_s": len(atoms) * int(dyn.nsteps) / max(wall, 1e-9),
         })
+    return report
+
+
+def _write_failure(report: dict, snapshots, settings: MDSettings, out: Path) -> dict:
+    """Write ``failing.extxyz`` and add the offending atoms' indices to ``report.json``."""
+    from gnnff.io_utils import atomic_write_json
+    from gnnff.stability.failure_frames import FILE_NAME, failure_frames, write_failure_frames
+
+    failure = report["failure"]
+    snaps = snapshots.up_to(int(failure["step"]))
+    if not snaps:
+        return report
+    target = settings.temperature if settings.temperature > 0 else None
+    frames = failure_frames(snaps, failure, settings.dt_fs / 1000.0, target, str(out))
+    write_failure_frames(out / FILE_NAME, frames)
+    failure["atoms"] = frames[-1].info["atoms"]
+    report["failure_frames"] = FILE_NAME
+    atomic_write_json(out / "report.json", report)
     return report
 
 
