@@ -16,6 +16,7 @@ _ROOMS = (
     "gnnff.plugin.commands",
     "gnnff.lut_accel.commands",
     "gnnff.study.commands",
+    "gnnff.active.commands",
     "gnnff.demo",
 )
 

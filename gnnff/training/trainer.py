@@ -271,7 +271,11 @@ class Trainer:
     exported ``model.pt`` into ``run_dir``, and returns the training summary dict."""
 
     def __init__(self, cfg: dict[str, Any], run_dir: str | Path, resume: bool = False,
-                 log=print) -> None:
+                 log=print, init_state: dict[str, torch.Tensor] | None = None) -> None:
+        """``init_state``: weights to start from (fine-tuning; a state dict of a model with the
+        same config, e.g. ``eager_from_file(path).state_dict()``), including its energy shift
+        and scale; ignored when resuming (the checkpoint has the weights)."""
+        self.init_state = init_state
         self.cfg = copy.deepcopy(cfg)
         self.run_dir = Path(run_dir)
         self.resume = resume
@@ -363,6 +367,13 @@ class Trainer:
         self.model.set_species_shift_scale(torch.tensor(shift), torch.tensor(scale))
         if fit_neighbors:
             self.model.set_avg_num_neighbors(avg_num_neighbors(train))
+        if self.init_state is not None and ckpt is None:
+            try:
+                self.model.load_state_dict(self.init_state)
+            except RuntimeError as exc:
+                raise ConfigError(f"the starting weights do not fit the model config: {exc}. "
+                                  "Use the model section the weights were trained with") from None
+            self.model.set_avg_num_neighbors(float(self.model.avg_num_neighbors))
         self.model.to(device=self.device, dtype=self.dtype)
         cfg["model"] = copy.deepcopy(self.model.config)
 

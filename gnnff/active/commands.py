@@ -1,0 +1,40 @@
+"""``gnnff stabilize``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "stabilize",
+        help="active learning: turn failed MD into training data until runs are stable",
+        description="Explore with MD and the stability monitor, label the failure frames with "
+        "the reference (a gnnff data preset or any ASE calculator), retrain, repeat until every "
+        "exploration run reaches S = 1 or max_rounds. Every unit is cached: --resume continues "
+        "an interrupted loop. Config schema: gnnff.active.config.",
+    )
+    p.add_argument("config", help="stabilize config (YAML)")
+    p.add_argument("--out", required=True, help="loop folder")
+    p.add_argument("--resume", action="store_true", help="continue the loop in --out")
+    p.set_defaults(func=_stabilize)
+
+
+def _stabilize(args: argparse.Namespace) -> int:
+    from .config import StabilizeConfigError, load
+    from .loop import StabilizeError, StabilizeLoop
+
+    try:
+        loop = StabilizeLoop(load(args.config), args.out, resume=args.resume)
+        summary = loop.run()
+    except (StabilizeConfigError, StabilizeError) as exc:
+        print(f"gnnff stabilize: error: {exc}", file=sys.stderr)
+        return 2
+    last = summary["rounds"][-1]["runs"]
+    print(json.dumps({"status": summary["status"], "final_model": summary["final_model"],
+                      "frames_added": summary["frames_added_total"],
+                      "last_round_S": [r["stability_index"] for r in last]}))
+    print(f"report: {args.out}/stabilize.md, {args.out}/stabilize.png")
+    return 0

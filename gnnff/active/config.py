@@ -1,0 +1,192 @@
+"""The ``gnnff stabilize`` configuration (YAML): schema, defaults and validation.
+
+Sections (relative paths are taken from the YAML file's folder)::
+
+    train_config: training YAML (``gnnff train`` schema): its data.train/valid are the base
+                  set, its model/loss/optim/training sections are used for every retraining
+    initial_model: model.pt to start from (null: round 0 trains one from train_config)
+    reference:     {preset: sio2-tersoff}  (labels through LAMMPS, as `gnnff data generate`)
+                   or {calculator: "package.module:Class", kwargs: {...}}  (any ASE calculator)
+    explore:       engine (ase), ensemble (nvt), time_ps (1.0), dt_fs (1.0), check_interval (10),
+                   thermostat (langevin), runs: [{structure, index (0), temperature, seed (0)}]
+    select:        failure_frames (5 snapshots before each failed check, plus the failing one),
+                   max_frames_per_round (50), min_fingerprint_distance (0.05 A: frames closer
+                   than this to an already selected one are duplicates)
+    retrain:       mode (finetune | scratch), epochs (10), lr (null = train_config's)
+    max_rounds:    5
+    seed:          0
+
+Raises :class:`StabilizeConfigError` naming the key and the fix, before any work is done.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from pathlib import Path
+from typing import Any
+
+from gnnff.io_utils import load_yaml
+
+ENGINES = ("ase",)
+ENSEMBLES = ("nvt", "nve")
+MODES = ("finetune", "scratch")
+
+DEFAULTS: dict[str, Any] = {
+    "train_config": None,
+    "initial_model": None,
+    "reference": None,
+    "explore": {"engine": "ase", "ensemble": "nvt", "time_ps": 1.0, "dt_fs": 1.0,
+                "check_interval": 10, "thermostat": "langevin", "runs": []},
+    "select": {"failure_frames": 5, "max_frames_per_round": 50,
+               "min_fingerprint_distance": 0.05},
+    "retrain": {"mode": "finetune", "epochs": 10, "lr": None},
+    "max_rounds": 5,
+    "seed": 0,
+}
+
+
+class StabilizeConfigError(ValueError):
+    """A stabilize config that cannot be used; the message names the key and the fix."""
+
+
+def _path(value: Any, key: str, base: Path) -> str:
+    if not isinstance(value, str) or not value:
+        raise StabilizeConfigError(f"{key} must be a file path, got {value!r}")
+    p = Path(value).expanduser()
+    p = p if p.is_absolute() else base / p
+    if not p.is_file():
+        raise StabilizeConfigError(f"{key}: file not found: {p} (paths are relative to the "
+                                   "config file)")
+    return str(p.resolve())
+
+
+def _number(sec: str, key: str, value: Any, lo: float, integer: bool = False) -> Any:
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or value < lo:
+        kind = "an integer" if integer else "a number"
+        raise StabilizeConfigError(f"{sec}.{key} must be {kind} >= {lo}, got {value!r}")
+    return value
+
+
+def resolve_calculator_class(spec: str):
+    """``"package.module:Class"`` -> the class; raises StabilizeConfigError unless it is an
+    importable ASE calculator class."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise StabilizeConfigError(f"reference.calculator must look like 'package.module:Class' "
+                                   f"(e.g. 'ase.calculators.emt:EMT'), got {spec!r}")
+    mod_name, cls_name = spec.split(":", 1)
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise StabilizeConfigError(f"reference.calculator: cannot import {mod_name!r} ({exc}); "
+                                   "install the package or fix the path") from None
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        raise StabilizeConfigError(f"reference.calculator: {mod_name!r} has no {cls_name!r}")
+    from ase.calculators.calculator import BaseCalculator
+
+    if not (isinstance(cls, type) and issubclass(cls, BaseCalculator)):
+        raise StabilizeConfigError(f"reference.calculator: {spec} is not an ASE calculator "
+                                   "class (a subclass of ase.calculators.calculator."
+                                   "BaseCalculator)")
+    return cls
+
+
+def _reference(ref: Any) -> dict[str, Any]:
+    if not isinstance(ref, dict) or (("preset" in ref) == ("calculator" in ref)):
+        raise StabilizeConfigError(
+            "reference must be {preset: NAME} (a gnnff data preset, e.g. sio2-tersoff) or "
+            "{calculator: 'package.module:Class', kwargs: {...}} (any ASE calculator)")
+    if "preset" in ref:
+        from gnnff.data.presets import PresetError, load_preset
+
+        try:
+            load_preset(ref["preset"])
+        except (PresetError, FileNotFoundError, ValueError) as exc:
+            raise StabilizeConfigError(f"reference.preset: {exc}") from None
+        return {"preset": ref["preset"]}
+    resolve_calculator_class(ref["calculator"])
+    kwargs = ref.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise StabilizeConfigError("reference.kwargs must be a mapping of keyword arguments")
+    extra = set(ref) - {"calculator", "kwargs"}
+    if extra:
+        raise StabilizeConfigError(f"unknown reference keys {sorted(extra)}")
+    return {"calculator": ref["calculator"], "kwargs": kwargs}
+
+
+def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Fill defaults, check every field, resolve paths; returns a new dict."""
+    if not isinstance(raw, dict):
+        raise StabilizeConfigError("the stabilize config must be a YAML mapping")
+    cfg = copy.deepcopy(DEFAULTS)
+    for key, value in raw.items():
+        if key not in DEFAULTS:
+            raise StabilizeConfigError(f"unknown key {key!r} (valid: {', '.join(DEFAULTS)})")
+        if isinstance(DEFAULTS[key], dict):
+            if not isinstance(value, dict):
+                raise StabilizeConfigError(f"{key} must be a mapping")
+            bad = set(value) - set(DEFAULTS[key])
+            if bad:
+                raise StabilizeConfigError(f"unknown keys {key}.{sorted(bad)} (valid: "
+                                           f"{', '.join(DEFAULTS[key])})")
+            cfg[key].update(copy.deepcopy(value))
+        else:
+            cfg[key] = copy.deepcopy(value)
+    cfg["train_config"] = _path(cfg["train_config"], "train_config", base)
+    if cfg["initial_model"] is not None:
+        cfg["initial_model"] = _path(cfg["initial_model"], "initial_model", base)
+    cfg["reference"] = _reference(cfg["reference"])
+    ex = cfg["explore"]
+    if ex["engine"] not in ENGINES:
+        raise StabilizeConfigError(f"explore.engine {ex['engine']!r}: valid are {ENGINES} "
+                                   "(LAMMPS exploration is not wired in yet)")
+    if ex["ensemble"] not in ENSEMBLES:
+        raise StabilizeConfigError(f"explore.ensemble must be one of {ENSEMBLES}")
+    _number("explore", "time_ps", ex["time_ps"], 1e-6)
+    _number("explore", "dt_fs", ex["dt_fs"], 1e-6)
+    _number("explore", "check_interval", ex["check_interval"], 1, integer=True)
+    if not isinstance(ex["runs"], list) or not ex["runs"]:
+        raise StabilizeConfigError("explore.runs must list at least one run: "
+                                   "{structure: FILE, temperature: K}")
+    runs = []
+    for k, run in enumerate(ex["runs"]):
+        if not isinstance(run, dict) or "structure" not in run or "temperature" not in run:
+            raise StabilizeConfigError(f"explore.runs[{k}] needs structure and temperature")
+        bad = set(run) - {"structure", "index", "temperature", "seed"}
+        if bad:
+            raise StabilizeConfigError(f"explore.runs[{k}]: unknown keys {sorted(bad)}")
+        runs.append({"structure": _path(run["structure"], f"explore.runs[{k}].structure", base),
+                     "index": _number("explore.runs", "index", run.get("index", 0), -10**9,
+                                      integer=True),
+                     "temperature": float(_number("explore.runs", "temperature",
+                                                  run["temperature"], 0.0)),
+                     "seed": _number("explore.runs", "seed", run.get("seed", 0), 0,
+                                     integer=True)})
+    ex["runs"] = runs
+    se = cfg["select"]
+    _number("select", "failure_frames", se["failure_frames"], 0, integer=True)
+    _number("select", "max_frames_per_round", se["max_frames_per_round"], 1, integer=True)
+    _number("select", "min_fingerprint_distance", se["min_fingerprint_distance"], 0.0)
+    rt = cfg["retrain"]
+    if rt["mode"] not in MODES:
+        raise StabilizeConfigError(f"retrain.mode must be one of {MODES}, got {rt['mode']!r}")
+    _number("retrain", "epochs", rt["epochs"], 1, integer=True)
+    if rt["lr"] is not None:
+        _number("retrain", "lr", rt["lr"], 0.0)
+    _number("", "max_rounds", cfg["max_rounds"], 1, integer=True)
+    _number("", "seed", cfg["seed"], 0, integer=True)
+    return cfg
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read and validate a stabilize YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise StabilizeConfigError(f"config file not found: {path}")
+    try:
+        raw = load_yaml(path) or {}
+    except ValueError as exc:
+        raise StabilizeConfigError(str(exc)) from None
+    return validate(raw, path.parent)

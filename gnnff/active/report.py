@@ -1,0 +1,77 @@
+"""``stabilize.md`` and ``stabilize.png``: mean Stability Index, median stable time and frames
+added per round of the active-learning loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gnnff.io_utils import atomic_write, atomic_write_text
+
+
+def round_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per round: runs, mean S, median stable time (ps), runs with S = 1, frames added,
+    CPU seconds of the round's units."""
+    rows = []
+    for info in summary["rounds"]:
+        s = [r["stability_index"] for r in info["runs"]]
+        t = [r["stable_time_ps"] for r in info["runs"]]
+        rows.append({"round": info["round"], "runs": len(s), "mean_S": float(np.mean(s)),
+                     "median_stable_ps": float(np.median(t)),
+                     "S_eq_1": int(sum(x >= 1.0 for x in s)),
+                     "frames_added": info["frames_added"],
+                     "cpu_s": float(sum(info.get("cpu_s", {}).values()))})
+    return rows
+
+
+def write_report(summary: dict[str, Any], out: Path) -> None:
+    rows = round_table(summary)
+    lines = [
+        "# gnnff stabilize", "",
+        f"Status: **{summary['status']}**; final model `{summary['final_model']}`; "
+        f"{summary['frames_added_total']} labelled frames added. Close contacts judged against "
+        f"the {summary['reference']}.", "",
+        "Round r explores with the model of round r-1; frames added in round r train the model "
+        "of round r.", "",
+        "| round | runs | mean S | median stable (ps) | S = 1 | frames added | CPU s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['round']} | {r['runs']} | {r['mean_S']:.3f} | "
+                     f"{r['median_stable_ps']:.3g} | {r['S_eq_1']} | {r['frames_added']} | "
+                     f"{r['cpu_s']:.0f} |")
+    lines += ["", "Runs of the last round:", "",
+              "| run | structure | T (K) | S | stable (ps) | ended by |",
+              "|---|---|---|---|---|---|"]
+    for run in summary["rounds"][-1]["runs"]:
+        end = run["failed_criterion"] or "-"
+        if run.get("failed_pair"):
+            end += f" ({run['failed_pair']})"
+        lines.append(f"| {run['run']} | {run['structure']} | {run['temperature']:.0f} | "
+                     f"{run['stability_index']:.3f} | {run['stable_time_ps']:.3g} | {end} |")
+    atomic_write_text(out / "stabilize.md", "\n".join(lines) + "\n")
+    try:
+        _plot(rows, out / "stabilize.png")
+    except Exception as exc:  # noqa: BLE001 - a plot must never lose a finished loop
+        print(f"warning: stabilize.png not written: {exc}")
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["round"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    axes[0].plot(x, [r["mean_S"] for r in rows], "o-")
+    axes[0].set(xlabel="round", ylabel="mean Stability Index", ylim=(0, 1.05))
+    axes[1].semilogy(x, [max(r["median_stable_ps"], 1e-4) for r in rows], "o-")
+    axes[1].set(xlabel="round", ylabel="median stable time (ps)")
+    axes[2].bar(x, [r["frames_added"] for r in rows])
+    axes[2].set(xlabel="round", ylabel="labelled frames added")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)

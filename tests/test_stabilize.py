@@ -1,0 +1,151 @@
+"""`gnnff stabilize`: the active-learning loop on the quick data, its labels, resume after a
+kill between units, and its bad-input errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from gnnff.active.config import StabilizeConfigError, load
+from gnnff.active.loop import Interrupted, StabilizeLoop
+
+
+def _write_configs(tmp: Path, data: Path, **over) -> Path:
+    train = {
+        "data": {"train": str(data / "train.extxyz"), "valid": str(data / "valid.extxyz")},
+        "model": {"family": "allegro", "cutoff": 4.0, "num_layers": 1, "num_scalar": 8,
+                  "num_tensor": 2, "mlp_hidden": [8]},
+        "training": {"epochs": 1, "batch_size": 8, "seed": 0, "progress": False,
+                     "num_threads": 2},
+    }
+    (tmp / "train.yaml").write_text(yaml.safe_dump(train))
+    cfg = {
+        "train_config": "train.yaml",
+        "reference": {"preset": "sio2-tersoff"},
+        "explore": {"time_ps": 0.05, "check_interval": 5, "runs": [
+            {"structure": str(data / "reference_md" / "a-SiO1.10_1000K.extxyz"), "index": 0,
+             "temperature": 3000.0, "seed": 1}]},
+        "select": {"failure_frames": 2, "max_frames_per_round": 3},
+        "retrain": {"mode": "finetune", "epochs": 1},
+        "max_rounds": 1,  # round 1 explores, labels, retrains; round 2 explores again
+    }
+    cfg.update(over)
+    (tmp / "stab.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp / "stab.yaml"
+
+
+@pytest.fixture(scope="module")
+def loop_run(quick_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stab")
+    cfg = load(_write_configs(tmp, quick_data))
+    summary = StabilizeLoop(cfg, tmp / "out", log=lambda *a: None).run()
+    return tmp, cfg, summary
+
+
+def test_two_round_loop_end_to_end(loop_run):
+    tmp, cfg, summary = loop_run
+    out = tmp / "out"
+    assert (out / "stabilize.md").is_file() and (out / "stabilize.png").is_file()
+    rounds = summary["rounds"]
+    # a one-epoch model at 3000 K fails: the loop labels and retrains, then explores again
+    assert rounds[0]["runs"][0]["stability_index"] < 1.0
+    assert summary["status"] in ("max_rounds", "converged")
+    added = [r["frames_added"] for r in rounds]
+    assert summary["frames_added_total"] == sum(added) > 0
+    merged = out / "round_001" / "train.extxyz"
+    import ase.io
+
+    base = len(ase.io.read(cfg_train(tmp), index=":"))
+    assert len(ase.io.read(merged, index=":")) == base + added[0]
+    assert Path(summary["final_model"]).is_file()
+
+
+def cfg_train(tmp: Path) -> str:
+    return yaml.safe_load((tmp / "train.yaml").read_text())["data"]["train"]
+
+
+def test_labels_equal_a_direct_reference_calculation(loop_run):
+    import ase.io
+
+    from gnnff.data.presets import load_preset
+    from gnnff.data.reference_md import ReferenceMD
+
+    tmp, _, _ = loop_run
+    labelled = ase.io.read(tmp / "out" / "round_001" / "labelled.extxyz", index=":")
+    assert labelled and all(a.calc is not None for a in labelled)
+    spec = load_preset("sio2-tersoff")["lammps"]
+    for a in labelled[:2]:
+        with ReferenceMD(a, spec, 1.0, 100.0) as md:
+            rot = np.linalg.solve(a.cell.array, md.atoms.cell.array)
+            moved = md.atoms.copy()
+            moved.positions = a.positions @ rot
+            e, f = md.evaluate(moved)
+        assert a.get_potential_energy() == pytest.approx(e, abs=1e-6)
+        np.testing.assert_allclose(a.get_forces() @ rot, f, atol=1e-6)
+    # provenance survives labelling
+    assert "source_run" in labelled[0].info and "criterion" in labelled[0].info
+
+
+def test_resume_after_kill_between_units_gives_the_same_result(loop_run):
+    tmp, cfg, summary = loop_run
+    out = tmp / "killed"
+    for units in (2, 3):  # stop after a few units, twice, then finish
+        with pytest.raises(Interrupted):
+            StabilizeLoop(cfg, out, resume=(out / "config.json").exists(), log=lambda *a: None,
+                          stop_after_units=units).run()
+    resumed = StabilizeLoop(cfg, out, resume=True, log=lambda *a: None).run()
+    strip = [[{k: v for k, v in run.items()} for run in r["runs"]] for r in summary["rounds"]]
+    got = [[{k: v for k, v in run.items()} for run in r["runs"]] for r in resumed["rounds"]]
+    assert got == strip
+    assert [r["frames_added"] for r in resumed["rounds"]] == \
+        [r["frames_added"] for r in summary["rounds"]]
+    a = (tmp / "out" / "round_001" / "labelled.extxyz").read_text()
+    b = (out / "round_001" / "labelled.extxyz").read_text()
+    assert a.replace(str(tmp / "out"), "") == b.replace(str(out), "")
+
+
+def test_bad_input(quick_data, tmp_path):
+    p = _write_configs(tmp_path, quick_data, reference={"calculator": "ase.calculators.emt:Nope"})
+    with pytest.raises(StabilizeConfigError, match="has no 'Nope'"):
+        load(p)
+    p = _write_configs(tmp_path, quick_data, reference={"calculator": "json:JSONDecoder"})
+    with pytest.raises(StabilizeConfigError, match="is not an ASE calculator"):
+        load(p)
+    p = _write_configs(tmp_path, quick_data, reference={"calculator": "no_such_pkg_x:Calc"})
+    with pytest.raises(StabilizeConfigError, match="cannot import 'no_such_pkg_x'"):
+        load(p)
+    p = _write_configs(tmp_path, quick_data, retrain={"mode": "sometimes"})
+    with pytest.raises(StabilizeConfigError, match="retrain.mode must be one of"):
+        load(p)
+    # exploration structures with a species the model lacks: refused before round 1
+    import ase.io
+    from ase import Atoms
+
+    ase.io.write(tmp_path / "al.extxyz", Atoms("Al2", positions=[[0, 0, 0], [2, 0, 0]],
+                                                cell=[8, 8, 8], pbc=True))
+    p = _write_configs(tmp_path, quick_data, explore={"runs": [
+        {"structure": str(tmp_path / "al.extxyz"), "temperature": 300.0}]})
+    with pytest.raises(StabilizeConfigError, match=r"holds \['Al'\], which the model lacks"):
+        StabilizeLoop(load(p), tmp_path / "o", log=lambda *a: None)
+    assert not (tmp_path / "o").exists()
+
+
+def test_failed_labels_are_skipped_and_all_failing_stops(tmp_path):
+    from ase import Atoms
+
+    from gnnff.active.labelling import Labeller
+
+    lab = Labeller({"calculator": "ase.calculators.emt:EMT", "kwargs": {}})
+    ok = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]], cell=[10, 10, 10], pbc=True)
+    fused = Atoms("Cu2", positions=[[0, 0, 0], [0.3, 0, 0]], cell=[10, 10, 10], pbc=True)
+    res = lab.label([ok, fused])
+    assert len(res.frames) == 1 and len(res.skipped) == 1
+    assert "closest pair" in res.skipped[0]["reason"]
+    from ase.calculators.emt import EMT
+
+    a = ok.copy()
+    a.calc = EMT()
+    assert res.frames[0].get_potential_energy() == pytest.approx(a.get_potential_energy())
