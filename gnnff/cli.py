@@ -20,7 +20,7 @@ _ROOMS = (
     "gnnff.calculators.commands",
     "gnnff.stability.commands",
     "gnnff.plugin.commands",
-    "gnnff.lut_accel.commands",
+    "gnnff.potentials.lut_commands",  # gnnff lut (lut_accel.commands + the --model part)
     "gnnff.study.commands",
     "gnnff.demo",
 )

@@ -23,8 +23,6 @@ from gnnff.lut_accel.reference import (
 )
 from gnnff.lut_accel.tables import compensation_table, numerator_table, quotient_table
 
-torch.set_num_threads(1)
-
 CONFIGS = [("lut-rexp", 8), ("lut-rexp", 16), ("lut-2d", 8), ("lut-2d", 16)]
 BACKENDS = {key: make_softmax_backend(*key) for key in CONFIGS}
 HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,6 +30,16 @@ HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChec
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32)
 adversarial = st.sampled_from([0.0, -0.0, 1.0, -1.0, 3.14159, -1e30, 1e30, -float("inf"),
                                1e-30, -3.4e38, 0.03125, 0.015625, 2.5, -2.5])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread for this module's small kernels, restored afterwards (no global state
+    set at import: conftest.py's setting holds for the other modules)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @st.composite

@@ -1,5 +1,5 @@
 """Checkpoints (training writes, export reads) and the exported TorchScript model file that
-implements docs/model_contract.md."""
+implements the model contract (``gnnff.potentials.contract``, docs/model_contract.md)."""
 
 import copy
 import json
@@ -12,16 +12,14 @@ import torch
 
 from gnnff.io_utils import atomic_write
 
+from . import contract
 from .model import GNNFFModel, build_model
 
-MODEL_FORMAT = "gnnff-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT = contract.FORMAT
+MODEL_FORMAT_VERSION = contract.FORMAT_VERSION
 CHECKPOINT_FORMAT = "gnnff-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
-_HOW_TO_MAKE = (
-    "make one with `gnnff export CHECKPOINT --out model.pt` "
-    "(or `gnnff export --untrained MODEL.yaml --out model.pt`)"
-)
+_HOW_TO_MAKE = contract.HOW_TO_MAKE
 
 
 class ExportedModel(torch.nn.Module):
@@ -199,19 +197,17 @@ def export_model(
     for p in m.parameters():
         p.requires_grad_(False)
     scripted = torch.jit.script(ExportedModel(m))
-    meta = {
-        "format": MODEL_FORMAT,
-        "format_version": MODEL_FORMAT_VERSION,
-        "species": list(m.species),
-        "cutoff": float(m.cutoff),
-        "family": m.family,
-        "hyperparameters": copy.deepcopy(m.config),
-        "dtype": dtype,
-        "softmax": spec if spec is not None else {"backend": "float", "bits": None},
-        "training": training_summary,
-        "gnnff_version": gnnff.__version__,
-    }
-    extra = {"metadata.json": json.dumps(meta, indent=2)}
+    meta = contract.make_metadata(
+        species=list(m.species),
+        cutoff=float(m.cutoff),
+        family=m.family,
+        hyperparameters=copy.deepcopy(m.config),
+        dtype=dtype,
+        softmax=spec if spec is not None else {"backend": "float", "bits": None},
+        training=training_summary,
+        gnnff_version=gnnff.__version__,
+    )
+    extra = {contract.METADATA_FILE: json.dumps(meta, indent=2)}
     return atomic_write(path, lambda p: torch.jit.save(scripted, str(p), _extra_files=extra))
 
 
@@ -243,33 +239,24 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """metadata.json of a model file, validated, without loading the model."""
     path = Path(path)
     names = _check_model_file(path)
-    meta_name = next((n for n in names if n.endswith("/extra/metadata.json")), None)
+    meta_name = next((n for n in names if n.endswith(f"/extra/{contract.METADATA_FILE}")), None)
     if meta_name is None:
         raise ValueError(
-            f"{path} is a TorchScript file but not a gnnff model file (no metadata.json); "
+            f"{path} is a TorchScript file but not a gnnff model file (no "
+            f"{contract.METADATA_FILE}); "
             f"{_HOW_TO_MAKE}"
         )
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read(meta_name).decode())
-    _validate_metadata(meta, path)
+    contract.validate_metadata(meta, path)
     return meta
-
-
-def _validate_metadata(meta: Any, path: Path) -> None:
-    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a gnnff model file (format is not {MODEL_FORMAT!r})")
-    if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has model format_version {meta.get('format_version')!r}; this gnnff reads "
-            f"version {MODEL_FORMAT_VERSION}: re-export it with this gnnff version"
-        )
 
 
 def load(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """Load an exported model: (TorchScript module, metadata dict)."""
     path = Path(path)
     meta = read_metadata(path)
-    extra = {"metadata.json": ""}
+    extra = {contract.METADATA_FILE: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     return module.eval(), meta
 
