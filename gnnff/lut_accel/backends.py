@@ -65,6 +65,8 @@ class LUTSoftmax(torch.nn.Module):
     name: str
     bits: int
     method_id: int
+    num_table: torch.Tensor
+    second_table: torch.Tensor
     inv_step: float
     mbits_a: int
     mbits_b: int
@@ -90,7 +92,7 @@ class LUTSoftmax(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"name={self.name!r}, bits={self.bits}, table_bytes={self.table_bytes()}"
 
-    @torch.jit.ignore
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
     def table_bytes(self) -> int:
         """Hardware table storage in bytes (entries x bits / 8)."""
         return self.config.table_bytes()["total"]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnnff.lut_accel.backends import float_segment_softmax, make_softmax_backend
+from gnnff.lut_accel.backends import LUTSoftmax, float_segment_softmax, make_softmax_backend
 
 
 def realistic_logits(
@@ -68,7 +68,7 @@ def softmax_error_stats(
         "max_sum_err": float((wsum[nonempty] - 1).abs().max()) if err.numel() else 0.0,
         "kl": float(kl[nonempty].mean()) if err.numel() else 0.0,
     }
-    if hasattr(backend, "table_bytes"):
+    if isinstance(backend, LUTSoftmax):
         out["bits"] = int(backend.bits)
         out["table_bytes"] = int(backend.table_bytes())
         out["config"] = backend.config.describe()

@@ -128,7 +128,7 @@ def validate_metadata(meta: Any, path: str | Path) -> None:
         )
 
 
-def expected_shape(field: TensorField, n: int, n_local: int, num_edges: int = 0) -> tuple:
+def expected_shape(field: TensorField, n: int, n_local: int, num_edges: int = 0) -> tuple[int, ...]:
     """The concrete shape of ``field`` for N = ``n`` atoms, ``n_local`` local atoms and E =
     ``num_edges`` edges (``()`` for a scalar)."""
     if field.shape == "int":

@@ -38,7 +38,8 @@ class ExportedModel(torch.nn.Module):
         edge_shift: torch.Tensor,
         n_local: int,
     ) -> dict[str, torch.Tensor]:
-        dtype = self.model.per_species_shift.dtype
+        # mypy sees registered buffers as Tensor | Module (potentials.model is not yet strict)
+        dtype: torch.dtype = self.model.per_species_shift.dtype  # type: ignore[assignment]
         pos = pos.to(dtype)
         edge_shift = edge_shift.to(dtype)
         n = pos.shape[0]
@@ -82,8 +83,8 @@ class ExportedModel(torch.nn.Module):
 # ------------------------------------------------------------------ checkpoints
 def save_checkpoint_dict(
     model: GNNFFModel,
-    training_summary: dict | None = None,
-    ema_state: dict | None = None,
+    training_summary: dict[str, Any] | None = None,
+    ema_state: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The checkpoint dict (save it with ``torch.save``; it loads with ``weights_only=True``)."""
@@ -100,13 +101,13 @@ def save_checkpoint_dict(
     return ckpt
 
 
-def save_checkpoint(path: str | os.PathLike, model: GNNFFModel, **kwargs: Any) -> Path:
+def save_checkpoint(path: str | os.PathLike[str], model: GNNFFModel, **kwargs: Any) -> Path:
     """Write :func:`save_checkpoint_dict` atomically to ``path``."""
     ckpt = save_checkpoint_dict(model, **kwargs)
     return atomic_write(path, lambda p: torch.save(ckpt, p))
 
 
-def load_checkpoint(path_or_dict: str | os.PathLike | dict) -> dict[str, Any]:
+def load_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
     """Read and validate a gnnff checkpoint dict."""
     if isinstance(path_or_dict, dict):
         ckpt = path_or_dict
@@ -141,7 +142,7 @@ def load_checkpoint(path_or_dict: str | os.PathLike | dict) -> dict[str, Any]:
     return ckpt
 
 
-def model_from_checkpoint(path_or_dict: str | os.PathLike | dict) -> GNNFFModel:
+def model_from_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> GNNFFModel:
     """Rebuild the model of a checkpoint; uses ``ema_state`` when the checkpoint sets
     ``use_ema_for_export`` (top level or in its training summary), else ``model_state``."""
     ckpt = load_checkpoint(path_or_dict)
@@ -151,12 +152,12 @@ def model_from_checkpoint(path_or_dict: str | os.PathLike | dict) -> GNNFFModel:
     state = ckpt["ema_state"] if use_ema and ckpt.get("ema_state") is not None else None
     state = state if state is not None else ckpt["model_state"]
     model.load_state_dict(state)
-    model.config["avg_num_neighbors"] = float(model.avg_num_neighbors)
+    model.config["avg_num_neighbors"] = float(model.avg_num_neighbors)  # type: ignore[arg-type]
     return model.eval()
 
 
 # ------------------------------------------------------------------ model files
-def _softmax_spec(softmax: str | dict | None, model: GNNFFModel) -> dict | None:
+def _softmax_spec(softmax: str | dict[str, Any] | None, model: GNNFFModel) -> dict[str, Any] | None:
     if softmax is None:
         return model.config.get("softmax")
     if isinstance(softmax, str):
@@ -166,10 +167,10 @@ def _softmax_spec(softmax: str | dict | None, model: GNNFFModel) -> dict | None:
 
 def export_model(
     model: GNNFFModel,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     dtype: str = "float64",
-    training_summary: dict | None = None,
-    softmax: str | dict | None = None,
+    training_summary: dict[str, Any] | None = None,
+    softmax: str | dict[str, Any] | None = None,
 ) -> Path:
     """Script ``model`` (a copy in ``dtype``, optionally with another attention softmax
     backend: a name or {"backend", "bits"}) and write it atomically to ``path`` with its
@@ -184,7 +185,7 @@ def export_model(
     m.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     m = m.eval()
     spec = _softmax_spec(softmax, m)
-    if softmax is not None:
+    if softmax is not None and spec is not None:  # a given softmax always yields a spec
         if m.family != "allegro-attn":
             if spec["backend"] != "float":
                 raise ValueError(
@@ -220,7 +221,7 @@ def _zip_names(path: Path) -> list[str] | None:
 
 def _is_torchscript(path: Path) -> bool:
     names = _zip_names(path)
-    return bool(names) and any(n.endswith("/constants.pkl") for n in names)
+    return names is not None and any(n.endswith("/constants.pkl") for n in names)
 
 
 def _check_model_file(path: Path) -> list[str]:
@@ -235,7 +236,7 @@ def _check_model_file(path: Path) -> list[str]:
     return names
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """metadata.json of a model file, validated, without loading the model."""
     path = Path(path)
     names = _check_model_file(path)
@@ -247,21 +248,23 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             f"{_HOW_TO_MAKE}"
         )
     with zipfile.ZipFile(path) as zf:
-        meta = json.loads(zf.read(meta_name).decode())
+        meta: dict[str, Any] = json.loads(zf.read(meta_name).decode())
     contract.validate_metadata(meta, path)
     return meta
 
 
-def load(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+def load(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """Load an exported model: (TorchScript module, metadata dict)."""
     path = Path(path)
     meta = read_metadata(path)
     extra = {contract.METADATA_FILE: ""}
-    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    module = torch.jit.load(  # type: ignore[no-untyped-call]
+        str(path), map_location="cpu", _extra_files=extra
+    )
     return module.eval(), meta
 
 
-def eager_from_file(path: str | os.PathLike) -> GNNFFModel:
+def eager_from_file(path: str | os.PathLike[str]) -> GNNFFModel:
     """Rebuild the eager model of an exported file (config from its metadata, weights from the
     TorchScript module), e.g. to re-export it with another softmax backend or to inspect it."""
     module, meta = load(path)
