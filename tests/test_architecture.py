@@ -18,7 +18,7 @@ LAYER = {
     "gnnff": 0, "_lazy": 0, "io_utils": 0, "lammps_lib": 0, "lammps_geometry": 0,
     "lut_accel": 1,
     "potentials": 2, "stability": 2,
-    "training": 3, "calculators": 3, "plugin": 3, "data": 3,
+    "training": 3, "calculators": 3, "plugin": 3, "data": 3, "testing": 3,
     "study": 4,
     "demo": 5, "cli": 6,
 }  # fmt: skip
@@ -137,3 +137,9 @@ def test_the_rule_checker_sees_function_level_imports():
     # study.summary imports study.units inside a function; the graph must contain it
     assert "gnnff.study.units" in GRAPH["gnnff.study.summary"]
     assert "gnnff.study.summary" not in GRAPH["gnnff.study.units"]
+
+
+def test_runtime_never_imports_the_test_helpers():
+    users = [m for m, deps in GRAPH.items() if _room(m) != "testing"
+             and any(_room(d) == "testing" for d in deps)]  # fmt: skip
+    assert not users, f"{users} import gnnff.testing (it is for tests only)"
