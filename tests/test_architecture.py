@@ -5,6 +5,9 @@ LUT emulator stands alone, and only ``gnnff.cli`` imports the command adapters."
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ PKG = Path(__file__).resolve().parents[1] / "gnnff"
 # rooms below cli; cli and demo sit on top.
 LAYER = {
     "gnnff": 0, "_lazy": 0, "io_utils": 0, "lammps_lib": 0, "lammps_geometry": 0,
+    "segment_ops": 0, "_mpi_hook": 0,
     "lut_accel": 1,
     "potentials": 2, "stability": 2,
     "training": 3, "calculators": 3, "plugin": 3, "data": 3, "testing": 3,
@@ -143,3 +147,16 @@ def test_runtime_never_imports_the_test_helpers():
     users = [m for m, deps in GRAPH.items() if _room(m) != "testing"
              and any(_room(d) == "testing" for d in deps)]  # fmt: skip
     assert not users, f"{users} import gnnff.testing (it is for tests only)"
+
+
+def test_a_float_model_does_not_import_the_lut_emulator():
+    # the softmax interface lives in potentials; lut_accel is imported for lut-* backends only
+    code = ("import sys, torch; from gnnff.potentials import build_model\n"
+            "m = build_model({'family': 'allegro-attn', 'species': ['Si'], 'cutoff': 3.0,"
+            " 'num_scalar': 4, 'num_tensor': 2, 'mlp_hidden': [4]})\n"
+            "print(sorted(k for k in sys.modules if k.startswith('gnnff.lut_accel')))")  # fmt: skip
+    root = str(PKG.parent)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                          timeout=300, env={**os.environ, "PYTHONPATH": root})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -9,12 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gnnff.lut_accel.backends import (
-    SOFTMAX_BACKENDS,
-    LUTSoftmax,
-    float_segment_softmax,
-    make_softmax_backend,
-)
+from gnnff.lut_accel.backends import LUTSoftmax
 from gnnff.lut_accel.config import LUTConfig, default_config
 from gnnff.lut_accel.reference import (
     quantize_distance,
@@ -22,6 +17,8 @@ from gnnff.lut_accel.reference import (
     reference_segment_codes,
 )
 from gnnff.lut_accel.tables import compensation_table, numerator_table, quotient_table
+from gnnff.potentials.softmax import SOFTMAX_BACKENDS, make_softmax_backend
+from gnnff.segment_ops import float_segment_softmax
 
 CONFIGS = [("lut-rexp", 8), ("lut-rexp", 16), ("lut-2d", 8), ("lut-2d", 16)]
 BACKENDS = {key: make_softmax_backend(*key) for key in CONFIGS}

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from gnnff.lut_accel import commands
-from gnnff.lut_accel.backends import make_softmax_backend
 from gnnff.lut_accel.report import realistic_logits, softmax_error_stats
+from gnnff.potentials.softmax import make_softmax_backend
 
 
 def test_error_stats_float_is_exact_and_lut_is_close():

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnnff.lut_accel.backends import LUTSoftmax, float_segment_softmax, make_softmax_backend
+from gnnff.lut_accel.backends import LUTSoftmax, make_lut_softmax
+from gnnff.segment_ops import float_segment_softmax
 
 
 def realistic_logits(
@@ -113,7 +114,7 @@ def lut_report(
     curves = {}
     for b in bits:
         for name in ("lut-rexp", "lut-2d"):
-            backend = make_softmax_backend(name, b)
+            backend = make_lut_softmax(name, b)
             rows.append(softmax_error_stats(logits, segment, g, backend))
             curves[f"{name}/{b}"] = error_vs_distance(logits, segment, g, backend)
     return {

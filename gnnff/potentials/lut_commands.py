@@ -26,9 +26,9 @@ def model_section(args: argparse.Namespace) -> dict[str, Any]:
     per backend (``potentials.softmax_eval.backend_errors``)."""
     import ase.io
 
-    from gnnff.lut_accel.backends import make_softmax_backend
     from gnnff.lut_accel.report import softmax_error_stats
     from gnnff.potentials.registry import model_file
+    from gnnff.potentials.softmax import make_softmax_backend
     from gnnff.potentials.softmax_eval import attention_logits, backend_errors
 
     if args.max_frames < 1:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnnff.lut_accel.backends import float_segment_softmax
+from gnnff.segment_ops import float_segment_softmax
 
 from .export import ExportedModel, eager_from_file
 from .neighbors import neighbor_list
