@@ -54,7 +54,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def _yaml_loader():
+def _yaml_loader() -> Any:
     """A safe YAML loader that also reads ``1e-3`` and ``1E5`` as numbers (YAML 1.2 floats;
     PyYAML's YAML 1.1 rules would make them strings and a config check would reject them)."""
     import yaml

@@ -21,7 +21,7 @@ def random_cell(
         if len(positions) == len(symbols):
             break
         p = rng.random(3) @ cell
-        trial = Atoms(positions=[*positions, p], cell=cell, pbc=True)
+        trial: Any = Atoms(positions=[*positions, p], cell=cell, pbc=True)
         k = len(positions)
         if k == 0 or trial.get_distances(k, range(k), mic=True).min() > min_distance:
             positions.append(p)
