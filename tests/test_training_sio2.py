@@ -18,6 +18,7 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.mark.slow  # 776 s on 2 shared, loaded cores: make test-all / make bench run it
 def test_quick_sio2_training_learns_and_decorrelates(quick_data, tmp_path, one_thread):
     results = {}
     for name, dec in (("base", {"enabled": False}),
