@@ -142,14 +142,16 @@ def check_outputs(out: dict[str, Any], n: int, n_local: int, dtype: Any = None) 
     """Raise ``AssertionError`` naming the first way ``out`` (a model's ``forward`` result,
     tensors) breaks the contract: keys, shapes, floating dtype ``dtype`` when given."""
     keys = sorted(out)
-    assert keys == sorted(OUTPUT_NAMES), f"outputs {keys}, contract {sorted(OUTPUT_NAMES)}"
+    if keys != sorted(OUTPUT_NAMES):
+        raise AssertionError(f"outputs {keys}, contract {sorted(OUTPUT_NAMES)}")
     for field in OUTPUTS:
         value = out[field.name]
         shape = tuple(value.shape)
         want = expected_shape(field, n, n_local)
-        assert shape == want, f"output {field.name!r} has shape {shape}, contract {want}"
-        if dtype is not None:
-            assert value.dtype == dtype, f"output {field.name!r} is {value.dtype}, not {dtype}"
+        if shape != want:
+            raise AssertionError(f"output {field.name!r} has shape {shape}, contract {want}")
+        if dtype is not None and value.dtype != dtype:
+            raise AssertionError(f"output {field.name!r} is {value.dtype}, not {dtype}")
 
 
 # ------------------------------------------------------------------ docs
