@@ -65,13 +65,26 @@ def test_every_subcommand_help_works_without_heavy_imports():
     assert result["heavy"] == [], f"--help imported {result['heavy']}"
     commands = set(result["commands"])
     # one per room at least, and nested ones are walked too
-    for expected in ("", "train", "export", "info", "md", "dimer", "lammps run",
-                     "stability analyze", "lut report", "study run", "demo", "data generate"):
+    for expected in (
+        "",
+        "train",
+        "export",
+        "info",
+        "md",
+        "dimer",
+        "lammps run",
+        "stability analyze",
+        "lut report",
+        "study run",
+        "demo",
+        "data generate",
+    ):
         assert expected in commands, f"`gnnff {expected} --help` not reached: {sorted(commands)}"
 
 
-@pytest.mark.parametrize("package", ["gnnff.potentials", "gnnff.calculators",
-                                     "gnnff.stability", "gnnff.training"])
+@pytest.mark.parametrize(
+    "package", ["gnnff.potentials", "gnnff.calculators", "gnnff.stability", "gnnff.training"]
+)
 def test_lazy_exports_resolve(package):
     module = importlib.import_module(package)
     assert sorted(module.__all__) == sorted(module._EXPORTS), "__all__ and _EXPORTS differ"

@@ -65,8 +65,16 @@ def test_parser_sees_a_key_the_contract_lacks(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    cfg = {"family": "allegro", "species": ["O", "Si"], "cutoff": 3.5, "l_max": 1,
-           "num_layers": 1, "num_scalar": 4, "num_tensor": 2, "mlp_hidden": [8]}
+    cfg = {
+        "family": "allegro",
+        "species": ["O", "Si"],
+        "cutoff": 3.5,
+        "l_max": 1,
+        "num_layers": 1,
+        "num_scalar": 4,
+        "num_tensor": 2,
+        "mlp_hidden": [8],
+    }
     return export_model(build_model(cfg), tmp_path_factory.mktemp("contract") / "m.pt",
                         dtype="float32")  # fmt: skip
 

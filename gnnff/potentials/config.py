@@ -47,7 +47,7 @@ def default_model_config(family: str = "allegro") -> dict[str, Any]:
 
 def _unknown(name: str, choices: Iterable[Any], what: str) -> str:
     choices = list(choices)
-    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    close = difflib.get_close_matches(str(name), choices, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown {what} {name!r}{hint} (valid: {', '.join(map(str, choices))})"
 

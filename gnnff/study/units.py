@@ -39,12 +39,21 @@ class MDUnit:
 
 def model_units(cfg: dict[str, Any]) -> list[ModelUnit]:
     """Every model of a study config (families x variants x seeds)."""
-    return [ModelUnit(f, v, int(s)) for f in cfg["families"] for v in cfg["variants"]
-            for s in cfg["seeds"]]
+    return [
+        ModelUnit(f, v, int(s))
+        for f in cfg["families"]
+        for v in cfg["variants"]
+        for s in cfg["seeds"]
+    ]
 
 
 def md_units(cfg: dict[str, Any], models: list[ModelUnit]) -> list[MDUnit]:
     """Every MD run of ``models`` (systems x temperatures x ``n_starts`` per model)."""
     md = cfg["md"]
-    return [MDUnit(m, name, float(t), k) for m in models for name in md["systems"]
-            for t in md["temperatures"] for k in range(int(md["n_starts"]))]
+    return [
+        MDUnit(m, name, float(t), k)
+        for m in models
+        for name in md["systems"]
+        for t in md["temperatures"]
+        for k in range(int(md["n_starts"]))
+    ]

@@ -96,8 +96,13 @@ def check_forces_finite_difference(
                 energies.append(float(model(atoms, p)["energy"]))
             fd[a, d] = -(energies[0] - energies[1]) / (2 * eps)
     rows = list(which)
-    np.testing.assert_allclose(forces[rows], fd[rows], atol=_tol(fd, atol), rtol=1e-4,
-                               err_msg="forces differ from -dE/dpos (central differences)")
+    np.testing.assert_allclose(
+        forces[rows],
+        fd[rows],
+        atol=_tol(fd, atol),
+        rtol=1e-4,
+        err_msg="forces differ from -dE/dpos (central differences)",
+    )
 
 
 def check_virial_strain_derivative(
@@ -119,10 +124,12 @@ def check_virial_strain_derivative(
                                       ["energy"]))  # fmt: skip
             d_e[a, b] = (energies[0] - energies[1]) / (2 * h)
     virial = out["virial"].detach().double().numpy()
-    np.testing.assert_allclose(virial, -d_e.T, atol=_tol(d_e, atol),
-                               err_msg="virial differs from -(dE/d strain)^T")
-    np.testing.assert_allclose(virial, virial.T, atol=_tol(virial, 1e-9),
-                               err_msg="virial is not symmetric")
+    np.testing.assert_allclose(
+        virial, -d_e.T, atol=_tol(d_e, atol), err_msg="virial differs from -(dE/d strain)^T"
+    )
+    np.testing.assert_allclose(
+        virial, virial.T, atol=_tol(virial, 1e-9), err_msg="virial is not symmetric"
+    )
 
 
 def check_rotation_equivariance(
@@ -172,7 +179,8 @@ def check_locality(model: ContractModel, cluster: Any) -> None:
     delta = abs(float(out["atomic_energy"][0] - base["atomic_energy"][0]))
     assert delta < 1e-12, f"atom 0 felt an atom beyond the cutoff (dE_0 = {delta:.2e} eV)"
     assert not torch.allclose(out["atomic_energy"], base["atomic_energy"], atol=1e-9), (
-        "moving an atom changed no energy: the check would prove nothing")
+        "moving an atom changed no energy: the check would prove nothing"
+    )
     shifted = cluster.copy()
     shifted.positions += [model.cutoff * 10.0, 0.0, 0.0]
     both = cluster + shifted
@@ -198,7 +206,8 @@ def check_cutoff_smoothness(model: ContractModel, symbols: tuple[str, str] | Non
 
     at, beyond = dimer(model.cutoff), dimer(model.cutoff + 0.5)
     assert torch.all(at["forces"] == 0.0) and torch.all(beyond["forces"] == 0.0), (
-        "force at or beyond the cutoff")
+        "force at or beyond the cutoff"
+    )
     assert torch.allclose(at["energy"], beyond["energy"], atol=1e-13)
     prev = None
     for delta in (1e-1, 1e-2, 1e-3):
@@ -206,7 +215,8 @@ def check_cutoff_smoothness(model: ContractModel, symbols: tuple[str, str] | Non
         de = abs(float(near["energy"] - at["energy"]))
         df = float(near["forces"].abs().max())
         assert de < 50 * delta**3 and df < 50 * delta**2, (
-            f"not smooth at the cutoff: |dE| {de:.2e}, |F| {df:.2e} at {delta} A inside")
+            f"not smooth at the cutoff: |dE| {de:.2e}, |F| {df:.2e} at {delta} A inside"
+        )
         assert prev is None or de <= prev
         prev = de
 
@@ -222,4 +232,5 @@ def check_scripted_matches_eager(
     for key in want:
         err = float((got[key].double() - want[key].double()).abs().max())
         assert err <= atol * max(1.0, float(want[key].abs().max())), (
-            f"TorchScript {key!r} differs from eager by {err:.2e}")
+            f"TorchScript {key!r} differs from eager by {err:.2e}"
+        )

@@ -85,8 +85,9 @@ class ModelContractTests:
         checks.check_virial_strain_derivative(self.contract_model(), self.cell())
 
     def test_equivariance(self) -> None:
-        checks.check_rotation_equivariance(self.contract_model(), self.cell(),
-                                           atol=self.equivariance_atol)
+        checks.check_rotation_equivariance(
+            self.contract_model(), self.cell(), atol=self.equivariance_atol
+        )
 
     def test_permutation_invariance(self) -> None:
         checks.check_permutation_invariance(self.contract_model(), self.cell())
