@@ -5,7 +5,7 @@ BENCH_VENV := .venv-bench
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.gnnff-setup-stamp
 
-.PHONY: setup test demo bench bench-env lint clean
+.PHONY: setup test test-all test-slow demo bench bench-env lint format-check typecheck clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -21,8 +21,17 @@ setup: $(STAMP)
 	$(VPY) -c "import gnnff._mpi_hook as h; h.write_pth()"
 	$(VENV)/bin/gnnff lammps build-plugin --quiet
 
+# the README's test command: everything except tests marked slow (< 10 min on 2 cores)
 test: setup
 	$(VENV)/bin/python -m pytest -q tests
+
+# only the long learning tests (marked slow)
+test-slow: setup
+	$(VENV)/bin/python -m pytest -q -m slow tests
+
+# the whole suite, slow tests included
+test-all: setup
+	$(VENV)/bin/python -m pytest -q -m "" tests
 
 demo: setup
 	$(VENV)/bin/gnnff demo --out demo_out
@@ -31,11 +40,20 @@ demo: setup
 bench-env:
 	bash benchmarks/nequip_env.sh
 
-bench: setup bench-env
+bench: setup bench-env test-slow
 	$(VENV)/bin/python benchmarks/run_all.py
 
+LINT_PATHS := gnnff tests benchmarks examples
+
 lint: setup
-	$(VENV)/bin/ruff check gnnff tests benchmarks examples
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+
+format-check: setup
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+
+# strict packages and per-module exceptions: pyproject.toml [tool.mypy]
+typecheck: setup
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) demo_out build *.egg-info

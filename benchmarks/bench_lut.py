@@ -30,7 +30,8 @@ def run(quick: bool = False) -> list[dict]:
     """Time float vs LUT softmax (dense [G, n] and segment over E edges / G groups)."""
     import torch
 
-    from gnnff.lut_accel.backends import float_segment_softmax, make_softmax_backend
+    from gnnff.potentials.softmax import make_softmax_backend
+    from gnnff.segment_ops import float_segment_softmax
 
     torch.set_num_threads(1)
     repeats, warmup = (5, 2) if quick else (15, 3)

@@ -1,9 +1,15 @@
-"""The ``gnnff`` command: subcommands map onto the package's rooms."""
+"""The ``gnnff`` command: subcommands map onto the package's rooms.
+
+Start-up stays light: this module and each room's ``register`` import no torch, e3nn or ASE
+(tests/test_cli.py checks it), so ``gnnff --help`` answers at once. Expected user errors print
+one line; ``gnnff -T ...`` shows the full traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # room modules that provide ``register(subparsers)``; a room missing from an install is skipped
@@ -14,7 +20,7 @@ _ROOMS = (
     "gnnff.calculators.commands",
     "gnnff.stability.commands",
     "gnnff.plugin.commands",
-    "gnnff.lut_accel.commands",
+    "gnnff.potentials.lut_commands",  # gnnff lut (lut_accel.commands + the --model part)
     "gnnff.study.commands",
     "gnnff.active.commands",
     "gnnff.demo",
@@ -28,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gnnff", description="Stable GNN force fields: train, export, run MD, measure."
     )
     parser.add_argument("--version", action="version", version=f"gnnff {gnnff.__version__}")
+    parser.add_argument("-T", "--traceback", action="store_true",
+                        help="on error, show the full Python traceback instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _ROOMS:
         try:
@@ -44,14 +52,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `gnnff info M | head`: the reader left; stop quietly, as Unix tools do
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
     except KeyboardInterrupt:
+        if args.traceback:
+            raise
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError, FloatingPointError) as exc:
+        if args.traceback:
+            raise
         # expected user errors (bad input, files, diverged training) explain themselves
-        print(f"gnnff {args.command}: error: {exc}", file=sys.stderr)
+        print(f"gnnff {args.command}: error: {exc}  (gnnff -T: traceback)", file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
 
 
 if __name__ == "__main__":

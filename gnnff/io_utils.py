@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
     """Write ``path`` atomically: ``writer(tmp_path)`` fills a temporary file in the same
     folder, which is then renamed over ``path``. A crash never leaves a file that looks
     complete."""
@@ -35,15 +35,18 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
     return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda p: p.write_text(text))
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    def write(p: Path) -> None:
+        p.write_text(text)
+
+    return atomic_write(path, write)
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -51,7 +54,7 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _yaml_loader():
+def _yaml_loader() -> Any:
     """A safe YAML loader that also reads ``1e-3`` and ``1E5`` as numbers (YAML 1.2 floats;
     PyYAML's YAML 1.1 rules would make them strings and a config check would reject them)."""
     import yaml
@@ -74,7 +77,7 @@ def yaml_value(text: str) -> Any:
     return yaml.load(text, Loader=_yaml_loader())
 
 
-def load_yaml(path: str | os.PathLike) -> Any:
+def load_yaml(path: str | os.PathLike[str]) -> Any:
     """Read a YAML file; a missing file or a syntax error raises ValueError naming the file."""
     import yaml
 
@@ -87,7 +90,7 @@ def load_yaml(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path} is not valid YAML (fix the line shown): {exc}") from None
 
 
-def read_frames(path: str | os.PathLike, index: int | str = ":") -> list:
+def read_frames(path: str | os.PathLike[str], index: int | str = ":") -> list[Any]:
     """Frames of any ASE-readable structure file (``index`` as in ``ase.io.read``), with
     errors that name the file and the fix instead of a format parser's traceback."""
     import ase.io

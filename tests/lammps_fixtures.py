@@ -28,10 +28,15 @@ def write_toy_model(
     dtype: str = "float64",
     with_metadata: bool = True,
     training: dict | None = None,
+    drop_keys: tuple[str, ...] = (),
+    extra_keys: dict | None = None,
 ) -> Path:
     """Save a toy many-body gnnff model (TorchScript + metadata.json, with ``training`` as
-    its training summary) to ``path``."""
+    its training summary) to ``path``; its metadata comes from the contract
+    (``gnnff.potentials.contract.make_metadata``) less ``drop_keys`` plus ``extra_keys``."""
     import torch
+
+    from gnnff.potentials import contract
 
     tdtype = torch.float64 if dtype == "float64" else torch.float32
     ns = len(species)
@@ -89,20 +94,14 @@ def write_toy_model(
             }
 
     module = torch.jit.script(ToyManyBody())
-    meta = {
-        "format": "gnnff-model",
-        "format_version": 1,
-        "species": list(species),
-        "cutoff": float(cutoff),
-        "family": "toy-eam",
-        "hyperparameters": {},
-        "dtype": dtype,
-        "softmax": {"backend": "float", "bits": None},
-        "training": training,
-        "gnnff_version": "test",
-    }
+    meta = contract.make_metadata(
+        species=list(species), cutoff=float(cutoff), family="toy-eam", hyperparameters={},
+        dtype=dtype, softmax={"backend": "float", "bits": None}, training=training,
+        gnnff_version="test",
+    )  # fmt: skip
+    meta = {k: v for k, v in meta.items() if k not in drop_keys} | (extra_keys or {})
     path = Path(path)
-    extra = {"metadata.json": json.dumps(meta)} if with_metadata else {}
+    extra = {contract.METADATA_FILE: json.dumps(meta)} if with_metadata else {}
     torch.jit.save(module, str(path), _extra_files=extra)
     return path
 

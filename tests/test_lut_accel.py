@@ -9,12 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gnnff.lut_accel.backends import (
-    SOFTMAX_BACKENDS,
-    LUTSoftmax,
-    float_segment_softmax,
-    make_softmax_backend,
-)
+from gnnff.lut_accel.backends import LUTSoftmax
 from gnnff.lut_accel.config import LUTConfig, default_config
 from gnnff.lut_accel.reference import (
     quantize_distance,
@@ -22,8 +17,8 @@ from gnnff.lut_accel.reference import (
     reference_segment_codes,
 )
 from gnnff.lut_accel.tables import compensation_table, numerator_table, quotient_table
-
-torch.set_num_threads(1)
+from gnnff.potentials.softmax import SOFTMAX_BACKENDS, make_softmax_backend
+from gnnff.segment_ops import float_segment_softmax
 
 CONFIGS = [("lut-rexp", 8), ("lut-rexp", 16), ("lut-2d", 8), ("lut-2d", 16)]
 BACKENDS = {key: make_softmax_backend(*key) for key in CONFIGS}
@@ -32,6 +27,16 @@ HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChec
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32)
 adversarial = st.sampled_from([0.0, -0.0, 1.0, -1.0, 3.14159, -1e30, 1e30, -float("inf"),
                                1e-30, -3.4e38, 0.03125, 0.015625, 2.5, -2.5])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread for this module's small kernels, restored afterwards (no global state
+    set at import: conftest.py's setting holds for the other modules)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @st.composite

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from gnnff.lut_accel import commands
-from gnnff.lut_accel.backends import make_softmax_backend
 from gnnff.lut_accel.report import realistic_logits, softmax_error_stats
+from gnnff.potentials.softmax import make_softmax_backend
 
 
 def test_error_stats_float_is_exact_and_lut_is_close():
@@ -57,3 +57,22 @@ def test_stats_accept_logits_that_require_grad():
     plain = softmax_error_stats(logits, seg, g, backend)
     tracked = softmax_error_stats(logits.clone().requires_grad_(True), seg, g, backend)
     assert plain == tracked and isinstance(plain["mean_abs_err"], float)
+
+
+def test_cli_report_on_a_models_attention_logits(tmp_path, capsys):
+    from gnnff.cli import main
+    from gnnff.potentials.registry import PRETRAINED_DIR
+
+    data = PRETRAINED_DIR / "sio2_test_small.extxyz"
+    rc = main(["lut", "report", "--bits", "8", "--groups", "20", "--model", "sio2-attn-stable",
+               "--data", str(data), "--max-frames", "1", "--json", "--out", str(tmp_path)])
+    assert rc == 0
+    m = json.loads(capsys.readouterr().out)["model"]
+    assert m["frames"] == 1 and m["attention_groups"] > 0 and m["attention_logits"] > 0
+    rows = {(r["backend"], r["bits"]): r for r in m["results"]}
+    assert rows[("float", None)]["max_denergy_vs_float"] == 0.0
+    lut = rows[("lut-rexp", 8)]
+    assert 0 < lut["logits"]["max_abs_err"] < 0.05 and lut["max_dforce_vs_float"] > 0
+    # the emulator's own parser has no --model: that part lives in gnnff.potentials
+    with pytest.raises(SystemExit):
+        _parse(["lut", "report", "--model", "x.pt"])

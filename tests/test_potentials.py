@@ -94,91 +94,8 @@ def energy_at(module, atoms, positions, ei, sh):
 
 
 # ----------------------------------------------------------------------------- physics
-@pytest.mark.parametrize("family", FAMILIES)
-def test_forces_match_central_finite_differences(family):
-    model = ExportedModel(small_model(family))
-    atoms = sio2_cell()
-    ei, sh = graph(atoms)
-    out = evaluate(model, atoms)
-    eps = 1e-3
-    fd = np.zeros((len(atoms), 3))
-    for a in range(len(atoms)):
-        for d in range(3):
-            p = atoms.positions.copy()
-            p[a, d] += eps
-            ep = energy_at(model, atoms, p, ei, sh)
-            p[a, d] -= 2 * eps
-            em = energy_at(model, atoms, p, ei, sh)
-            fd[a, d] = -(ep - em) / (2 * eps)
-    forces = out["forces"].numpy()
-    assert np.abs(forces).max() > 1e-3
-    np.testing.assert_allclose(forces, fd, atol=2e-6 * max(1.0, np.abs(fd).max()), rtol=1e-4)
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_virial_is_strain_derivative(family):
-    model = ExportedModel(small_model(family))
-    atoms = sio2_cell()
-    ei, sh = graph(atoms)
-    out = evaluate(model, atoms)
-    h = 1e-4
-    dE = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            vals = []
-            for s in (h, -h):
-                f = np.eye(3)
-                f[a, b] += s
-                e = float(
-                    model(
-                        torch.tensor(atoms.positions @ f.T),
-                        species_of(atoms),
-                        ei,
-                        sh @ torch.tensor(f.T),
-                        len(atoms),
-                    )["energy"]
-                )
-                vals.append(e)
-            dE[a, b] = (vals[0] - vals[1]) / (2 * h)
-    virial = out["virial"].numpy()
-    np.testing.assert_allclose(virial, -dE.T, atol=1e-6 * max(1.0, np.abs(dE).max()))
-    np.testing.assert_allclose(out["atomic_virial"].sum(0).numpy(), virial, atol=1e-12)
-    np.testing.assert_allclose(virial, virial.T, atol=1e-9)
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_rotation_reflection_translation_equivariance(family):
-    model = ExportedModel(small_model(family))
-    atoms = sio2_cell()
-    ei, sh = graph(atoms)
-    base = evaluate(model, atoms)
-    rng = np.random.default_rng(3)
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    for rot in (q, -q):  # one of them includes a reflection
-        rt = torch.tensor(rot)
-        out = model(torch.tensor(atoms.positions) @ rt.T, species_of(atoms), ei, sh @ rt.T, 15)
-        assert torch.allclose(out["energy"], base["energy"], atol=1e-10)
-        assert torch.allclose(out["atomic_energy"], base["atomic_energy"], atol=1e-10)
-        assert torch.allclose(out["forces"], base["forces"] @ rt.T, atol=1e-10)
-        assert torch.allclose(out["virial"], rt @ base["virial"] @ rt.T, atol=1e-10)
-    t = torch.tensor([3.1, -2.0, 7.7], dtype=torch.float64)
-    out = model(torch.tensor(atoms.positions) + t, species_of(atoms), ei, sh, len(atoms))
-    assert torch.allclose(out["atomic_energy"], base["atomic_energy"], atol=1e-10)
-    assert torch.allclose(out["forces"], base["forces"], atol=1e-10)
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_permutation_invariance(family):
-    model = ExportedModel(small_model(family))
-    atoms = sio2_cell()
-    base = evaluate(model, atoms)
-    perm = np.random.default_rng(5).permutation(len(atoms))
-    out = evaluate(model, atoms[perm])
-    assert torch.allclose(out["energy"], base["energy"], atol=1e-10)
-    assert torch.allclose(out["atomic_energy"], base["atomic_energy"][perm], atol=1e-10)
-    assert torch.allclose(out["forces"], base["forces"][perm], atol=1e-10)
-
-
+# forces and virial vs finite differences, equivariance and permutation invariance of every
+# family and softmax backend: gnnff.testing.ModelContractTests in tests/test_model_suite.py
 def cluster(seed: int = 2, n: int = 10) -> Atoms:
     atoms = sio2_cell(n_si=4, seed=seed)
     atoms = atoms[:n]
@@ -438,9 +355,9 @@ def test_lmax2_equivariance_and_forces(family):
 
 @pytest.mark.parametrize("backend,bits", [("lut-rexp", 8), ("lut-2d", 16)])
 def test_export_with_lut_softmax(backend, bits, tmp_path):
-    from gnnff.lut_accel import backends
+    from gnnff.potentials.softmax import SOFTMAX_BACKENDS
 
-    if backend not in backends.SOFTMAX_BACKENDS:
+    if backend not in SOFTMAX_BACKENDS:
         pytest.skip(f"softmax backend {backend} not available yet")
     model = small_model("allegro-attn")
     atoms = sio2_cell()

@@ -70,6 +70,7 @@ def test_config_errors_are_clear(tmp_path):
         load_study_config(tmp_path / "missing.yaml")
 
 
+@pytest.mark.slow  # trains and runs MD for a whole tiny study: make test-all / make bench
 def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path, capsys):
     base = tmp_path / "train.yaml"
     base.write_text(yaml.safe_dump({

@@ -164,6 +164,7 @@ def test_resume_2_plus_2_equals_4(data, tmp_path):
         Trainer(more, tmp_path / "nothing", resume=True, log=quiet)
 
 
+@pytest.mark.slow  # 30 epochs x 2 runs: make test-all / make bench run it
 def test_training_learns_and_decorrelation_lowers_lcorr(data, tmp_path, capsys):
     results = {}
     for name, dec in [("base", {"enabled": False}),

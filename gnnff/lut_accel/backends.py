@@ -1,14 +1,15 @@
-"""Softmax backends used by attention layers: a segment softmax over edges grouped by centre.
+"""The LUT-softmax backends of the attention softmax interface (``gnnff.potentials.softmax``
+defines the interface and the exact ``float`` backend; it builds these by name).
 
-Every backend is a TorchScript-compatible ``torch.nn.Module`` with
-``forward(logits [E], segment [E] int64, num_segments) -> weights [E]``: for each segment s the
-weights of its edges are a softmax of their logits. ``make_softmax_backend`` builds one by name:
-
-* ``float``: the exact floating-point softmax;
 * ``lut-rexp`` / ``lut-2d``: the LUT-softmax accelerator emulator (:mod:`gnnff.lut_accel.config`
   documents the integer datapath), forward = bit-exact LUT result, backward = float softmax
   Jacobian (straight-through). Their integer tables are registered buffers, so they are saved
   inside TorchScript files.
+
+Every backend is a TorchScript-compatible ``torch.nn.Module`` with
+``forward(logits [E], segment [E] int64, num_segments) -> weights [E]``: for each segment s the
+weights of its edges are a softmax of their logits. This module imports nothing from
+``gnnff.potentials`` (the emulator stands alone).
 """
 
 import torch
@@ -18,39 +19,13 @@ from gnnff.lut_accel.softmax import (
     METHOD_LUT2D,
     METHOD_REXP,
     codes_to_weights,
-    float_segment_softmax,
     lut_dense_codes,
     lut_segment_codes,
 )
 from gnnff.lut_accel.tables import numerator_table, second_table
+from gnnff.segment_ops import float_segment_softmax
 
-__all__ = [
-    "SOFTMAX_BACKENDS",
-    "FloatSoftmax",
-    "LUTSoftmax",
-    "float_segment_softmax",
-    "make_softmax_backend",
-]
-
-
-class FloatSoftmax(torch.nn.Module):
-    """Exact floating-point segment softmax (the default backend)."""
-
-    name: str
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.name = "float"
-
-    def forward(
-        self, logits: torch.Tensor, segment: torch.Tensor, num_segments: int
-    ) -> torch.Tensor:
-        return float_segment_softmax(logits, segment, num_segments)
-
-    @torch.jit.export
-    def dense(self, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-        """Float softmax of ``x`` over ``dim``."""
-        return torch.softmax(x, dim)
+__all__ = ["LUT_BACKENDS", "LUTSoftmax", "make_lut_softmax"]
 
 
 class LUTSoftmax(torch.nn.Module):
@@ -65,6 +40,8 @@ class LUTSoftmax(torch.nn.Module):
     name: str
     bits: int
     method_id: int
+    num_table: torch.Tensor
+    second_table: torch.Tensor
     inv_step: float
     mbits_a: int
     mbits_b: int
@@ -90,7 +67,7 @@ class LUTSoftmax(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"name={self.name!r}, bits={self.bits}, table_bytes={self.table_bytes()}"
 
-    @torch.jit.ignore
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
     def table_bytes(self) -> int:
         """Hardware table storage in bytes (entries x bits / 8)."""
         return self.config.table_bytes()["total"]
@@ -133,24 +110,22 @@ class LUTSoftmax(torch.nn.Module):
         return y
 
 
-SOFTMAX_BACKENDS = ("float", "lut-rexp", "lut-2d")
+LUT_BACKENDS = ("lut-rexp", "lut-2d")
 _METHOD_OF = {"lut-rexp": "rexp", "lut-2d": "lut2d"}
 
 
-def make_softmax_backend(
-    name: str = "float", bits: int | None = None, config: LUTConfig | None = None
-) -> torch.nn.Module:
-    """Build the softmax backend ``name`` (one of ``SOFTMAX_BACKENDS``).
+def make_lut_softmax(
+    name: str, bits: int | None = None, config: LUTConfig | None = None
+) -> LUTSoftmax:
+    """Build the LUT backend ``name`` (one of ``LUT_BACKENDS``).
 
-    bits: 8 or 16 for the LUT backends (None = 8); ignored by ``float``.
-    config: optional full :class:`LUTConfig` for a LUT backend (its method must match ``name``,
-    its bits override ``bits``); default = :func:`default_config` of the method at ``bits``.
+    bits: 8 or 16 (None = 8). config: optional full :class:`LUTConfig` (its method must match
+    ``name``, its bits override ``bits``); default = :func:`default_config` of the method at
+    ``bits``. Raises ``ValueError`` for an unknown name, bit width or mismatched config.
     """
-    if name == "float":
-        return FloatSoftmax()
     if name not in _METHOD_OF:
         raise ValueError(
-            f"unknown softmax backend {name!r}; choose one of {', '.join(SOFTMAX_BACKENDS)}"
+            f"unknown LUT softmax backend {name!r}; choose one of {', '.join(LUT_BACKENDS)}"
         )
     method = _METHOD_OF[name]
     if config is None:

@@ -1,11 +1,27 @@
-"""`gnnff lut ...` subcommands (heavy imports stay inside the command functions)."""
+"""`gnnff lut ...` subcommands (heavy imports stay inside the command functions).
+
+The emulator stands alone: nothing here imports ``gnnff.potentials``. The ``--model`` part of
+``gnnff lut report`` (the report on a model's own attention logits) is supplied by
+``gnnff.potentials.lut_commands``, which passes its ``model_section`` to :func:`register`.
+"""
+
+from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from typing import Any
+
+ModelSection = Callable[[argparse.Namespace], dict[str, Any]]
+"""``model_section(args) -> dict``: the report's ``model`` section for ``args.model``,
+``args.data`` and ``args.max_frames``."""
 
 
-def register(subparsers) -> None:
-    """Add ``lut`` with its subcommands to the top-level ``gnnff`` parser."""
+def register(subparsers: Any, model_section: ModelSection | None = None) -> None:
+    """Add ``lut`` with its subcommands to the top-level ``gnnff`` parser.
+
+    With ``model_section`` given, ``gnnff lut report`` also takes ``--model``/``--data``.
+    """
     p = subparsers.add_parser("lut", help="LUT-softmax accelerator emulator: accuracy reports")
     sub = p.add_subparsers(dest="lut_command", metavar="{report}")
     sub.required = True
@@ -18,18 +34,20 @@ def register(subparsers) -> None:
     r.add_argument("--groups", type=int, default=2000,
                    help="synthetic attention groups of 10-60 logits (default 2000)")
     r.add_argument("--seed", type=int, default=0, help="seed of the synthetic logits")
-    r.add_argument("--model", default=None,
-                   help="an allegro-attn model file: report on its own attention logits too")
-    r.add_argument("--data", default=None,
-                   help="labelled extxyz for --model: energy/force MAE with each backend")
-    r.add_argument("--max-frames", type=int, default=20, help="frames of --data used")
+    if model_section is not None:
+        r.add_argument("--model", default=None,
+                       help="an allegro-attn model file: report on its own attention logits too")
+        r.add_argument("--data", default=None,
+                       help="labelled extxyz for --model: energy/force MAE with each backend")
+        r.add_argument("--max-frames", type=int, default=20, help="frames of --data used")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
     r.add_argument("--out", default="lut_report",
                    help="folder for report.json and error_vs_d.png (default ./lut_report)")
-    r.set_defaults(func=cmd_report)
+    r.set_defaults(func=cmd_report, model_section=model_section)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """``gnnff lut report``: write report.json and error_vs_d.png, print the table."""
     from pathlib import Path
 
     from gnnff.io_utils import atomic_write_json
@@ -39,13 +57,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ValueError(f"--groups must be >= 1, got {args.groups}")
     report = lut_report(bits=tuple(sorted(set(args.bits))), seed=args.seed,
                         num_groups=args.groups)
-    if (args.model is None) != (args.data is None):
+    model, data = getattr(args, "model", None), getattr(args, "data", None)
+    if (model is None) != (data is None):
         raise ValueError("--model and --data go together (a model file and labelled extxyz)")
-    if args.model:
-        from gnnff.potentials.registry import model_file
-
-        args.model = str(model_file(args.model))
-        report["model"] = _model_section(args)
+    if model is not None:
+        report["model"] = args.model_section(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", report)
@@ -75,22 +91,3 @@ def cmd_report(args: argparse.Namespace) -> int:
                   f"{row['max_denergy_vs_float']:>9.3f}{row['max_dforce_vs_float']:>9.2f}")
     print(f"wrote {out / 'report.json'} and {png}")
     return 0
-
-
-def _model_section(args: argparse.Namespace) -> dict:
-    import ase.io
-
-    from gnnff.lut_accel.backends import make_softmax_backend
-    from gnnff.lut_accel.report import softmax_error_stats
-    from gnnff.potentials.softmax_eval import attention_logits, backend_errors
-
-    frames = ase.io.read(args.data, index=f":{args.max_frames}")
-    logits, segment, groups = attention_logits(args.model, frames)
-    rows = backend_errors(args.model, frames)
-    for row in rows:
-        if row["backend"] != "float":
-            backend = make_softmax_backend(row["backend"], row["bits"])
-            row["logits"] = softmax_error_stats(logits, segment, groups, backend)
-    return {"model": str(args.model), "data": str(args.data), "frames": len(frames),
-            "attention_groups": groups, "attention_logits": int(logits.numel()),
-            "results": rows}

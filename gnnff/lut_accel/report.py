@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnnff.lut_accel.backends import float_segment_softmax, make_softmax_backend
+from gnnff.lut_accel.backends import LUTSoftmax, make_lut_softmax
+from gnnff.segment_ops import float_segment_softmax
 
 
 def realistic_logits(
@@ -68,7 +69,7 @@ def softmax_error_stats(
         "max_sum_err": float((wsum[nonempty] - 1).abs().max()) if err.numel() else 0.0,
         "kl": float(kl[nonempty].mean()) if err.numel() else 0.0,
     }
-    if hasattr(backend, "table_bytes"):
+    if isinstance(backend, LUTSoftmax):
         out["bits"] = int(backend.bits)
         out["table_bytes"] = int(backend.table_bytes())
         out["config"] = backend.config.describe()
@@ -113,7 +114,7 @@ def lut_report(
     curves = {}
     for b in bits:
         for name in ("lut-rexp", "lut-2d"):
-            backend = make_softmax_backend(name, b)
+            backend = make_lut_softmax(name, b)
             rows.append(softmax_error_stats(logits, segment, g, backend))
             curves[f"{name}/{b}"] = error_vs_distance(logits, segment, g, backend)
     return {

@@ -15,26 +15,10 @@ logits are all ``-inf`` are rejected with a ``ValueError``.
 
 import torch
 
+from gnnff.segment_ops import segment_max
+
 METHOD_REXP = 0
 METHOD_LUT2D = 1
-
-
-def _segment_max(x: torch.Tensor, segment: torch.Tensor, num_segments: int) -> torch.Tensor:
-    out = torch.full((num_segments,), float("-inf"), dtype=x.dtype, device=x.device)
-    return out.scatter_reduce(0, segment, x, reduce="amax", include_self=True)
-
-
-def float_segment_softmax(
-    logits: torch.Tensor, segment: torch.Tensor, num_segments: int
-) -> torch.Tensor:
-    """Numerically stable float softmax of ``logits`` [E] within each segment (ids [E])."""
-    if logits.numel() == 0:
-        return logits
-    m = _segment_max(logits.detach(), segment, num_segments)
-    e = torch.exp(logits - m.index_select(0, segment))
-    den = torch.zeros(num_segments, dtype=logits.dtype, device=logits.device)
-    den = den.index_add(0, segment, e)
-    return e / den.index_select(0, segment)
 
 
 def check_segment_inputs(logits: torch.Tensor, segment: torch.Tensor, num_segments: int) -> None:
@@ -165,7 +149,7 @@ def lut_segment_codes(
         return torch.zeros(0, dtype=torch.int64, device=logits.device)
     x = logits.detach().to(torch.float64)
     _check_values(x)
-    mx = _segment_max(x, segment, num_segments).index_select(0, segment)
+    mx = segment_max(x, segment, num_segments).index_select(0, segment)
     if bool(torch.isneginf(mx).any()):
         raise ValueError(
             "LUT softmax: a segment has only -inf logits (every entry masked); its softmax is "

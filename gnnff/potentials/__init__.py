@@ -1,31 +1,43 @@
 """Strictly-local equivariant edge models (``allegro``, ``allegro-attn``), checkpoints and the
-exported TorchScript model file (docs/model_contract.md)."""
+exported TorchScript model file (docs/model_contract.md).
 
-from .config import FAMILIES, default_model_config, resolve_model_config
-from .export import (
-    ExportedModel,
-    eager_from_file,
-    export_model,
-    load,
-    load_checkpoint,
-    model_from_checkpoint,
-    read_metadata,
-    save_checkpoint,
-    save_checkpoint_dict,
-)
-from .model import GNNFFModel, build_model
-from .neighbors import neighbor_list
+Public names are imported lazily (``gnnff._lazy``) so that ``gnnff --help`` stays free of torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gnnff._lazy import lazy_exports
+
+_EXPORTS = {
+    "FAMILIES": "config",
+    "default_model_config": "config",
+    "resolve_model_config": "config",
+    "ExportedModel": "export",
+    "eager_from_file": "export",
+    "export_model": "export",
+    "load": "export",
+    "load_checkpoint": "export",
+    "model_from_checkpoint": "export",
+    "read_metadata": "export",
+    "save_checkpoint": "export",
+    "save_checkpoint_dict": "export",
+    "GNNFFModel": "model",
+    "build_model": "model",
+    "neighbor_list": "neighbors",
+}
 
 __all__ = [
-    "FAMILIES",
     "ExportedModel",
+    "FAMILIES",
     "GNNFFModel",
     "build_model",
     "default_model_config",
+    "eager_from_file",
     "export_model",
     "load",
     "load_checkpoint",
-    "eager_from_file",
     "model_from_checkpoint",
     "neighbor_list",
     "read_metadata",
@@ -33,3 +45,20 @@ __all__ = [
     "save_checkpoint",
     "save_checkpoint_dict",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # static view for type checkers and IDEs
+    from .config import FAMILIES, default_model_config, resolve_model_config
+    from .export import (
+        ExportedModel,
+        eager_from_file,
+        export_model,
+        load,
+        load_checkpoint,
+        model_from_checkpoint,
+        read_metadata,
+        save_checkpoint,
+        save_checkpoint_dict,
+    )
+    from .model import GNNFFModel, build_model
+    from .neighbors import neighbor_list

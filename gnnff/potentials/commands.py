@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 
-def register(subparsers) -> None:
+def register(subparsers: Any) -> None:
     """Add the ``export`` and ``info`` subcommands to the ``gnnff`` parser."""
     p = subparsers.add_parser(
         "export",
@@ -38,7 +39,7 @@ def register(subparsers) -> None:
     q.set_defaults(func=_cmd_info)
 
 
-def _load_yaml(path: str) -> dict:
+def _load_yaml(path: str) -> dict[str, Any]:
     from ..io_utils import load_yaml
 
     cfg = load_yaml(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from collections.abc import Iterable
 from typing import Any
 
 FAMILIES = ("allegro", "allegro-attn")
@@ -46,8 +47,9 @@ def default_model_config(family: str = "allegro") -> dict[str, Any]:
     return cfg
 
 
-def _unknown(name: str, choices, what: str) -> str:
-    close = difflib.get_close_matches(str(name), list(choices), n=1)
+def _unknown(name: str, choices: Iterable[Any], what: str) -> str:
+    choices = list(choices)
+    close = difflib.get_close_matches(str(name), choices, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown {what} {name!r}{hint} (valid: {', '.join(map(str, choices))})"
 

@@ -1,5 +1,5 @@
 """Checkpoints (training writes, export reads) and the exported TorchScript model file that
-implements docs/model_contract.md."""
+implements the model contract (``gnnff.potentials.contract``, docs/model_contract.md)."""
 
 import copy
 import json
@@ -12,16 +12,14 @@ import torch
 
 from gnnff.io_utils import atomic_write
 
+from . import contract
 from .model import GNNFFModel, build_model
 
-MODEL_FORMAT = "gnnff-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT = contract.FORMAT
+MODEL_FORMAT_VERSION = contract.FORMAT_VERSION
 CHECKPOINT_FORMAT = "gnnff-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
-_HOW_TO_MAKE = (
-    "make one with `gnnff export CHECKPOINT --out model.pt` "
-    "(or `gnnff export --untrained MODEL.yaml --out model.pt`)"
-)
+_HOW_TO_MAKE = contract.HOW_TO_MAKE
 
 
 class ExportedModel(torch.nn.Module):
@@ -40,7 +38,8 @@ class ExportedModel(torch.nn.Module):
         edge_shift: torch.Tensor,
         n_local: int,
     ) -> dict[str, torch.Tensor]:
-        dtype = self.model.per_species_shift.dtype
+        # mypy sees registered buffers as Tensor | Module (potentials.model is not yet strict)
+        dtype: torch.dtype = self.model.per_species_shift.dtype  # type: ignore[assignment]
         pos = pos.to(dtype)
         edge_shift = edge_shift.to(dtype)
         n = pos.shape[0]
@@ -84,8 +83,8 @@ class ExportedModel(torch.nn.Module):
 # ------------------------------------------------------------------ checkpoints
 def save_checkpoint_dict(
     model: GNNFFModel,
-    training_summary: dict | None = None,
-    ema_state: dict | None = None,
+    training_summary: dict[str, Any] | None = None,
+    ema_state: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The checkpoint dict (save it with ``torch.save``; it loads with ``weights_only=True``)."""
@@ -102,13 +101,13 @@ def save_checkpoint_dict(
     return ckpt
 
 
-def save_checkpoint(path: str | os.PathLike, model: GNNFFModel, **kwargs: Any) -> Path:
+def save_checkpoint(path: str | os.PathLike[str], model: GNNFFModel, **kwargs: Any) -> Path:
     """Write :func:`save_checkpoint_dict` atomically to ``path``."""
     ckpt = save_checkpoint_dict(model, **kwargs)
     return atomic_write(path, lambda p: torch.save(ckpt, p))
 
 
-def load_checkpoint(path_or_dict: str | os.PathLike | dict) -> dict[str, Any]:
+def load_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
     """Read and validate a gnnff checkpoint dict."""
     if isinstance(path_or_dict, dict):
         ckpt = path_or_dict
@@ -143,7 +142,7 @@ def load_checkpoint(path_or_dict: str | os.PathLike | dict) -> dict[str, Any]:
     return ckpt
 
 
-def model_from_checkpoint(path_or_dict: str | os.PathLike | dict) -> GNNFFModel:
+def model_from_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> GNNFFModel:
     """Rebuild the model of a checkpoint; uses ``ema_state`` when the checkpoint sets
     ``use_ema_for_export`` (top level or in its training summary), else ``model_state``."""
     ckpt = load_checkpoint(path_or_dict)
@@ -153,12 +152,12 @@ def model_from_checkpoint(path_or_dict: str | os.PathLike | dict) -> GNNFFModel:
     state = ckpt["ema_state"] if use_ema and ckpt.get("ema_state") is not None else None
     state = state if state is not None else ckpt["model_state"]
     model.load_state_dict(state)
-    model.config["avg_num_neighbors"] = float(model.avg_num_neighbors)
+    model.config["avg_num_neighbors"] = float(model.avg_num_neighbors)  # type: ignore[arg-type]
     return model.eval()
 
 
 # ------------------------------------------------------------------ model files
-def _softmax_spec(softmax: str | dict | None, model: GNNFFModel) -> dict | None:
+def _softmax_spec(softmax: str | dict[str, Any] | None, model: GNNFFModel) -> dict[str, Any] | None:
     if softmax is None:
         return model.config.get("softmax")
     if isinstance(softmax, str):
@@ -168,10 +167,10 @@ def _softmax_spec(softmax: str | dict | None, model: GNNFFModel) -> dict | None:
 
 def export_model(
     model: GNNFFModel,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     dtype: str = "float64",
-    training_summary: dict | None = None,
-    softmax: str | dict | None = None,
+    training_summary: dict[str, Any] | None = None,
+    softmax: str | dict[str, Any] | None = None,
 ) -> Path:
     """Script ``model`` (a copy in ``dtype``, optionally with another attention softmax
     backend: a name or {"backend", "bits"}) and write it atomically to ``path`` with its
@@ -186,7 +185,7 @@ def export_model(
     m.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     m = m.eval()
     spec = _softmax_spec(softmax, m)
-    if softmax is not None:
+    if softmax is not None and spec is not None:  # a given softmax always yields a spec
         if m.family != "allegro-attn":
             if spec["backend"] != "float":
                 raise ValueError(
@@ -199,19 +198,17 @@ def export_model(
     for p in m.parameters():
         p.requires_grad_(False)
     scripted = torch.jit.script(ExportedModel(m))
-    meta = {
-        "format": MODEL_FORMAT,
-        "format_version": MODEL_FORMAT_VERSION,
-        "species": list(m.species),
-        "cutoff": float(m.cutoff),
-        "family": m.family,
-        "hyperparameters": copy.deepcopy(m.config),
-        "dtype": dtype,
-        "softmax": spec if spec is not None else {"backend": "float", "bits": None},
-        "training": training_summary,
-        "gnnff_version": gnnff.__version__,
-    }
-    extra = {"metadata.json": json.dumps(meta, indent=2)}
+    meta = contract.make_metadata(
+        species=list(m.species),
+        cutoff=float(m.cutoff),
+        family=m.family,
+        hyperparameters=copy.deepcopy(m.config),
+        dtype=dtype,
+        softmax=spec if spec is not None else {"backend": "float", "bits": None},
+        training=training_summary,
+        gnnff_version=gnnff.__version__,
+    )
+    extra = {contract.METADATA_FILE: json.dumps(meta, indent=2)}
     return atomic_write(path, lambda p: torch.jit.save(scripted, str(p), _extra_files=extra))
 
 
@@ -224,7 +221,7 @@ def _zip_names(path: Path) -> list[str] | None:
 
 def _is_torchscript(path: Path) -> bool:
     names = _zip_names(path)
-    return bool(names) and any(n.endswith("/constants.pkl") for n in names)
+    return names is not None and any(n.endswith("/constants.pkl") for n in names)
 
 
 def _check_model_file(path: Path) -> list[str]:
@@ -239,42 +236,35 @@ def _check_model_file(path: Path) -> list[str]:
     return names
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """metadata.json of a model file, validated, without loading the model."""
     path = Path(path)
     names = _check_model_file(path)
-    meta_name = next((n for n in names if n.endswith("/extra/metadata.json")), None)
+    meta_name = next((n for n in names if n.endswith(f"/extra/{contract.METADATA_FILE}")), None)
     if meta_name is None:
         raise ValueError(
-            f"{path} is a TorchScript file but not a gnnff model file (no metadata.json); "
+            f"{path} is a TorchScript file but not a gnnff model file (no "
+            f"{contract.METADATA_FILE}); "
             f"{_HOW_TO_MAKE}"
         )
     with zipfile.ZipFile(path) as zf:
-        meta = json.loads(zf.read(meta_name).decode())
-    _validate_metadata(meta, path)
+        meta: dict[str, Any] = json.loads(zf.read(meta_name).decode())
+    contract.validate_metadata(meta, path)
     return meta
 
 
-def _validate_metadata(meta: Any, path: Path) -> None:
-    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a gnnff model file (format is not {MODEL_FORMAT!r})")
-    if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has model format_version {meta.get('format_version')!r}; this gnnff reads "
-            f"version {MODEL_FORMAT_VERSION}: re-export it with this gnnff version"
-        )
-
-
-def load(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+def load(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """Load an exported model: (TorchScript module, metadata dict)."""
     path = Path(path)
     meta = read_metadata(path)
-    extra = {"metadata.json": ""}
-    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    extra = {contract.METADATA_FILE: ""}
+    module = torch.jit.load(  # type: ignore[no-untyped-call]
+        str(path), map_location="cpu", _extra_files=extra
+    )
     return module.eval(), meta
 
 
-def eager_from_file(path: str | os.PathLike) -> GNNFFModel:
+def eager_from_file(path: str | os.PathLike[str]) -> GNNFFModel:
     """Rebuild the eager model of an exported file (config from its metadata, weights from the
     TorchScript module), e.g. to re-export it with another softmax backend or to inspect it."""
     module, meta = load(path)

@@ -20,7 +20,7 @@ import math
 import torch
 from e3nn import o3
 
-from gnnff.lut_accel.backends import make_softmax_backend
+from gnnff.potentials.softmax import make_softmax_backend
 
 from .blocks import (
     MLP,

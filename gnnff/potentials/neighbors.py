@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _MAX_OPEN_SPAN_CUTOFFS = 1e4  # 2e4 cutoffs worked in vesin 0.6.2, 2e5 crashed the process
 
 
 def neighbor_list(
-    positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float
+    positions: np.ndarray, cell: np.ndarray, pbc: Any, cutoff: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Full neighbour list within ``cutoff`` (A).
 

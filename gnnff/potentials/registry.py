@@ -25,7 +25,7 @@ def pretrained_path(name: str) -> Path:
     return path
 
 
-def model_file(name_or_path: str | os.PathLike) -> Path:
+def model_file(name_or_path: str | os.PathLike[str]) -> Path:
     """An existing model file's path, or the path of the bundled model of that name."""
     path = Path(name_or_path)
     if path.is_file():

@@ -11,27 +11,33 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnnff.lut_accel.backends import float_segment_softmax
+from gnnff.segment_ops import float_segment_softmax
 
 from .export import ExportedModel, eager_from_file
 from .neighbors import neighbor_list
 
-BACKENDS = (("float", None), ("lut-rexp", 8), ("lut-2d", 8), ("lut-rexp", 16), ("lut-2d", 16))
+BACKENDS: tuple[tuple[str, int | None], ...] = (
+    ("float", None), ("lut-rexp", 8), ("lut-2d", 8), ("lut-rexp", 16), ("lut-2d", 16),
+)  # fmt: skip
 
 
 class _LogitRecorder(torch.nn.Module):
     """Float softmax that keeps a copy of every call's logits and segments (eager only)."""
 
-    def __init__(self, store: list) -> None:
+    def __init__(self, store: list[Any]) -> None:
         super().__init__()
         self.store = store
 
-    def forward(self, logits, segment, num_segments: int):
+    def forward(
+        self, logits: torch.Tensor, segment: torch.Tensor, num_segments: int
+    ) -> torch.Tensor:
         self.store.append((logits.detach().double(), segment.detach(), int(num_segments)))
         return float_segment_softmax(logits, segment, num_segments)
 
 
-def _inputs(atoms, species: list[str], cutoff: float, dtype) -> tuple:
+def _inputs(
+    atoms: Any, species: list[str], cutoff: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
     idx = {s: k for k, s in enumerate(species)}
     ei, sh = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)
     return (torch.tensor(atoms.positions, dtype=dtype),
@@ -39,14 +45,15 @@ def _inputs(atoms, species: list[str], cutoff: float, dtype) -> tuple:
             torch.from_numpy(ei), torch.tensor(sh, dtype=dtype), len(atoms))
 
 
-def attention_logits(model_path: str | Path, frames: list) -> tuple[torch.Tensor, torch.Tensor,
-                                                                     int]:
+def attention_logits(
+    model_path: str | Path, frames: list[Any]
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """All attention logits of the model on ``frames`` (every layer and head), as one segment
     problem: (logits [E] float64, segment [E] int64, number of segments)."""
     model = eager_from_file(model_path)
     if model.family != "allegro-attn":
         raise ValueError(f"{model_path} is a {model.family!r} model: it has no attention")
-    store: list = []
+    store: list[Any] = []
     for layer in model.layers:
         layer.softmax = _LogitRecorder(store)
     dtype = next(model.parameters()).dtype
@@ -63,8 +70,9 @@ def attention_logits(model_path: str | Path, frames: list) -> tuple[torch.Tensor
     return torch.cat(logits), torch.cat(segments), offset
 
 
-def backend_errors(model_path: str | Path, frames: list,
-                   backends=BACKENDS) -> list[dict[str, Any]]:
+def backend_errors(model_path: str | Path, frames: list[Any],
+                   backends: tuple[tuple[str, int | None], ...] = BACKENDS
+                   ) -> list[dict[str, Any]]:
     """Energy (meV/atom) and force (meV/A) MAE against the labels of ``frames``, and the
     deviation from the float backend, for the same weights under each softmax backend."""
     model = eager_from_file(model_path)

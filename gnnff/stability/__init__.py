@@ -17,22 +17,35 @@ Index S = tau / t_run in [0, 1]. Over several runs: median tau, mean S, fraction
 which criterion ended each run (``summarize_runs``). Thresholds are configurable
 (``StabilityConfig``) and written into every report. The same tracker serves ASE
 (``StabilityMonitor``) and the LAMMPS driver (which feeds ``Snapshot`` objects).
+
+Public names are imported lazily (``gnnff._lazy``) so that ``gnnff --help`` stays free of
+torch and ASE.
 """
 
-from gnnff.stability.config import CRITERIA_NAMES, StabilityConfig
-from gnnff.stability.criteria import (
-    CloseContact,
-    Criterion,
-    EnergyConservation,
-    Finite,
-    RDFStructure,
-    Temperature,
-)
-from gnnff.stability.index import load_reports, summarize_runs
-from gnnff.stability.monitor import StabilityMonitor, StabilityStop, run_monitored
-from gnnff.stability.reference import StabilityReference
-from gnnff.stability.snapshot import Snapshot
-from gnnff.stability.tracker import StabilityTracker
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gnnff._lazy import lazy_exports
+
+_EXPORTS = {
+    "CRITERIA_NAMES": "config",
+    "StabilityConfig": "config",
+    "CloseContact": "criteria",
+    "Criterion": "criteria",
+    "EnergyConservation": "criteria",
+    "Finite": "criteria",
+    "RDFStructure": "criteria",
+    "Temperature": "criteria",
+    "load_reports": "index",
+    "summarize_runs": "index",
+    "StabilityMonitor": "monitor",
+    "StabilityStop": "monitor",
+    "run_monitored": "monitor",
+    "StabilityReference": "reference",
+    "Snapshot": "snapshot",
+    "StabilityTracker": "tracker",
+}
 
 __all__ = [
     "CRITERIA_NAMES",
@@ -52,3 +65,20 @@ __all__ = [
     "run_monitored",
     "summarize_runs",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # static view for type checkers and IDEs
+    from gnnff.stability.config import CRITERIA_NAMES, StabilityConfig
+    from gnnff.stability.criteria import (
+        CloseContact,
+        Criterion,
+        EnergyConservation,
+        Finite,
+        RDFStructure,
+        Temperature,
+    )
+    from gnnff.stability.index import load_reports, summarize_runs
+    from gnnff.stability.monitor import StabilityMonitor, StabilityStop, run_monitored
+    from gnnff.stability.reference import StabilityReference
+    from gnnff.stability.snapshot import Snapshot
+    from gnnff.stability.tracker import StabilityTracker

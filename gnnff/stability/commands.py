@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def register(subparsers) -> None:
+def register(subparsers: Any) -> None:
     """Add ``stability`` with its subcommands to the top-level ``gnnff`` parser."""
     p = subparsers.add_parser(
         "stability", help="MD stability: analyze trajectories, build references, summarize runs"
@@ -49,19 +50,20 @@ def register(subparsers) -> None:
     s.set_defaults(func=cmd_summarize)
 
 
-def _read_frames(paths: list[str], index: str = ":") -> list:
+def _read_frames(paths: list[str], index: str = ":") -> list[Any]:
     from gnnff.io_utils import read_frames
 
+    which: int | str = index
     if index != ":":
         try:
-            index = int(index) if ":" not in index else index
+            which = int(index) if ":" not in index else index
         except ValueError:
             raise ValueError(f"--index {index!r}: give an integer or a slice like ':' or "
                              "'10:'") from None
-    return [a for path in paths for a in read_frames(path, index)]
+    return [a for path in paths for a in read_frames(path, which)]
 
 
-def _frame_step_time(atoms, idx: int, stride: int, dt_fs: float | None) -> tuple[int, float]:
+def _frame_step_time(atoms: Any, idx: int, stride: int, dt_fs: float | None) -> tuple[int, float]:
     info = atoms.info
     step = info.get("step", info.get("timestep"))
     step = int(step) if step is not None else idx * stride

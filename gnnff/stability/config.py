@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -16,7 +17,7 @@ CRITERIA_NAMES: tuple[str, ...] = (
 )
 
 
-def _suggest(name: str, options) -> str:
+def _suggest(name: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(options), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -132,7 +133,7 @@ class StabilityConfig:
         return cls(**d)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> StabilityConfig:
+    def from_yaml(cls, path: str | os.PathLike[str]) -> StabilityConfig:
         """Read settings from a YAML file (a mapping of the fields above)."""
         from ..io_utils import load_yaml
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
 
-def load_reports(paths: list[str | os.PathLike]) -> list[dict]:
+def load_reports(paths: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """Read report.json files (a folder means its report.json)."""
     out = []
     for p in paths:
@@ -32,7 +33,7 @@ def load_reports(paths: list[str | os.PathLike]) -> list[dict]:
     return out
 
 
-def summarize_runs(reports: list[dict]) -> dict:
+def summarize_runs(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Median stable time tau (ps), mean S, fraction of runs with S == 1, and what ended each
     run: the failed criterion, "interrupted", or "none" (ran to the end)."""
     if not reports:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ase import units
 
@@ -33,7 +34,7 @@ class StabilityStop(Exception):
     """Raised by the monitor to stop a dynamics object that has no ``max_steps``."""
 
 
-def guess_ensemble(dynamics) -> str:
+def guess_ensemble(dynamics: Any) -> str:
     """"nve" for VelocityVerlet, "npt" for barostatted integrators, else "nvt"."""
     name = type(dynamics).__name__.lower()
     if "verlet" in name:
@@ -43,7 +44,7 @@ def guess_ensemble(dynamics) -> str:
     return "nvt"
 
 
-def guess_target_temperature(dynamics) -> float | None:
+def guess_target_temperature(dynamics: Any) -> float | None:
     """The thermostat's target temperature (K) where the ASE integrator exposes it."""
     for attr in ("temp", "temperature"):
         value = getattr(dynamics, attr, None)
@@ -65,8 +66,8 @@ class StabilityMonitor:
 
     def __init__(
         self,
-        atoms,
-        dynamics,
+        atoms: Any,
+        dynamics: Any,
         tracker: StabilityTracker | None = None,
         *,
         config: StabilityConfig | None = None,
@@ -74,7 +75,7 @@ class StabilityMonitor:
         ensemble: str | None = None,
         target_temperature: float | None = None,
         total_steps: int | None = None,
-        out_dir: str | os.PathLike | None = None,
+        out_dir: str | os.PathLike[str] | None = None,
         stop_on_failure: bool | None = None,
     ) -> None:
         self.atoms = atoms
@@ -118,14 +119,14 @@ class StabilityMonitor:
             else:
                 raise StabilityStop(self.tracker.first_failure)
 
-    def write(self) -> dict:
+    def write(self) -> dict[str, Any]:
         """Write the report now (to ``out_dir`` if set) and return it."""
         if self.out_dir is not None:
             return self.tracker.write(self.out_dir)
         return self.tracker.report()
 
 
-def run_monitored(dynamics, steps: int, monitor: StabilityMonitor) -> dict:
+def run_monitored(dynamics: Any, steps: int, monitor: StabilityMonitor) -> dict[str, Any]:
     """Run ``dynamics`` for ``steps`` MD steps under ``monitor``; returns the report.
 
     Attaches the monitor if needed, sets the planned run length if the tracker has none, stops

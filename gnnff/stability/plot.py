@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 
-def _arr(values) -> np.ndarray:
+def _arr(values: Iterable[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _crit(report: dict, name: str) -> dict | None:
+def _crit(report: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((c for c in report.get("criteria", []) if c["name"] == name), None)
 
 
-def plot_report(report: dict, path: str | os.PathLike) -> None:
+def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Draw the report's panels (T, E_tot drift per atom, per-pair minimum distances, max force,
     RDF error, final g(r)) into a PNG at ``path``."""
     # a bare Figure (no pyplot) leaves the user's backend and global state alone
@@ -31,7 +33,7 @@ def plot_report(report: dict, path: str | os.PathLike) -> None:
     axes = axes[:, 0]
     tau = report.get("failed_time_ps")
 
-    def mark(ax):
+    def mark(ax: Any) -> None:
         if tau is not None:
             ax.axvline(tau, color="red", lw=1.2, ls="--", label="first failure")
 

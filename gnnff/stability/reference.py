@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,19 +45,20 @@ class StabilityReference:
     @property
     def rdf_r(self) -> np.ndarray | None:
         """Bin centres [nbins] (A) of the reference g(r)."""
-        if not self.has_rdf:
+        if self.rdf_rmax is None or self.rdf_nbins is None or not self.has_rdf:
             return None
         e = rdf_edges(self.rdf_rmax, self.rdf_nbins)
-        return 0.5 * (e[1:] + e[:-1])
+        centres: np.ndarray = 0.5 * (e[1:] + e[:-1])
+        return centres
 
     @classmethod
     def from_frames(
         cls,
-        frames: list,
+        frames: list[Any],
         rdf_rmax: float = 6.0,
         nbins: int = 120,
         *,
-        rdf_frames: list | None = None,
+        rdf_frames: list[Any] | None = None,
         with_rdf: bool = True,
         distance_cutoff: float = 4.0,
         source: str | None = None,
@@ -98,6 +100,7 @@ class StabilityReference:
                     atoms.numbers, atoms.positions, np.array(atoms.cell), atoms.pbc,
                     0.0, rdf_rmax, int(nbins),
                 )
+                assert geom.rdf_total is not None  # rdf_rmax > 0 was asked for
                 total += geom.rdf_total
                 for key, g in geom.rdf_partial.items():
                     partial[key] = partial.get(key, 0.0) + g
@@ -109,7 +112,8 @@ class StabilityReference:
             ref.n_rdf_frames = len(rframes)
         return ref
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        rdf_total = self.rdf_total
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -118,19 +122,19 @@ class StabilityReference:
             "distance_cutoff": self.distance_cutoff,
             "pair_min_distances": {k: float(v) for k, v in self.pair_min_distances.items()},
             "rdf": None
-            if not self.has_rdf
+            if rdf_total is None
             else {
                 "rmax": self.rdf_rmax,
                 "nbins": self.rdf_nbins,
                 "n_frames": self.n_rdf_frames,
-                "total": [float(x) for x in self.rdf_total],
+                "total": [float(x) for x in rdf_total],
                 "partial": {k: [float(x) for x in v] for k, v in self.rdf_partial.items()},
             },
             "source": self.source,
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> StabilityReference:
+    def from_dict(cls, d: dict[str, Any]) -> StabilityReference:
         if d.get("format") != FORMAT:
             raise ValueError(
                 f"not a stability reference (format={d.get('format')!r}); build one with "
@@ -161,12 +165,12 @@ class StabilityReference:
                 raise ValueError("corrupt stability reference: rdf total length != nbins")
         return ref
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write as JSON (atomically)."""
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> StabilityReference:
+    def load(cls, path: str | os.PathLike[str]) -> StabilityReference:
         with open(path) as fh:
             try:
                 data = json.load(fh)
@@ -179,7 +183,7 @@ class StabilityReference:
 
     @classmethod
     def from_path(
-        cls, path: str | os.PathLike, rdf_rmax: float = 6.0, nbins: int = 120
+        cls, path: str | os.PathLike[str], rdf_rmax: float = 6.0, nbins: int = 120
     ) -> StabilityReference:
         """A ``.json`` reference file, or any ASE-readable file of frames (e.g. extxyz)."""
         path = Path(path)
@@ -190,10 +194,11 @@ class StabilityReference:
         from ase.io import read
 
         frames = read(path, index=":")
+        frames = frames if isinstance(frames, list) else [frames]
         return cls.from_frames(frames, rdf_rmax=rdf_rmax, nbins=nbins, source=str(path))
 
     @classmethod
-    def from_model_metadata(cls, meta: dict) -> StabilityReference | None:
+    def from_model_metadata(cls, meta: dict[str, Any]) -> StabilityReference | None:
         """The training-data reference a model file carries (per-pair minimum distances, no
         RDF), or None for files written before gnnff stored it."""
         d = (meta.get("training") or {}).get("stability_reference")
@@ -201,8 +206,8 @@ class StabilityReference:
 
 
 def resolve_reference(
-    reference: StabilityReference | str | os.PathLike | None,
-    model_meta: dict | None = None,
+    reference: StabilityReference | str | os.PathLike[str] | None,
+    model_meta: dict[str, Any] | None = None,
 ) -> StabilityReference | None:
     """What MD is judged against. ``None`` or ``"model"``: the training-data reference stored in
     the model file, if it has one (else none: close contacts fall back on the criterion's

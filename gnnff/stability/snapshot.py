@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class Snapshot:
     @classmethod
     def from_atoms(
         cls,
-        atoms,
+        atoms: Any,
         step: int,
         time_ps: float,
         *,

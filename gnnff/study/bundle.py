@@ -130,7 +130,8 @@ def stability_check(model_path: str | Path, data_dir: str | Path, out_dir: str |
 
     from gnnff.stability import summarize_runs
     from gnnff.study.config import DEFAULTS
-    from gnnff.study.runner import MDUnit, ModelUnit, md_unit
+    from gnnff.study.runner import md_unit
+    from gnnff.study.units import MDUnit, ModelUnit
 
     md = dict(DEFAULTS["md"])
     md.update({"systems": {s: {"starts": f"reference_md/a-{s}_{{T}}K.extxyz",

@@ -11,45 +11,13 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gnnff.io_utils import atomic_write_json
+from gnnff.study.units import MDUnit, ModelUnit, md_units, model_units
 
-
-@dataclass(frozen=True)
-class ModelUnit:
-    family: str
-    variant: str
-    seed: int
-
-    @property
-    def id(self) -> str:
-        return f"{self.family}__{self.variant}__s{self.seed}"
-
-
-@dataclass(frozen=True)
-class MDUnit:
-    model: ModelUnit
-    system: str
-    temperature: float
-    start: int
-
-    @property
-    def id(self) -> str:
-        return f"{self.system}_{self.temperature:g}K_{self.start}"
-
-
-def model_units(cfg: dict) -> list[ModelUnit]:
-    return [ModelUnit(f, v, int(s)) for f in cfg["families"] for v in cfg["variants"]
-            for s in cfg["seeds"]]
-
-
-def md_units(cfg: dict, models: list[ModelUnit]) -> list[MDUnit]:
-    md = cfg["md"]
-    return [MDUnit(m, name, float(t), k) for m in models for name in md["systems"]
-            for t in md["temperatures"] for k in range(int(md["n_starts"]))]
+__all__ = ["MDUnit", "ModelUnit", "md_units", "model_units", "run_study", "study_status"]
 
 
 def _set_threads(threads: int) -> None:

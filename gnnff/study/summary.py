@@ -109,7 +109,7 @@ def _load(path: Path) -> Any:
 
 
 def collect_rows(cfg: dict, out: Path) -> list[dict[str, Any]]:
-    from gnnff.study.runner import md_units, model_units
+    from gnnff.study.units import md_units, model_units
 
     rows = []
     models = model_units(cfg)
@@ -178,7 +178,7 @@ def _training_seconds(out: Path, model_id: str) -> float | None:
 
 def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     """Write results.csv, summary.md and plots; return the per-group summary."""
-    from gnnff.study.runner import model_units
+    from gnnff.study.units import model_units
 
     out = Path(out)
     rows = collect_rows(cfg, out)

@@ -1,11 +1,12 @@
 """Training: datasets (extxyz through ASE), losses (energy, force, stress and this project's
 feature-decorrelation loss), lambda(t) schedulers, the trainer with exact resume, evaluation.
 
-Heavy modules (torch) are imported lazily so that ``gnnff --help`` stays fast."""
+Public names are imported lazily (``gnnff._lazy``) so that ``gnnff --help`` stays free of torch.
+"""
 
 from __future__ import annotations
 
-import importlib
+from gnnff._lazy import lazy_exports
 
 _EXPORTS = {
     "Trainer": "trainer",
@@ -25,10 +26,21 @@ _EXPORTS = {
     "evaluate_model_file": "evaluation",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = [
+    "AdaptiveLambda",
+    "ConfigError",
+    "ConstantLambda",
+    "CorrelationAccumulator",
+    "CosineLambda",
+    "DataError",
+    "Trainer",
+    "build_lambda_scheduler",
+    "correlation_matrix",
+    "decorrelation_loss",
+    "evaluate",
+    "evaluate_model_file",
+    "load_config",
+    "predict",
+    "validate_config",
+]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

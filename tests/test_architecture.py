@@ -1,0 +1,162 @@
+"""The dependency rules of docs/architecture.md, read from the source (every import, also those
+inside functions): rooms import only rooms below them, no module imports itself in a cycle, the
+LUT emulator stands alone, and only ``gnnff.cli`` imports the command adapters."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "gnnff"
+
+# layer of each room (package or top-level module); a module may import its own room and rooms
+# of a lower layer. Command adapters (``commands.py``, ``*_commands.py``) may reach across
+# rooms below cli; cli and demo sit on top.
+LAYER = {
+    "gnnff": 0, "_lazy": 0, "io_utils": 0, "lammps_lib": 0, "lammps_geometry": 0,
+    "segment_ops": 0, "_mpi_hook": 0,
+    "lut_accel": 1,
+    "potentials": 2, "stability": 2,
+    "training": 3, "calculators": 3, "plugin": 3, "data": 3, "testing": 3,
+    "study": 4,
+    "demo": 5, "cli": 6,
+}  # fmt: skip
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for path in PKG.rglob("*.py"):
+        parts = path.relative_to(PKG.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        mods[name] = path
+    return mods
+
+
+MODULES = _modules()
+
+
+def _imports(name: str) -> set[str]:
+    """gnnff modules imported anywhere in module ``name`` (resolved to existing modules)."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts) + (f".{node.module}" if node.module else "")
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                       for a in node.names]  # fmt: skip
+        for target in targets:
+            while target not in MODULES and "." in target:
+                target = target.rsplit(".", 1)[0]
+            if target in MODULES and target != name and target.startswith("gnnff"):
+                found.add(target)
+    return found
+
+
+GRAPH = {name: _imports(name) for name in MODULES}
+
+
+def _room(name: str) -> str:
+    return name.split(".")[1] if "." in name else "gnnff"
+
+
+def _is_adapter(name: str) -> bool:
+    last = name.rsplit(".", 1)[-1]
+    return last == "commands" or last.endswith("_commands")
+
+
+def test_every_room_has_a_layer():
+    assert {_room(m) for m in MODULES} <= set(LAYER), "add the new room to LAYER and the docs"
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if not _is_adapter(m)))
+def test_imports_point_downward(name):
+    room = _room(name)
+    bad = [d for d in GRAPH[name] if _room(d) != room and LAYER[_room(d)] >= LAYER[room]]
+    assert not bad, f"{name} imports {bad}: rooms import only rooms below them"
+
+
+def test_adapters_do_not_reach_up_and_only_cli_imports_them():
+    for name in (m for m in MODULES if _is_adapter(m)):
+        assert not any(_room(d) in ("cli", "demo") for d in GRAPH[name]), name
+        users = [m for m, deps in GRAPH.items() if name in deps and not _is_adapter(m)]
+        assert set(users) <= {"gnnff.cli"}, f"{name} is imported by {users}"
+
+
+def test_lut_accel_stands_alone():
+    for name in (m for m in MODULES if _room(m) == "lut_accel"):
+        outside = [d for d in GRAPH[name] if LAYER[_room(d)] >= LAYER["lut_accel"]
+                   and _room(d) != "lut_accel"]  # fmt: skip
+        assert not outside, f"{name} imports {outside}"
+
+
+def test_calculators_and_plugin_never_import_training():
+    for name in (m for m in MODULES if _room(m) in ("calculators", "plugin")):
+        assert not any(_room(d) == "training" for d in GRAPH[name]), name
+
+
+def test_no_import_cycles():
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(GRAPH):
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_the_rule_checker_sees_function_level_imports():
+    # study.summary imports study.units inside a function; the graph must contain it
+    assert "gnnff.study.units" in GRAPH["gnnff.study.summary"]
+    assert "gnnff.study.summary" not in GRAPH["gnnff.study.units"]
+
+
+def test_runtime_never_imports_the_test_helpers():
+    users = [m for m, deps in GRAPH.items() if _room(m) != "testing"
+             and any(_room(d) == "testing" for d in deps)]  # fmt: skip
+    assert not users, f"{users} import gnnff.testing (it is for tests only)"
+
+
+def test_a_float_model_does_not_import_the_lut_emulator():
+    # the softmax interface lives in potentials; lut_accel is imported for lut-* backends only
+    code = ("import sys, torch; from gnnff.potentials import build_model\n"
+            "m = build_model({'family': 'allegro-attn', 'species': ['Si'], 'cutoff': 3.0,"
+            " 'num_scalar': 4, 'num_tensor': 2, 'mlp_hidden': [4]})\n"
+            "print(sorted(k for k in sys.modules if k.startswith('gnnff.lut_accel')))")  # fmt: skip
+    root = str(PKG.parent)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                          timeout=300, env={**os.environ, "PYTHONPATH": root})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
