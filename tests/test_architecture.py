@@ -23,7 +23,7 @@ LAYER = {
     "lut_accel": 1,
     "potentials": 2, "stability": 2,
     "training": 3, "calculators": 3, "plugin": 3, "data": 3, "testing": 3,
-    "study": 4,
+    "study": 4, "active": 4,
     "demo": 5, "cli": 6,
 }  # fmt: skip
 

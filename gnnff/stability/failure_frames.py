@@ -49,7 +49,7 @@ class SnapshotBuffer:
     """The last ``keep + 1`` snapshots, recorded at every stability check."""
 
     keep: int = DEFAULT_KEEP
-    items: deque = field(default_factory=deque)
+    items: deque[Snapshot] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         if self.keep < 0:
@@ -57,11 +57,7 @@ class SnapshotBuffer:
         self.items = deque(maxlen=self.keep + 1)
 
     def record(self, step: int, atoms: Atoms) -> None:
-        a = Atoms(atoms.numbers, positions=atoms.positions.copy(), cell=atoms.cell.copy(),
-                  pbc=atoms.pbc.copy())
-        if atoms.has("momenta"):
-            a.set_momenta(atoms.get_momenta().copy())
-        self.items.append(Snapshot(int(step), a))
+        self.items.append(Snapshot(int(step), _bare_copy(atoms)))
 
     def up_to(self, step: int) -> list[Snapshot]:
         """Snapshots at or before ``step`` (at most ``keep + 1``, oldest first)."""
@@ -69,25 +65,46 @@ class SnapshotBuffer:
         return got[-(self.keep + 1):]
 
 
+def _bare_copy(atoms: Atoms) -> Atoms:
+    """Numbers, positions, cell, pbc and momenta only: no calculator, no info."""
+    momenta = atoms.arrays.get("momenta")
+    return Atoms(atoms.numbers.copy(), positions=atoms.positions.copy(),
+                 cell=atoms.cell.array.copy(), pbc=atoms.pbc.copy(),
+                 momenta=None if momenta is None else momenta.copy())
+
+
+def _temperature(atoms: Atoms) -> float | None:
+    """Instantaneous kinetic temperature (K) from the momenta, or None without momenta."""
+    from ase import units
+
+    p = atoms.arrays.get("momenta")
+    if p is None or len(atoms) == 0:
+        return None
+    masses = np.asarray(atoms.arrays["masses"]) if "masses" in atoms.arrays else None
+    if masses is None:
+        from ase.data import atomic_masses
+
+        masses = atomic_masses[atoms.numbers]
+    ekin = 0.5 * float(np.sum(np.asarray(p) ** 2 / masses[:, None]))
+    return ekin / (1.5 * units.kB * len(atoms))
+
+
 def offending_atoms(atoms: Atoms, failure: dict[str, Any], cutoff: float = 6.0) -> list[int]:
     """Indices of the atoms a failed check points at (see the module docstring)."""
     criterion = failure.get("criterion")
     if criterion == "close_contact" and failure.get("pair"):
-        from gnnff.potentials.neighbors import neighbor_list
+        from ase.data import chemical_symbols
+
+        from .geometry import half_pair_distances
 
         a_sym, b_sym = str(failure["pair"]).split("-")
-        ei, shift = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)
-        if ei.shape[1] == 0:
-            return []
-        sym = np.array(atoms.get_chemical_symbols())
-        si, sj = sym[ei[0]], sym[ei[1]]
-        match = ((si == a_sym) & (sj == b_sym)) | ((si == b_sym) & (sj == a_sym))
+        i, j, d = half_pair_distances(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)
+        sym = np.array([chemical_symbols[z] for z in atoms.numbers])
+        match = ((sym[i] == a_sym) & (sym[j] == b_sym)) | ((sym[i] == b_sym) & (sym[j] == a_sym))
         if not match.any():
             return []
-        vec = atoms.positions[ei[1]] - atoms.positions[ei[0]] + shift
-        r = np.where(match, np.linalg.norm(vec, axis=1), np.inf)
-        k = int(np.argmin(r))
-        return sorted({int(ei[0, k]), int(ei[1, k])})
+        k = int(np.argmin(np.where(match, d, np.inf)))
+        return sorted({int(i[k]), int(j[k])})
     return []
 
 
@@ -97,10 +114,9 @@ def failure_frames(snapshots: list[Snapshot], failure: dict[str, Any], dt_ps: fl
     frames = []
     fail_step = int(failure.get("step", snapshots[-1].step if snapshots else 0))
     for snap in snapshots:
-        a = snap.atoms.copy()
-        a.calc = None
+        a = _bare_copy(snap.atoms)
         is_failing = snap.step == fail_step
-        temp = float(a.get_temperature()) if a.has("momenta") else None
+        temp = _temperature(a)
         a.info.update({
             "step": snap.step,
             "time_ps": snap.step * dt_ps,
@@ -127,8 +143,8 @@ def write_failure_frames(path: str | Path, frames: list[Atoms]) -> Path:
     def _write(p: Path) -> None:
         clean = []
         for a in frames:
-            b = a.copy()
-            b.calc = None
+            b = _bare_copy(a)
+            b.info.update(a.info)
             for key in list(b.info):
                 if b.info[key] is None:
                     b.info[key] = "None"  # extxyz cannot store None
@@ -144,7 +160,8 @@ def read_failure_frames(path: str | Path) -> list[Atoms]:
     """Frames of a ``failing.extxyz``, with ``info['atoms']`` back as a list of ints."""
     import ase.io
 
-    frames = ase.io.read(str(path), index=":")
+    got = ase.io.read(str(path), index=":")
+    frames: list[Atoms] = got if isinstance(got, list) else [got]
     for a in frames:
         raw = a.info.get("atoms", "-")
         if isinstance(raw, (int, np.integer)):
