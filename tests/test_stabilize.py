@@ -149,3 +149,30 @@ def test_failed_labels_are_skipped_and_all_failing_stops(tmp_path):
     a = ok.copy()
     a.calc = EMT()
     assert res.frames[0].get_potential_energy() == pytest.approx(a.get_potential_energy())
+
+
+def test_selection_round_robin_dedupe_and_cap(tmp_path):
+    from ase import Atoms
+
+    from gnnff.active.selection import select_frames
+    from gnnff.stability.failure_frames import write_failure_frames
+
+    rng = np.random.default_rng(0)
+    base = Atoms("Si4", positions=rng.uniform(0, 8, (4, 3)), cell=[8, 8, 8], pbc=True)
+    files = []
+    for run in range(2):
+        frames = []
+        for k, shift in enumerate([0.0, 0.01, 0.3]):  # the 2nd is a near-duplicate of the 1st
+            a = base.copy()
+            a.positions += shift + run
+            a.info.update(source_run=f"run{run}", step=10 * k, failing=k == 2)
+            frames.append(a)
+        write_failure_frames(tmp_path / f"f{run}.extxyz", frames)
+        files.append(tmp_path / f"f{run}.extxyz")
+    chosen, counts = select_frames(files, max_frames=10, min_distance=0.05)
+    # failing frames first, round-robin over runs, the 0.01 A step dropped as a duplicate
+    assert [(a.info["source_run"], a.info["step"]) for a in chosen] == [
+        ("run0", 20), ("run1", 20), ("run0", 10), ("run1", 10)]
+    assert counts == {"candidates": 6, "duplicates": 2, "selected": 4, "capped": 0}
+    chosen, counts = select_frames(files, max_frames=3, min_distance=0.05)
+    assert len(chosen) == 3 and counts["capped"] == 6 - counts["duplicates"] - 3 > 0

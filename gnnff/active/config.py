@@ -10,8 +10,9 @@ Sections (relative paths are taken from the YAML file's folder)::
     explore:       engine (ase), ensemble (nvt), time_ps (1.0), dt_fs (1.0), check_interval (10),
                    thermostat (langevin), runs: [{structure, index (0), temperature, seed (0)}]
     select:        failure_frames (5 snapshots before each failed check, plus the failing one),
-                   max_frames_per_round (50), min_fingerprint_distance (0.05 A: frames closer
-                   than this to an already selected one are duplicates)
+                   max_frames_per_round (50), min_rms_displacement (0.05 A: a frame whose atoms
+                   moved less than this, RMS, from a selected frame of the same run is a
+                   duplicate)
     retrain:       mode (finetune | scratch), epochs (10), lr (null = train_config's)
     max_rounds:    5
     seed:          0
@@ -38,8 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "reference": None,
     "explore": {"engine": "ase", "ensemble": "nvt", "time_ps": 1.0, "dt_fs": 1.0,
                 "check_interval": 10, "thermostat": "langevin", "runs": []},
-    "select": {"failure_frames": 5, "max_frames_per_round": 50,
-               "min_fingerprint_distance": 0.05},
+    "select": {"failure_frames": 5, "max_frames_per_round": 50, "min_rms_displacement": 0.05},
     "retrain": {"mode": "finetune", "epochs": 10, "lr": None},
     "max_rounds": 5,
     "seed": 0,
@@ -168,7 +168,7 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     se = cfg["select"]
     _number("select", "failure_frames", se["failure_frames"], 0, integer=True)
     _number("select", "max_frames_per_round", se["max_frames_per_round"], 1, integer=True)
-    _number("select", "min_fingerprint_distance", se["min_fingerprint_distance"], 0.0)
+    _number("select", "min_rms_displacement", se["min_rms_displacement"], 0.0)
     rt = cfg["retrain"]
     if rt["mode"] not in MODES:
         raise StabilizeConfigError(f"retrain.mode must be one of {MODES}, got {rt['mode']!r}")

@@ -191,7 +191,7 @@ class StabilizeLoop:
                      if r["stability_index"] < 1.0]
             files = [f for f in files if f.is_file()]
             frames, counts = select_frames(files, sel["max_frames_per_round"],
-                                           sel["min_fingerprint_distance"])
+                                           sel["min_rms_displacement"])
             if not frames:
                 why = "; ".join(f"run {r['run']}: {r['failed_criterion']} ({r['failed_pair']}, "
                                 f"threshold {r['threshold']})" for r in rows
@@ -199,7 +199,7 @@ class StabilizeLoop:
                 raise StabilizeError(
                     f"round {rdir.name}: runs still fail ({why}) but no failure frame was "
                     "selected; raise select.failure_frames or lower "
-                    "select.min_fingerprint_distance")
+                    "select.min_rms_displacement")
             _write_frames(selected, frames)
             atomic_write_json(rdir / "select.json", counts)
             self._unit_done()

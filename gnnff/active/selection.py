@@ -4,9 +4,9 @@ Candidates are the failure frames of every failed run (``failing.extxyz``: the s
 the first failed check and the failing one). They are ordered so that a cap keeps the most
 informative first: the failing snapshot of every run, then the one before it of every run, and
 so on (round-robin over runs, runs in config order). Near-duplicates are dropped: two frames of
-the same composition whose fingerprints (the sorted per-atom nearest-neighbour distances, a
-permutation- and translation-invariant descriptor) differ by less than ``min_distance`` A RMS
-count as one.
+the same run whose atoms moved by less than ``min_distance`` A RMS (minimum-image
+displacements, atoms in the same order) count as one. Frames of different runs are never
+duplicates: they come from different starts or thermostat seeds.
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ import numpy as np
 from ase import Atoms
 
 
-def fingerprint(atoms: Atoms, cutoff: float = 4.0) -> np.ndarray:
-    """Sorted nearest-neighbour distance of every atom [N] (A; ``cutoff`` when none)."""
-    from gnnff.potentials.neighbors import neighbor_list
-
-    ei, shift = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)
-    nn = np.full(len(atoms), cutoff)
-    if ei.shape[1]:
-        r = np.linalg.norm(atoms.positions[ei[1]] - atoms.positions[ei[0]] + shift, axis=1)
-        np.minimum.at(nn, ei[0], r)
-    return np.sort(nn)
+def rms_displacement(a: Atoms, b: Atoms) -> float:
+    """RMS minimum-image displacement (A) between two frames of one run (same atoms, order
+    and cell)."""
+    d = b.positions - a.positions
+    cell = a.cell.array
+    if a.pbc.all() and abs(np.linalg.det(cell)) > 0:
+        frac = d @ np.linalg.inv(cell)
+        d = (frac - np.round(frac)) @ cell
+    return float(np.sqrt(np.mean(np.sum(d**2, axis=1))))
 
 
 def _round_robin(per_run: list[list[Atoms]]) -> list[Atoms]:
@@ -47,17 +46,15 @@ def select_frames(failure_files: list[Path], max_frames: int,
     per_run = [read_failure_frames(p) for p in failure_files]
     candidates = _round_robin(per_run)
     chosen: list[Atoms] = []
-    prints: list[tuple[str, np.ndarray]] = []
     duplicates = 0
     for a in candidates:
         if len(chosen) >= max_frames:
             break
-        key = a.get_chemical_formula()
-        fp = fingerprint(a)
-        if any(k == key and np.sqrt(np.mean((fp - q) ** 2)) < min_distance for k, q in prints):
+        same_run = [c for c in chosen if c.info.get("source_run") == a.info.get("source_run")
+                    and len(c) == len(a)]
+        if any(rms_displacement(c, a) < min_distance for c in same_run):
             duplicates += 1
             continue
-        prints.append((key, fp))
         chosen.append(a)
     counts = {"candidates": len(candidates), "duplicates": duplicates,
               "selected": len(chosen), "capped": max(0, len(candidates) - duplicates
