@@ -15,7 +15,9 @@ def register(subparsers) -> None:
         description="Train a gnnff model (energy/force/stress loss, optional feature-"
         "decorrelation loss with a lambda(t) scheduler). Writes metrics.csv, checkpoint.pt, "
         "curves.png, correlation.png, summary.json and model.pt into --out. The config "
-        "schema is documented in gnnff.training.config.",
+        "schema is documented in gnnff.training.config. Data-parallel on N processes: "
+        "torchrun --nproc_per_node N $(which gnnff) train CONFIG --out DIR (batch_size is per "
+        "process; see gnnff.training.distributed).",
     )
     p.add_argument("config", help="training config (YAML)")
     p.add_argument("--out", required=True, help="run folder")
@@ -56,6 +58,8 @@ def _train(args: argparse.Namespace) -> int:
     except (ConfigError, DataError) as exc:
         print(f"gnnff train: error: {exc}", file=sys.stderr)
         return 2
+    if not summary:  # a data-parallel rank other than 0: rank 0 reports
+        return 0
     fv = summary["final_valid"]
     print(
         f"done: {args.out}/model.pt  valid energy MAE {fv.get('energy_mae', float('nan')):.2f} "

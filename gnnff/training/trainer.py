@@ -89,9 +89,22 @@ def predict(
     return out
 
 
-def loss_terms(out: dict[str, Any], batch: Batch) -> dict[str, torch.Tensor]:
+def label_counts(batch: Batch) -> torch.Tensor:
+    """[3] float64: structures with an energy label, labelled force components, labelled stress
+    components of ``batch`` (the denominators of :func:`loss_terms`)."""
+    return torch.tensor([float(batch.energy_mask.sum()), 3.0 * float(batch.forces_mask.sum()),
+                         9.0 * float(batch.stress_mask.sum()) if batch.stress is not None
+                         else 0.0], dtype=torch.float64)
+
+
+def loss_terms(out: dict[str, Any], batch: Batch,
+               denominators: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Per-atom energy MSE (eV^2), force component MSE (eV^2/A^2) and stress MSE if predicted,
-    each averaged over the structures (atoms) that carry that label; 0 when none does."""
+    each averaged over the structures (atoms) that carry that label; 0 when none does.
+    ``denominators`` ([3], as :func:`label_counts` but summed over data-parallel ranks) turns
+    each term into local sum / global count, so that summed gradients equal one big batch's."""
+    if denominators is not None:
+        return _summed_terms(out, batch, denominators)
     dt = out["energy"].dtype
     zero = torch.zeros((), dtype=dt, device=out["energy"].device)
     n = batch.num_atoms.to(dt)
@@ -106,6 +119,21 @@ def loss_terms(out: dict[str, Any], batch: Batch) -> dict[str, torch.Tensor]:
         sm = batch.stress_mask
         terms["stress"] = ((out["stress"][sm] - batch.stress[sm]).pow(2).mean()
                            if bool(sm.any()) else zero)
+    return terms
+
+
+def _summed_terms(out: dict[str, Any], batch: Batch,
+                  denominators: torch.Tensor) -> dict[str, torch.Tensor]:
+    dt = out["energy"].dtype
+    den = denominators.to(dt).clamp_min(1.0)
+    e_err = (out["energy"] - batch.energy.to(dt)) / batch.num_atoms.to(dt)
+    terms = {"energy": e_err[batch.energy_mask].pow(2).sum() / den[0]}
+    if "forces" in out:
+        fm = batch.forces_mask
+        terms["forces"] = (out["forces"][fm] - batch.forces[fm]).pow(2).sum() / den[1]
+    if "stress" in out and batch.stress is not None:
+        sm = batch.stress_mask
+        terms["stress"] = (out["stress"][sm] - batch.stress[sm]).pow(2).sum() / den[2]
     return terms
 
 
@@ -142,6 +170,14 @@ class ErrorStats:
             sm = batch.stress_mask
             if bool(sm.any()):
                 self.add("stress", out["stress"].detach()[sm] - batch.stress[sm], int(sm.sum()))
+
+    def all_reduce(self, dist) -> None:
+        """Sum the accumulated errors and counts over data-parallel ranks (every rank must
+        have seen the same label kinds)."""
+        for name in ("energy", "force", "stress"):
+            s = self.sums.setdefault(name, [0.0, 0.0, 0, 0])
+            t = dist.sum_(torch.tensor(s, dtype=torch.float64))
+            self.sums[name] = [float(t[0]), float(t[1]), int(t[2]), int(t[3])]
 
     def summary(self) -> dict[str, float]:
         """energy_mae/rmse (meV/atom), force_mae/rmse (meV/A), stress_mae/rmse (GPa), and
@@ -290,6 +326,9 @@ class Trainer:
         self.dtype = getattr(torch, tr["dtype"])
         if tr["num_threads"]:
             torch.set_num_threads(tr["num_threads"])
+        from .distributed import from_environment
+
+        self.dist = from_environment(self.device)
         self._setup()
 
     # ---------------------------------------------------------------- setup
@@ -386,7 +425,13 @@ class Trainer:
                 f"decorrelation.layers {bad} out of range: the model has {nl} layers (0..{nl - 1})"
             )
         self.corr_layers = layers
-        self.steps_per_epoch = math.ceil(len(train) / tr["batch_size"])
+        if len(train) < self.dist.world_size:
+            raise ConfigError(
+                f"{self.dist.world_size} data-parallel processes but only {len(train)} training "
+                "structures: every process needs at least one; use fewer processes "
+                "(torchrun --nproc_per_node)"
+            )
+        self.steps_per_epoch = math.ceil(len(train) / (tr["batch_size"] * self.dist.world_size))
 
         op = cfg["optim"]
         self.optimizer = torch.optim.AdamW(
@@ -499,15 +544,16 @@ class Trainer:
         return float(self.lam_sched.value(self.step))
 
     def compute_loss(
-        self, batch: Batch, lam: float
+        self, batch: Batch, lam: float, denominators: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, Any], dict[str, torch.Tensor], torch.Tensor | None]:
-        """(loss, predictions, loss terms, per-layer L_corr or None) for one batch."""
+        """(loss, predictions, loss terms, per-layer L_corr or None) for one batch
+        (``denominators``: see :func:`loss_terms`, for data-parallel training)."""
         dc = self.cfg["decorrelation"]
         want_corr = dc["enabled"] and (lam != 0.0 or self.lam_sched.needs_losses)
         out = predict(self.model, batch, forces=True,
                       stress=self.use_stress and batch.stress is not None,
                       create_graph=True, features=want_corr)
-        terms = loss_terms(out, batch)
+        terms = loss_terms(out, batch, denominators)
         lo = self.cfg["loss"]
         loss = lo["energy_weight"] * terms["energy"] + lo["forces_weight"] * terms["forces"]
         if "stress" in terms:
@@ -520,8 +566,19 @@ class Trainer:
             lc, per_layer = decorrelation_loss(feats, dc["max_edges"], self.subsample_gen)
             terms["corr"] = lc
             if lam != 0.0:
-                loss = loss + lam * lc
+                loss = loss + lam * lc / self.dist.world_size  # ranks' gradients are summed
         return loss, out, terms, per_layer
+
+    def _distributed_step(self, chunk: list[Structure], lam: float):
+        """One data-parallel step's forward pass on this rank's share (possibly empty)."""
+        batch = collate(chunk, self.dtype, self.device) if chunk else None
+        counts = label_counts(batch) if batch is not None else torch.zeros(3, dtype=torch.float64)
+        den = self.dist.sum_(counts)
+        if batch is None:
+            zero = torch.zeros((), dtype=self.dtype, device=self.device)
+            return zero, {}, {"forces": zero}, None, None
+        loss, out, terms, per_layer = self.compute_loss(batch, lam, den)
+        return loss, out, terms, per_layer, batch
 
     def _ema_update(self) -> None:
         if self.ema is None:
@@ -567,14 +624,21 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}", leave=False)
-        for start in range(0, len(perm), tr["batch_size"]):
-            chunk = [train[k] for k in perm[start : start + tr["batch_size"]]]
-            batch = collate(chunk, self.dtype, self.device)
+        step_size = tr["batch_size"] * self.dist.world_size
+        for start in range(0, len(perm), step_size):
+            chunk = [train[k] for k in self.dist.share(perm[start : start + step_size])]
             lam = self.lambda_now()
-            loss, out, terms, per_layer = self.compute_loss(batch, lam)
             self.optimizer.zero_grad(set_to_none=True)
-            if loss.requires_grad:  # a batch of isolated atoms with fixed E0s has nothing to fit
-                loss.backward()
+            if self.dist.enabled:
+                loss, out, terms, per_layer, batch = self._distributed_step(chunk, lam)
+            else:
+                batch = collate(chunk, self.dtype, self.device)
+                loss, out, terms, per_layer = self.compute_loss(batch, lam)
+            if loss.requires_grad or self.dist.enabled:
+                # (a batch of isolated atoms with fixed E0s has nothing to fit)
+                if loss.requires_grad:
+                    loss.backward()
+                self.dist.sum_gradients(self.model)
                 if tr["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), tr["grad_clip"])
                 self.optimizer.step()
@@ -587,13 +651,20 @@ class Trainer:
                 corr_sum = pl if corr_sum is None else corr_sum + pl
                 corr_n += 1
             self.step += 1
-            stats.add_batch(out, batch)
-            loss_sum += float(loss.detach()) * len(chunk)
+            if batch is not None:
+                stats.add_batch(out, batch)
+            if self.dist.enabled:  # each rank holds its part of the global batch's loss
+                global_loss = float(self.dist.sum_(loss.detach().double().reshape(1))[0])
+                loss_sum += global_loss * len(perm[start : start + step_size])
+            else:
+                loss_sum += float(loss.detach()) * len(chunk)
             if bar is not None:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4g}", lam=f"{lam:.3g}")
                 bar.update(1)
         if bar is not None:
             bar.close()
+        if self.dist.enabled:
+            stats.all_reduce(self.dist)
         res = {f"train_{k}": v for k, v in stats.summary().items()}
         res["train_loss"] = loss_sum / len(train)
         res["lambda"] = lam
@@ -606,8 +677,10 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         tr = self.cfg["training"]
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if not self.resume:
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.resume and main:
             self.log(
                 f"training on {len(self.data['train'])} structures, validating on "
                 f"{len(self.data['valid'])}; species {self.model.species}, "
@@ -639,6 +712,10 @@ class Trainer:
             self.epoch += 1
             row["epoch_seconds"] = time.perf_counter() - t0
             self.rows.append(row)
+            if not main:  # rank 0 alone writes; the others follow the same stopping rule
+                patience = tr["early_stopping_patience"]
+                stop = bool(patience and self.bad_epochs >= patience)
+                continue
             self._write_metrics()
             ckpt = self._checkpoint()
             atomic_write(self.run_dir / CHECKPOINT_NAME, lambda p, c=ckpt: torch.save(c, p))
@@ -652,7 +729,12 @@ class Trainer:
             if patience and self.bad_epochs >= patience:
                 self.log(f"early stopping: no valid improvement for {patience} epochs")
                 stop = True
-        return self.finish()
+        if not main:
+            self.dist.barrier()  # rank 0 evaluates and exports
+            return {}
+        summary = self.finish()
+        self.dist.barrier()
+        return summary
 
     def _write_metrics(self) -> None:
         keys: list[str] = []
