@@ -6,7 +6,8 @@ Each measurement runs in a fresh process: build the cell (a 1536-atom random SiO
 2.2 g/cm^3, repeated ``rep`` times along x), load the model (an untrained allegro model in the
 default 'small' config, cutoff 5 A, exported in the dtype), read the resident set size, make one
 calculator call (energy, forces, stress), read the peak resident set size (``VmHWM``). Rows: atoms,
-edges, dtype, peak increase in MB, kB per atom and per edge. Memory does not depend on how busy
+edges, dtype, edge-block setting (``max_block_edges``, 0 = one pass), peak increase in MB, kB
+per atom and per edge. Memory does not depend on how busy
 the machine is, so no samples are dropped. The LAMMPS per-rank figure and the nequip-allegro
 comparison are not measured here yet.
 """
@@ -31,7 +32,7 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _child(rep: int, dtype: str, model: str) -> dict:
+def _child(rep: int, dtype: str, model: str, block: int) -> dict:
     import tempfile
 
     import torch
@@ -46,9 +47,10 @@ def _child(rep: int, dtype: str, model: str) -> dict:
     atoms = sio2_cell(BASE_ATOMS).repeat((rep, 1, 1))
     if model == "untrained":
         with tempfile.TemporaryDirectory() as tmp:
-            calc = GNNFFCalculator(export_untrained(Path(tmp) / "m.pt", "allegro", dtype))
+            calc = GNNFFCalculator(export_untrained(Path(tmp) / "m.pt", "allegro", dtype),
+                                   max_block_edges=block)
     else:
-        calc = GNNFFCalculator(model, dtype=dtype)
+        calc = GNNFFCalculator(model, dtype=dtype, max_block_edges=block)
     atoms.calc = calc
     edges = calc.model_inputs(atoms)["edge_index"].shape[1]
     before = _status_kb("VmRSS")
@@ -57,23 +59,27 @@ def _child(rep: int, dtype: str, model: str) -> dict:
     atoms.get_stress()
     peak = _status_kb("VmHWM")
     mb = (peak - before) / 1024.0
-    return {"model": model, "atoms": len(atoms), "edges": int(edges), "dtype": dtype, "peak_MB": mb,
-            "kB_per_atom": (peak - before) / len(atoms), "B_per_edge": 1024 * (peak - before)
-            / max(edges, 1)}
+    return {"model": model, "block_edges": block, "atoms": len(atoms), "edges": int(edges),
+            "dtype": dtype, "peak_MB": mb, "kB_per_atom": (peak - before) / len(atoms),
+            "B_per_edge": 1024 * (peak - before) / max(edges, 1)}
 
 
 def run(quick: bool = False, reps: tuple[int, ...] = (1, 4),
-        models: tuple[str, ...] = ("untrained", "sio2-allegro-stable")) -> list[dict]:
+        models: tuple[str, ...] = ("untrained", "sio2-allegro-stable"),
+        blocks: tuple[int, ...] = (0, 20000)) -> list[dict]:
+    """Rows for every model x size x dtype x edge-block setting (0 = one pass)."""
     rows = []
     for model in models:
         for rep in reps[:1] if quick else reps:
             for dtype in DTYPES:
-                rows.append(_measure(rep, dtype, model))
+                for block in blocks:
+                    rows.append(_measure(rep, dtype, model, block))
     return rows
 
 
-def _measure(rep: int, dtype: str, model: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(rep), dtype, model],
+def _measure(rep: int, dtype: str, model: str, block: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", str(rep), dtype, model,
+                          str(block)],
                          capture_output=True, text=True, check=True)
     row = json.loads(out.stdout.strip().splitlines()[-1])
     print(row, flush=True)
@@ -86,9 +92,12 @@ if __name__ == "__main__":
     ap.add_argument("--reps", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--models", nargs="+", default=["untrained", "sio2-allegro-stable"],
                     help="'untrained' (default small config) and/or model files or bundled names")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--blocks", type=int, nargs="+", default=[0, 20000],
+                    help="GNNFFCalculator max_block_edges settings (0 = one pass)")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(_child(int(args.child[0]), args.child[1], args.child[2])))
+        c = args.child
+        print(json.dumps(_child(int(c[0]), c[1], c[2], int(c[3]))))
     else:
-        run(args.quick, tuple(args.reps), tuple(args.models))
+        run(args.quick, tuple(args.reps), tuple(args.models), tuple(args.blocks))

@@ -24,11 +24,52 @@ _HOW_TO_MAKE = contract.HOW_TO_MAKE
 
 class ExportedModel(torch.nn.Module):
     """The contract's forward: energies, forces, virial and per-atom virial from one autograd
-    pass through the edge vectors."""
+    pass through the edge vectors.
+
+    ``max_block_edges`` (0 = off) bounds memory: the centres are split into blocks of at most
+    about that many edges (a centre's edges always stay together, so a block can exceed it by
+    one centre's neighbours) and each block's energy is differentiated on its own, its graph
+    freed before the next. The potential is strictly local (an atom's energy depends only on its
+    own edges), so the result equals the one-pass result up to summation order; peak memory
+    scales with the block instead of the system. Set it on a loaded module
+    (``module.max_block_edges = 50000``) or through ``GNNFFCalculator(max_block_edges=...)``."""
 
     def __init__(self, model: GNNFFModel) -> None:
         super().__init__()
         self.model = model
+        self.max_block_edges: int = 0
+
+    def _blocked_gradient(
+        self, vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, n: int,
+        n_local: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(atomic energies [n_local], dE/dvec [E,3]) block by block."""
+        centre = edge_index[0]
+        shift: torch.Tensor = self.model.per_species_shift  # type: ignore[assignment]
+        base = shift.index_select(0, species)
+        counts = torch.bincount(centre, minlength=n)
+        start = torch.cumsum(counts, 0) - counts
+        block_of_centre = torch.div(start, self.max_block_edges, rounding_mode="floor")
+        edge_block = block_of_centre.index_select(0, centre)
+        g = torch.zeros_like(vec)
+        atomic = base.clone()
+        n_blocks = int(edge_block.max()) + 1
+        for b in range(n_blocks):
+            idx = torch.nonzero(edge_block == b).reshape(-1)
+            if idx.numel() == 0:
+                continue
+            vb = vec.index_select(0, idx).requires_grad_(True)
+            ab, _ = self.model.energy_from_edges(
+                vb, species, edge_index.index_select(1, idx), n, False)
+            part = (ab - base)[:n_local]
+            eb = part.sum()
+            if eb.requires_grad:
+                gb = torch.autograd.grad([eb], [vb], allow_unused=True)[0]
+                if gb is not None:
+                    g = g.index_copy(0, idx, gb)
+            atomic = atomic + torch.cat([part.detach(), torch.zeros(
+                n - n_local, dtype=part.dtype, device=part.device)])
+        return atomic[:n_local], g
 
     def forward(
         self,
@@ -55,13 +96,18 @@ class ExportedModel(torch.nn.Module):
                 "(not inside torch.no_grad() or torch.inference_mode())"
             )
         vec = pos.detach().index_select(0, neighbor) - pos.detach().index_select(0, centre)
-        vec = (vec + edge_shift.detach()).requires_grad_(True)
-        atomic, _ = self.model.energy_from_edges(vec, species, edge_index, n, False)
-        atomic = atomic[:n_local]
-        energy = atomic.sum()
+        vec = vec + edge_shift.detach()
         g: torch.Tensor | None = None
-        if energy.requires_grad:
-            g = torch.autograd.grad([energy], [vec], allow_unused=True)[0]
+        if 0 < self.max_block_edges < vec.shape[0]:
+            atomic, g = self._blocked_gradient(vec, species, edge_index, n, n_local)
+            energy = atomic.sum()
+        else:
+            vec = vec.requires_grad_(True)
+            atomic, _ = self.model.energy_from_edges(vec, species, edge_index, n, False)
+            atomic = atomic[:n_local]
+            energy = atomic.sum()
+            if energy.requires_grad:
+                g = torch.autograd.grad([energy], [vec], allow_unused=True)[0]
         if g is None:
             g = torch.zeros_like(vec)
         vec = vec.detach()
