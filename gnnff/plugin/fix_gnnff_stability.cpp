@@ -12,6 +12,7 @@
                     distance at the first check with `fallback initial`)
      energy_conservation  NVE runs: |E_tot - E_tot(first check)| / N <= drift (eV/atom)
      max_force      max |F| <= fmax (eV/A), only when fmax is given
+   (`run ... pre no` has no setup, so its first step is checked only if it is a multiple of N.)
    At the first failed check it writes the failing configuration and the `keep` checked
    configurations before it as extended XYZ (`failing`), and stops the run (`stop`).
 
@@ -273,9 +274,11 @@ void FixGnnffStability::post_run()
     j["event"] = "end";
     j["step"] = (long long) update->ntimestep;
     j["time_ps"] = elapsed_ps();
-    j["start"] = (long long) run_start;
-    j["laststep"] = (long long) run_last;
-    j["halted"] = update->ntimestep < run_last;
+    // a `run ... pre no` has no setup: the run's own first and last step come from update
+    j["start"] = (long long) update->firststep;
+    j["laststep"] = (long long) update->laststep;
+    j["dt_ps"] = update->dt;
+    j["halted"] = update->ntimestep < update->laststep;
     write_line(rec, j.dump());
   }
   if (failed && stopmode == STOP_CONTINUE) timer->reset_timeout();

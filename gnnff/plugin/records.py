@@ -123,28 +123,35 @@ def fix_arguments(config, reference, out_dir: str | os.PathLike, *, ensemble: st
 
 def run_time(records: list[dict]) -> tuple[float, dict | None]:
     """t_run (ps, see the module docstring) and the first early end without a failure
-    ({step, time_ps}) or None."""
+    ({step, time_ps}) or None. Each ``end`` record carries its run's first step, last step
+    and dt (a `run ... pre no` has no ``start`` record)."""
     t_run = 0.0
     halted = None
     failed = False
-    start = None
+    open_start = None  # a start record after the last end
+    last_check = None
     for r in records:
         ev = r.get("event")
         if ev == "start":
-            start = r
+            open_start = r
         elif ev == "check":
             failed = failed or not r.get("ok", True)
-        elif ev == "end" and start is not None:
-            planned = (int(start["laststep"]) - int(start["step"])) * float(start["dt_ps"])
+            last_check = r
+        elif ev == "end":
+            first, dt = int(r["start"]), float(r["dt_ps"])
             if failed:
-                t_run += planned
+                t_run += (int(r["laststep"]) - first) * dt
             else:
-                t_run += float(r["time_ps"]) - float(start["time_ps"])
+                t_run += (int(r["step"]) - first) * dt
                 if r.get("halted") and halted is None:
                     halted = {"step": int(r["step"]), "time_ps": float(r["time_ps"])}
-            start = None
-    if start is not None:  # the last run never ended (a LAMMPS error): count what it asked for
-        t_run += (int(start["laststep"]) - int(start["step"])) * float(start["dt_ps"])
+            open_start, last_check = None, None
+    if open_start is not None:  # the last run never ended (a LAMMPS error): what it asked for
+        t_run += (int(open_start["laststep"]) - int(open_start["step"])) * \
+            float(open_start["dt_ps"])
+    elif last_check is not None:  # a `pre no` run that never ended: up to its last check
+        ends = [r for r in records if r.get("event") == "end"]
+        t_run += float(last_check["time_ps"]) - (float(ends[-1]["time_ps"]) if ends else 0.0)
     return t_run, halted
 
 
