@@ -78,7 +78,8 @@ FixGnnffStability::FixGnnffStability(LAMMPS *lmp, int narg, char **arg) :
     do_finite(true), do_temp(true), do_contact(true), fallback_initial(false), factor(0.75),
     tmax_given(-1), tmin(-1), tfactor(3.0), target_given(-1), fmax_limit(-1), drift_limit(0.05),
     pair(nullptr), rec(nullptr), frames(nullptr), last_checked(-1), run_start(0), run_last(0),
-    failed(false), target_fixed(false), e0_set(false), run_is_nve(false), target(-1), e0(0)
+    failed(false), target_fixed(false), e0_set(false), run_is_nve(false), target(-1), e0(0),
+    monitor_s(0.0)
 {
   if (narg < 4)
     error->all(FLERR, "fix gnnff/stability needs N: fix ID all gnnff/stability 10 [keyword value]");
@@ -269,6 +270,9 @@ void FixGnnffStability::end_of_step()
 void FixGnnffStability::post_run()
 {
   if (update->whichflag != 1) return;
+  double spent = 0.0;
+  MPI_Allreduce(&monitor_s, &spent, 1, MPI_DOUBLE, MPI_MAX, world);
+  monitor_s = 0.0;
   if (comm->me == 0) {
     json j;
     j["event"] = "end";
@@ -279,6 +283,7 @@ void FixGnnffStability::post_run()
     j["laststep"] = (long long) update->laststep;
     j["dt_ps"] = update->dt;
     j["halted"] = update->ntimestep < update->laststep;
+    j["monitor_s"] = spent;    // time in this fix's checks during the run (slowest rank)
     write_line(rec, j.dump());
   }
   if (failed && stopmode == STOP_CONTINUE) timer->reset_timeout();
@@ -328,6 +333,13 @@ void FixGnnffStability::resolve_thresholds(const std::vector<double> &dmin)
 }
 
 void FixGnnffStability::check()
+{
+  const double t0 = MPI_Wtime();
+  check_now();
+  monitor_s += MPI_Wtime() - t0;
+}
+
+void FixGnnffStability::check_now()
 {
   if (update->whichflag != 1) return;
   const bigint step = update->ntimestep;

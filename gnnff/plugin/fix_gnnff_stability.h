@@ -49,6 +49,7 @@ class FixGnnffStability : public Fix {
   bigint last_checked, run_start, run_last;
   bool failed, target_fixed, e0_set, run_is_nve;
   double target, e0;
+  double monitor_s;    // wall time spent in the checks since the last run ended (s)
   std::string ensemble;
   std::vector<std::string> type_symbol;    // index: type 1..ntypes ("X" for NULL types)
   std::vector<std::pair<long, long>> pairs;    // model species pairs present, a <= b
@@ -58,6 +59,7 @@ class FixGnnffStability : public Fix {
   std::deque<GnnffFrame> ring;
 
   void check();
+  void check_now();
   double elapsed_ps() const;
   void resolve_thresholds(const std::vector<double> &dmin);
   void detect_thermostat(double &target_now, std::string &ens) const;
