@@ -26,6 +26,8 @@ from test_lammps_plugin import run as run_spec  # noqa: E402
 
 SPECIES = ("O", "Si")
 LAYOUTS = {1: [], 2: ["processors 2 1 1"]}  # 2 ranks: rank 1 owns no atom
+# a `gnnff lammps run` costs ~10-20 s (MPI start, torch import): the 2-rank runs are slow tests
+RANKS = [1, pytest.param(2, marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def drive(tmp: Path, script: str, nprocs: int, **kw) -> tuple[dict, dict]:
 STAB = "interval: 10\ncriteria: [finite, temperature, close_contact]\n"
 
 
-@pytest.mark.parametrize("nprocs", [1, 2])
+@pytest.mark.parametrize("nprocs", RANKS)
 def test_script_monitored_as_lammps_runs_it(model, tmp_path, nprocs):
     """fix halt, a run in an included file, a jump loop, `run N pre no post no`, `run N upto`:
     every step LAMMPS runs is monitored, steps and t_run are LAMMPS's own."""
@@ -98,8 +100,11 @@ run 40 upto
     # `run ... pre no` has none)
     assert rep["series"]["step"] == [0, 5, 10, 20, 30, 35, 40]
     assert rep["last_step"] == 40 and rep["n_atoms"] == 36
+    # LAMMPS tallied the energy on every checked step (the fix asks for its next check step)
+    assert all(e is not None for e in rep["series"]["epot"])
 
 
+@pytest.mark.slow
 def test_fix_halt_alone_is_reported_halted(model, tmp_path):
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
     script = head(tmp_path / "c.data", 1) + f"""
@@ -130,7 +135,7 @@ def close_pair_cluster() -> tuple[Atoms, int, int]:
     return atoms, i, j
 
 
-@pytest.mark.parametrize("nprocs", [1, 2])
+@pytest.mark.parametrize("nprocs", RANKS)
 def test_step0_close_contact_same_in_both_engines(model, tmp_path, nprocs):
     """A start with a Si-Si pair at 0.9 A fails close_contact at step 0 in gnnff md and in
     gnnff lammps run (S = 0 in both), and LAMMPS writes the failing frame."""
@@ -174,10 +179,17 @@ run 20
     assert fr.calc is None and "forces" not in fr.arrays  # model labels are not written
     np.testing.assert_allclose(fr.positions - fr.positions[0],
                                atoms.positions - atoms.positions[0], atol=1e-9)
+    ase_fr = read(tmp_path / "ase" / "failing.extxyz", ":")  # the ASE side, same fields
+    assert len(ase_fr) == 1 and set(INFO_FIELDS) <= set(ase_fr[0].info)
+    assert ase_fr[0].info["criterion"] == "close_contact" and ase_fr[0].info["pair"] == "Si-Si"
+    assert ase_fr[0].info["step"] == 0 and ase_fr[0].info["is_failure"]
 
 
-@pytest.mark.parametrize("style, nprocs", [("hybrid/overlay", 1), ("hybrid/overlay", 2),
-                                           ("hybrid/scaled", 1)])
+@pytest.mark.parametrize("style, nprocs", [
+    ("hybrid/overlay", 1),
+    pytest.param("hybrid/overlay", 2, marks=pytest.mark.slow),
+    pytest.param("hybrid/scaled", 1, marks=pytest.mark.slow),
+])
 def test_hybrid_pair_coeff_uses_the_models_reference(tmp_path, style, nprocs):
     from gnnff.stability import StabilityReference
 

@@ -88,6 +88,8 @@ def worker(spec: dict) -> int:
     if tracker is None:
         info["error"] = ("no stability records: the input ran no MD with pair_style gnnff "
                          "(the monitor starts with the first `run` after pair_style gnnff)")
+        if status == "completed":
+            info["status"] = "unmonitored"
     else:
         if status == "lammps-error":
             checks = [r for r in records if r.get("event") == "check"]
@@ -142,6 +144,9 @@ def run_lammps_input(
     if temperature is not None and not temperature > 0:
         raise ValueError(f"--temperature must be > 0 K (the thermostat's target), got "
                          f"{temperature}")
+    if MONITOR_VARIABLE in (variables or {}):
+        raise ValueError(f"--var {MONITOR_VARIABLE}=... is reserved: gnnff lammps run defines "
+                         "it (the monitor's settings come from --stability); drop that --var")
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the run")

@@ -16,6 +16,8 @@ namespace LAMMPS_NS {
 
 class PairGnnff;
 
+enum { STOP_SOFT, STOP_CONTINUE, STOP_ERROR, STOP_NO };    // fix gnnff/stability `stop`
+
 // One gathered configuration (rank 0): atoms sorted by ID, positions relative to boxlo.
 struct GnnffFrame {
   bigint step = 0;
