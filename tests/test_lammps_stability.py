@@ -351,3 +351,65 @@ def test_t_run_counts_planned_length_after_a_failure():
     assert halted == {"step": 50, "time_ps": 0.05}
     t_run, _ = run_time(recs[:6])  # a LAMMPS error in the last run
     assert t_run == pytest.approx(0.05 + 0.05 + 0.2)
+
+
+def test_minimize_then_run_is_monitored_from_the_runs_first_step(plugin, model, tmp_path):
+    """`minimize` is not MD: no record; the run after it is checked from its first step."""
+    from gnnff.plugin.records import read_records
+
+    lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
+    rec = tmp_path / "rec.jsonl"
+    spec = {"commands": [f'variable gnnff_monitor string "5 file {rec} failing none"',
+                         *head(tmp_path / "c.data", 1).splitlines(), "pair_style gnnff",
+                         f"pair_coeff * * {model} O Si", "minimize 0 1e-3 7 100",
+                         "velocity all create 300 1 loop geom", "fix nve all nve", "run 10"],
+            "computes": ["thermo_pe"]}  # fmt: skip
+    res = run_spec(spec, plugin, 1, tmp_path)
+    assert "error" not in res, res["error"]
+    records = read_records(rec)
+    start = next(r for r in records if r["event"] == "start")
+    steps = [r["step"] for r in records if r["event"] == "check"]
+    assert start["step"] == 7 and steps[0] == 7  # 7 minimizer iterations, then the run
+    assert steps == [7] + [s for s in range(10, 18) if s % 5 == 0]
+    assert [r["event"] for r in records].count("end") == 1
+
+
+@pytest.mark.parametrize("args, expect", [
+    ("10 colour red", "unknown keyword 'colour'"),
+    ("0", "N must be a positive number"),
+    ("10 stop maybe", "stop must be soft, continue, error or no"),
+    ("10 refmin OSi 1.2", "must look like O-Si"),
+])
+def test_fix_argument_errors(plugin, model, tmp_path, args, expect):
+    lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
+    spec = {"commands": [*head(tmp_path / "c.data", 1).splitlines(), "pair_style gnnff",
+                         f"pair_coeff * * {model} O Si", f"fix s all gnnff/stability {args}",
+                         "run 0"]}  # fmt: skip
+    res = run_spec(spec, plugin, 1, tmp_path)
+    assert expect in res.get("error", ""), res
+
+
+def test_fix_needs_pair_gnnff(plugin, tmp_path):
+    lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
+    spec = {"commands": [*head(tmp_path / "c.data", 1).splitlines(), "pair_style zero 4.0",
+                         "pair_coeff * *", "fix s all gnnff/stability 10", "run 0"]}
+    res = run_spec(spec, plugin, 1, tmp_path)
+    assert "needs pair_style gnnff" in res.get("error", ""), res
+
+
+def test_fix_arguments_follow_the_settings(tmp_path):
+    from gnnff.plugin.records import fix_arguments
+    from gnnff.stability import StabilityConfig, StabilityReference
+
+    cfg = StabilityConfig(interval=7, criteria=["finite", "close_contact"], contact_factor=0.6,
+                          t_max=2000.0, stop_on_failure=False)
+    ref = StabilityReference(pair_min_distances={"O-Si": 1.45}, species=["O", "Si"])
+    args = fix_arguments(cfg, ref, tmp_path, ensemble="nvt", temperature=900.0).split()
+    opts = dict(zip(args[1::2], args[2::2], strict=False))
+    assert args[0] == "7" and opts["temperature"] == "no" and opts["drift"] == "no"
+    assert opts["contact"] == "yes" and opts["factor"] == "0.6" and opts["stop"] == "no"
+    assert opts["tmax"] == "2000.0" and opts["target"] == "900.0" and opts["ensemble"] == "nvt"
+    assert opts["reference"] == "none" and args[args.index("refmin") + 1:][:2] == ["O-Si", "1.45"]
+    assert fix_arguments(StabilityConfig(), "model", tmp_path).split()[-3] == "model"
+    with pytest.raises(ValueError, match="spaces"):
+        fix_arguments(StabilityConfig(), "model", tmp_path / "a b")
