@@ -413,3 +413,33 @@ def test_fix_arguments_follow_the_settings(tmp_path):
     assert fix_arguments(StabilityConfig(), "model", tmp_path).split()[-3] == "model"
     with pytest.raises(ValueError, match="spaces"):
         fix_arguments(StabilityConfig(), "model", tmp_path / "a b")
+
+
+def test_replay_writes_failing_frames_for_a_python_only_failure(plugin, model, tmp_path):
+    """Records and frames from plain LAMMPS replayed with a stricter close-contact factor than
+    the fix used: the failure is found in Python, which then writes failing.extxyz itself."""
+    from ase.io import read
+
+    from gnnff.plugin.records import read_records, replay
+    from gnnff.stability import StabilityConfig
+
+    lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
+    rec, frames = tmp_path / "rec.jsonl", tmp_path / "frames.bin"
+    spec = {"commands": [*head(tmp_path / "c.data", 1).splitlines(), "pair_style gnnff",
+                         f"pair_coeff * * {model} O Si", "velocity all create 300 1 loop geom",
+                         "timestep 0.001", "fix nve all nve",
+                         f"fix s all gnnff/stability 5 file {rec} frames {frames} failing none",
+                         "run 20"]}  # fmt: skip
+    res = run_spec(spec, plugin, 1, tmp_path)
+    assert "error" not in res, res["error"]
+    records = read_records(rec)
+    assert all(r["ok"] for r in records if r["event"] == "check")
+    cfg = StabilityConfig(interval=5, criteria=["close_contact"], contact_factor=0.9)
+    same = replay(records, frames, StabilityConfig(interval=5, criteria=["close_contact"]),
+                  "model", failing_path=tmp_path / "none.extxyz")
+    assert not same.failed and same.n_checks == 5 and not (tmp_path / "none.extxyz").exists()
+    strict = replay(records, frames, cfg, "model", failing_path=tmp_path / "f.extxyz", keep=2)
+    assert strict.failed and strict.first_failure["step"] == 0
+    fr = read(tmp_path / "f.extxyz", ":")
+    assert len(fr) == 1 and fr[0].info["criterion"] == "close_contact"
+    assert strict.t_run_ps == pytest.approx(0.020)  # what LAMMPS ran

@@ -187,7 +187,7 @@ def replay(records: list[dict], frames_path: str | os.PathLike | None, config, r
     t0 = float(first["time_ps"])
     frames = read_frames(frames_path) if frames_path and Path(frames_path).is_file() else None
     recent: deque = deque(maxlen=keep + 1)
-    native_failure = any(not c.get("ok", True) for c in checks)
+    native_step = next((c["step"] for c in checks if not c.get("ok", True)), None)
     for rec in checks:
         frame = next(frames, None) if (frames is not None and rec.get("frame")) else None
         if frame is not None and frame.step != rec["step"]:
@@ -204,7 +204,9 @@ def replay(records: list[dict], frames_path: str | os.PathLike | None, config, r
                                    source="fix gnnff/stability")  # fmt: skip
         recent.append(snap)
         if tracker.failed and not was_failed:
-            if failing_path and not native_failure and snap.positions is not None:
+            # the fix wrote failing frames for its own first failure; a failure only the
+            # Python checks see (or see earlier, e.g. the RDF) gets them written here
+            if failing_path and snap.step != native_step and snap.positions is not None:
                 write_failing_frames(failing_path, list(recent), tracker.first_failure,
                                      source=str(first.get("label", "lammps")))
             if config.stop_on_failure:
