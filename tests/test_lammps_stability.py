@@ -382,8 +382,9 @@ def test_minimize_then_run_is_monitored_from_the_runs_first_step(plugin, model, 
 ])
 def test_fix_argument_errors(plugin, model, tmp_path, args, expect):
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
+    out = f"file {tmp_path / 'r.jsonl'} failing none"
     spec = {"commands": [*head(tmp_path / "c.data", 1).splitlines(), "pair_style gnnff",
-                         f"pair_coeff * * {model} O Si", f"fix s all gnnff/stability {args}",
+                         f"pair_coeff * * {model} O Si", f"fix s all gnnff/stability {args} {out}",
                          "run 0"]}  # fmt: skip
     res = run_spec(spec, plugin, 1, tmp_path)
     assert expect in res.get("error", ""), res
@@ -392,7 +393,8 @@ def test_fix_argument_errors(plugin, model, tmp_path, args, expect):
 def test_fix_needs_pair_gnnff(plugin, tmp_path):
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
     spec = {"commands": [*head(tmp_path / "c.data", 1).splitlines(), "pair_style zero 4.0",
-                         "pair_coeff * *", "fix s all gnnff/stability 10", "run 0"]}
+                         "pair_coeff * *",
+                         f"fix s all gnnff/stability 10 file {tmp_path / 'r.jsonl'}", "run 0"]}
     res = run_spec(spec, plugin, 1, tmp_path)
     assert "needs pair_style gnnff" in res.get("error", ""), res
 
