@@ -445,3 +445,24 @@ def test_replay_writes_failing_frames_for_a_python_only_failure(plugin, model, t
     fr = read(tmp_path / "f.extxyz", ":")
     assert len(fr) == 1 and fr[0].info["criterion"] == "close_contact"
     assert strict.t_run_ps == pytest.approx(0.020)  # what LAMMPS ran
+
+
+def test_atoms_added_by_fix_deposit_are_monitored(plugin, model, tmp_path):
+    from gnnff.plugin.records import read_records, replay
+    from gnnff.stability import StabilityConfig
+
+    lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
+    rec, frames = tmp_path / "rec.jsonl", tmp_path / "frames.bin"
+    spec = {"commands": [*head(tmp_path / "c.data", 1).splitlines(), "pair_style gnnff",
+                         f"pair_coeff * * {model} O Si", "velocity all create 300 1 loop geom",
+                         "timestep 0.001", "fix nve all nve",
+                         "region far block 35 55 5 25 5 25",
+                         "fix dep all deposit 2 2 5 4321 region far near 3.0",
+                         f"fix s all gnnff/stability 5 file {rec} frames {frames} failing none",
+                         "run 10"]}  # fmt: skip
+    res = run_spec(spec, plugin, 1, tmp_path)
+    assert "error" not in res, res["error"]
+    tracker = replay(read_records(rec), frames, StabilityConfig(
+        interval=5, criteria=["finite", "close_contact"]), "model")  # fmt: skip
+    assert not tracker.failed and tracker.n_atoms == 38  # 36 + 2 deposited Si
+    assert tracker.series["step"] == [0, 5, 10]

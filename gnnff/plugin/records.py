@@ -13,7 +13,8 @@ t_run: each run counts what LAMMPS actually ran (its ``end`` step minus its ``st
 except runs during or after the first failed check, which count what they asked for
 (``laststep`` - start): ``gnnff md`` also divides by the planned length when it stops at a
 failure. A run that ended early without a failed check (``fix halt``, a timeout) makes the
-status "halted".
+status "halted". Atoms added by the script (``fix deposit``, ``create_atoms``) are taken in;
+fewer atoms than before (``thermo_modify lost ignore``) is the failure "lost_atoms".
 """
 
 from __future__ import annotations
@@ -195,6 +196,12 @@ def replay(records: list[dict], frames_path: str | os.PathLike | None, config, r
                              f"{rec['step']}); rerun with a fresh --out folder")
         snap = _snapshot(rec, frame, numbers, t0)
         was_failed = tracker.failed
+        if tracker.n_atoms is not None and snap.n_atoms != tracker.n_atoms:
+            if snap.n_atoms < tracker.n_atoms:  # e.g. `thermo_modify lost ignore`
+                tracker.record_failure("lost_atoms", snap.step, snap.time_ps,
+                                       value=snap.n_atoms, threshold=tracker.n_atoms)
+                break
+            tracker.n_atoms = snap.n_atoms  # atoms added by the script (fix deposit, ...)
         tracker.update(snap)
         if not rec.get("ok", True) and tracker.first_failure is None:
             f = rec["failed"][0]
