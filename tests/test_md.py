@@ -163,10 +163,10 @@ def test_md_settings_and_structure_errors(setup, tmp_path):
 
 
 def test_failed_run_writes_label_free_failure_frames(setup, tmp_path):
-    """A run that fails leaves failing.extxyz: the snapshots up to the failing check, no model
-    labels, the run's provenance, and the offending pair's atom indices (also in the report)."""
+    """A run that fails leaves failing.extxyz: the frames up to the failing check, no model
+    labels, the failure's fields, and the offending pair's atom indices (also in the report)."""
     from gnnff.stability import StabilityReference
-    from gnnff.stability.failure_frames import read_failure_frames
+    from gnnff.stability.failing import read_failing_frames
 
     atoms = ase.io.read(setup / "start.extxyz")
     atoms.info.update(temperature=1234.0, frame=7)  # start-file info must not leak into frames
@@ -180,35 +180,19 @@ def test_failed_run_writes_label_free_failure_frames(setup, tmp_path):
                     reference=ref, progress=False)
     assert report["status"] == "failed" and report["failed_criterion"] == "close_contact"
     assert report["failed_step"] == 0
-    frames = read_failure_frames(tmp_path / "run" / "failing.extxyz")
+    frames = read_failing_frames(tmp_path / "run" / "failing.extxyz")
     assert len(frames) == 1  # failure at the first check: nothing before it
     f = frames[-1]
     assert f.calc is None and "frame" not in f.info
-    assert f.info["failing"] and f.info["criterion"] == "close_contact"
+    assert f.info["is_failure"] and f.info["criterion"] == "close_contact"
     assert f.info["pair"] == "Si-Si" and f.info["step"] == 0
-    assert f.info["md_temperature_K"] == 500.0
-    i, j = f.info["atoms"]
+    i, j = f.info["atom_indices"]
     assert f[i].symbol == "Si" and f[j].symbol == "Si"
     assert f.get_distance(i, j, mic=True) == pytest.approx(report["failure"]["value"], rel=1e-6)
     on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert on_disk["failure"]["atoms"] == [i, j]
+    assert on_disk["failure"]["atom_indices"] == [i, j]
 
 
-def test_failure_frames_keep_the_last_k_snapshots(setup):
-    from gnnff.stability.failure_frames import SnapshotBuffer, failure_frames
-
-    atoms = ase.io.read(setup / "start.extxyz")
-    buf = SnapshotBuffer(keep=2)
-    for step in range(0, 50, 10):  # the run stops at the failing check (step 40)
-        atoms.positions[0, 0] += 0.01
-        buf.record(step, atoms)
-    snaps = buf.up_to(40)
-    assert [s.step for s in snaps] == [20, 30, 40]
-    assert snaps[-1].atoms.positions[0, 0] == pytest.approx(atoms.positions[0, 0])
-    failure = {"criterion": "temperature", "step": 40, "value": 9000.0, "threshold": 3000.0}
-    frames = failure_frames(snaps, failure, 0.001, 1000.0, "run-x")
-    assert [f.info["failing"] for f in frames] == [False, False, True]
-    assert [f.info["time_ps"] for f in frames] == pytest.approx([0.02, 0.03, 0.04])
-    assert all(f.info["atoms"] == [] and f.info["source_run"] == "run-x" for f in frames)
-    with pytest.raises(ValueError, match="keep must be >= 0"):
-        SnapshotBuffer(keep=-1)
+def test_failure_frames_setting_is_checked():
+    with pytest.raises(ValueError, match="failure_frames must be an integer >= 0"):
+        MDSettings(failure_frames=-1).validate()

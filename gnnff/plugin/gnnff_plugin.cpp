@@ -1,8 +1,9 @@
-/* Registers pair_style gnnff and compute gnnff/diag with LAMMPS (`plugin load`, or
+/* Registers pair_style gnnff, compute gnnff/diag and fix gnnff/stability with LAMMPS (`plugin load`, or
    automatically through LAMMPS_PLUGIN_PATH / the `lammps.plugins` entry point).
    Part of gnnff (GPL-2.0-or-later). */
 
 #include "compute_gnnff_diag.h"
+#include "fix_gnnff_stability.h"
 #include "lammps.h"
 #include "pair_gnnff.h"
 
@@ -38,6 +39,11 @@ static void *compute_gnnff_diag_creator(void *lmp, int narg, char **arg)
   return (void *) new ComputeGnnffDiag((LAMMPS *) lmp, narg, arg);
 }
 
+static void *fix_gnnff_stability_creator(void *lmp, int narg, char **arg)
+{
+  return (void *) new FixGnnffStability((LAMMPS *) lmp, narg, arg);
+}
+
 extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
 {
   auto reg = (lammpsplugin_regfunc) regfunc;
@@ -57,5 +63,11 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
   plugin.name = "gnnff/diag";
   plugin.info = "gnnff stability diagnostics (min distance, max force, non-finite count)";
   plugin.creator.v2 = (lammpsplugin_factory2 *) &compute_gnnff_diag_creator;
+  (*reg)(&plugin, lmp);
+
+  plugin.style = "fix";
+  plugin.name = "gnnff/stability";
+  plugin.info = "gnnff native stability checks, records and failing frames";
+  plugin.creator.v2 = (lammpsplugin_factory2 *) &fix_gnnff_stability_creator;
   (*reg)(&plugin, lmp);
 }

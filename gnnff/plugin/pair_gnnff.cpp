@@ -14,15 +14,19 @@
 #include "comm.h"
 #include "error.h"
 #include "force.h"
+#include "input.h"
 #include "json.h"
 #include "memory.h"
+#include "modify.h"
 #include "neigh_list.h"
 #include "neighbor.h"
 #include "update.h"
+#include "variable.h"
 
 #include <ATen/Parallel.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <cmath>
 #include <malloc.h>
 #include <cstdlib>
@@ -148,6 +152,19 @@ void PairGnnff::load_model(const std::string &path)
                  path, version);
     model_species = meta.at("species").get<std::vector<std::string>>();
     cutoff = meta.at("cutoff").get<double>();
+    ref_pair_min.clear();
+    ref_source.clear();
+    if (meta.contains("training") && meta["training"].is_object()) {
+      const json &tr = meta["training"];
+      if (tr.contains("stability_reference") && tr["stability_reference"].is_object()) {
+        const json &ref = tr["stability_reference"];
+        if (ref.contains("pair_min_distances") && ref["pair_min_distances"].is_object())
+          for (auto &kv : ref["pair_min_distances"].items())
+            if (kv.value().is_number()) ref_pair_min[kv.key()] = kv.value().get<double>();
+        if (ref.contains("source") && ref["source"].is_string())
+          ref_source = ref["source"].get<std::string>();
+      }
+    }
     std::string dtype = meta.value("dtype", std::string("float64"));
     if (dtype == "float64")
       model_float64 = true;
@@ -193,6 +210,10 @@ void PairGnnff::coeff(int narg, char **arg)
                narg - 3, ntypes, have);
   for (int t = 1; t <= ntypes; t++) {
     std::string sym = arg[2 + t];
+    if (sym == "NULL") {    // this type is handled by another sub-style of pair hybrid
+      type2species[t] = -1;
+      continue;
+    }
     long idx = -1;
     for (size_t k = 0; k < model_species.size(); k++)
       if (model_species[k] == sym) idx = (long) k;
@@ -203,8 +224,21 @@ void PairGnnff::coeff(int narg, char **arg)
                  sym, t, model_path, have);
     type2species[t] = idx;
   }
-  for (int i = 1; i <= ntypes; i++)
-    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+  int nmapped = 0;
+  for (int i = 1; i <= ntypes; i++) {
+    if (type2species[i] >= 0) nmapped++;
+    for (int j = i; j <= ntypes; j++)
+      setflag[i][j] = (type2species[i] >= 0 && type2species[j] >= 0) ? 1 : 0;
+  }
+  if (nmapped == 0)
+    error->all(FLERR,
+               "pair_coeff gnnff: every atom type is NULL; map at least one type to an element "
+               "of the model ({})",
+               have);
+  const size_t ns = model_species.size();
+  pair_minsq.assign(ns * ns, cutoff * cutoff);
+  pair_tag_i.assign(ns * ns, 0);
+  pair_tag_j.assign(ns * ns, 0);
 }
 
 void PairGnnff::init_style()
@@ -221,7 +255,40 @@ void PairGnnff::init_style()
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style gnnff requires atom IDs");
   if (!model)
     error->all(FLERR, "pair_style gnnff: no model loaded; add pair_coeff * * model.pt <symbols>");
+  check_special_bonds();
   neighbor->add_request(this, NeighConst::REQ_FULL);
+  add_driver_monitor();
+}
+
+/* A molecular system with bonds: LAMMPS removes 1-2 / 1-3 / 1-4 neighbours from every pair list
+   when both the lj and coul special weights of that level are 0 (the default special_bonds
+   0 0 0). The model must see every neighbour within its cutoff, so refuse that setup. Non-zero
+   weights keep the pairs in the list (flagged), and the model ignores the flags. */
+void PairGnnff::check_special_bonds()
+{
+  if (atom->molecular == Atom::ATOMIC || atom->nbonds <= 0) return;
+  const char *level[4] = {"", "1-2", "1-3", "1-4"};
+  for (int k = 1; k <= 3; k++)
+    if (force->special_lj[k] == 0.0 && force->special_coul[k] == 0.0)
+      error->all(FLERR,
+                 "pair_style gnnff: this molecular system has {} bonds and special_bonds weights "
+                 "lj = coul = 0 for {} neighbours, so LAMMPS drops bonded pairs from the "
+                 "neighbour list and the model would miss them (wrong energies and forces). "
+                 "Fix: add `special_bonds lj/coul 1.0 1.0 1.0` after read_data",
+                 atom->nbonds, level[k]);
+}
+
+/* `gnnff lammps run` (or a user) defines the variable gnnff_monitor holding the arguments of a
+   fix gnnff/stability: the fix is then added (ID gnnff_monitor, group all) at the first run,
+   so the input itself stays unmodified. */
+void PairGnnff::add_driver_monitor()
+{
+  if (input->variable->find("gnnff_monitor") < 0) return;
+  if (modify->get_fix_by_id("gnnff_monitor")) return;
+  char *args = input->variable->retrieve("gnnff_monitor");
+  if (!args)
+    error->all(FLERR, "variable gnnff_monitor must hold the arguments of fix gnnff/stability");
+  modify->add_fix(std::string("gnnff_monitor all gnnff/stability ") + args);
 }
 
 double PairGnnff::init_one(int, int)
@@ -251,9 +318,12 @@ void PairGnnff::compute(int eflag, int vflag)
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
 
+  const double cutsq_model = cutoff * cutoff;
+  const long ns = (long) model_species.size();
   diag[0] = cutoff;
   diag[1] = 0.0;
   pvector[0] = pvector[1] = 0.0;
+  std::fill(pair_minsq.begin(), pair_minsq.end(), cutsq_model);
   // a rank whose sub-domain holds no atoms has nothing to evaluate (its ghosts are owned and
   // evaluated elsewhere)
   if (nlocal == 0) return;
@@ -262,36 +332,51 @@ void PairGnnff::compute(int eflag, int vflag)
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
+  const tagint *tag = atom->tag;
 
-  // compact indexing: all local atoms keep their index, ghosts referenced by an edge follow
+  // compact indexing: the local atoms of mapped (non-NULL) types first, in LAMMPS order (all
+  // local atoms keep their index when no type is NULL), then the ghosts some edge references
   lmp2model.assign(nall, -1);
-  model2lmp.resize(nlocal);
+  model2lmp.clear();
   for (int i = 0; i < nlocal; i++) {
-    lmp2model[i] = i;
-    model2lmp[i] = i;
+    if (type2species[type[i]] < 0) continue;
+    lmp2model[i] = (int) model2lmp.size();
+    model2lmp.push_back(i);
   }
+  const int nlocal_model = (int) model2lmp.size();
+  if (nlocal_model == 0) return;    // this rank owns only atoms of other sub-styles
   edge_i.clear();
   edge_j.clear();
-  const double cutsq_model = cutoff * cutoff;
   double minrsq = cutsq_model;
   for (int ii = 0; ii < inum; ii++) {
     const int i = ilist[ii];
+    if (i >= nlocal || lmp2model[i] < 0) continue;
+    const int mi = lmp2model[i];
+    const long si = type2species[type[i]];
     const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
     const int *jlist = firstneigh[i];
     const int jnum = numneigh[i];
     for (int jj = 0; jj < jnum; jj++) {
       const int j = jlist[jj] & NEIGHMASK;
+      const long sj = type2species[type[j]];
+      if (sj < 0) continue;
       const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
       const double rsq = dx * dx + dy * dy + dz * dz;
       if (rsq >= cutsq_model) continue;
       if (rsq < minrsq) minrsq = rsq;
+      const long pk = si <= sj ? si * ns + sj : sj * ns + si;
+      if (rsq < pair_minsq[pk]) {
+        pair_minsq[pk] = rsq;
+        pair_tag_i[pk] = tag[i];
+        pair_tag_j[pk] = tag[j];
+      }
       int m = lmp2model[j];
       if (m < 0) {
         m = (int) model2lmp.size();
         lmp2model[j] = m;
         model2lmp.push_back(j);
       }
-      edge_i.push_back(i);
+      edge_i.push_back(mi);
       edge_j.push_back(m);
     }
   }
@@ -326,7 +411,7 @@ void PairGnnff::compute(int eflag, int vflag)
   c10::IValue result;
   try {
     std::vector<torch::jit::IValue> inputs{pos.to(dt), species, edges, shift,
-                                           (int64_t) nlocal};
+                                           (int64_t) nlocal_model};
     result = model->module.forward(inputs);
   } catch (const std::exception &e) {
     error->one(FLERR, "pair gnnff: evaluating model '{}' failed: {}", model_path,
@@ -360,10 +445,10 @@ void PairGnnff::compute(int eflag, int vflag)
     torch::Tensor ae = get("atomic_energy");
     auto a = ae.accessor<double, 1>();
     double esum = 0.0;
-    for (int i = 0; i < nlocal; i++) {
-      if (!std::isfinite(a[i])) nonfinite++;
-      esum += a[i];
-      if (eflag_atom) eatom[i] += a[i];
+    for (int m = 0; m < nlocal_model; m++) {
+      if (!std::isfinite(a[m])) nonfinite++;
+      esum += a[m];
+      if (eflag_atom) eatom[model2lmp[m]] += a[m];
     }
     if (eflag_global) eng_vdwl += esum;
   }

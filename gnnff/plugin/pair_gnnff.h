@@ -6,6 +6,7 @@
 
 #include "pair.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,20 @@ class PairGnnff : public Pair {
   // [1] number of non-finite values in this rank's model outputs.
   double diag[2];
 
+  // Per model-species-pair minimum squared distance (A^2) over this rank's edges of the last
+  // force call (cutoff^2 if none), and the atom IDs of that closest pair; index a*ns+b, a <= b.
+  std::vector<double> pair_minsq;
+  std::vector<tagint> pair_tag_i, pair_tag_j;
+
+  // what fix gnnff/stability needs to know about the model
+  const std::vector<std::string> &species() const { return model_species; }
+  long type_species(int t) const { return type2species[t]; }    // -1: NULL (other sub-style)
+  const std::string &model_file() const { return model_path; }
+  double model_cutoff() const { return cutoff; }
+  // training-set minimum distance per species pair ("O-Si" -> A) stored in the model, if any
+  const std::map<std::string, double> &reference_min() const { return ref_pair_min; }
+  std::string reference_source() const { return ref_source; }
+
  protected:
   std::unique_ptr<GnnffModel> model;
   std::string model_path;
@@ -37,6 +52,8 @@ class PairGnnff : public Pair {
   std::vector<long> type2species;    // index: LAMMPS type 1..ntypes
   double cutoff;
   bool model_float64;
+  std::map<std::string, double> ref_pair_min;
+  std::string ref_source;
 
   // scratch buffers reused between steps
   std::vector<int> lmp2model;    // LAMMPS local/ghost index -> model index, -1 if unused
@@ -47,6 +64,8 @@ class PairGnnff : public Pair {
 
   void allocate();
   void load_model(const std::string &path);
+  void check_special_bonds();
+  void add_driver_monitor();
 };
 
 }    // namespace LAMMPS_NS

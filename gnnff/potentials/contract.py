@@ -91,6 +91,9 @@ METADATA_KEYS = tuple(k.name for k in METADATA)
 # C++ source and checks it reads exactly these
 PLUGIN_REQUIRED_METADATA = ("format", "format_version", "species", "cutoff")
 PLUGIN_OPTIONAL_METADATA = {"dtype": "float64"}  # key -> value assumed when absent
+# sections the plugin reads when present (training: the close-contact reference that
+# `fix gnnff/stability` judges against; without it the fix falls back on covalent radii)
+PLUGIN_OPTIONAL_SECTIONS = ("training",)
 PLUGIN_OUTPUTS = ("forces", "atomic_energy", "virial", "atomic_virial")  # energy: summed
 
 HOW_TO_MAKE = (
@@ -178,7 +181,8 @@ def render_markdown() -> str:
               "", "| key | type | meaning |", "|---|---|---|"]  # fmt: skip
     lines += [f"| `{k.name}` | {k.type} | {k.meaning} |" for k in METADATA]
     required = ", ".join(f"`{k}`" for k in PLUGIN_REQUIRED_METADATA)
-    optional = ", ".join(f"`{k}` (default {v})" for k, v in PLUGIN_OPTIONAL_METADATA.items())
+    optional = ", ".join([f"`{k}` (default {v})" for k, v in PLUGIN_OPTIONAL_METADATA.items()]
+                         + [f"`{k}` when present" for k in PLUGIN_OPTIONAL_SECTIONS])
     outputs = ", ".join(f"`{k}`" for k in PLUGIN_OUTPUTS)
     lines += ["", f"The LAMMPS plugin requires {required}, reads {optional} and uses the "
               f"outputs {outputs} (the total energy is the sum of `atomic_energy` over its "

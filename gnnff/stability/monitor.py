@@ -14,17 +14,26 @@ object without ``max_steps`` gets a ``StabilityStop`` exception instead, which
 again when ``run_monitored`` ends, and also when the run is interrupted (KeyboardInterrupt or
 any other exception): then the report's status is "interrupted" and the exception propagates.
 No extra force evaluation is done: energies and forces come from ``atoms.calc.results``.
+At the first failure (with ``out_dir``) the failing frame and the last 5 checked frames before
+it are written to ``failing.extxyz`` (fields: :mod:`gnnff.stability.failing`).
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 from ase import units
 
 from gnnff.stability.config import StabilityConfig
+from gnnff.stability.failing import (
+    DEFAULT_KEEP,
+    FAILING_FILE,
+    offending_atoms,
+    write_failing_frames,
+)
 from gnnff.stability.reference import StabilityReference
 from gnnff.stability.snapshot import Snapshot, ase_time_to_ps
 from gnnff.stability.tracker import StabilityTracker
@@ -77,6 +86,7 @@ class StabilityMonitor:
         total_steps: int | None = None,
         out_dir: str | os.PathLike[str] | None = None,
         stop_on_failure: bool | None = None,
+        keep_frames: int | None = None,
     ) -> None:
         self.atoms = atoms
         self.dynamics = dynamics
@@ -95,6 +105,10 @@ class StabilityMonitor:
                                 else bool(stop_on_failure))
         self.stopped = False
         self.attached = False
+        self.keep_frames = DEFAULT_KEEP if keep_frames is None else int(keep_frames)
+        if self.keep_frames < 0:
+            raise ValueError(f"keep_frames must be >= 0, got {keep_frames}")
+        self._recent: deque[Snapshot] = deque(maxlen=self.keep_frames + 1)
 
     def attach(self, interval: int | None = None) -> StabilityMonitor:
         """Attach to the dynamics (every ``config.interval`` steps unless given)."""
@@ -107,10 +121,21 @@ class StabilityMonitor:
         dyn = self.dynamics
         step = int(dyn.nsteps)
         snap = Snapshot.from_atoms(self.atoms, step=step, time_ps=step * self.dt_ps)
+        was_failed = self.tracker.failed
         ok = self.tracker.update(snap)
+        if not was_failed:
+            self._recent.append(snap)
         if ok or self.stopped:
             return
         if self.out_dir is not None:
+            if not was_failed:  # the failing frame and the checked frames before it
+                ff = self.tracker.first_failure or {}
+                if not ff.get("atom_indices"):
+                    idx = offending_atoms(snap.numbers, snap.positions, snap.cell, snap.pbc, ff)
+                    if idx:
+                        ff["atom_indices"] = idx
+                write_failing_frames(self.out_dir / FAILING_FILE, list(self._recent), ff,
+                                     source="gnnff md (ASE)")
             self.tracker.write(self.out_dir)
         if self.stop_on_failure:
             self.stopped = True

@@ -84,6 +84,7 @@ class StabilityTracker:
         self.first_failure: dict | None = None
         self.status_override: str | None = None
         self.interrupt_reason: str | None = None
+        self.halt: dict | None = None
         self.symbols: list[str] | None = None
         self.n_checks = 0
         self._radius: float | None = None
@@ -230,6 +231,14 @@ class StabilityTracker:
                                   "threshold": threshold, "step": int(step),
                                   "time_ps": float(time_ps), "also_failed": [], **detail}
 
+    def mark_halted(self, step: int, time_ps: float, reason: str) -> None:
+        """The engine ended the run early for a reason that is not one of these checks (e.g. a
+        LAMMPS ``fix halt``): status "halted", t_run is what actually ran (set
+        ``total_time_ps`` accordingly) and, without a failure, S = 1."""
+        if self.status_override is None:
+            self.status_override = "halted"
+            self.halt = {"step": int(step), "time_ps": float(time_ps), "reason": reason}
+
     def mark_interrupted(self, reason: str = "interrupted") -> None:
         """The run stopped early for a reason that is not a stability failure (e.g. Ctrl-C):
         S is then a lower bound, from the last checked time."""
@@ -323,6 +332,7 @@ class StabilityTracker:
             "failed_time_ps": ff["time_ps"] if ff else None,
             "failure": ff,
             "interrupt_reason": self.interrupt_reason,
+            "halt": self.halt,
             "n_atoms": self.n_atoms,
             "species": self.symbols,
             "ensemble": self.ensemble,

@@ -1,0 +1,223 @@
+/* fix gnnff/stability: the checks themselves (one call per check step; syntax, criteria and
+   record format: fix_gnnff_stability.cpp). The criteria mirror gnnff/stability/criteria.py
+   (same thresholds, same order); tests/test_lammps_stability.py keeps them equal.
+   Part of gnnff (GPL-2.0-or-later). */
+
+#include "fix_gnnff_stability.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "compute.h"
+#include "error.h"
+#include "force.h"
+#include "json.h"
+#include "modify.h"
+#include "pair_gnnff.h"
+#include "timer.h"
+#include "update.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace LAMMPS_NS;
+
+void FixGnnffStability::check()
+{
+  const double t0 = MPI_Wtime();
+  check_now();
+  monitor_s += MPI_Wtime() - t0;
+}
+
+void FixGnnffStability::check_now()
+{
+  if (update->whichflag != 1) return;
+  const bigint step = update->ntimestep;
+  if (step == last_checked) return;    // e.g. the setup of a run right after a checked step
+  last_checked = step;
+
+  // PE and T through the thermo computes (LAMMPS tallies energy on the steps they request)
+  modify->clearstep_compute();
+  double pe = NAN;
+  bool pe_known = false;
+  Compute *cpe = modify->get_compute_by_id("thermo_pe");
+  if (cpe && update->eflag_global == step) {
+    pe = cpe->compute_scalar();
+    pe_known = true;
+  }
+  Compute *ctemp = modify->get_compute_by_id("thermo_temp");
+  const double temp = ctemp ? ctemp->compute_scalar() : NAN;
+  modify->addstep_compute((step / nevery + 1) * nevery);    // the next end_of_step check
+
+  // local sums: kinetic energy, non-finite values; max |F|
+  double **x = atom->x, **v = atom->v, **f = atom->f;
+  const int *mask = atom->mask, *type = atom->type;
+  const int nlocal = atom->nlocal;
+  double sums[2] = {0.0, pair->diag[1]}, fmax2 = 0.0;
+  for (int i = 0; i < nlocal; i++) {
+    if (!(mask[i] & groupbit)) continue;
+    const double m = atom->rmass ? atom->rmass[i] : atom->mass[type[i]];
+    const double v2 = v[i][0] * v[i][0] + v[i][1] * v[i][1] + v[i][2] * v[i][2];
+    const double f2 = f[i][0] * f[i][0] + f[i][1] * f[i][1] + f[i][2] * f[i][2];
+    if (!std::isfinite(x[i][0] + x[i][1] + x[i][2])) sums[1] += 1;
+    if (!std::isfinite(v2)) sums[1] += 1;
+    else sums[0] += m * v2;
+    if (!std::isfinite(f2)) sums[1] += 1;
+    else fmax2 = std::max(fmax2, f2);
+  }
+  double tot[2], fmax;
+  MPI_Allreduce(sums, tot, 2, MPI_DOUBLE, MPI_SUM, world);
+  const double lf = std::sqrt(fmax2);
+  MPI_Allreduce(&lf, &fmax, 1, MPI_DOUBLE, MPI_MAX, world);
+  const double ke = 0.5 * force->mvv2e * tot[0];
+  const double n_nonfinite = tot[1];
+
+  // per species pair minimum distance (MPI_MINLOC) and the IDs of that pair
+  const size_t np = pairs.size();
+  const long ns = (long) pair->species().size();
+  struct {
+    double d;
+    int rank;
+  } loc[64], glob[64];
+  if (np > 64) error->all(FLERR, "fix gnnff/stability supports at most 64 species pairs");
+  for (size_t k = 0; k < np; k++) {
+    loc[k].d = std::sqrt(pair->pair_minsq[pairs[k].first * ns + pairs[k].second]);
+    loc[k].rank = comm->me;
+  }
+  MPI_Allreduce(loc, glob, (int) np, MPI_DOUBLE_INT, MPI_MINLOC, world);
+  std::vector<double> tags(2 * np, -1.0), gtags(2 * np, -1.0), dmin(np);
+  for (size_t k = 0; k < np; k++) {
+    dmin[k] = glob[k].d;
+    if (glob[k].rank == comm->me) {
+      const long pk = pairs[k].first * ns + pairs[k].second;
+      tags[2 * k] = (double) pair->pair_tag_i[pk];
+      tags[2 * k + 1] = (double) pair->pair_tag_j[pk];
+    }
+  }
+  if (np) MPI_Allreduce(tags.data(), gtags.data(), (int) (2 * np), MPI_DOUBLE, MPI_MAX, world);
+  if (do_contact && threshold.empty()) resolve_thresholds(dmin);
+
+  // the checks, in the order of gnnff's Python criteria
+  struct Failure {
+    std::string criterion, pair;
+    double value, threshold, ti, tj;
+  };
+  std::vector<Failure> fails;
+  if (do_finite) {
+    double count = n_nonfinite + (pe_known && !std::isfinite(pe)) + !std::isfinite(temp);
+    if (count > 0) fails.push_back({"finite", "", count, 0.0, -1, -1});
+  }
+  double tmax = tmax_given;
+  if (do_temp) {
+    if (tmax_given <= 0 && !target_fixed) {
+      double t_now;
+      std::string ens;
+      detect_thermostat(t_now, ens);
+      if (target_given > 0) target = target_given;
+      else if (t_now > 0) target = t_now;
+      else if (std::isfinite(temp) && temp > 1e-8) target = temp;
+      target_fixed = target > 0;
+    }
+    if (tmax_given <= 0 && target > 0) tmax = tfactor * target;
+    if (!std::isfinite(temp)) fails.push_back({"temperature", "", temp, tmax, -1, -1});
+    else if (tmax > 0 && temp > tmax) fails.push_back({"temperature", "", temp, tmax, -1, -1});
+    else if (tmin > 0 && temp < tmin) fails.push_back({"temperature", "", temp, tmin, -1, -1});
+  }
+  if (do_contact) {
+    long worst = -1;
+    double worst_ratio = INFINITY;
+    for (size_t k = 0; k < np; k++) {
+      if (!(dmin[k] < pair->model_cutoff())) continue;    // no such pair within the cutoff
+      const double r = dmin[k] / threshold[pair_keys[k]];
+      if (r < worst_ratio) {
+        worst_ratio = r;
+        worst = (long) k;
+      }
+    }
+    if (worst >= 0 && worst_ratio < 1.0)
+      fails.push_back({"close_contact", pair_keys[worst], dmin[worst],
+                       threshold[pair_keys[worst]], gtags[2 * worst], gtags[2 * worst + 1]});
+  }
+  double drift = NAN;
+  if (drift_limit > 0 && run_is_nve && pe_known && atom->natoms > 0) {
+    const double etot = pe + ke;
+    if (!e0_set && std::isfinite(etot)) {
+      e0 = etot;
+      e0_set = true;
+    }
+    drift = std::fabs(etot - e0) / (double) atom->natoms;
+    if (!std::isfinite(drift) || drift > drift_limit)
+      fails.push_back({"energy_conservation", "", drift, drift_limit, -1, -1});
+  }
+  if (fmax_limit > 0 && fmax > fmax_limit)
+    fails.push_back({"max_force", "", fmax, fmax_limit, -1, -1});
+
+  // configuration: kept for the failing frames and/or written for the driver
+  const bool first_failure = !fails.empty() && !failed;
+  const bool want_frame = !frames_path.empty() || (!failing_path.empty() && !failed);
+  long frame_index = -1;
+  if (want_frame) {
+    GnnffFrame fr;
+    fr.temperature = temp;
+    if (gather_frame(fr) && comm->me == 0) {
+      if (frames) {
+        write_frame_binary(fr);
+        frame_index = 1;
+      }
+      if (!failing_path.empty() && !failed) {
+        ring.push_back(std::move(fr));
+        while ((int) ring.size() > keep + 1) ring.pop_front();
+      }
+    }
+  }
+
+  if (comm->me == 0) {
+    json j;
+    j["event"] = "check";
+    j["step"] = (long long) step;
+    j["time_ps"] = elapsed_ps();
+    j["temperature"] = temp;
+    j["pe"] = pe_known ? json(pe) : json(nullptr);
+    j["ke"] = ke;
+    j["fmax"] = fmax;
+    j["nonfinite"] = n_nonfinite;
+    j["t_max"] = tmax > 0 ? json(tmax) : json(nullptr);
+    j["target_temperature"] = target > 0 ? json(target) : json(nullptr);
+    j["drift_per_atom"] = std::isfinite(drift) ? json(drift) : json(nullptr);
+    json md = json::object(), ids = json::object();
+    for (size_t k = 0; k < np; k++) {
+      const bool found = dmin[k] < pair->model_cutoff();
+      md[pair_keys[k]] = found ? json(dmin[k]) : json(nullptr);
+      if (found) ids[pair_keys[k]] = {(long long) gtags[2 * k], (long long) gtags[2 * k + 1]};
+    }
+    j["min_distance"] = md;
+    j["closest_ids"] = ids;
+    j["frame"] = frame_index >= 0;
+    j["ok"] = fails.empty();
+    json fl = json::array();
+    for (auto &e : fails) {
+      json o;
+      o["criterion"] = e.criterion;
+      o["value"] = e.value;
+      o["threshold"] = e.threshold;
+      if (!e.pair.empty()) {
+        o["pair"] = e.pair;
+        o["ids"] = {(long long) e.ti, (long long) e.tj};
+      }
+      fl.push_back(o);
+    }
+    j["failed"] = fl;
+    write_line(rec, j.dump());
+  }
+  if (!first_failure) return;
+  failed = true;
+  const Failure &e = fails.front();
+  if (!failing_path.empty() && comm->me == 0)
+    write_failing(e.criterion, e.pair, e.value, e.threshold, e.ti, e.tj);
+  ring.clear();
+  const std::string msg = fmt::format(
+      "fix {} gnnff/stability: {} check failed at step {} (value {}, threshold {}{}{})", id,
+      e.criterion, step, e.value, e.threshold, e.pair.empty() ? "" : ", pair ", e.pair);
+  if (stopmode == STOP_ERROR) error->all(FLERR, msg);
+  if (comm->me == 0) error->warning(FLERR, msg);
+  if (stopmode == STOP_SOFT || stopmode == STOP_CONTINUE) timer->force_timeout();
+}
