@@ -53,6 +53,8 @@ class BesselBasis(torch.nn.Module):
 class MLP(torch.nn.Module):
     """Dense layers with SiLU between them (none after the last)."""
 
+    last_hidden_index: int
+
     def __init__(self, sizes: list[int], bias_last: bool = True) -> None:
         super().__init__()
         layers: list[torch.nn.Module] = []
@@ -62,9 +64,21 @@ class MLP(torch.nn.Module):
             if not last:
                 layers.append(torch.nn.SiLU())
         self.net = torch.nn.Sequential(*layers)
+        # index in ``net`` of the last SiLU (-1: no hidden layer)
+        self.last_hidden_index = len(layers) - 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def forward_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output, post-activation features of the last hidden layer [.., sizes[-2]]); the
+        second is an empty [.., 0] tensor when the MLP has no hidden layer."""
+        hidden = x[..., :0]
+        for k, layer in enumerate(self.net):
+            x = layer(x)
+            if k == self.last_hidden_index:
+                hidden = x
+        return x, hidden
 
 
 def irrep_blocks(l_max: int) -> o3.Irreps:
