@@ -48,10 +48,9 @@ def _model(family: str, seed: int = 0, **extra):
 def _outputs(model, pos, cell, species):
     ei, sh = neighbor_list(pos, cell, [True] * 3, model.cutoff)
     em = ExportedModel(model)
-    out = em(torch.tensor(pos), species, torch.as_tensor(ei), torch.as_tensor(sh, dtype=torch.float64),
-             len(pos))
-    ei_t = torch.as_tensor(ei)
-    vec = torch.tensor(pos)[ei_t[1]] - torch.tensor(pos)[ei_t[0]] + torch.as_tensor(sh, dtype=torch.float64)
+    p, ei_t, sh_t = torch.tensor(pos), torch.as_tensor(ei), torch.as_tensor(sh, dtype=torch.float64)
+    out = em(p, species, ei_t, sh_t, len(pos))
+    vec = p[ei_t[1]] - p[ei_t[0]] + sh_t
     return out, (vec, species, ei_t)
 
 
