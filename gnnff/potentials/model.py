@@ -30,7 +30,7 @@ from .blocks import (
     PolynomialEnvelope,
     ZBLPrior,
 )
-from .config import resolve_model_config
+from .config import pair_tables, resolve_model_config
 
 # log u is clamped at 1e-30 so that edges at or beyond the cutoff (u = 0) get a finite logit
 
@@ -161,7 +161,8 @@ class GNNFFModel(torch.nn.Module):
         from ase.data import atomic_numbers
 
         zs = [atomic_numbers[sym] for sym in self.species]
-        self.zbl = ZBLPrior(zs, cfg["zbl_r_on"], cfg["zbl_r_off"])
+        windows, strengths = pair_tables(cfg)
+        self.zbl = ZBLPrior(zs, cfg["zbl_r_on"], cfg["zbl_r_off"], windows, strengths)
         self.register_buffer("per_species_shift", torch.zeros(self.num_species))
         self.register_buffer("per_species_scale", torch.ones(self.num_species))
         self.register_buffer("avg_num_neighbors", torch.tensor(cfg["avg_num_neighbors"]))

@@ -241,6 +241,8 @@ def _comparable_model_configs(
             return dict(cfg)  # the normal start-up path reports the bad value
 
     fitted = {"avg_num_neighbors", "species"} - set(given)
+    if given.get("zbl_pair_windows") == "auto":  # derived from the data like the two above
+        fitted.add("zbl_pair_windows")
     species = given.get("species") or stored.get("species") or ["H"]
     a, b = full(stored), full({**given, "species": species})
     return (
@@ -333,6 +335,11 @@ class Trainer:
             source=f"training set {d['train']} (sha256 {self.data_hashes['train'][:12]})",
         ).to_dict()
 
+        if mcfg.get("zbl_pair_windows") == "auto":  # the prior starts where the data ends
+            from gnnff.potentials.short_range import auto_windows
+
+            mcfg["zbl_pair_windows"] = auto_windows(
+                self.stability_reference["pair_min_distances"], mcfg["species"])
         self.model = build_model(mcfg)
         train = self.data["train"]
         shift = fit_species_shift(train, len(mcfg["species"]))
