@@ -257,6 +257,11 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
                "seeds_with_runs": sorted({int(r["seed"]) for r in rows}),
                "spearman_wall_vs_S": rho_wall,
                "per_model": per_model}
+    if "baseline" in cfg["variants"] and len(cfg["variants"]) > 1:
+        from gnnff.study.stats import all_comparisons
+
+        summary["seed_statistics"] = all_comparisons(rows, list(cfg["families"]),
+                                                     list(cfg["variants"]))
     atomic_write_text(out / "summary.md", render_markdown(cfg, summary))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     try:
@@ -397,4 +402,34 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         f"(MD results so far: seeds {summary.get('seeds_with_runs', [])}, "
         f"{summary['n_runs']} runs).",
     ]
+    lines += _seed_statistics_table(summary.get("seed_statistics") or [])
     return "\n".join(lines) + "\n"
+
+
+def _seed_statistics_table(comps: list[dict]) -> list[str]:
+    """Markdown table of :func:`gnnff.study.stats.all_comparisons` (seed-level statistics)."""
+    if not comps:
+        return []
+
+    def ci(v):
+        return "-" if not v else f"[{_f(v[0])}, {_f(v[1])}]"
+
+    lines = ["", "Seed-level statistics (unit = training seed; median stable time over the "
+             "arm's runs and mean S with 95 % cluster-bootstrap CIs over seeds; p: two-sided "
+             "paired Wilcoxon signed-rank over seeds vs baseline):", "",
+             "| family | arm | seeds | median stable time (ps) [CI] | mean S [CI] | "
+             "p (log stable time) | p (S) |", "|---|---|---|---|---|---|---|"]
+    shown = set()
+    for c in comps:
+        for arm, summ, test in (("control", c["control_summary"], None),
+                                ("treated", c["treated_summary"], c)):
+            name = c[arm]
+            if (c["family"], name) in shown:
+                continue
+            shown.add((c["family"], name))
+            p1 = _f(test["wilcoxon_log_stable_time"]["p"]) if test else "-"
+            p2 = _f(test["wilcoxon_mean_S"]["p"]) if test else "-"
+            lines.append(f"| {c['family']} | {name} | {summ['n_seeds']} | "
+                         f"{_f(summ['median_stable_ps'])} {ci(summ['median_stable_ci'])} | "
+                         f"{_f(summ['mean_S'])} {ci(summ['mean_S_ci'])} | {p1} | {p2} |")
+    return lines
