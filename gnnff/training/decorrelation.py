@@ -213,17 +213,23 @@ def per_pair_decorrelation_loss(
     idx = subsample_edges(n_edges, max_edges, generator, features[0].device)
     rows = [x if idx is None else x.index_select(0, idx) for x in features]
     pid = pair_ids if idx is None else pair_ids.index_select(0, idx)
-    ids, counts = torch.unique(pid, return_counts=True)
-    total, used = zero, 0
-    for p, n in zip(ids.tolist(), counts.tolist(), strict=True):
-        if n < min_edges:
-            continue
-        sel = (pid == p).nonzero().squeeze(1)
-        per = torch.cat([_stacked_lcorr(x.index_select(0, sel).unsqueeze(0), eps) for x in rows])
-        total = total + per
-        used += 1
-    per_layer = total / max(used, 1)
-    return per_layer.mean(), per_layer
+    order = torch.argsort(pid, stable=True)  # edges grouped by pair: contiguous slices
+    _, counts = torch.unique_consecutive(pid.index_select(0, order), return_counts=True)
+    sizes = counts.tolist()
+    if all(x.shape[1] == rows[0].shape[1] for x in rows):
+        groups = [torch.stack(rows).index_select(1, order)]  # [L, M, C]
+    else:  # layers of different widths: one at a time
+        groups = [x.index_select(0, order).unsqueeze(0) for x in rows]
+    per_layer = []
+    for g in groups:
+        total, used = g.new_zeros(g.shape[0]), 0
+        for chunk, n in zip(torch.split(g, sizes, dim=1), sizes, strict=True):
+            if n >= min_edges:
+                total = total + _stacked_lcorr(chunk, eps)
+                used += 1
+        per_layer.append(total / max(used, 1))
+    per = torch.cat(per_layer)
+    return per.mean(), per
 
 
 def variant_loss(
