@@ -132,7 +132,8 @@ def collect_rows(cfg: dict, out: Path) -> list[dict[str, Any]]:
             key = Path(name).stem
             row[f"{key}_energy_mae"] = res.get("energy_mae")
             row[f"{key}_force_mae"] = res.get("force_mae")
-            row[f"{key}_lcorr"] = res.get("lcorr")
+            row[f"{key}_lcorr"] = res.get("lcorr")  # residual-stream (basis-dependent)
+            row[f"{key}_feature_corr"] = res.get("feature_corr")  # invariant
         row["valid_lcorr"] = tr.get("final_lcorr")
         rows.append(row)
     return rows
@@ -226,6 +227,7 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     per_model = [{"model": mid, "family": rs[0]["family"], "variant": rs[0]["variant"],
                   "mean_S": statistics.mean(r["stability_index"] for r in rs),
                   "lcorr": rs[0].get(f"{eval_key}_lcorr"),
+                  "feature_corr": rs[0].get(f"{eval_key}_feature_corr"),
                   "force_mae": rs[0].get(f"{eval_key}_force_mae"),
                   "wall_eV": _short_range_walls(out, mid)}
                  for mid, rs in by_model.items()]
@@ -257,6 +259,11 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
                "seeds_with_runs": sorted({int(r["seed"]) for r in rows}),
                "spearman_wall_vs_S": rho_wall,
                "per_model": per_model}
+    inv = [(m["feature_corr"], m["mean_S"]) for m in per_model
+           if m.get("feature_corr") is not None]
+    # the invariant feature correlation (a property of the potential) against S, per model
+    summary["spearman_feature_corr_vs_S"] = (
+        spearman([c for c, _ in inv], [x for _, x in inv]) if len(inv) >= 3 else None)
     if "baseline" in cfg["variants"] and len(cfg["variants"]) > 1:
         from gnnff.study.stats import all_comparisons
 
@@ -402,6 +409,10 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         f"(MD results so far: seeds {summary.get('seeds_with_runs', [])}, "
         f"{summary['n_runs']} runs).",
     ]
+    if summary.get("spearman_feature_corr_vs_S") is not None:
+        lines += ["", "Spearman rho of the invariant feature correlation (post-activation, per "
+                  "species pair) vs mean S, per model: "
+                  f"{_f(summary['spearman_feature_corr_vs_S'])}"]
     lines += _seed_statistics_table(summary.get("seed_statistics") or [])
     return "\n".join(lines) + "\n"
 
