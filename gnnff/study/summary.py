@@ -387,7 +387,8 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         f"runs {cfg['jobs']} job(s) at once on a shared machine, so a few % either way is noise "
         "(the controlled figure: `benchmarks/bench_training.py`).",
         "",
-        f"Spearman rho (feature correlation L_corr on {cfg['eval'][0]} vs mean Stability Index"
+        f"Spearman rho (residual-stream correlation L_corr, basis-dependent, on "
+        f"{cfg['eval'][0]} vs mean Stability Index"
         f", per model, {summary['n_models']} models): {_f(summary['spearman_lcorr_vs_S'])}; "
         "within a family: " + ", ".join(
             f"{fam} {_f(r)}" for fam, r in summary["spearman_lcorr_vs_S_by_family"].items()),
