@@ -195,3 +195,21 @@ def test_each_variant_lowers_its_own_lcorr(data, tmp_path):
         base = _own_lcorr(*models["base"], v)
         own = _own_lcorr(*models[v], v)
         assert own < base - 0.02, (v, base, own)
+
+
+def test_runs_from_before_the_variants_resume(data, tmp_path):
+    """A checkpoint whose config predates decorrelation.variant / decay_* resumes (the missing
+    keys meant the defaults), and a real change of variant is still refused."""
+    cfg = config(data, train="small.extxyz", training={"epochs": 1})
+    Trainer(cfg, tmp_path / "old", log=quiet).fit()
+    path = tmp_path / "old" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    for key in ("variant", "decay_shape", "decay_epochs"):
+        del ckpt["config"]["decorrelation"][key]
+    torch.save(ckpt, path)
+    more = config(data, train="small.extxyz", training={"epochs": 2})
+    assert Trainer(more, tmp_path / "old", resume=True, log=quiet).epoch == 1
+    other = config(data, train="small.extxyz", training={"epochs": 2},
+                   decorrelation={"variant": "per_pair"})
+    with pytest.raises(ConfigError, match="decorrelation.variant"):
+        Trainer(other, tmp_path / "old", resume=True, log=quiet)

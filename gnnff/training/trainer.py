@@ -25,7 +25,7 @@ import torch
 from gnnff.io_utils import atomic_write, atomic_write_json, atomic_write_text, sha256_file
 from gnnff.stability.reference import StabilityReference
 
-from .config import ConfigError
+from .config import ConfigError, default_config
 from .data import (
     Batch,
     Structure,
@@ -401,6 +401,9 @@ class Trainer:
             a, b = old.get(sec), self.cfg[sec]
             if sec == "model" and isinstance(a, dict) and isinstance(b, dict):
                 a, b = _comparable_model_configs(a, b)
+            elif sec == "decorrelation" and isinstance(a, dict):
+                # keys added later (variant, decay_*) take the defaults the old run used
+                a = {**default_config()["decorrelation"], **a}
             if sec == "training":
                 a = {k: v for k, v in (a or {}).items() if k not in _RESUME_FREE}
                 b = {k: v for k, v in b.items() if k not in _RESUME_FREE}
