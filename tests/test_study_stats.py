@@ -84,3 +84,16 @@ def test_bench_config_loads_and_refuses_missing_starts(tmp_path):
     cfg["eval"] = []
     with pytest.raises(FileNotFoundError, match=r"SiO1.10 at 1000 K start 1"):
         _check_inputs(cfg)
+
+
+def test_bench_starts_preset_makes_only_the_bench_starts():
+    from gnnff.data.generate import state_points
+    from gnnff.data.presets import load_preset
+    from gnnff.study.config import load_study_config
+
+    pre = load_preset(str(ROOT / "examples/study/bench_starts_preset.yaml"))
+    assert state_points(pre) == []  # no training state points: reference MD only
+    cfg = load_study_config(ROOT / "examples/study/bench_sio_rich.yaml")
+    assert [float(t) for t in pre["reference_md"]["temperatures"]] == [
+        float(t) for t in cfg["md"]["temperatures"]]
+    assert {f"a-{s}" for s in cfg["md"]["systems"]} == set(pre["reference_md"]["systems"])
