@@ -47,12 +47,15 @@ class FeatureDiagnostics:
             )
         self.residual.update(list(features[:nl]))
         pid = edge_pair_ids(species, edge_index, self.num_species)
-        self.post_activation.update(list(features[nl : 2 * nl]), pid)
+        hidden = list(features[nl : 2 * nl])
+        if all(h.shape[1] > 0 for h in hidden):  # MLPs without a hidden layer: no features
+            self.post_activation.update(hidden, pid)
         self.tensor.update(list(features[2 * nl :]))
 
     def summary(self) -> dict[str, Any]:
         """``feature_corr``, ``tensor_norm_corr``, ``residual_stream_corr`` (NaN when no edge
-        was seen) and their ``*_per_layer`` lists."""
+        was seen, and ``feature_corr`` NaN for MLPs without a hidden layer) and their
+        ``*_per_layer`` lists."""
         out: dict[str, Any] = {}
         for name, per in (
             ("feature_corr", self.post_activation.per_layer()),
