@@ -1,12 +1,14 @@
-"""Training-step time with and without the decorrelation loss, side by side.
+"""Training-step time with and without the decorrelation loss (every variant), side by side.
 
-    python benchmarks/bench_training.py [--quick]
+    python benchmarks/bench_training.py [--quick] [--variants residual,per_pair]
 
 One realistic SiO2 batch (random amorphous-density cells, the default model hyperparameters)
 goes through the trainer's own step (forward with create_graph, loss, backward, AdamW step) for
-two trainers that differ only in ``decorrelation.enabled``. Steps are interleaved after a
-warm-up (``timing.timed_side_by_side``); samples during which other processes used more than
-15 % of the machine are dropped; medians are reported with the overhead in %.
+a baseline trainer and one trainer per ``decorrelation.variant`` (default: all of them), which
+differ only in the ``decorrelation`` section. Steps are interleaved after a warm-up
+(``timing.timed_side_by_side``); samples during which other processes used more than 15 % of
+the machine are dropped; medians are reported with the overhead in %, also paired (median of
+the per-round ratios to the baseline step of the same round).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ sys.path.insert(1, str(HERE.parent))
 from timing import busy_columns, paired_ratio, timed_side_by_side  # noqa: E402
 
 
-def _trainers(tmp: Path, quick: bool, max_edges: int | None = None):
+def _trainers(tmp: Path, quick: bool, max_edges: int | None = None,
+              variants: tuple[str, ...] = ("residual",)):
     import ase.io
 
     from gnnff.training.config import validate_config
@@ -35,11 +38,13 @@ def _trainers(tmp: Path, quick: bool, max_edges: int | None = None):
     ase.io.write(tmp / "train.extxyz", frames)
     ase.io.write(tmp / "valid.extxyz", frames[:1])
     out = {}
-    for name, enabled in (("baseline", False), ("decorrelation", True)):
+    for name in ("baseline", *variants):
+        enabled = name != "baseline"
         cfg = validate_config({
             "data": {"train": str(tmp / "train.extxyz"), "valid": str(tmp / "valid.extxyz")},
             "model": {"family": "allegro", "cutoff": 5.0},
             "decorrelation": {"enabled": enabled, "scheduler": "constant", "lambda_max": 0.05,
+                              "variant": name if enabled else "residual",
                               **({"max_edges": max_edges} if max_edges else {})},
             "training": {"batch_size": 4, "progress": False},
         })
@@ -59,45 +64,48 @@ def _loss_only(trainer, batch, repeats: int) -> dict:
     cost, free of the step-to-step noise of the full step)."""
     import torch
 
-    from gnnff.training.decorrelation import decorrelation_loss
+    from gnnff.training.decorrelation import edge_pair_ids, variant_feature_kind, variant_loss
     from gnnff.training.trainer import predict
 
-    out = predict(trainer.model, batch, forces=False, features=True)
+    variant = trainer.cfg["decorrelation"]["variant"]
+    out = predict(trainer.model, batch, forces=False, features=True,
+                  feature_kind=variant_feature_kind(variant))
     feats = [f.detach().requires_grad_(True) for f in out["features"]]
+    pairs = edge_pair_ids(batch.species, batch.edge_index, trainer.model.num_species)
     m = trainer.cfg["decorrelation"]["max_edges"]
     gen = torch.Generator().manual_seed(0)
 
     def fn() -> None:
-        loss, _ = decorrelation_loss(feats, m, gen)
+        loss, _ = variant_loss(variant, feats, pairs, m, gen)
         loss.backward()
 
     return timed_side_by_side({"loss": fn}, repeats * 5, warmup=5)["loss"]
 
 
 def run(quick: bool = False, max_edges: int | None = None,
-        repeats: int | None = None) -> list[dict]:
-    """Median step time (ms) of both variants and the decorrelation overhead (%)."""
+        repeats: int | None = None, variants: tuple[str, ...] = ("residual",)) -> list[dict]:
+    """Median step time (ms) of the baseline and of each loss variant, with the overhead (%)."""
     import torch
 
     from gnnff.training.data import collate
 
     repeats = repeats or (6 if quick else 40)
     with tempfile.TemporaryDirectory() as d:
-        trainers, n_atoms = _trainers(Path(d), quick, max_edges)
-        m_used = trainers["decorrelation"].cfg["decorrelation"]["max_edges"]
+        trainers, n_atoms = _trainers(Path(d), quick, max_edges, variants)
+        m_used = trainers[variants[0]].cfg["decorrelation"]["max_edges"]
         batches = {k: collate(t.data["train"], t.dtype) for k, t in trainers.items()}
         n_edges = int(batches["baseline"].edge_index.shape[1])
         fns = {k: (lambda t=t, b=batches[k]: _step(t, b)) for k, t in trainers.items()}
         res = timed_side_by_side(fns, repeats, warmup=2)
-        loss_only = _loss_only(trainers["decorrelation"], batches["decorrelation"], repeats)
+        loss_only = {v: _loss_only(trainers[v], batches[v], repeats) for v in variants}
     base = res["baseline"]["median_s"]
     paired = {k: 100.0 * (paired_ratio(res, k, "baseline") - 1.0) for k in res}
     return [{"variant": k, "atoms": n_atoms, "edges": n_edges,
              "median_step_ms": 1e3 * r["median_s"], "min_step_ms": 1e3 * r["min_s"],
              "overhead_pct": 100.0 * (r["median_s"] / base - 1.0),
              "paired_overhead_pct": paired[k],
-             "loss_fwd_bwd_ms": 1e3 * loss_only["median_s"] if k == "decorrelation" else "-",
-             "max_edges": m_used if k == "decorrelation" else "-",
+             "loss_fwd_bwd_ms": 1e3 * loss_only[k]["median_s"] if k in loss_only else "-",
+             "max_edges": m_used if k in loss_only else "-",
              "threads": torch.get_num_threads(), **busy_columns(r)}
             for k, r in res.items()]
 
@@ -109,14 +117,23 @@ def main() -> None:
     p.add_argument("--max-edges", type=int, default=None,
                    help="decorrelation.max_edges (default: the config default)")
     p.add_argument("--repeats", type=int, default=None, help="timed steps per variant")
+    p.add_argument("--variants", default="residual,post_activation,per_pair,tensor",
+                   help="comma-separated decorrelation.variant values to time")
     args = p.parse_args()
+    from gnnff.training.decorrelation import VARIANTS
+
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or not variants:
+        p.error(f"--variants: unknown {bad} (valid: {', '.join(VARIANTS)})")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     from run_all import format_table
 
-    print(format_table(run(quick=args.quick, max_edges=args.max_edges, repeats=args.repeats)))
+    print(format_table(run(quick=args.quick, max_edges=args.max_edges, repeats=args.repeats,
+                           variants=variants)))
 
 
 if __name__ == "__main__":

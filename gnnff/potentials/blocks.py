@@ -53,6 +53,8 @@ class BesselBasis(torch.nn.Module):
 class MLP(torch.nn.Module):
     """Dense layers with SiLU between them (none after the last)."""
 
+    last_hidden_index: int
+
     def __init__(self, sizes: list[int], bias_last: bool = True) -> None:
         super().__init__()
         layers: list[torch.nn.Module] = []
@@ -62,9 +64,21 @@ class MLP(torch.nn.Module):
             if not last:
                 layers.append(torch.nn.SiLU())
         self.net = torch.nn.Sequential(*layers)
+        # index in ``net`` of the last SiLU (-1: no hidden layer)
+        self.last_hidden_index = len(layers) - 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def forward_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output, post-activation features of the last hidden layer [.., sizes[-2]]); the
+        second is an empty [.., 0] tensor when the MLP has no hidden layer."""
+        hidden = x[..., :0]
+        for k, layer in enumerate(self.net):
+            x = layer(x)
+            if k == self.last_hidden_index:
+                hidden = x
+        return x, hidden
 
 
 def irrep_blocks(l_max: int) -> o3.Irreps:
@@ -184,18 +198,46 @@ _ZBL_D = (3.19980, 0.94229, 0.40290, 0.20162)
 class ZBLPrior(torch.nn.Module):
     """ZBL screened nuclear repulsion as a pair term per edge, half of each pair energy to the
     centre of each directed edge, switched off smoothly (C2 smoothstep) between r_on and r_off
-    (A). Output [E] in eV."""
+    (A). Output [E] in eV.
+
+    ``pair_windows`` / ``pair_scale`` (optional, flattened [S*S] lists indexed
+    ``s_i * S + s_j``, symmetric): a switching window [r_on, r_off] and a strength factor per
+    species pair (see :mod:`gnnff.potentials.short_range`); without them the global window and
+    strength 1 apply (and the arithmetic is exactly the original one)."""
 
     r_on: float
     r_off: float
+    per_pair: bool
+    num_species: int
 
-    def __init__(self, atomic_numbers: list[int], r_on: float, r_off: float) -> None:
+    def __init__(
+        self,
+        atomic_numbers: list[int],
+        r_on: float,
+        r_off: float,
+        pair_windows: list[list[float]] | None = None,
+        pair_scale: list[float] | None = None,
+    ) -> None:
         super().__init__()
         self.register_buffer("z", torch.tensor(atomic_numbers, dtype=torch.get_default_dtype()))
         self.register_buffer("zbl_c", torch.tensor(_ZBL_C, dtype=torch.get_default_dtype()))
         self.register_buffer("zbl_d", torch.tensor(_ZBL_D, dtype=torch.get_default_dtype()))
         self.r_on = float(r_on)
         self.r_off = float(r_off)
+        n = len(atomic_numbers)
+        self.num_species = n
+        self.per_pair = pair_windows is not None or pair_scale is not None
+        windows = pair_windows or [[self.r_on, self.r_off]] * (n * n)
+        scale = pair_scale or [1.0] * (n * n)
+        if len(windows) != n * n or len(scale) != n * n:
+            raise ValueError(f"pair_windows / pair_scale need {n * n} entries (S*S)")
+        dt = torch.get_default_dtype()
+        # derived from the model config, so not stored in the state dict (old files still load)
+        self.register_buffer("pair_r_on", torch.tensor([w[0] for w in windows], dtype=dt),
+                             persistent=False)
+        self.register_buffer("pair_r_off", torch.tensor([w[1] for w in windows], dtype=dt),
+                             persistent=False)
+        self.register_buffer("pair_scale", torch.tensor(scale, dtype=dt), persistent=False)
 
     def forward(self, r: torch.Tensor, si: torch.Tensor, sj: torch.Tensor) -> torch.Tensor:
         zi = self.z.index_select(0, si)
@@ -203,6 +245,14 @@ class ZBLPrior(torch.nn.Module):
         a = 0.46850 / (torch.pow(zi, 0.23) + torch.pow(zj, 0.23))
         x = r / a
         phi = (self.zbl_c * torch.exp(-self.zbl_d * x.unsqueeze(-1))).sum(-1)
-        t = ((r - self.r_on) / (self.r_off - self.r_on)).clamp(0.0, 1.0)
-        switch = 1.0 - t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)
+        if self.per_pair:
+            pair = si * self.num_species + sj
+            on = self.pair_r_on.index_select(0, pair)
+            off = self.pair_r_off.index_select(0, pair)
+            t = ((r - on) / (off - on)).clamp(0.0, 1.0)
+            switch = 1.0 - t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)
+            switch = switch * self.pair_scale.index_select(0, pair)
+        else:
+            t = ((r - self.r_on) / (self.r_off - self.r_on)).clamp(0.0, 1.0)
+            switch = 1.0 - t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)
         return 7.1998225 * zi * zj / r * phi * switch

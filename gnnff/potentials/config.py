@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 FAMILIES = ("allegro", "allegro-attn")
@@ -28,6 +28,8 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "zbl_r_off": 2.0,
     # per-element reference energies: "average" (least squares), "isolated_atoms" or {el: eV}
     "e0s": "average",
+    "zbl_pair_windows": None,
+    "zbl_pair_scale": None,
 }
 
 _ATTN_DEFAULTS: dict[str, Any] = {
@@ -73,6 +75,75 @@ def resolve_model_config(config: dict[str, Any]) -> dict[str, Any]:
         cfg[key] = copy.deepcopy(value)
     _validate(cfg)
     return cfg
+
+
+def canonical_pair(key: str, species: list[str]) -> str:
+    """``"Si-O"`` -> ``"O-Si"`` (symbols sorted alphabetically, as in the stability reference);
+    ValueError when a symbol is not one of ``species``."""
+    parts = str(key).split("-")
+    if len(parts) != 2 or not all(p in species for p in parts):
+        raise ValueError(f"species pair {key!r} must look like 'A-B' with A, B in {species}")
+    return "-".join(sorted(parts))
+
+
+def _window(key: str, value: Any) -> list[float]:
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    if not ok or not 0 <= value[0] < value[1]:
+        raise ValueError(f"zbl_pair_windows[{key!r}] must be [r_on, r_off] with "
+                         f"0 <= r_on < r_off (A), got {value!r}")
+    return [float(value[0]), float(value[1])]
+
+
+def _strength(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"zbl_pair_scale[{key!r}] must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _pair_table(cfg: dict[str, Any], name: str, check: Callable[[str, Any], Any]) -> Any:
+    """Validate a per-pair table (``{"O-Si": value}``) with canonical keys; ``"auto"`` is kept
+    for ``zbl_pair_windows`` (the trainer derives it from the training data)."""
+    table = cfg[name]
+    if table is None or (name == "zbl_pair_windows" and table == "auto"):
+        return table
+    if not isinstance(table, dict):
+        hint = ", 'auto'" if name == "zbl_pair_windows" else ""
+        raise ValueError(f"model config {name!r} must be null{hint} or a mapping "
+                         f"{{'A-B': ...}}, got {table!r}")
+    out = {}
+    for key, value in table.items():
+        pair = canonical_pair(key, cfg["species"])
+        out[pair] = check(pair, value)
+    if name == "zbl_pair_windows":
+        for pair, (_, off) in out.items():
+            if off > cfg["cutoff"]:
+                raise ValueError(f"zbl_pair_windows[{pair!r}] ends at {off} A, beyond the "
+                                 f"cutoff {cfg['cutoff']} A")
+    return out
+
+
+def pair_tables(cfg: dict[str, Any]) -> tuple[list[list[float]] | None, list[float] | None]:
+    """The resolved config's per-pair ZBL windows and strengths as flattened [S*S] lists
+    (index s_i * S + s_j), missing pairs filled with the global window / strength 1;
+    (None, None) when neither table is set. ValueError for an unresolved ``"auto"``."""
+    windows, scale = cfg.get("zbl_pair_windows"), cfg.get("zbl_pair_scale")
+    if windows == "auto":
+        raise ValueError(
+            "zbl_pair_windows is 'auto': it is derived from the training set's per-pair "
+            "minimum distances by `gnnff train`; to build a model directly give explicit "
+            "windows {'A-B': [r_on, r_off]} (see gnnff.potentials.short_range)"
+        )
+    if windows is None and scale is None:
+        return None, None
+    sp = cfg["species"]
+    flat_w, flat_s = [], []
+    for a in sp:
+        for b in sp:
+            key = "-".join(sorted((a, b)))
+            flat_w.append(list((windows or {}).get(key, [cfg["zbl_r_on"], cfg["zbl_r_off"]])))
+            flat_s.append(float((scale or {}).get(key, 1.0)))
+    return flat_w, flat_s
 
 
 def _validate(cfg: dict[str, Any]) -> None:
@@ -125,6 +196,8 @@ def _validate(cfg: dict[str, Any]) -> None:
             f"{cfg['zbl_r_on']}, {cfg['zbl_r_off']}, cutoff {cfg['cutoff']}"
         )
     _validate_e0s(cfg)
+    cfg["zbl_pair_windows"] = _pair_table(cfg, "zbl_pair_windows", _window)
+    cfg["zbl_pair_scale"] = _pair_table(cfg, "zbl_pair_scale", _strength)
     if cfg["family"] == "allegro-attn":
         heads = cfg["attn_heads"]
         if not isinstance(heads, int) or heads < 1 or cfg["num_tensor"] % heads:

@@ -30,7 +30,7 @@ from .blocks import (
     PolynomialEnvelope,
     ZBLPrior,
 )
-from .config import resolve_model_config
+from .config import pair_tables, resolve_model_config
 
 # log u is clamped at 1e-30 so that edges at or beyond the cutoff (u = 0) get a finite logit
 
@@ -73,16 +73,19 @@ class AllegroLayer(torch.nn.Module):
         centre: torch.Tensor,
         num_atoms: int,
         env_norm: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_next [E, S], v_next [E, C, D], post-activation features of the latent MLP's last
+        hidden layer [E, H])."""
         w = self.env_weights(x, u, log_u, centre, num_atoms, env_norm)  # [E, C]
         terms = w.unsqueeze(-1) * y.unsqueeze(1)  # [E, C, D]
         env = torch.zeros(
             (num_atoms, terms.shape[1], terms.shape[2]), dtype=terms.dtype, device=terms.device
         ).index_add(0, centre, terms)
         scalars, tensors = self.tp(env.index_select(0, centre), v)
-        update = self.latent_mlp(torch.cat([x, scalars], dim=1)) * u.unsqueeze(-1)
+        update, hidden = self.latent_mlp.forward_hidden(torch.cat([x, scalars], dim=1))
+        update = update * u.unsqueeze(-1)
         x = (x + self.residual_a * update) * self.residual_norm
-        return x, self.linear(tensors)
+        return x, self.linear(tensors), hidden
 
 
 class AttentionAllegroLayer(AllegroLayer):
@@ -126,6 +129,7 @@ class GNNFFModel(torch.nn.Module):
     species: list[str]
     cutoff: float
     num_layers: int
+    l_max: int
     num_species: int
     family: str
     use_zbl: bool
@@ -138,6 +142,7 @@ class GNNFFModel(torch.nn.Module):
         self.num_species = len(self.species)
         self.cutoff = float(cfg["cutoff"])
         self.num_layers = int(cfg["num_layers"])
+        self.l_max = int(cfg["l_max"])
         self.family = cfg["family"]
         s, c, k = cfg["num_scalar"], cfg["num_tensor"], cfg["species_embed_dim"]
         self.envelope = PolynomialEnvelope(self.cutoff, cfg["poly_p"])
@@ -156,7 +161,8 @@ class GNNFFModel(torch.nn.Module):
         from ase.data import atomic_numbers
 
         zs = [atomic_numbers[sym] for sym in self.species]
-        self.zbl = ZBLPrior(zs, cfg["zbl_r_on"], cfg["zbl_r_off"])
+        windows, strengths = pair_tables(cfg)
+        self.zbl = ZBLPrior(zs, cfg["zbl_r_on"], cfg["zbl_r_off"], windows, strengths)
         self.register_buffer("per_species_shift", torch.zeros(self.num_species))
         self.register_buffer("per_species_scale", torch.ones(self.num_species))
         self.register_buffer("avg_num_neighbors", torch.tensor(cfg["avg_num_neighbors"]))
@@ -213,11 +219,26 @@ class GNNFFModel(torch.nn.Module):
         edge_index: torch.Tensor,
         num_atoms: int,
         return_features: bool = False,
+        feature_kind: str = "residual",
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Atomic energies [num_atoms] (eV) from edge vectors r_ij = pos_j - pos_i + shift
         (edge_vec [E,3], A), species [num_atoms] int64 and edge_index [2,E] int64 (row 0 =
-        centre). With ``return_features`` also the scalar edge latents of every layer
-        ([E, num_scalar] each); otherwise an empty list."""
+        centre). With ``return_features`` also per-layer edge features of ``feature_kind``
+        (otherwise an empty list), all from this same pass:
+
+        - ``residual``: the scalar residual stream x_l after every layer [E, num_scalar]
+          (basis-dependent: see :mod:`gnnff.potentials.reparam`);
+        - ``post_activation``: every layer's latent-MLP last hidden layer after the SiLU
+          [E, mlp_hidden[-1]] (fixed by the nonlinearity up to a permutation);
+        - ``tensor``: norms of the l > 0 blocks of the tensor features entering every layer's
+          tensor product, [E, num_tensor * l_max] (channel-major, then l);
+        - ``all``: the three lists concatenated (3 * num_layers entries, in that order).
+        """
+        if feature_kind not in ("residual", "post_activation", "tensor", "all"):
+            raise ValueError(
+                "feature_kind must be one of residual, post_activation, tensor, all; got "
+                + feature_kind
+            )
         if species.shape[0] != num_atoms:
             raise ValueError(
                 "species has "
@@ -279,10 +300,28 @@ class GNNFFModel(torch.nn.Module):
         x = self.two_body(h) * u.unsqueeze(-1)
         v = self.init_tensor_weight(x).unsqueeze(-1) * y.unsqueeze(1)
         env_norm = torch.rsqrt(self.avg_num_neighbors)
+        residual: list[torch.Tensor] = []
+        hidden: list[torch.Tensor] = []
+        tensor: list[torch.Tensor] = []
         for layer in self.layers:
-            x, v = layer(x, v, y, u, log_u, centre, num_atoms, env_norm)
+            if return_features and (feature_kind == "tensor" or feature_kind == "all"):
+                vl = v[:, :, 1:]  # drop the l = 0 component
+                sq = vl * vl
+                norms: list[torch.Tensor] = []
+                for ll in range(1, self.l_max + 1):
+                    norms.append(sq[:, :, ll * ll - 1 : (ll + 1) * (ll + 1) - 1].sum(-1))
+                tensor.append(torch.sqrt(torch.stack(norms, dim=-1) + 1e-12).flatten(1))
+            x, v, h = layer(x, v, y, u, log_u, centre, num_atoms, env_norm)
             if return_features:
-                features.append(x)
+                residual.append(x)
+                hidden.append(h)
+        if return_features:
+            if feature_kind == "residual" or feature_kind == "all":
+                features.extend(residual)
+            if feature_kind == "post_activation" or feature_kind == "all":
+                features.extend(hidden)
+            if feature_kind == "tensor" or feature_kind == "all":
+                features.extend(tensor)
         e_edge = self.edge_energy(x).squeeze(-1) * u * env_norm
         raw = torch.zeros(num_atoms, dtype=e_edge.dtype, device=e_edge.device)
         raw = raw.index_add(0, centre, e_edge)
@@ -299,7 +338,9 @@ class GNNFFModel(torch.nn.Module):
         num_atoms: int,
     ) -> torch.Tensor:
         """Atomic energies [num_atoms] (eV); see :meth:`energy_from_edges`."""
-        return self.energy_from_edges(edge_vec, species, edge_index, num_atoms, False)[0]
+        return self.energy_from_edges(edge_vec, species, edge_index, num_atoms, False, "residual")[
+            0
+        ]
 
 
 def build_model(config: dict) -> GNNFFModel:

@@ -44,7 +44,7 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     handles += [plt.Line2D([], [], color="grey", marker=mk, ls="", label=v)
                 for v, mk in (("baseline", "o"), ("decorrelated", "^"))]
     a1.legend(handles=handles, fontsize=7)
-    a1.set_xlabel("feature correlation L_corr (ID test)")
+    a1.set_xlabel("residual-stream correlation L_corr (ID test; basis-dependent)")
     a1.set_ylabel("mean Stability Index (one point per model)")
     a1.set_title(f"Spearman rho = {rho:.2f}")
     a2.set_xlabel("force MAE, ID test (meV/A)")

@@ -74,10 +74,16 @@ def eval_unit(cfg: dict, model_path: str, out_path: str) -> dict:
     return result
 
 
-def _system_file(cfg: dict, template: str | None, temperature: float) -> Path | None:
+def _system_file(cfg: dict, template: str | None, temperature: float,
+                 start: int | None = None) -> Path | None:
+    """The file of ``template`` ({T}: temperature; {start}: start index, for starts taken from
+    independent melt-quench runs, one file each) or None when it does not exist."""
     if not template:
         return None
-    path = Path(cfg["data"]["dir"]) / template.replace("{T}", f"{temperature:g}")
+    name = template.replace("{T}", f"{temperature:g}")
+    if start is not None:
+        name = name.replace("{start}", str(start))
+    path = Path(cfg["data"]["dir"]) / name
     return path if path.is_file() else None
 
 
@@ -99,13 +105,18 @@ def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
             return report
     md = cfg["md"]
     spec = md["systems"][unit.system]
-    starts_file = _system_file(cfg, spec["starts"], unit.temperature)
+    independent = "{start}" in spec["starts"]
+    starts_file = _system_file(cfg, spec["starts"], unit.temperature,
+                               unit.start if independent else None)
     if starts_file is None:
         raise FileNotFoundError(f"starting structures for {unit.system} at "
                                 f"{unit.temperature:g} K not found ({spec['starts']})")
     frames = ase.io.read(starts_file, index=":")
-    picks = np.linspace(0, len(frames) - 1, int(md["n_starts"])).round().astype(int)
-    atoms = frames[int(picks[unit.start])]
+    if independent:  # one melt-quench run per start: its last frame
+        atoms = frames[-1]
+    else:  # frames of one trajectory, evenly spaced
+        picks = np.linspace(0, len(frames) - 1, int(md["n_starts"])).round().astype(int)
+        atoms = frames[int(picks[unit.start])]
     atoms.calc = None
     ref_file = _system_file(cfg, spec.get("reference"), unit.temperature)
     scfg = StabilityConfig.from_dict(dict(md.get("stability") or {}))
@@ -222,9 +233,13 @@ def _check_inputs(cfg: dict) -> None:
     data = Path(cfg["data"]["dir"])
     missing = [str(data / name) for name in cfg["eval"] if not (data / name).is_file()]
     for name, spec in cfg["md"]["systems"].items():
+        starts = range(int(cfg["md"]["n_starts"])) if "{start}" in spec["starts"] else [None]
         for t in cfg["md"]["temperatures"]:
-            if _system_file(cfg, spec["starts"], float(t)) is None:
-                missing.append(f"{data / spec['starts']} (md.systems.{name} at {float(t):g} K)")
+            for k in starts:
+                if _system_file(cfg, spec["starts"], float(t), k) is None:
+                    at = f" start {k}" if k is not None else ""
+                    missing.append(f"{data / spec['starts']} (md.systems.{name} at "
+                                   f"{float(t):g} K{at})")
     if missing:
         raise FileNotFoundError(
             "study inputs not found: " + "; ".join(missing)

@@ -132,7 +132,8 @@ def collect_rows(cfg: dict, out: Path) -> list[dict[str, Any]]:
             key = Path(name).stem
             row[f"{key}_energy_mae"] = res.get("energy_mae")
             row[f"{key}_force_mae"] = res.get("force_mae")
-            row[f"{key}_lcorr"] = res.get("lcorr")
+            row[f"{key}_lcorr"] = res.get("lcorr")  # residual-stream (basis-dependent)
+            row[f"{key}_feature_corr"] = res.get("feature_corr")  # invariant
         row["valid_lcorr"] = tr.get("final_lcorr")
         rows.append(row)
     return rows
@@ -226,6 +227,7 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     per_model = [{"model": mid, "family": rs[0]["family"], "variant": rs[0]["variant"],
                   "mean_S": statistics.mean(r["stability_index"] for r in rs),
                   "lcorr": rs[0].get(f"{eval_key}_lcorr"),
+                  "feature_corr": rs[0].get(f"{eval_key}_feature_corr"),
                   "force_mae": rs[0].get(f"{eval_key}_force_mae"),
                   "wall_eV": _short_range_walls(out, mid)}
                  for mid, rs in by_model.items()]
@@ -257,6 +259,16 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
                "seeds_with_runs": sorted({int(r["seed"]) for r in rows}),
                "spearman_wall_vs_S": rho_wall,
                "per_model": per_model}
+    inv = [(m["feature_corr"], m["mean_S"]) for m in per_model
+           if m.get("feature_corr") is not None]
+    # the invariant feature correlation (a property of the potential) against S, per model
+    summary["spearman_feature_corr_vs_S"] = (
+        spearman([c for c, _ in inv], [x for _, x in inv]) if len(inv) >= 3 else None)
+    if "baseline" in cfg["variants"] and len(cfg["variants"]) > 1:
+        from gnnff.study.stats import all_comparisons
+
+        summary["seed_statistics"] = all_comparisons(rows, list(cfg["families"]),
+                                                     list(cfg["variants"]))
     atomic_write_text(out / "summary.md", render_markdown(cfg, summary))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     try:
@@ -375,7 +387,8 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         f"runs {cfg['jobs']} job(s) at once on a shared machine, so a few % either way is noise "
         "(the controlled figure: `benchmarks/bench_training.py`).",
         "",
-        f"Spearman rho (feature correlation L_corr on {cfg['eval'][0]} vs mean Stability Index"
+        f"Spearman rho (residual-stream correlation L_corr, basis-dependent, on "
+        f"{cfg['eval'][0]} vs mean Stability Index"
         f", per model, {summary['n_models']} models): {_f(summary['spearman_lcorr_vs_S'])}; "
         "within a family: " + ", ".join(
             f"{fam} {_f(r)}" for fam, r in summary["spearman_lcorr_vs_S_by_family"].items()),
@@ -397,4 +410,38 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         f"(MD results so far: seeds {summary.get('seeds_with_runs', [])}, "
         f"{summary['n_runs']} runs).",
     ]
+    if summary.get("spearman_feature_corr_vs_S") is not None:
+        lines += ["", "Spearman rho of the invariant feature correlation (post-activation, per "
+                  "species pair) vs mean S, per model: "
+                  f"{_f(summary['spearman_feature_corr_vs_S'])}"]
+    lines += _seed_statistics_table(summary.get("seed_statistics") or [])
     return "\n".join(lines) + "\n"
+
+
+def _seed_statistics_table(comps: list[dict]) -> list[str]:
+    """Markdown table of :func:`gnnff.study.stats.all_comparisons` (seed-level statistics)."""
+    if not comps:
+        return []
+
+    def ci(v):
+        return "-" if not v else f"[{_f(v[0])}, {_f(v[1])}]"
+
+    lines = ["", "Seed-level statistics (unit = training seed; median stable time over the "
+             "arm's runs and mean S with 95 % cluster-bootstrap CIs over seeds; p: two-sided "
+             "paired Wilcoxon signed-rank over seeds vs baseline):", "",
+             "| family | arm | seeds | median stable time (ps) [CI] | mean S [CI] | "
+             "p (log stable time) | p (S) |", "|---|---|---|---|---|---|---|"]
+    shown = set()
+    for c in comps:
+        for arm, summ, test in (("control", c["control_summary"], None),
+                                ("treated", c["treated_summary"], c)):
+            name = c[arm]
+            if (c["family"], name) in shown:
+                continue
+            shown.add((c["family"], name))
+            p1 = _f(test["wilcoxon_log_stable_time"]["p"]) if test else "-"
+            p2 = _f(test["wilcoxon_mean_S"]["p"]) if test else "-"
+            lines.append(f"| {c['family']} | {name} | {summ['n_seeds']} | "
+                         f"{_f(summ['median_stable_ps'])} {ci(summ['median_stable_ci'])} | "
+                         f"{_f(summ['mean_S'])} {ci(summ['mean_S_ci'])} | {p1} | {p2} |")
+    return lines

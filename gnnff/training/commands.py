@@ -32,7 +32,9 @@ def register(subparsers) -> None:
         "eval",
         help="errors and feature correlation of a model file on labelled data",
         description="Energy/force/stress MAE and RMSE of an exported model on an extxyz file, "
-        "and the model's feature correlation L_corr on that data.",
+        "and the model's feature correlations on that data: the invariant feature_corr "
+        "(post-activation hidden units per species pair) and the basis-dependent "
+        "residual_stream_corr (formerly reported as L_corr).",
     )
     e.add_argument("model", help="exported model file (model.pt), or a bundled model's name")
     e.add_argument("data", help="labelled structure file (extxyz or any format ase.io.read "
@@ -64,7 +66,8 @@ def _train(args: argparse.Namespace) -> int:
     print(
         f"done: {args.out}/model.pt  valid energy MAE {fv.get('energy_mae', float('nan')):.2f} "
         f"meV/atom, force MAE {fv.get('force_mae', float('nan')):.1f} meV/A, "
-        f"L_corr {summary['final_lcorr']:.4f}"
+        f"feature corr {summary['final_feature_corr']:.4f}, residual-stream corr "
+        f"{summary['final_lcorr']:.4f}"
     )
     return 0
 

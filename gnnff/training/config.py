@@ -21,11 +21,16 @@ loss
   energy_weight (1.0, on the per-atom energy MSE, eV^2/atom^2), forces_weight (1.0, force
   component MSE, eV^2/A^2), stress_weight (0.0 = off; stress component MSE, (eV/A^3)^2).
 decorrelation
-  enabled (false), layers ("all" or a list of 0-based layer indices), max_edges (4096, random
-  edge subsample per batch, null = all edges), scheduler ("cosine" | "constant" | "adaptive"),
-  lambda_max (0.05), cosine: warmup_epochs (2.0) or warmup_steps (overrides when set),
-  after_warmup ("hold" | "anneal"), anneal_epochs (null = to the end), lambda_end (0.0);
-  adaptive: target_fraction (0.1), lambda_min (0.0), momentum (0.1), lambda_init (0.0).
+  enabled (false), variant ("residual" | "post_activation" | "per_pair" | "tensor", which
+  features the loss acts on, see ``gnnff.training.decorrelation``), layers ("all" or a list of
+  0-based layer indices), max_edges (4096, random edge subsample per batch, null = all edges),
+  scheduler ("cosine" | "constant" | "adaptive" | "decay"), lambda_max (0.05),
+  cosine: warmup_epochs (2.0) or warmup_steps (overrides when set), after_warmup ("hold" |
+  "anneal"), anneal_epochs (null = to the end), lambda_end (0.0);
+  adaptive: target_fraction (0.1), lambda_min (0.0), momentum (0.1), lambda_init (0.0);
+  decay: lambda_max at step 0 decaying to lambda_end, decay_shape ("cosine" | "exponential"),
+  decay_epochs (cosine: its length, exponential: the e-folding time; null = the whole run,
+  resp. a fifth of it).
 optim
   AdamW: lr (2e-3), weight_decay (0.0); lr_schedule ("plateau" | "cosine" | "none"),
   plateau_factor (0.5), plateau_patience (5 epochs), min_lr (1e-5).
@@ -67,6 +72,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "loss": {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 0.0},
     "decorrelation": {
         "enabled": False,
+        "variant": "residual",
         "layers": "all",
         "max_edges": 4096,
         "scheduler": "cosine",
@@ -80,6 +86,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "lambda_min": 0.0,
         "momentum": 0.1,
         "lambda_init": 0.0,
+        "decay_shape": "cosine",
+        "decay_epochs": None,
     },
     "optim": {
         "lr": 2e-3,
@@ -142,6 +150,33 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ConfigError(f"--set {text!r}: {p!r} is not a section")
         node[parts[-1]] = value
     return raw
+
+
+DECORRELATION_VARIANTS = ("residual", "post_activation", "per_pair", "tensor")
+SCHEDULERS = ("constant", "cosine", "adaptive", "decay")
+
+
+def _check_variant_fits_model(variant: str, model: dict[str, Any]) -> None:
+    """Refuse, at config load, a loss variant whose features the model cannot have."""
+    from gnnff.potentials import default_model_config
+
+    try:
+        base = default_model_config(model.get("family", "allegro"))
+    except ValueError as exc:
+        raise ConfigError(f"model.family: {exc}") from None
+    hidden = model.get("mlp_hidden", base["mlp_hidden"])
+    if variant in ("post_activation", "per_pair") and isinstance(hidden, list) and not hidden:
+        raise ConfigError(
+            f"decorrelation.variant {variant!r} acts on the latent MLPs' hidden layer, but "
+            "model.mlp_hidden is empty; give the MLPs a hidden layer (e.g. [64]) or use "
+            "variant 'residual' or 'tensor'"
+        )
+    l_max = model.get("l_max", base["l_max"])
+    if variant == "tensor" and isinstance(l_max, int) and l_max < 1:
+        raise ConfigError(
+            "decorrelation.variant 'tensor' acts on the norms of the l > 0 tensor features, "
+            f"but model.l_max is {l_max}; set model.l_max >= 1 or choose another variant"
+        )
 
 
 def _check_number(sec: str, key: str, value, lo=None, hi=None, integer=False, allow_none=False):
@@ -245,7 +280,12 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
     dc["max_edges"] = _check_number(
         "decorrelation", "max_edges", dc["max_edges"], lo=2, integer=True, allow_none=True
     )
-    _check_choice("decorrelation", "scheduler", dc["scheduler"], ("constant", "cosine", "adaptive"))
+    _check_choice("decorrelation", "variant", dc["variant"], DECORRELATION_VARIANTS)
+    _check_choice("decorrelation", "scheduler", dc["scheduler"], SCHEDULERS)
+    _check_choice("decorrelation", "decay_shape", dc["decay_shape"], ("cosine", "exponential"))
+    dc["decay_epochs"] = _check_number(
+        "decorrelation", "decay_epochs", dc["decay_epochs"], lo=1e-9, allow_none=True
+    )
     _check_choice("decorrelation", "after_warmup", dc["after_warmup"], ("hold", "anneal"))
     for key in ("lambda_max", "lambda_end", "lambda_min", "lambda_init", "target_fraction"):
         dc[key] = _check_number("decorrelation", key, dc[key], lo=0.0)
@@ -259,6 +299,8 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
     dc["momentum"] = _check_number("decorrelation", "momentum", dc["momentum"], lo=1e-9, hi=1.0)
     if dc["lambda_min"] > dc["lambda_max"]:
         raise ConfigError("decorrelation.lambda_min must be <= decorrelation.lambda_max")
+    if dc["enabled"]:
+        _check_variant_fits_model(dc["variant"], m)
 
     op = cfg["optim"]
     op["lr"] = _check_number("optim", "lr", op["lr"], lo=0.0)

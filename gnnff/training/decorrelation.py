@@ -11,6 +11,19 @@ edges for every layer). Standardize each channel over the edges,
 
 0 means fully decorrelated channels, 1 means all channels identical up to sign. A channel that
 is constant over the edges has std 0, hence Z = 0, and contributes nothing.
+
+Variants (``decorrelation.variant``; which features X_l are, all from the same forward pass):
+
+- ``residual``: the scalar residual stream x_l (the original loss). Caution: x_l is a gauge —
+  any invertible change of basis can be absorbed into the weights without changing the
+  potential (:mod:`gnnff.potentials.reparam`), so this loss need not constrain the potential.
+- ``post_activation``: the post-SiLU last hidden layer of every layer's latent MLP, pooled over
+  all edges (fixed up to a permutation of units, which L_corr ignores).
+- ``per_pair``: the same post-activation features, L_corr computed within each ordered species
+  pair (centre, neighbour) with at least ``MIN_PAIR_EDGES`` sampled edges, averaged over those
+  pairs with equal weight (correlation induced by the species mix does not count).
+- ``tensor``: per-channel invariants of the tensor track, the norms |V_l| of every l > 0 block
+  of the equivariant features entering each layer's tensor product (channels x l).
 """
 
 from __future__ import annotations
@@ -19,6 +32,36 @@ import torch
 
 EPS = 1e-6
 """The ``eps`` added to each channel's std (feature units)."""
+
+VARIANTS = ("residual", "post_activation", "per_pair", "tensor")
+"""Valid ``decorrelation.variant`` values."""
+
+MIN_PAIR_EDGES = 8
+"""Fewest sampled edges of a species pair for it to enter the ``per_pair`` loss."""
+
+_FEATURE_KIND = {
+    "residual": "residual",
+    "post_activation": "post_activation",
+    "per_pair": "post_activation",
+    "tensor": "tensor",
+}
+
+
+def variant_feature_kind(variant: str) -> str:
+    """The ``feature_kind`` of ``GNNFFModel.energy_from_edges`` a loss variant needs."""
+    if variant not in _FEATURE_KIND:
+        raise ValueError(
+            f"unknown decorrelation variant {variant!r} (valid: {', '.join(VARIANTS)})"
+        )
+    return _FEATURE_KIND[variant]
+
+
+def edge_pair_ids(
+    species: torch.Tensor, edge_index: torch.Tensor, num_species: int
+) -> torch.Tensor:
+    """Ordered species-pair id of every edge, ``s_centre * num_species + s_neighbour``, [E]."""
+    centre = species.index_select(0, edge_index[0])
+    return centre * num_species + species.index_select(0, edge_index[1])
 
 
 def _batched_correlation(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -140,3 +183,94 @@ class CorrelationAccumulator:
     def per_layer(self) -> list[float]:
         """Per-layer L_corr over everything seen."""
         return [float(offdiag_mean_square(r)) for r in self.matrices()]
+
+
+def per_pair_decorrelation_loss(
+    features: list[torch.Tensor],
+    pair_ids: torch.Tensor,
+    max_edges: int | None = 4096,
+    generator: torch.Generator | None = None,
+    eps: float = EPS,
+    min_edges: int = MIN_PAIR_EDGES,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``L_corr`` within each species pair, averaged over the pairs (equal weights).
+
+    features: per-layer [E, C_l]; pair_ids [E] (e.g. :func:`edge_pair_ids`). The edge subsample
+    is drawn exactly as in :func:`decorrelation_loss`; pairs with fewer than ``min_edges``
+    sampled edges are skipped (zero loss when none qualifies). Returns (L [], per_layer [L]).
+    """
+    if not features:
+        raise ValueError("per_pair_decorrelation_loss needs at least one layer of features")
+    n_edges = features[0].shape[0]
+    if pair_ids.shape != (n_edges,):
+        raise ValueError(f"pair_ids must be [E] = [{n_edges}], got {tuple(pair_ids.shape)}")
+    for x in features:
+        if x.dim() != 2 or x.shape[0] != n_edges:
+            raise ValueError("all layers must be [E, C] with the same E")
+    zero = features[0].new_zeros(len(features))
+    if n_edges == 0:
+        return zero.mean(), zero
+    idx = subsample_edges(n_edges, max_edges, generator, features[0].device)
+    rows = [x if idx is None else x.index_select(0, idx) for x in features]
+    pid = pair_ids if idx is None else pair_ids.index_select(0, idx)
+    order = torch.argsort(pid, stable=True)  # edges grouped by pair: contiguous slices
+    _, counts = torch.unique_consecutive(pid.index_select(0, order), return_counts=True)
+    sizes = counts.tolist()
+    if all(x.shape[1] == rows[0].shape[1] for x in rows):
+        groups = [torch.stack(rows).index_select(1, order)]  # [L, M, C]
+    else:  # layers of different widths: one at a time
+        groups = [x.index_select(0, order).unsqueeze(0) for x in rows]
+    per_layer = []
+    for g in groups:
+        total, used = g.new_zeros(g.shape[0]), 0
+        for chunk, n in zip(torch.split(g, sizes, dim=1), sizes, strict=True):
+            if n >= min_edges:
+                total = total + _stacked_lcorr(chunk, eps)
+                used += 1
+        per_layer.append(total / max(used, 1))
+    per = torch.cat(per_layer)
+    return per.mean(), per
+
+
+def variant_loss(
+    variant: str,
+    features: list[torch.Tensor],
+    pair_ids: torch.Tensor | None,
+    max_edges: int | None = 4096,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_corr [], per_layer [L]) of ``variant`` (see the module docstring) on the features of
+    its kind (:func:`variant_feature_kind`); ``pair_ids`` [E] is needed by ``per_pair`` only."""
+    variant_feature_kind(variant)  # validates
+    if variant == "per_pair":
+        if pair_ids is None:
+            raise ValueError("the per_pair variant needs the edges' species-pair ids")
+        return per_pair_decorrelation_loss(features, pair_ids, max_edges, generator)
+    return decorrelation_loss(features, max_edges, generator)
+
+
+class PairCorrelationAccumulator:
+    """Exact per-species-pair Pearson correlation of every layer's features over a data set,
+    streamed batch by batch (float64 running sums, one :class:`CorrelationAccumulator` per
+    pair). ``per_layer()`` averages each layer's L_corr over the pairs with >= 2 edges."""
+
+    def __init__(self, eps: float = EPS) -> None:
+        self.eps = eps
+        self.pairs: dict[int, CorrelationAccumulator] = {}
+
+    def update(self, features: list[torch.Tensor], pair_ids: torch.Tensor) -> None:
+        pid = pair_ids.detach().cpu()
+        for p in torch.unique(pid).tolist():
+            sel = (pid == p).nonzero().squeeze(1)
+            acc = self.pairs.setdefault(int(p), CorrelationAccumulator(self.eps))
+            acc.update([f.detach().cpu().index_select(0, sel) for f in features])
+
+    def per_pair(self) -> dict[int, list[float]]:
+        """{pair id: per-layer L_corr} for the pairs seen on >= 2 edges."""
+        return {p: a.per_layer() for p, a in sorted(self.pairs.items()) if min(a.n) >= 2}
+
+    def per_layer(self) -> list[float]:
+        vals = list(self.per_pair().values())
+        if not vals:
+            return []
+        return [float(sum(v[k] for v in vals) / len(vals)) for k in range(len(vals[0]))]

@@ -11,6 +11,10 @@ trainer (``steps = round(epochs * steps_per_epoch)``).
 - ``adaptive``: keeps lambda L_corr near a fraction ``f`` of the force loss. Starting from
   lambda_0 = ``lambda_init``, after every step with detached losses L_F and L_corr,
   lambda <- clip((1 - beta) lambda + beta f L_F / max(L_corr, 1e-12), lambda_min, lambda_max).
+- ``decay``: strongest at the start, then relaxes (shape the features early, let the fit
+  finish unconstrained). ``cosine``: lambda(t) = lambda_end + (lambda_max - lambda_end)
+  (1 + cos(pi t / D)) / 2 for t < D, lambda_end after; ``exponential``:
+  lambda(t) = lambda_end + (lambda_max - lambda_end) exp(-t / D) (D the e-folding time).
 """
 
 from __future__ import annotations
@@ -112,6 +116,26 @@ class AdaptiveLambda(LambdaScheduler):
         self.lam = float(state["lam"])
 
 
+class DecayLambda(LambdaScheduler):
+    def __init__(
+        self, lambda_max: float, decay_steps: int, shape: str = "cosine", lambda_end: float = 0.0
+    ) -> None:
+        if shape not in ("cosine", "exponential"):
+            raise ValueError(f"decay shape must be 'cosine' or 'exponential', got {shape!r}")
+        self.lambda_max = float(lambda_max)
+        self.lambda_end = float(lambda_end)
+        self.steps = max(int(decay_steps), 1)
+        self.shape = shape
+
+    def value(self, step: int) -> float:
+        span = self.lambda_max - self.lambda_end
+        if self.shape == "exponential":
+            return self.lambda_end + span * math.exp(-step / self.steps)
+        if step >= self.steps:
+            return self.lambda_end
+        return self.lambda_end + span * 0.5 * (1.0 + math.cos(math.pi * step / self.steps))
+
+
 def build_lambda_scheduler(
     cfg: dict[str, Any], steps_per_epoch: int, total_epochs: int
 ) -> LambdaScheduler:
@@ -139,4 +163,13 @@ def build_lambda_scheduler(
             cfg["target_fraction"], cfg["lambda_min"], cfg["lambda_max"], cfg["momentum"],
             cfg["lambda_init"],
         )
-    raise ValueError(f"unknown decorrelation scheduler {kind!r} (constant, cosine, adaptive)")
+    if kind == "decay":
+        total = max(total_epochs * steps_per_epoch, 1)
+        if cfg["decay_epochs"] is None:
+            steps = total if cfg["decay_shape"] == "cosine" else max(round(total / 5), 1)
+        else:
+            steps = max(round(cfg["decay_epochs"] * steps_per_epoch), 1)
+        return DecayLambda(cfg["lambda_max"], steps, cfg["decay_shape"], cfg["lambda_end"])
+    raise ValueError(
+        f"unknown decorrelation scheduler {kind!r} (valid: constant, cosine, adaptive, decay)"
+    )

@@ -25,7 +25,7 @@ import torch
 from gnnff.io_utils import atomic_write, atomic_write_json, atomic_write_text, sha256_file
 from gnnff.stability.reference import StabilityReference
 
-from .config import ConfigError
+from .config import ConfigError, default_config
 from .data import (
     Batch,
     Structure,
@@ -39,7 +39,13 @@ from .data import (
     species_in,
     split_index,
 )
-from .decorrelation import CorrelationAccumulator, decorrelation_loss
+from .decorrelation import (
+    CorrelationAccumulator,
+    edge_pair_ids,
+    variant_feature_kind,
+    variant_loss,
+)
+from .diagnostics import FeatureDiagnostics
 from .labels import LabelKeys
 from .schedulers import build_lambda_scheduler
 
@@ -56,16 +62,20 @@ def predict(
     stress: bool = False,
     create_graph: bool = False,
     features: bool = False,
+    feature_kind: str = "residual",
 ) -> dict[str, Any]:
     """Energies [B] (eV), forces [N,3] (eV/A) = -dE/dpos and stress [B,3,3] (eV/A^3, ASE sign)
-    from one pass through the edge vectors; ``features`` returns the per-layer edge features."""
+    from one pass through the edge vectors; ``features`` returns the per-layer edge features
+    of ``feature_kind`` (see ``GNNFFModel.energy_from_edges``)."""
     i, j = batch.edge_index[0], batch.edge_index[1]
     vec = batch.pos.index_select(0, j) - batch.pos.index_select(0, i) + batch.edge_shift
     need_grad = forces or stress
     if need_grad:
         vec = vec.detach().requires_grad_(True)
     n = batch.pos.shape[0]
-    atomic, feats = model.energy_from_edges(vec, batch.species, batch.edge_index, n, features)
+    atomic, feats = model.energy_from_edges(
+        vec, batch.species, batch.edge_index, n, features, feature_kind
+    )
     energy = torch.zeros(batch.num_structures, dtype=atomic.dtype, device=atomic.device)
     energy = energy.index_add(0, batch.batch, atomic)
     out: dict[str, Any] = {"energy": energy, "features": feats}
@@ -205,19 +215,25 @@ def evaluate(
     """Errors of ``model`` on ``structs`` and the exact per-layer feature correlation.
 
     Returns (metrics, accumulator); metrics hold MAE/RMSE (meV units), ``loss`` (the weighted
-    MSE without the decorrelation term, eV^2 units) and ``lcorr`` / ``lcorr_l{k}``."""
+    MSE without the decorrelation term, eV^2 units), ``lcorr`` / ``lcorr_l{k}`` (the
+    residual-stream correlation, basis-dependent; kept under its old name) and the invariant
+    ``feature_corr`` / ``feature_corr_l{k}`` and ``tensor_norm_corr``
+    (:mod:`gnnff.training.diagnostics`)."""
     weights = weights or {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 0.0}
     was_training = model.training
     model.eval()
     stats = ErrorStats()
     acc = CorrelationAccumulator()
+    diag = FeatureDiagnostics(model.num_layers, model.num_species)
     loss_sum, count = 0.0, 0
     for start in range(0, len(structs), batch_size):
         chunk = structs[start : start + batch_size]
         batch = collate(chunk, dtype, device)
         do_stress = stress and batch.stress is not None
-        out = predict(model, batch, forces=True, stress=do_stress, features=True)
-        acc.update(out["features"])
+        out = predict(model, batch, forces=True, stress=do_stress, features=True,
+                      feature_kind="all")
+        acc.update(out["features"][: model.num_layers])
+        diag.update(out["features"], batch.species, batch.edge_index)
         stats.add_batch(out, batch)
         t = loss_terms(out, batch)
         t = {k: float(v.detach()) for k, v in t.items()}
@@ -233,6 +249,11 @@ def evaluate(
     metrics["lcorr"] = float(np.mean(per)) if per else float("nan")
     for k, v in enumerate(per):
         metrics[f"lcorr_l{k}"] = v
+    d = diag.summary()
+    metrics["feature_corr"] = d["feature_corr"]
+    for k, v in enumerate(d["feature_corr_per_layer"]):
+        metrics[f"feature_corr_l{k}"] = v
+    metrics["tensor_norm_corr"] = d["tensor_norm_corr"]
     return metrics, acc
 
 
@@ -290,6 +311,8 @@ def _comparable_model_configs(
             return dict(cfg)  # the normal start-up path reports the bad value
 
     fitted = {"avg_num_neighbors", "species"} - set(given)
+    if given.get("zbl_pair_windows") == "auto":  # derived from the data like the two above
+        fitted.add("zbl_pair_windows")
     species = given.get("species") or stored.get("species") or ["H"]
     a, b = full(stored), full({**given, "species": species})
     return (
@@ -399,6 +422,11 @@ class Trainer:
             f"(sha256 {self.data_hashes['train'][:12]})",
         ).to_dict()
 
+        if mcfg.get("zbl_pair_windows") == "auto":  # the prior starts where the data ends
+            from gnnff.potentials.short_range import auto_windows
+
+            mcfg["zbl_pair_windows"] = auto_windows(
+                self.stability_reference["pair_min_distances"], mcfg["species"])
         self.model = build_model(mcfg)
         train = self.data["train"]
         shift = self._e0s(train, mcfg)
@@ -482,6 +510,9 @@ class Trainer:
             a, b = old.get(sec), self.cfg[sec]
             if sec == "model" and isinstance(a, dict) and isinstance(b, dict):
                 a, b = _comparable_model_configs(a, b)
+            elif sec == "decorrelation" and isinstance(a, dict):
+                # keys added later (variant, decay_*) take the defaults the old run used
+                a = {**default_config()["decorrelation"], **a}
             if sec == "training":
                 a = {k: v for k, v in (a or {}).items() if k not in _RESUME_FREE}
                 b = {k: v for k, v in b.items() if k not in _RESUME_FREE}
@@ -552,7 +583,8 @@ class Trainer:
         want_corr = dc["enabled"] and (lam != 0.0 or self.lam_sched.needs_losses)
         out = predict(self.model, batch, forces=True,
                       stress=self.use_stress and batch.stress is not None,
-                      create_graph=True, features=want_corr)
+                      create_graph=True, features=want_corr,
+                      feature_kind=variant_feature_kind(dc["variant"]))
         terms = loss_terms(out, batch, denominators)
         lo = self.cfg["loss"]
         loss = lo["energy_weight"] * terms["energy"] + lo["forces_weight"] * terms["forces"]
@@ -563,7 +595,12 @@ class Trainer:
             feats = [out["features"][k] for k in self.corr_layers]
             if lam == 0.0:
                 feats = [f.detach() for f in feats]
-            lc, per_layer = decorrelation_loss(feats, dc["max_edges"], self.subsample_gen)
+            pairs = None
+            if dc["variant"] == "per_pair":
+                pairs = edge_pair_ids(batch.species, batch.edge_index, self.model.num_species)
+            lc, per_layer = variant_loss(
+                dc["variant"], feats, pairs, dc["max_edges"], self.subsample_gen
+            )
             terms["corr"] = lc
             if lam != 0.0:
                 loss = loss + lam * lc / self.dist.world_size  # ranks' gradients are summed
@@ -722,7 +759,8 @@ class Trainer:
             self.log(
                 f"epoch {row['epoch']}: valid E {valid.get('energy_mae', float('nan')):.2f} "
                 f"meV/atom, F {valid.get('force_mae', float('nan')):.1f} meV/A, "
-                f"L_corr {valid['lcorr']:.4f}, lambda {row['lambda']:.4g}, "
+                f"residual-stream corr {valid['lcorr']:.4f}, feature corr "
+                f"{valid['feature_corr']:.4f}, lambda {row['lambda']:.4g}, "
                 f"{row['epoch_seconds']:.1f} s"
             )
             patience = tr["early_stopping_patience"]
@@ -775,6 +813,9 @@ class Trainer:
             "final_valid": valid,
             "final_lcorr": valid["lcorr"],
             "final_lcorr_per_layer": [valid[f"lcorr_l{k}"] for k in range(len(acc.n))],
+            # final_lcorr is the residual-stream (basis-dependent) quantity, kept for old readers
+            "final_residual_stream_corr": valid["lcorr"],
+            "final_feature_corr": valid["feature_corr"],
         }
         if test is not None:
             summary["final_test"] = test
