@@ -44,8 +44,10 @@ def run(quick: bool = False) -> list[dict]:
     repeats, warmup = (5, 4) if quick else (11, 5)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        calcs = {dt: GNNFFCalculator(export_untrained(Path(tmp) / f"m-{dt}.pt", "allegro", dt))
-                 for dt in DTYPES}
+        calcs = {
+            dt: GNNFFCalculator(export_untrained(Path(tmp) / f"m-{dt}.pt", "allegro", dt))
+            for dt in DTYPES
+        }
     for n_atoms in sizes:
         rows += _cell_rows(n_atoms, calcs, repeats, warmup)
     return rows
@@ -69,17 +71,34 @@ def _cell_rows(n_atoms: int, calcs: dict, repeats: int, warmup: int) -> list[dic
     # returning them to the OS made the next model call page-fault (~3x slower at 192 atoms).
     res = timed_side_by_side(
         {f"calculator {dt}": (lambda c=c: step(c)) for dt, c in calcs.items()},
-        repeats, warmup, min_sample_s=0.05)
-    res.update(timed_side_by_side({
-        "NL vesin": lambda: neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, CUTOFF),
-        "NL ase": lambda: ase_neighbor_list("ijS", atoms, CUTOFF),
-    }, repeats, warmup, min_sample_s=0.05))
+        repeats,
+        warmup,
+        min_sample_s=0.05,
+    )
+    res.update(
+        timed_side_by_side(
+            {
+                "NL vesin": lambda: neighbor_list(
+                    atoms.positions, atoms.cell.array, atoms.pbc, CUTOFF
+                ),
+                "NL ase": lambda: ase_neighbor_list("ijS", atoms, CUTOFF),
+            },
+            repeats,
+            warmup,
+            min_sample_s=0.05,
+        )
+    )
     n_edges = int(neighbor_list(base, atoms.cell.array, atoms.pbc, CUTOFF)[0].shape[1])
     t = {k: r["median_s"] for k, r in res.items()}
     rows = []
     for k, r in res.items():
-        row = {"n_atoms": n_atoms, "n_edges": n_edges, "what": k,
-               "median_ms": 1e3 * r["median_s"], "min_ms": 1e3 * r["min_s"]}
+        row = {
+            "n_atoms": n_atoms,
+            "n_edges": n_edges,
+            "what": k,
+            "median_ms": 1e3 * r["median_s"],
+            "min_ms": 1e3 * r["min_s"],
+        }
         if k.startswith("calculator"):
             row["atom_steps_per_s"] = n_atoms / r["median_s"]
         else:

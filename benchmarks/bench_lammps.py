@@ -109,8 +109,10 @@ def _overhead_worker(spec: dict) -> None:
                  "velocity all create 300 12345 loop geom", f"timestep {TIMESTEP_PS}",
                  "fix nve all nve", "thermo 0", f"run {MIN_WARMUP_CALLS}"]:  # fmt: skip
         lmp.command(line)
-    fix = (f"fix mon all gnnff/stability {spec['interval']} file {out}/rec.jsonl frames "
-           f"{out}/frames.bin failing {out}/failing.extxyz stop no append yes")
+    fix = (
+        f"fix mon all gnnff/stability {spec['interval']} file {out}/rec.jsonl frames "
+        f"{out}/frames.bin failing {out}/failing.extxyz stop no append yes"
+    )
     samples: dict[str, list] = {"off": [], "on": []}
     inside: list[float] = []
     for rep in range(spec["repeats"]):
@@ -134,13 +136,21 @@ def _overhead_worker(spec: dict) -> None:
     natoms = int(lmp.get_natoms())
     lmp.close()
     if comm.Get_rank() == 0:
-        print("BENCH " + json.dumps({"natoms": natoms, "samples": samples,
-                                     "inside": inside}), flush=True)
+        print(
+            "BENCH " + json.dumps({"natoms": natoms, "samples": samples, "inside": inside}),
+            flush=True,
+        )
 
 
-def monitoring_overhead(size: str = "11.7k", nprocs: int = 1, steps: int = 20,
-                        repeats: int = 5, interval: int = 10, model: str | None = None,
-                        dtype: str = "float32") -> dict:
+def monitoring_overhead(
+    size: str = "11.7k",
+    nprocs: int = 1,
+    steps: int = 20,
+    repeats: int = 5,
+    interval: int = 10,
+    model: str | None = None,
+    dtype: str = "float32",
+) -> dict:
     """Cost of the stability monitoring (fix gnnff/stability at ``interval``, as
     ``gnnff lammps run`` sets it up) relative to the MD step: median time of ``run steps``
     with the fix minus without, over the time without (%), interleaved in one LAMMPS run."""
@@ -219,8 +229,7 @@ def _ase(model: str, size: str, threads: int, steps: int, repeats: int) -> dict:
     sigma = np.sqrt(atoms.get_masses()[:, None] * units.kB * 300.0)
     atoms.set_momenta(rng.normal(size=(len(atoms), 3)) * sigma)
     dyn = VelocityVerlet(atoms, timestep=1e3 * TIMESTEP_PS * units.fs)
-    res = timed_calls(lambda: dyn.run(steps), repeats,
-                      warmup=-(-MIN_WARMUP_CALLS // steps))
+    res = timed_calls(lambda: dyn.run(steps), repeats, warmup=-(-MIN_WARMUP_CALLS // steps))
     return {"natoms": len(atoms), **res}
 
 
@@ -243,9 +252,11 @@ def run(quick: bool = False, model: str | None = None, dtype: str = "float32") -
     try:
         for size in sizes:
             big = size != "1.3k"
-            steps = {"gnnff": 2 if quick else (3 if big else 10),
-                     "tersoff": 100 if quick else (40 if big else 300),
-                     "ase": 2 if quick else (1 if big else 5)}
+            steps = {
+                "gnnff": 2 if quick else (3 if big else 10),
+                "tersoff": 100 if quick else (40 if big else 300),
+                "ase": 2 if quick else (1 if big else 5),
+            }
             for par in (1, 2):
                 for code in ("lammps gnnff", "lammps tersoff", "ase gnnff"):
                     n = steps[code.split()[-1] if code != "ase gnnff" else "ase"]
@@ -253,12 +264,18 @@ def run(quick: bool = False, model: str | None = None, dtype: str = "float32") -
                         res = _ase(model, size, par, n, repeats)
                     else:
                         res = _lammps(code.split()[1], size, par, n, repeats, model, plugin)
-                    rows.append({"code": code, "model": "SiO.tersoff" if "tersoff" in code
-                                 else label, "atoms": res["natoms"],
-                                 "ranks" if code.startswith("lammps") else "threads": par,
-                                 "steps": n, "median_s": res["median_s"],
-                                 "atom_steps_per_s": res["natoms"] * n / res["median_s"],
-                                 **busy_columns(res)})
+                    rows.append(
+                        {
+                            "code": code,
+                            "model": "SiO.tersoff" if "tersoff" in code else label,
+                            "atoms": res["natoms"],
+                            "ranks" if code.startswith("lammps") else "threads": par,
+                            "steps": n,
+                            "median_s": res["median_s"],
+                            "atom_steps_per_s": res["natoms"] * n / res["median_s"],
+                            **busy_columns(res),
+                        }
+                    )
     finally:
         tmp.cleanup()
     _derive(rows)
@@ -287,12 +304,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1.3k atoms only, short runs")
     ap.add_argument("--model", help="gnnff model file (default: untrained allegro, small)")
-    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"),
-                    help="dtype of the default model")
-    ap.add_argument("--overhead", action="store_true",
-                    help="only the stability-monitoring overhead (on vs off, interleaved)")
-    ap.add_argument("--size", default="11.7k", choices=list(SIZES),
-                    help="cell of the --overhead measurement")
+    ap.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "float64"),
+        help="dtype of the default model",
+    )
+    ap.add_argument(
+        "--overhead",
+        action="store_true",
+        help="only the stability-monitoring overhead (on vs off, interleaved)",
+    )
+    ap.add_argument(
+        "--size", default="11.7k", choices=list(SIZES), help="cell of the --overhead measurement"
+    )
     ap.add_argument("--np", type=int, default=1, help="MPI ranks of the --overhead measurement")
     ap.add_argument("--steps", type=int, default=20, help="steps per timed --overhead call")
     ap.add_argument("--repeats", type=int, default=5, help="timed --overhead calls per mode")
@@ -306,8 +331,14 @@ def main() -> None:
         _overhead_worker(json.loads(args.overhead_worker))
         return
     if args.overhead:
-        print(json.dumps(monitoring_overhead(args.size, args.np, args.steps, args.repeats,
-                                             model=args.model, dtype=args.dtype), indent=1))
+        print(
+            json.dumps(
+                monitoring_overhead(
+                    args.size, args.np, args.steps, args.repeats, model=args.model, dtype=args.dtype
+                ),
+                indent=1,
+            )
+        )
         return
     from run_all import format_table
 

@@ -53,15 +53,26 @@ def run(quick: bool = False) -> list[dict]:
             seg[key] = lambda m=mod: m(seg_x, segment, groups)  # noqa: E731
     rows: list[dict] = []
     with torch.no_grad():
-        for form, fns, shape in (("dense", dense, f"{groups}x{per_group}"),
-                                 ("segment", seg, f"{edges} edges/{groups} groups")):
+        for form, fns, shape in (
+            ("dense", dense, f"{groups}x{per_group}"),
+            ("segment", seg, f"{edges} edges/{groups} groups"),
+        ):
             res = timed_side_by_side(fns, repeats, warmup, min_sample_s=0.1)
             base = res[("float", None)]["median_s"]
             for (name, bits), r in res.items():
-                rows.append({"form": form, "shape": shape, "backend": name, "bits": bits,
-                             "median_ms": 1e3 * r["median_s"], "min_ms": 1e3 * r["min_s"],
-                             "x_float": r["median_s"] / base,
-                             "calls_per_sample": r["calls_per_sample"], **busy_columns(r)})
+                rows.append(
+                    {
+                        "form": form,
+                        "shape": shape,
+                        "backend": name,
+                        "bits": bits,
+                        "median_ms": 1e3 * r["median_s"],
+                        "min_ms": 1e3 * r["min_s"],
+                        "x_float": r["median_s"] / base,
+                        "calls_per_sample": r["calls_per_sample"],
+                        **busy_columns(r),
+                    }
+                )
     return rows
 
 

@@ -26,7 +26,12 @@ from fixtures import export_untrained, sio2_cell  # noqa: E402
 from timing import busy_columns, timed_side_by_side  # noqa: E402
 
 BACKENDS: list[tuple[str, int | None]] = [
-    ("float", None), ("lut-rexp", 8), ("lut-2d", 8), ("lut-rexp", 16), ("lut-2d", 16)]
+    ("float", None),
+    ("lut-rexp", 8),
+    ("lut-2d", 8),
+    ("lut-rexp", 16),
+    ("lut-2d", 16),
+]
 N_ATOMS = 192
 THREADS = 2
 
@@ -45,8 +50,12 @@ def run(quick: bool = False) -> list[dict]:
     fns = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, bits in backends:
-            path = export_untrained(Path(tmp) / f"{name}-{bits}.pt", "allegro-attn", "float64",
-                                    softmax={"backend": name, "bits": bits})
+            path = export_untrained(
+                Path(tmp) / f"{name}-{bits}.pt",
+                "allegro-attn",
+                "float64",
+                softmax={"backend": name, "bits": bits},
+            )
             module, meta = load(path)
             if meta["softmax"] != {"backend": name, "bits": bits}:
                 raise RuntimeError(f"exported softmax {meta['softmax']} is not {name}/{bits}")
@@ -56,17 +65,28 @@ def run(quick: bool = False) -> list[dict]:
     n_edges = int(args[2].shape[1])
     res = timed_side_by_side(fns, repeats, warmup)
     base = res[("float", None)]["median_s"]
-    return [{"model": "allegro-attn small", "dtype": "float64", "n_atoms": N_ATOMS,
-             "n_edges": n_edges, "backend": name, "bits": bits,
-             "median_ms": 1e3 * r["median_s"], "min_ms": 1e3 * r["min_s"],
-             "x_float": r["median_s"] / base, **busy_columns(r)}
-            for (name, bits), r in res.items()]
+    return [
+        {
+            "model": "allegro-attn small",
+            "dtype": "float64",
+            "n_atoms": N_ATOMS,
+            "n_edges": n_edges,
+            "backend": name,
+            "bits": bits,
+            "median_ms": 1e3 * r["median_s"],
+            "min_ms": 1e3 * r["min_s"],
+            "x_float": r["median_s"] / base,
+            **busy_columns(r),
+        }
+        for (name, bits), r in res.items()
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="float and the 8-bit LUTs only, fewer repeats")
+    parser.add_argument(
+        "--quick", action="store_true", help="float and the 8-bit LUTs only, fewer repeats"
+    )
     args = parser.parse_args()
     from run_all import format_table
 

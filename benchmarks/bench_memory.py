@@ -47,8 +47,9 @@ def _child(rep: int, dtype: str, model: str, block: int) -> dict:
     atoms = sio2_cell(BASE_ATOMS).repeat((rep, 1, 1))
     if model == "untrained":
         with tempfile.TemporaryDirectory() as tmp:
-            calc = GNNFFCalculator(export_untrained(Path(tmp) / "m.pt", "allegro", dtype),
-                                   max_block_edges=block)
+            calc = GNNFFCalculator(
+                export_untrained(Path(tmp) / "m.pt", "allegro", dtype), max_block_edges=block
+            )
     else:
         calc = GNNFFCalculator(model, dtype=dtype, max_block_edges=block)
     atoms.calc = calc
@@ -59,14 +60,24 @@ def _child(rep: int, dtype: str, model: str, block: int) -> dict:
     atoms.get_stress()
     peak = _status_kb("VmHWM")
     mb = (peak - before) / 1024.0
-    return {"model": model, "block_edges": block, "atoms": len(atoms), "edges": int(edges),
-            "dtype": dtype, "peak_MB": mb, "kB_per_atom": (peak - before) / len(atoms),
-            "B_per_edge": 1024 * (peak - before) / max(edges, 1)}
+    return {
+        "model": model,
+        "block_edges": block,
+        "atoms": len(atoms),
+        "edges": int(edges),
+        "dtype": dtype,
+        "peak_MB": mb,
+        "kB_per_atom": (peak - before) / len(atoms),
+        "B_per_edge": 1024 * (peak - before) / max(edges, 1),
+    }
 
 
-def run(quick: bool = False, reps: tuple[int, ...] = (1, 4),
-        models: tuple[str, ...] = ("untrained", "sio2-allegro-stable"),
-        blocks: tuple[int, ...] = (0, 20000)) -> list[dict]:
+def run(
+    quick: bool = False,
+    reps: tuple[int, ...] = (1, 4),
+    models: tuple[str, ...] = ("untrained", "sio2-allegro-stable"),
+    blocks: tuple[int, ...] = (0, 20000),
+) -> list[dict]:
     """Rows for every model x size x dtype x edge-block setting (0 = one pass)."""
     rows = []
     for model in models:
@@ -78,9 +89,12 @@ def run(quick: bool = False, reps: tuple[int, ...] = (1, 4),
 
 
 def _measure(rep: int, dtype: str, model: str, block: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(rep), dtype, model,
-                          str(block)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(rep), dtype, model, str(block)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     row = json.loads(out.stdout.strip().splitlines()[-1])
     print(row, flush=True)
     return row
@@ -90,10 +104,19 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--models", nargs="+", default=["untrained", "sio2-allegro-stable"],
-                    help="'untrained' (default small config) and/or model files or bundled names")
-    ap.add_argument("--blocks", type=int, nargs="+", default=[0, 20000],
-                    help="GNNFFCalculator max_block_edges settings (0 = one pass)")
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=["untrained", "sio2-allegro-stable"],
+        help="'untrained' (default small config) and/or model files or bundled names",
+    )
+    ap.add_argument(
+        "--blocks",
+        type=int,
+        nargs="+",
+        default=[0, 20000],
+        help="GNNFFCalculator max_block_edges settings (0 = one pass)",
+    )
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

@@ -25,8 +25,9 @@ sys.path.insert(1, str(HERE.parent))
 from timing import busy_columns, paired_ratio, timed_side_by_side  # noqa: E402
 
 
-def _trainers(tmp: Path, quick: bool, max_edges: int | None = None,
-              variants: tuple[str, ...] = ("residual",)):
+def _trainers(
+    tmp: Path, quick: bool, max_edges: int | None = None, variants: tuple[str, ...] = ("residual",)
+):
     import ase.io
 
     from gnnff.training.config import validate_config
@@ -40,14 +41,20 @@ def _trainers(tmp: Path, quick: bool, max_edges: int | None = None,
     out = {}
     for name in ("baseline", *variants):
         enabled = name != "baseline"
-        cfg = validate_config({
-            "data": {"train": str(tmp / "train.extxyz"), "valid": str(tmp / "valid.extxyz")},
-            "model": {"family": "allegro", "cutoff": 5.0},
-            "decorrelation": {"enabled": enabled, "scheduler": "constant", "lambda_max": 0.05,
-                              "variant": name if enabled else "residual",
-                              **({"max_edges": max_edges} if max_edges else {})},
-            "training": {"batch_size": 4, "progress": False},
-        })
+        cfg = validate_config(
+            {
+                "data": {"train": str(tmp / "train.extxyz"), "valid": str(tmp / "valid.extxyz")},
+                "model": {"family": "allegro", "cutoff": 5.0},
+                "decorrelation": {
+                    "enabled": enabled,
+                    "scheduler": "constant",
+                    "lambda_max": 0.05,
+                    "variant": name if enabled else "residual",
+                    **({"max_edges": max_edges} if max_edges else {}),
+                },
+                "training": {"batch_size": 4, "progress": False},
+            }
+        )
         out[name] = Trainer(cfg, tmp / name, log=lambda s: None)
     return out, sum(len(f) for f in frames)
 
@@ -68,8 +75,13 @@ def _loss_only(trainer, batch, repeats: int) -> dict:
     from gnnff.training.trainer import predict
 
     variant = trainer.cfg["decorrelation"]["variant"]
-    out = predict(trainer.model, batch, forces=False, features=True,
-                  feature_kind=variant_feature_kind(variant))
+    out = predict(
+        trainer.model,
+        batch,
+        forces=False,
+        features=True,
+        feature_kind=variant_feature_kind(variant),
+    )
     feats = [f.detach().requires_grad_(True) for f in out["features"]]
     pairs = edge_pair_ids(batch.species, batch.edge_index, trainer.model.num_species)
     m = trainer.cfg["decorrelation"]["max_edges"]
@@ -82,8 +94,12 @@ def _loss_only(trainer, batch, repeats: int) -> dict:
     return timed_side_by_side({"loss": fn}, repeats * 5, warmup=5)["loss"]
 
 
-def run(quick: bool = False, max_edges: int | None = None,
-        repeats: int | None = None, variants: tuple[str, ...] = ("residual",)) -> list[dict]:
+def run(
+    quick: bool = False,
+    max_edges: int | None = None,
+    repeats: int | None = None,
+    variants: tuple[str, ...] = ("residual",),
+) -> list[dict]:
     """Median step time (ms) of the baseline and of each loss variant, with the overhead (%)."""
     import torch
 
@@ -100,25 +116,40 @@ def run(quick: bool = False, max_edges: int | None = None,
         loss_only = {v: _loss_only(trainers[v], batches[v], repeats) for v in variants}
     base = res["baseline"]["median_s"]
     paired = {k: 100.0 * (paired_ratio(res, k, "baseline") - 1.0) for k in res}
-    return [{"variant": k, "atoms": n_atoms, "edges": n_edges,
-             "median_step_ms": 1e3 * r["median_s"], "min_step_ms": 1e3 * r["min_s"],
-             "overhead_pct": 100.0 * (r["median_s"] / base - 1.0),
-             "paired_overhead_pct": paired[k],
-             "loss_fwd_bwd_ms": 1e3 * loss_only[k]["median_s"] if k in loss_only else "-",
-             "max_edges": m_used if k in loss_only else "-",
-             "threads": torch.get_num_threads(), **busy_columns(r)}
-            for k, r in res.items()]
+    return [
+        {
+            "variant": k,
+            "atoms": n_atoms,
+            "edges": n_edges,
+            "median_step_ms": 1e3 * r["median_s"],
+            "min_step_ms": 1e3 * r["min_s"],
+            "overhead_pct": 100.0 * (r["median_s"] / base - 1.0),
+            "paired_overhead_pct": paired[k],
+            "loss_fwd_bwd_ms": 1e3 * loss_only[k]["median_s"] if k in loss_only else "-",
+            "max_edges": m_used if k in loss_only else "-",
+            "threads": torch.get_num_threads(),
+            **busy_columns(r),
+        }
+        for k, r in res.items()
+    ]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller batch, fewer repetitions")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--max-edges", type=int, default=None,
-                   help="decorrelation.max_edges (default: the config default)")
+    p.add_argument(
+        "--max-edges",
+        type=int,
+        default=None,
+        help="decorrelation.max_edges (default: the config default)",
+    )
     p.add_argument("--repeats", type=int, default=None, help="timed steps per variant")
-    p.add_argument("--variants", default="residual,post_activation,per_pair,tensor",
-                   help="comma-separated decorrelation.variant values to time")
+    p.add_argument(
+        "--variants",
+        default="residual,post_activation,per_pair,tensor",
+        help="comma-separated decorrelation.variant values to time",
+    )
     args = p.parse_args()
     from gnnff.training.decorrelation import VARIANTS
 
@@ -132,8 +163,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from run_all import format_table
 
-    print(format_table(run(quick=args.quick, max_edges=args.max_edges, repeats=args.repeats,
-                           variants=variants)))
+    print(
+        format_table(
+            run(quick=args.quick, max_edges=args.max_edges, repeats=args.repeats, variants=variants)
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -70,12 +70,21 @@ def gnnff_calculator(size: str, dtype: str, workdir: Path):
 
     s = SIZES[size]
     torch.manual_seed(0)
-    model = build_model({
-        "family": "allegro", "species": SPECIES, "cutoff": CUTOFF, "l_max": 1,
-        "num_layers": 2, "num_scalar": s["num_scalar"], "num_tensor": s["num_tensor"],
-        "mlp_hidden": [s["hidden"]], "num_bessel": NUM_BESSEL, "poly_p": 6,
-        "avg_num_neighbors": 20.0,
-    })
+    model = build_model(
+        {
+            "family": "allegro",
+            "species": SPECIES,
+            "cutoff": CUTOFF,
+            "l_max": 1,
+            "num_layers": 2,
+            "num_scalar": s["num_scalar"],
+            "num_tensor": s["num_tensor"],
+            "mlp_hidden": [s["hidden"]],
+            "num_bessel": NUM_BESSEL,
+            "poly_p": 6,
+            "avg_num_neighbors": 20.0,
+        }
+    )
     n_params = sum(p.numel() for p in model.parameters())
     path = workdir / f"gnnff_{size}_{dtype}.pt"
     export_model(model, path, dtype=dtype)
@@ -103,19 +112,33 @@ def nequip_calculator(size: str, dtype: str):
 
     s = SIZES[size]
     model = AllegroModel(
-        seed=0, model_dtype=dtype, type_names=SPECIES, r_max=CUTOFF, l_max=1, parity=False,
-        radial_chemical_embed={"_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
-                               "num_bessels": NUM_BESSEL, "polynomial_cutoff_p": 6},
-        scalar_embed_mlp_hidden_layers_depth=1, scalar_embed_mlp_hidden_layers_width=s["hidden"],
-        num_layers=2, num_scalar_features=s["num_scalar"], num_tensor_features=s["num_tensor"],
-        allegro_mlp_hidden_layers_depth=1, allegro_mlp_hidden_layers_width=s["hidden"],
-        readout_mlp_hidden_layers_depth=1, readout_mlp_hidden_layers_width=s["hidden"],
+        seed=0,
+        model_dtype=dtype,
+        type_names=SPECIES,
+        r_max=CUTOFF,
+        l_max=1,
+        parity=False,
+        radial_chemical_embed={
+            "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
+            "num_bessels": NUM_BESSEL,
+            "polynomial_cutoff_p": 6,
+        },
+        scalar_embed_mlp_hidden_layers_depth=1,
+        scalar_embed_mlp_hidden_layers_width=s["hidden"],
+        num_layers=2,
+        num_scalar_features=s["num_scalar"],
+        num_tensor_features=s["num_tensor"],
+        allegro_mlp_hidden_layers_depth=1,
+        allegro_mlp_hidden_layers_width=s["hidden"],
+        readout_mlp_hidden_layers_depth=1,
+        readout_mlp_hidden_layers_width=s["hidden"],
         avg_num_neighbors=20.0,
     )
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
-    transforms = basic_transforms(model.metadata, CUTOFF, SPECIES, {t: t for t in SPECIES},
-                                  neighborlist_backend="vesin")
+    transforms = basic_transforms(
+        model.metadata, CUTOFF, SPECIES, {t: t for t in SPECIES}, neighborlist_backend="vesin"
+    )
     return NequIPCalculator(model=model, device="cpu", transforms=transforms), n_params
 
 
@@ -150,6 +173,7 @@ def compare(atoms, calcs: dict, repeats: int, warmup: int, busy_threshold: float
             work.set_positions(base + rng.normal(scale=DISPLACEMENT, size=base.shape))
             calc.calculate(work, ["energy", "forces"], all_changes)
             return calc.results["forces"]
+
         return fn
 
     def inputs_call(calc):
@@ -168,12 +192,18 @@ def compare(atoms, calcs: dict, repeats: int, warmup: int, busy_threshold: float
         for name in calcs:
             full_s[name].append(others_busy_pct(fulls[name]))
             prep_s[name].append(others_busy_pct(preps[name]))
-    return {name: {"call": summarize(full_s[name], busy_threshold),
-                   "nl": summarize(prep_s[name], busy_threshold)} for name in calcs}
+    return {
+        name: {
+            "call": summarize(full_s[name], busy_threshold),
+            "nl": summarize(prep_s[name], busy_threshold),
+        }
+        for name in calcs
+    }
 
 
-def run_here(quick: bool = False, dtypes: tuple[str, ...] | None = None,
-             busy_threshold: float = 15.0) -> list[dict]:
+def run_here(
+    quick: bool = False, dtypes: tuple[str, ...] | None = None, busy_threshold: float = 15.0
+) -> list[dict]:
     """The benchmark in this interpreter (needs nequip, allegro and gnnff importable)."""
     import nequip
     import torch
@@ -185,8 +215,10 @@ def run_here(quick: bool = False, dtypes: tuple[str, ...] | None = None,
     dtypes = dtypes or (("float32",) if quick else ("float32", "float64"))
     rows: list[dict] = []
     structures = {n: amorphous_sio2(n) for n in n_list}
-    versions = f"torch {torch.__version__}, nequip {nequip.__version__}, " \
-               f"allegro {allegro_version.__version__}"
+    versions = (
+        f"torch {torch.__version__}, nequip {nequip.__version__}, "
+        f"allegro {allegro_version.__version__}"
+    )
     # float64 only for the small model: it doubles the run time
     cases = [(s, d) for s in sizes for d in dtypes if d == "float32" or s == "small"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,29 +234,45 @@ def run_here(quick: bool = False, dtypes: tuple[str, ...] | None = None,
                 # warm-up >= 4: gnnff's TorchScript profiling executor specialises over
                 # its first 3 calls (~10x slower calls)
                 waited = wait_for_quiet(0.0 if quick else 30.0)
-                res = compare(atoms, {"gnnff": g_calc, "nequip": n_calc}, repeats,
-                              warmup=4, busy_threshold=busy_threshold)
+                res = compare(
+                    atoms,
+                    {"gnnff": g_calc, "nequip": n_calc},
+                    repeats,
+                    warmup=4,
+                    busy_threshold=busy_threshold,
+                )
                 e_dir = g_calc.model_inputs(atoms)["edge_index"].shape[1]
                 g, q = res["gnnff"], res["nequip"]
                 g_rate = n / g["call"]["median_s"]
                 q_rate = n / q["call"]["median_s"]
-                rows.append({
-                    "bench": "vs_nequip", "model": size, "dtype": dtype, "atoms": n,
-                    "neigh_per_atom": round(e_dir / n, 1),
-                    "gnnff_params": g_params, "nequip_params": n_params,
-                    "gnnff_ms": round(1e3 * g["call"]["median_s"], 2),
-                    "nequip_ms": round(1e3 * q["call"]["median_s"], 2),
-                    "gnnff_atoms_s": round(g_rate, 1), "nequip_atoms_s": round(q_rate, 1),
-                    "ratio_gnnff_nequip": round(g_rate / q_rate, 3),
-                    "gnnff_nl_pct": round(100 * g["nl"]["median_s"] / g["call"]["median_s"], 1),
-                    "nequip_nl_pct": round(100 * q["nl"]["median_s"] / q["call"]["median_s"], 1),
-                    "kept": f"{g['call']['kept']}/{q['call']['kept']} of {repeats}",
-                    "max_others_pct": max(g["call"]["max_others_pct"],
-                                          q["call"]["max_others_pct"]),
-                    "all_busy": g["call"]["all_busy"] or q["call"]["all_busy"],
-                    "waited_s": waited,
-                    "threads": THREADS, "versions": versions,
-                })
+                rows.append(
+                    {
+                        "bench": "vs_nequip",
+                        "model": size,
+                        "dtype": dtype,
+                        "atoms": n,
+                        "neigh_per_atom": round(e_dir / n, 1),
+                        "gnnff_params": g_params,
+                        "nequip_params": n_params,
+                        "gnnff_ms": round(1e3 * g["call"]["median_s"], 2),
+                        "nequip_ms": round(1e3 * q["call"]["median_s"], 2),
+                        "gnnff_atoms_s": round(g_rate, 1),
+                        "nequip_atoms_s": round(q_rate, 1),
+                        "ratio_gnnff_nequip": round(g_rate / q_rate, 3),
+                        "gnnff_nl_pct": round(100 * g["nl"]["median_s"] / g["call"]["median_s"], 1),
+                        "nequip_nl_pct": round(
+                            100 * q["nl"]["median_s"] / q["call"]["median_s"], 1
+                        ),
+                        "kept": f"{g['call']['kept']}/{q['call']['kept']} of {repeats}",
+                        "max_others_pct": max(
+                            g["call"]["max_others_pct"], q["call"]["max_others_pct"]
+                        ),
+                        "all_busy": g["call"]["all_busy"] or q["call"]["all_busy"],
+                        "waited_s": waited,
+                        "threads": THREADS,
+                        "versions": versions,
+                    }
+                )
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -240,9 +288,13 @@ def run(quick: bool = False) -> list[dict]:
     if _nequip_importable():
         return run_here(quick=quick)
     if not BENCH_PY.exists():
-        return [{"bench": "vs_nequip",
-                 "skipped": f"nequip/allegro not importable and no {BENCH_PY};"
-                            f" create it with `bash {ENV_SCRIPT}` (about 1 min, 1.6 GB)"}]
+        return [
+            {
+                "bench": "vs_nequip",
+                "skipped": f"nequip/allegro not importable and no {BENCH_PY};"
+                f" create it with `bash {ENV_SCRIPT}` (about 1 min, 1.6 GB)",
+            }
+        ]
     cmd = [str(BENCH_PY), str(Path(__file__).resolve()), "--json"] + (["--quick"] * quick)
     env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), PYTHONWARNINGS="ignore")
     t0 = time.perf_counter()
@@ -260,12 +312,17 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="small model, 192 atoms, 3 calls")
     ap.add_argument("--json", action="store_true", help="print the rows as one JSON line")
-    ap.add_argument("--dtype", nargs="*", choices=["float32", "float64"],
-                    help="dtypes to run (default: float32 and, for the small model, float64)")
+    ap.add_argument(
+        "--dtype",
+        nargs="*",
+        choices=["float32", "float64"],
+        help="dtypes to run (default: float32 and, for the small model, float64)",
+    )
     args = ap.parse_args(argv)
     if args.dtype and not _nequip_importable():
         ap.error(f"--dtype needs nequip in this interpreter; run it with {BENCH_PY}")

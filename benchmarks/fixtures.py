@@ -31,8 +31,13 @@ def build_untrained(family: str = "allegro", seed: int = 0, **overrides):
     return build_model({"family": family, "species": SPECIES, "cutoff": CUTOFF, **overrides})
 
 
-def export_untrained(path: str | Path, family: str = "allegro", dtype: str = "float32",
-                     softmax: dict | None = None, **overrides) -> Path:
+def export_untrained(
+    path: str | Path,
+    family: str = "allegro",
+    dtype: str = "float32",
+    softmax: dict | None = None,
+    **overrides,
+) -> Path:
     """Write an untrained model file (TorchScript, model contract) to ``path``."""
     from gnnff.potentials import export_model
 

@@ -18,8 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(1, str(HERE.parent))
 
-MODELS = ("sio2-allegro-baseline", "sio2-allegro-stable", "sio2-attn-baseline",
-          "sio2-attn-stable")
+MODELS = ("sio2-allegro-baseline", "sio2-allegro-stable", "sio2-attn-baseline", "sio2-attn-stable")
 
 
 def _edges(model, atoms):
@@ -65,13 +64,16 @@ def main() -> None:
     from gnnff.potentials.reparam import reparameterize_residual_stream, zca_whitening
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(HERE.parent / "gnnff/potentials/pretrained/"
-                                         "sio2_test_small.extxyz"))
+    p.add_argument(
+        "--data", default=str(HERE.parent / "gnnff/potentials/pretrained/sio2_test_small.extxyz")
+    )
     p.add_argument("--models", default=",".join(MODELS))
     args = p.parse_args()
     frames = ase.io.read(args.data, index=":")
-    print(f"{'model':24s} {'residual_stream_corr':>22s} {'feature_corr':>14s} "
-          f"{'tensor_norm_corr':>17s} {'max |dF| eV/A':>14s}")
+    print(
+        f"{'model':24s} {'residual_stream_corr':>22s} {'feature_corr':>14s} "
+        f"{'tensor_norm_corr':>17s} {'max |dF| eV/A':>14s}"
+    )
     for name in args.models.split(","):
         model = eager_from_file(model_file(name)).to(torch.float64)
         d0, f0, residual = diagnose(model, frames)
@@ -80,8 +82,10 @@ def main() -> None:
         d1, f1, _ = diagnose(new, frames)
         df = max(float((a - b).abs().max()) for a, b in zip(f0, f1, strict=True))
         for label, d, dfs in ((name, d0, ""), ("  whitened", d1, f"{df:.1e}")):
-            print(f"{label:24s} {d['residual_stream_corr']:22.4f} {d['feature_corr']:14.4f} "
-                  f"{d['tensor_norm_corr']:17.4f} {dfs:>14s}")
+            print(
+                f"{label:24s} {d['residual_stream_corr']:22.4f} {d['feature_corr']:14.4f} "
+                f"{d['tensor_norm_corr']:17.4f} {dfs:>14s}"
+            )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(model: str = "sio2-attn-stable", data: str | None = None,
-        systems: tuple[str, ...] = ("SiO2", "SiO1.55"), starts: int = 2, time_ps: float = 10.0,
-        temperature: float = 1000.0, jobs: int = 2, out: str | None = None) -> list[dict]:
+def run(
+    model: str = "sio2-attn-stable",
+    data: str | None = None,
+    systems: tuple[str, ...] = ("SiO2", "SiO1.55"),
+    starts: int = 2,
+    time_ps: float = 10.0,
+    temperature: float = 1000.0,
+    jobs: int = 2,
+    out: str | None = None,
+) -> list[dict]:
     sys.path.insert(0, str(REPO))
     from gnnff.potentials import eager_from_file, export_model
     from gnnff.potentials.registry import model_file
@@ -32,24 +39,40 @@ def run(model: str = "sio2-attn-stable", data: str | None = None,
     path = model_file(model)
     eager = eager_from_file(path)
     if eager.family != "allegro-attn":
-        raise SystemExit(f"{model} is a {eager.family!r} model: softmax backends apply to "
-                         "allegro-attn models only (e.g. --model sio2-attn-stable)")
+        raise SystemExit(
+            f"{model} is a {eager.family!r} model: softmax backends apply to "
+            "allegro-attn models only (e.g. --model sio2-attn-stable)"
+        )
     data_dir = Path(data) if data else REPO / "data" / "sio2"
     if not (data_dir / "reference_md").is_dir():
-        raise SystemExit(f"{data_dir}/reference_md not found: generate the data first "
-                         f"(gnnff data generate --preset sio2-tersoff --out {data_dir})")
+        raise SystemExit(
+            f"{data_dir}/reference_md not found: generate the data first "
+            f"(gnnff data generate --preset sio2-tersoff --out {data_dir})"
+        )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(out) if out else Path(tmp)
         for name, bits in BACKENDS:
             label = name if bits is None else f"{name}-{bits}"
-            m = export_model(eager, work / f"{label}.pt", dtype="float64",
-                             softmax={"backend": name, "bits": bits})
-            res = stability_check(m, data_dir, work / label, systems=systems,
-                                  temperature=temperature, n_starts=starts, time_ps=time_ps,
-                                  jobs=jobs)
-            per_system = {s: [r["stability_index"] for r in res["runs"] if r["system"] == s]
-                          for s in systems}
+            m = export_model(
+                eager,
+                work / f"{label}.pt",
+                dtype="float64",
+                softmax={"backend": name, "bits": bits},
+            )
+            res = stability_check(
+                m,
+                data_dir,
+                work / label,
+                systems=systems,
+                temperature=temperature,
+                n_starts=starts,
+                time_ps=time_ps,
+                jobs=jobs,
+            )
+            per_system = {
+                s: [r["stability_index"] for r in res["runs"] if r["system"] == s] for s in systems
+            }
             rows.append({
                 "softmax": label, "runs": len(res["runs"]),
                 "mean_S": res["mean_stability_index"], "median_stable_ps": res["median_stable_ps"],
@@ -75,8 +98,13 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from run_all import format_table
 
-    print(format_table(run(a.model, a.data, tuple(a.systems), a.starts, a.time_ps,
-                           a.temperature, a.jobs, a.out)))
+    print(
+        format_table(
+            run(
+                a.model, a.data, tuple(a.systems), a.starts, a.time_ps, a.temperature, a.jobs, a.out
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -29,26 +29,45 @@ def drift(report: dict) -> dict:
     ok = np.isfinite(e)
     t, e = t[ok], e[ok]
     slope = float(np.polyfit(t, e, 1)[0]) if len(t) > 2 else float("nan")
-    return {"drift_eV_atom_ps": slope, "max_dev_eV_atom": float(np.max(np.abs(e - e[0]))),
-            "t_ps": float(t[-1]) if len(t) else 0.0, "S": report["stability_index"],
-            "failed": report.get("failed_criterion")}
+    return {
+        "drift_eV_atom_ps": slope,
+        "max_dev_eV_atom": float(np.max(np.abs(e - e[0]))),
+        "t_ps": float(t[-1]) if len(t) else 0.0,
+        "S": report["stability_index"],
+        "failed": report.get("failed_criterion"),
+    }
 
 
-def run_ase(model: Path, atoms, time_ps: float, temperature: float, out: Path,
-            dtype: str = "float64", dt_fs: float = 1.0) -> dict:
+def run_ase(
+    model: Path,
+    atoms,
+    time_ps: float,
+    temperature: float,
+    out: Path,
+    dtype: str = "float64",
+    dt_fs: float = 1.0,
+) -> dict:
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.md import MDSettings, run_md
     from gnnff.stability import StabilityConfig
 
     cfg = StabilityConfig(interval=10, criteria=["finite", "energy_conservation"])
-    s = MDSettings(ensemble="nve", temperature=temperature, time_ps=time_ps, dt_fs=dt_fs,
-                   check_interval=10, traj_interval=1000)
-    return run_md(atoms, GNNFFCalculator(model, dtype=dtype), s, out, stability_config=cfg,
-                  progress=False)
+    s = MDSettings(
+        ensemble="nve",
+        temperature=temperature,
+        time_ps=time_ps,
+        dt_fs=dt_fs,
+        check_interval=10,
+        traj_interval=1000,
+    )
+    return run_md(
+        atoms, GNNFFCalculator(model, dtype=dtype), s, out, stability_config=cfg, progress=False
+    )
 
 
-def run_lammps(model: Path, atoms, time_ps: float, temperature: float, out: Path, np_: int,
-               dt_fs: float = 1.0) -> dict:
+def run_lammps(
+    model: Path, atoms, time_ps: float, temperature: float, out: Path, np_: int, dt_fs: float = 1.0
+) -> dict:
     from gnnff.lammps_geometry import write_lammps_data
     from gnnff.plugin.driver import run_lammps_input
     from gnnff.potentials import read_metadata
@@ -58,19 +77,33 @@ def run_lammps(model: Path, atoms, time_ps: float, temperature: float, out: Path
     write_lammps_data(atoms, out / "start.data", species)
     crit = out / "criteria.yaml"
     crit.write_text("interval: 10\ncriteria: [finite, energy_conservation]\n")
-    run_lammps_input(REPO / "gnnff" / "plugin" / "templates" / "in.nve", out, np_=np_,
-                     stability=crit, ensemble="nve",
-                     variables={"model": str(model), "data": str(out / "start.data"),
-                                "types": " ".join(species), "temp": temperature,
-                                "steps": int(round(time_ps * 1000 / dt_fs)),
-                                "dt": dt_fs / 1000.0})
+    run_lammps_input(
+        REPO / "gnnff" / "plugin" / "templates" / "in.nve",
+        out,
+        np_=np_,
+        stability=crit,
+        ensemble="nve",
+        variables={
+            "model": str(model),
+            "data": str(out / "start.data"),
+            "types": " ".join(species),
+            "temp": temperature,
+            "steps": int(round(time_ps * 1000 / dt_fs)),
+            "dt": dt_fs / 1000.0,
+        },
+    )
     return json.loads((out / "report.json").read_text())
 
 
-def run(quick: bool = False, model: str | None = None, structure: str | None = None,
-        time_ps: float | None = None, temperature: float = 600.0,
-        engines: tuple[str, ...] = ("ase", "ase32", "lammps1", "lammps2"),
-        backends: bool = False) -> list[dict]:
+def run(
+    quick: bool = False,
+    model: str | None = None,
+    structure: str | None = None,
+    time_ps: float | None = None,
+    temperature: float = 600.0,
+    engines: tuple[str, ...] = ("ase", "ase32", "lammps1", "lammps2"),
+    backends: bool = False,
+) -> list[dict]:
     import ase.io
 
     sys.path.insert(0, str(REPO))
@@ -88,11 +121,23 @@ def run(quick: bool = False, model: str | None = None, structure: str | None = N
         tmp = Path(tmp)
         for eng in engines:
             if eng.startswith("ase"):
-                rep = run_ase(Path(model), atoms, time_ps, temperature, tmp / eng,
-                              dtype="float32" if eng == "ase32" else "float64")
+                rep = run_ase(
+                    Path(model),
+                    atoms,
+                    time_ps,
+                    temperature,
+                    tmp / eng,
+                    dtype="float32" if eng == "ase32" else "float64",
+                )
             else:
-                rep = run_lammps(Path(model), atoms, time_ps, temperature, tmp / eng,
-                                 int(eng.removeprefix("lammps")))
+                rep = run_lammps(
+                    Path(model),
+                    atoms,
+                    time_ps,
+                    temperature,
+                    tmp / eng,
+                    int(eng.removeprefix("lammps")),
+                )
             rows.append({"engine": eng, "atoms": len(atoms), **drift(rep)})
         if backends:
             from gnnff.potentials import eager_from_file, export_model
@@ -100,8 +145,9 @@ def run(quick: bool = False, model: str | None = None, structure: str | None = N
 
             eager = eager_from_file(model)
             for name, bits in BACKENDS:
-                path = export_model(eager, tmp / f"{name}{bits}.pt",
-                                    softmax={"backend": name, "bits": bits})
+                path = export_model(
+                    eager, tmp / f"{name}{bits}.pt", softmax={"backend": name, "bits": bits}
+                )
                 rep = run_ase(path, atoms, time_ps, temperature, tmp / f"b_{name}{bits}")
                 rows.append({"engine": f"ase/{name}/{bits}", "atoms": len(atoms), **drift(rep)})
     return rows
@@ -121,8 +167,11 @@ def main() -> None:
     from run_all import format_table
 
     engines = tuple(e for e in a.engines.split(",") if e)
-    print(format_table(run(a.quick, a.model, a.structure, a.time_ps, a.temperature, engines,
-                           a.backends)))
+    print(
+        format_table(
+            run(a.quick, a.model, a.structure, a.time_ps, a.temperature, engines, a.backends)
+        )
+    )
 
 
 if __name__ == "__main__":

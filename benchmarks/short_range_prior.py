@@ -93,8 +93,10 @@ def tersoff_energies(frames) -> np.ndarray:
 def dimer_tersoff(r: np.ndarray) -> np.ndarray:
     from ase import Atoms
 
-    frames = [Atoms("Si2", positions=[[5, 5, 5], [5 + d, 5, 5]], cell=np.eye(3) * 20.0,
-                    pbc=True) for d in r]
+    frames = [
+        Atoms("Si2", positions=[[5, 5, 5], [5 + d, 5, 5]], cell=np.eye(3) * 20.0, pbc=True)
+        for d in r
+    ]
     return tersoff_energies(frames)
 
 
@@ -127,10 +129,16 @@ def run(models: list[str], out: Path, seed: int = 0) -> dict:
     dimers = [Atoms("Si2", positions=[[0, 0, 0], [d, 0, 0]]) for d in r_dimer]
     e_dimer_ref = dimer_tersoff(r_dimer)
     e_dimer_ref -= e_dimer_ref[-1]
-    results = {"pushed_pair": {"atoms": [i, j], "start_distance_A": d0, "r": targets.tolist(),
-                               "tersoff_eV": e_ref.tolist()},
-               "dimer": {"r": r_dimer.tolist(), "tersoff_eV": e_dimer_ref.tolist()},
-               "models": {}}
+    results = {
+        "pushed_pair": {
+            "atoms": [i, j],
+            "start_distance_A": d0,
+            "r": targets.tolist(),
+            "tersoff_eV": e_ref.tolist(),
+        },
+        "dimer": {"r": r_dimer.tolist(), "tersoff_eV": e_dimer_ref.tolist()},
+        "models": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for name in models:
             path = model_file(name)
@@ -157,10 +165,15 @@ def run(models: list[str], out: Path, seed: int = 0) -> dict:
                 e = model_energies(p, dimers)
                 dim[key] = (e - e[-1]).tolist()
             results["models"][name] = {
-                "pair_min_A": pair_min, "changed_pairs": changed,
-                "window_Si_Si_A": [0.65 * d_min, d_min], "fitted_Si_Si_scale": s,
-                "pushed_eV": {"model": e_base.tolist(), "prior": e_prior.tolist(),
-                              "fitted": e_fit.tolist()},
+                "pair_min_A": pair_min,
+                "changed_pairs": changed,
+                "window_Si_Si_A": [0.65 * d_min, d_min],
+                "fitted_Si_Si_scale": s,
+                "pushed_eV": {
+                    "model": e_base.tolist(),
+                    "prior": e_prior.tolist(),
+                    "fitted": e_fit.tolist(),
+                },
                 "dimer_eV": dim,
             }
     out.mkdir(parents=True, exist_ok=True)
@@ -181,13 +194,21 @@ def report(res: dict) -> str:
     for name, m in res["models"].items():
         for key in ("model", "prior", "fitted"):
             e = np.asarray(m["pushed_eV"][key])
-            label = {"model": name, "prior": "  + prior (s = 1)",
-                     "fitted": f"  + prior (s = {m['fitted_Si_Si_scale']:.2f})"}[key]
+            label = {
+                "model": name,
+                "prior": "  + prior (s = 1)",
+                "fitted": f"  + prior (s = {m['fitted_Si_Si_scale']:.2f})",
+            }[key]
             lines.append(f"{label:25s}" + "".join(f"{e[k]:>8.2f}" for k in pick))
-        err = {k: float(np.sqrt(np.mean((np.asarray(m["pushed_eV"][k]) - ref) ** 2)))
-               for k in ("model", "prior", "fitted")}
-        lines.append("  RMS vs Tersoff over 1.4-2.4 A: " + ", ".join(
-            f"{k} {v:.2f} eV" for k, v in err.items()) + f"; pairs changed {m['changed_pairs']}")
+        err = {
+            k: float(np.sqrt(np.mean((np.asarray(m["pushed_eV"][k]) - ref) ** 2)))
+            for k in ("model", "prior", "fitted")
+        }
+        lines.append(
+            "  RMS vs Tersoff over 1.4-2.4 A: "
+            + ", ".join(f"{k} {v:.2f} eV" for k, v in err.items())
+            + f"; pairs changed {m['changed_pairs']}"
+        )
     dpick = [k for k, x in enumerate(rd) if round(x, 1) in (1.6, 1.8, 2.0, 2.2, 2.4)]
     lines.append("isolated Si-Si dimer, E(r) - E(4.9 A) in eV:")
     lines.append("model / r (A)            " + "".join(f"{rd[k]:>8.2f}" for k in dpick))

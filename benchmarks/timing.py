@@ -73,8 +73,13 @@ def _inner_reps(fn: Callable[[], object], min_sample_s: float) -> int:
     return max(1, math.ceil(min_sample_s / max(time.perf_counter() - t0, 1e-7)))
 
 
-def timed_calls(fn: Callable[[], object], repeats: int = 7, warmup: int = 2,
-                busy_threshold: float = 15.0, min_sample_s: float = 0.0) -> dict:
+def timed_calls(
+    fn: Callable[[], object],
+    repeats: int = 7,
+    warmup: int = 2,
+    busy_threshold: float = 15.0,
+    min_sample_s: float = 0.0,
+) -> dict:
     """Median wall time (s per call) of ``fn`` over ``repeats`` samples after ``warmup``
     calls, dropping samples during which other processes used more than ``busy_threshold`` %
     of the machine (see ``summarize``). Each sample repeats ``fn`` enough to last
@@ -84,9 +89,13 @@ def timed_calls(fn: Callable[[], object], repeats: int = 7, warmup: int = 2,
     return res
 
 
-def timed_side_by_side(fns: dict[str, Callable[[], object]], repeats: int = 7,
-                       warmup: int = 2, busy_threshold: float = 15.0,
-                       min_sample_s: float = 0.0) -> dict[str, dict]:
+def timed_side_by_side(
+    fns: dict[str, Callable[[], object]],
+    repeats: int = 7,
+    warmup: int = 2,
+    busy_threshold: float = 15.0,
+    min_sample_s: float = 0.0,
+) -> dict[str, dict]:
     """``timed_calls`` for several functions at once, their samples interleaved; returns one
     result per key of ``fns`` (plus ``calls_per_sample``)."""
     if repeats < 1:
@@ -94,31 +103,33 @@ def timed_side_by_side(fns: dict[str, Callable[[], object]], repeats: int = 7,
     for _ in range(warmup):  # round-robin: TorchScript modules re-specialise when interleaved
         for fn in fns.values():
             fn()
-    inner = {k: _inner_reps(fn, min_sample_s) if min_sample_s > 0 else 1
-             for k, fn in fns.items()}
+    inner = {k: _inner_reps(fn, min_sample_s) if min_sample_s > 0 else 1 for k, fn in fns.items()}
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
             samples[k].append(others_busy_pct(fn, inner[k]))
-    return {k: {**summarize(s, busy_threshold), "calls_per_sample": inner[k], "samples": s}
-            for k, s in samples.items()}
+    return {
+        k: {**summarize(s, busy_threshold), "calls_per_sample": inner[k], "samples": s}
+        for k, s in samples.items()
+    }
 
 
-def paired_ratio(res: dict[str, dict], key: str, ref: str,
-                 busy_threshold: float = 15.0) -> float:
+def paired_ratio(res: dict[str, dict], key: str, ref: str, busy_threshold: float = 15.0) -> float:
     """Median over rounds of ``key``'s time / ``ref``'s time in the same round of a
     ``timed_side_by_side`` result, rounds where either sample was busy dropped. Pairing cancels
     the slow drifts (frequency, neighbours) that dominate the spread of the raw medians."""
-    ratios = [a / b for (a, ba), (b, bb) in zip(res[key]["samples"], res[ref]["samples"],
-                                                strict=True)
-              if ba <= busy_threshold and bb <= busy_threshold]
+    ratios = [
+        a / b
+        for (a, ba), (b, bb) in zip(res[key]["samples"], res[ref]["samples"], strict=True)
+        if ba <= busy_threshold and bb <= busy_threshold
+    ]
     if not ratios:
-        ratios = [a / b for (a, _), (b, _) in zip(res[key]["samples"], res[ref]["samples"],
-                                                  strict=True)]
+        ratios = [
+            a / b for (a, _), (b, _) in zip(res[key]["samples"], res[ref]["samples"], strict=True)
+        ]
     return statistics.median(ratios)
 
 
 def busy_columns(res: dict) -> dict:
     """The busy bookkeeping of a timing result, for a table row."""
-    return {k: res[k] for k in ("kept", "dropped_busy", "all_busy", "others_pct",
-                                "max_others_pct")}
+    return {k: res[k] for k in ("kept", "dropped_busy", "all_busy", "others_pct", "max_others_pct")}

@@ -62,7 +62,9 @@ def write_pth(site_dir: str | None = None) -> str:
     tmp = path + ".tmp"
     with open(tmp, "w") as fh:
         # one line (a .pth runs lines that start with "import"); silent if gnnff is gone
-        fh.write('import sys; exec("try:\\n import gnnff._mpi_hook as h; h.install()\\n'
-                 'except ImportError:\\n pass")\n')
+        fh.write(
+            'import sys; exec("try:\\n import gnnff._mpi_hook as h; h.install()\\n'
+            'except ImportError:\\n pass")\n'
+        )
     os.replace(tmp, path)
     return path

@@ -34,8 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gnnff", description="Stable GNN force fields: train, export, run MD, measure."
     )
     parser.add_argument("--version", action="version", version=f"gnnff {gnnff.__version__}")
-    parser.add_argument("-T", "--traceback", action="store_true",
-                        help="on error, show the full Python traceback instead of one line")
+    parser.add_argument(
+        "-T",
+        "--traceback",
+        action="store_true",
+        help="on error, show the full Python traceback instead of one line",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _ROOMS:
         try:

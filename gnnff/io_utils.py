@@ -101,8 +101,10 @@ def read_frames(path: str | os.PathLike[str], index: int | str = ":") -> list[An
     try:
         got = ase.io.read(path, index=index)
     except (StopIteration, IndexError):
-        raise ValueError(f"{path} has no frame {index!r}; give an index below its number of "
-                         "frames (negative counts from the end)") from None
+        raise ValueError(
+            f"{path} has no frame {index!r}; give an index below its number of "
+            "frames (negative counts from the end)"
+        ) from None
     except Exception as exc:  # ASE raises format-specific errors of many types
         raise ValueError(
             f"could not read {path} as a structure file ({type(exc).__name__}: {exc}); give a "

@@ -32,8 +32,7 @@ def lammps_cell(atoms: Atoms) -> Atoms:
     return out
 
 
-def write_lammps_data(atoms: Atoms, path: str | Path, species: list[str] | tuple[str, ...]
-                      ) -> Path:
+def write_lammps_data(atoms: Atoms, path: str | Path, species: list[str] | tuple[str, ...]) -> Path:
     """Write ``atoms`` as a LAMMPS ``atom_style atomic`` data file with full-precision
     positions; atom types follow ``species`` (type 1 = species[0]). A cell that is not
     lower-triangular is rotated into LAMMPS form first (forces then come out rotated)."""
@@ -46,15 +45,26 @@ def write_lammps_data(atoms: Atoms, path: str | Path, species: list[str] | tuple
     missing = sorted(set(atoms.get_chemical_symbols()) - set(species))
     if missing:
         raise ValueError(f"elements {missing} are not among the LAMMPS types {list(species)}")
-    lines = ["gnnff structure", "", f"{len(atoms)} atoms", f"{len(species)} atom types", "",
-             f"0.0 {cell[0, 0]:.17g} xlo xhi", f"0.0 {cell[1, 1]:.17g} ylo yhi",
-             f"0.0 {cell[2, 2]:.17g} zlo zhi",
-             f"{cell[1, 0]:.17g} {cell[2, 0]:.17g} {cell[2, 1]:.17g} xy xz yz", "", "Masses", ""]
+    lines = [
+        "gnnff structure",
+        "",
+        f"{len(atoms)} atoms",
+        f"{len(species)} atom types",
+        "",
+        f"0.0 {cell[0, 0]:.17g} xlo xhi",
+        f"0.0 {cell[1, 1]:.17g} ylo yhi",
+        f"0.0 {cell[2, 2]:.17g} zlo zhi",
+        f"{cell[1, 0]:.17g} {cell[2, 0]:.17g} {cell[2, 1]:.17g} xy xz yz",
+        "",
+        "Masses",
+        "",
+    ]
     lines += [f"{k + 1} {atomic_masses[atomic_numbers[s]]:.6f}" for k, s in enumerate(species)]
     lines += ["", "Atoms # atomic", ""]
     sym = atoms.get_chemical_symbols()
     for k, p in enumerate(atoms.positions):
-        lines.append(f"{k + 1} {list(species).index(sym[k]) + 1} {p[0]:.17g} {p[1]:.17g} "
-                     f"{p[2]:.17g}")
+        lines.append(
+            f"{k + 1} {list(species).index(sym[k]) + 1} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g}"
+        )
     Path(path).write_text("\n".join(lines) + "\n")
     return Path(path)

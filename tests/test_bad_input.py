@@ -37,39 +37,49 @@ def test_resume_compares_the_full_model_config():
     from gnnff.potentials import resolve_model_config
     from gnnff.training.trainer import _comparable_model_configs, _config_diff
 
-    stored = resolve_model_config({"family": "allegro", "species": ["O", "Si"], "zbl": True,
-                                   "avg_num_neighbors": 23.5})
+    stored = resolve_model_config(
+        {"family": "allegro", "species": ["O", "Si"], "zbl": True, "avg_num_neighbors": 23.5}
+    )
     # the YAML drops the zbl line: that is a change to the default, not "unset"
     a, b = _comparable_model_configs(stored, {"family": "allegro"})
     assert _config_diff(a, b) == ["zbl: True -> False"]
     # the same YAML resumes cleanly; fitted avg_num_neighbors and inferred species are ignored
     a, b = _comparable_model_configs(stored, {"family": "allegro", "zbl": True})
     assert _config_diff(a, b) == []
-    a, b = _comparable_model_configs(stored, {"family": "allegro", "zbl": True,
-                                              "species": ["O", "Si", "H"]})
+    a, b = _comparable_model_configs(
+        stored, {"family": "allegro", "zbl": True, "species": ["O", "Si", "H"]}
+    )
     assert _config_diff(a, b) and "species" in _config_diff(a, b)[0]
 
 
 def _study(tmp_path, **md):
     base = tmp_path / "train.yaml"
-    base.write_text(yaml.safe_dump({"data": {"train": "x", "valid": "x"},
-                                    "model": {"family": "allegro"}}))
-    body = {"training": {"base": str(base)}, "families": ["allegro"], "seeds": [0],
-            "md": {"systems": {"a": {"starts": "x.extxyz"}}, **md}}
+    base.write_text(
+        yaml.safe_dump({"data": {"train": "x", "valid": "x"}, "model": {"family": "allegro"}})
+    )
+    body = {
+        "training": {"base": str(base)},
+        "families": ["allegro"],
+        "seeds": [0],
+        "md": {"systems": {"a": {"starts": "x.extxyz"}}, **md},
+    }
     p = tmp_path / "study.yaml"
     p.write_text(yaml.safe_dump(body))
     return p
 
 
-@pytest.mark.parametrize("md, match", [
-    ({"thermostat": "langvin"}, "thermostat must be one of"),
-    ({"time_ps": -10}, "time_ps must be positive"),
-    ({"dt_fs": 0}, "dt_fs must be positive"),
-    ({"dtype": "float16"}, "md.dtype"),
-    ({"temperatures": [0]}, "temperature > 0"),
-    ({"stability": {"intervall": 5}}, "did you mean|unknown stability setting"),
-    ({"n_starts": 0}, "md.n_starts"),
-])
+@pytest.mark.parametrize(
+    "md, match",
+    [
+        ({"thermostat": "langvin"}, "thermostat must be one of"),
+        ({"time_ps": -10}, "time_ps must be positive"),
+        ({"dt_fs": 0}, "dt_fs must be positive"),
+        ({"dtype": "float16"}, "md.dtype"),
+        ({"temperatures": [0]}, "temperature > 0"),
+        ({"stability": {"intervall": 5}}, "did you mean|unknown stability setting"),
+        ({"n_starts": 0}, "md.n_starts"),
+    ],
+)
 def test_study_md_settings_fail_at_load(tmp_path, md, match):
     from gnnff.study.config import StudyConfigError, load_study_config
 
@@ -133,8 +143,7 @@ def test_cli_reports_file_errors_without_traceback(tmp_path, capsys):
     afile.write_text("x")
     from gnnff.calculators import available_pretrained
 
-    rc = main(["dimer", "--model", available_pretrained()[0], "--points", "5",
-               "--out", str(afile)])
+    rc = main(["dimer", "--model", available_pretrained()[0], "--points", "5", "--out", str(afile)])
     assert rc == 2 and "gnnff dimer: error" in capsys.readouterr().err
 
 
@@ -147,13 +156,28 @@ def test_stability_commands_validate(tmp_path, capsys):
     import ase
     import ase.io
 
-    ase.io.write(traj, ase.Atoms("Si2", positions=[[0, 0, 0], [2.3, 0, 0]], cell=[8, 8, 8],
-                                 pbc=True))
-    assert main(["stability", "analyze", str(traj), "--dt-fs", "-1", "--out",
-                 str(tmp_path / "a")]) == 2
+    ase.io.write(
+        traj, ase.Atoms("Si2", positions=[[0, 0, 0], [2.3, 0, 0]], cell=[8, 8, 8], pbc=True)
+    )
+    assert (
+        main(["stability", "analyze", str(traj), "--dt-fs", "-1", "--out", str(tmp_path / "a")])
+        == 2
+    )
     assert "--dt-fs must be > 0" in capsys.readouterr().err
-    assert main(["stability", "reference", str(traj), "--rdf-nbins", "0", "--out",
-                 str(tmp_path / "r.json")]) == 2
+    assert (
+        main(
+            [
+                "stability",
+                "reference",
+                str(traj),
+                "--rdf-nbins",
+                "0",
+                "--out",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_data_generate_validates_before_touching_out(tmp_path):
@@ -163,8 +187,7 @@ def test_data_generate_validates_before_touching_out(tmp_path):
     from gnnff.data.generate import DataGenerationError, _swap_in, generate_dataset
 
     with pytest.raises(DataGenerationError, match="seed"):
-        generate_dataset("sio2-tersoff", old, seed=-1, quick=True, overwrite=True,
-                         progress=False)
+        generate_dataset("sio2-tersoff", old, seed=-1, quick=True, overwrite=True, progress=False)
     assert (old / "train.extxyz").read_text() == "keep me"
     new = tmp_path / ".new"
     new.mkdir()

@@ -29,8 +29,15 @@ def sio2_cell(n_atoms: int, seed: int, tilt: bool = True) -> Atoms:
 @pytest.fixture(scope="module", params=["allegro", "allegro-attn"])
 def model_file(request, tmp_path_factory):
     torch.manual_seed(0)
-    cfg = {"family": request.param, "species": ["Si", "O"], "cutoff": 4.0, "num_layers": 2,
-           "num_scalar": 16, "num_tensor": 4, "mlp_hidden": [16]}
+    cfg = {
+        "family": request.param,
+        "species": ["Si", "O"],
+        "cutoff": 4.0,
+        "num_layers": 2,
+        "num_scalar": 16,
+        "num_tensor": 4,
+        "mlp_hidden": [16],
+    }
     model = build_model(cfg).double()
     # random but non-trivial per-species shift and scale
     model.set_species_shift_scale(torch.tensor([-5.0, -3.0]), torch.tensor([1.5, 0.7]))
@@ -78,12 +85,14 @@ def test_equals_calling_the_module(model_file):
     ei, sh = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, meta["cutoff"])
     idx = {s: k for k, s in enumerate(meta["species"])}
     species = torch.tensor([idx[s] for s in atoms.get_chemical_symbols()])
-    out = module(torch.tensor(atoms.positions), species, torch.tensor(ei), torch.tensor(sh),
-                 len(atoms))
+    out = module(
+        torch.tensor(atoms.positions), species, torch.tensor(ei), torch.tensor(sh), len(atoms)
+    )
     assert abs(atoms.get_potential_energy() - float(out["energy"])) < 1e-10
     np.testing.assert_allclose(atoms.get_forces(), out["forces"].numpy(), atol=1e-10)
-    np.testing.assert_allclose(atoms.get_stress(voigt=False),
-                               -out["virial"].numpy() / atoms.get_volume(), atol=1e-12)
+    np.testing.assert_allclose(
+        atoms.get_stress(voigt=False), -out["virial"].numpy() / atoms.get_volume(), atol=1e-12
+    )
 
 
 def test_open_and_mixed_boundaries_agree_with_big_box(model_file):

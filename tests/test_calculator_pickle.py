@@ -22,8 +22,17 @@ def _forces(atoms):
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     torch.manual_seed(0)
-    m = build_model({"family": "allegro", "species": ["O", "Si"], "cutoff": 4.0,
-                     "num_layers": 1, "num_scalar": 8, "num_tensor": 4, "mlp_hidden": [8]})
+    m = build_model(
+        {
+            "family": "allegro",
+            "species": ["O", "Si"],
+            "cutoff": 4.0,
+            "num_layers": 1,
+            "num_scalar": 8,
+            "num_tensor": 4,
+            "mlp_hidden": [8],
+        }
+    )
     return export_model(m.double(), tmp_path_factory.mktemp("pk") / "m.pt", dtype="float64")
 
 
@@ -50,7 +59,7 @@ def test_forces_in_spawn_worker(model_path, atoms):
     e, f = _forces(atoms)
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
-        (e2, f2), = pool.map(_forces, [atoms])
+        ((e2, f2),) = pool.map(_forces, [atoms])
     assert e2 == pytest.approx(e, rel=1e-12)
     np.testing.assert_allclose(f2, f, rtol=0, atol=1e-12)
 
@@ -66,14 +75,25 @@ def test_unpickle_without_the_file_says_so(model_path, atoms, tmp_path):
         pickle.loads(blob)
 
 
-@pytest.mark.parametrize("family,extra", [("allegro", {}), ("allegro-attn", {}),
-                                          ("allegro", {"zbl": True})])
+@pytest.mark.parametrize(
+    "family,extra", [("allegro", {}), ("allegro-attn", {}), ("allegro", {"zbl": True})]
+)
 def test_edge_blocks_give_the_one_pass_result(tmp_path, atoms, family, extra):
     """Energy, forces and stress computed block by block equal the one-pass values, and the
     setting survives pickling."""
     torch.manual_seed(3)
-    m = build_model({"family": family, "species": ["O", "Si"], "cutoff": 4.0, "num_layers": 2,
-                     "num_scalar": 8, "num_tensor": 4, "mlp_hidden": [8], **extra})
+    m = build_model(
+        {
+            "family": family,
+            "species": ["O", "Si"],
+            "cutoff": 4.0,
+            "num_layers": 2,
+            "num_scalar": 8,
+            "num_tensor": 4,
+            "mlp_hidden": [8],
+            **extra,
+        }
+    )
     path = export_model(m.double(), tmp_path / "m.pt", dtype="float64")
     ref = atoms.copy()
     ref.calc = GNNFFCalculator(path)
@@ -84,8 +104,9 @@ def test_edge_blocks_give_the_one_pass_result(tmp_path, atoms, family, extra):
     assert blk.get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-10)
     np.testing.assert_allclose(blk.get_forces(), ref.get_forces(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(blk.get_stress(), ref.get_stress(), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(blk.get_potential_energies(), ref.get_potential_energies(),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        blk.get_potential_energies(), ref.get_potential_energies(), rtol=0, atol=1e-12
+    )
     clone = pickle.loads(pickle.dumps(blk))
     assert clone.calc.module.max_block_edges == 30
     with pytest.raises(ValueError, match="max_block_edges must be an integer >= 0"):

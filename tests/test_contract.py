@@ -36,8 +36,11 @@ def _plugin_reads() -> dict[str, set[str]]:
 
 def test_plugin_source_reads_exactly_the_contract():
     reads = _plugin_reads()
-    want = (set(contract.PLUGIN_REQUIRED_METADATA) | set(contract.PLUGIN_OPTIONAL_METADATA)
-            | set(contract.PLUGIN_OPTIONAL_SECTIONS))
+    want = (
+        set(contract.PLUGIN_REQUIRED_METADATA)
+        | set(contract.PLUGIN_OPTIONAL_METADATA)
+        | set(contract.PLUGIN_OPTIONAL_SECTIONS)
+    )
     assert reads["meta"] == want, f"plugin reads {sorted(reads['meta'])}, contract {sorted(want)}"
     assert reads["meta"] <= set(contract.METADATA_KEYS)
     assert reads["outputs"] == set(contract.PLUGIN_OUTPUTS) <= set(contract.OUTPUT_NAMES)

@@ -39,8 +39,9 @@ def test_quick_dataset_layout_and_labels(quick_data):
 
 
 def test_same_seed_gives_identical_files(quick_data, tmp_path):
-    generate_dataset("sio2-tersoff", tmp_path / "again", seed=0, quick=True, progress=False,
-                     check=False)
+    generate_dataset(
+        "sio2-tersoff", tmp_path / "again", seed=0, quick=True, progress=False, check=False
+    )
     first = json.loads((quick_data / "manifest.json").read_text())["sha256"]
     second = json.loads((tmp_path / "again" / "manifest.json").read_text())["sha256"]
     assert first == second

@@ -106,8 +106,17 @@ def test_gradient_reaches_model_parameters():
     from gnnff.potentials import build_model
 
     torch.manual_seed(0)
-    model = build_model({"family": "allegro", "species": ["O", "Si"], "cutoff": 4.0,
-                         "num_layers": 2, "num_scalar": 8, "num_tensor": 4, "mlp_hidden": [8]})
+    model = build_model(
+        {
+            "family": "allegro",
+            "species": ["O", "Si"],
+            "cutoff": 4.0,
+            "num_layers": 2,
+            "num_scalar": 8,
+            "num_tensor": 4,
+            "mlp_hidden": [8],
+        }
+    )
     vec = torch.randn(40, 3) * 0.8 + torch.tensor([1.5, 0.5, 0.0])
     ei = torch.stack([torch.arange(40) % 6, (torch.arange(40) + 1) % 6])
     species = torch.tensor([0, 1, 0, 1, 0, 0])
@@ -130,7 +139,7 @@ def test_equal_width_layers_match_reference_and_constant_channel_has_finite_grad
     got, per = decorrelation_loss(xs, max_edges=None)
     assert got.item() == pytest.approx(numpy_lcorr(layers), rel=1e-10)
     for k in range(3):
-        assert per[k].item() == pytest.approx(numpy_lcorr(layers[k:k + 1]), rel=1e-10)
+        assert per[k].item() == pytest.approx(numpy_lcorr(layers[k : k + 1]), rel=1e-10)
     got.backward()
     assert all(torch.isfinite(x.grad).all() for x in xs)
     assert xs[1].grad[:, 2].abs().max() < 1e-12

@@ -23,8 +23,13 @@ from gnnff.training.schedulers import DecayLambda, build_lambda_scheduler
 from gnnff.training.synthetic import make_dataset
 from gnnff.training.trainer import Trainer, predict
 
-SMALL_MODEL = {"cutoff": 4.0, "num_layers": 2, "num_scalar": 16, "num_tensor": 4,
-               "mlp_hidden": [32]}
+SMALL_MODEL = {
+    "cutoff": 4.0,
+    "num_layers": 2,
+    "num_scalar": 16,
+    "num_tensor": 4,
+    "mlp_hidden": [32],
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -86,7 +91,11 @@ def test_edge_pair_ids_and_variant_kinds():
     ei = torch.tensor([[0, 1, 2, 2], [1, 0, 0, 1]])
     assert edge_pair_ids(species, ei, 2).tolist() == [1, 2, 2, 3]
     assert [variant_feature_kind(v) for v in VARIANTS] == [
-        "residual", "post_activation", "post_activation", "tensor"]
+        "residual",
+        "post_activation",
+        "post_activation",
+        "tensor",
+    ]
     with pytest.raises(ValueError, match="residual, post_activation, per_pair, tensor"):
         variant_feature_kind("whitened")
     with pytest.raises(ValueError, match="pair ids"):
@@ -95,8 +104,9 @@ def test_edge_pair_ids_and_variant_kinds():
 
 def test_model_features_of_each_kind():
     torch.manual_seed(0)
-    model = build_model({"family": "allegro", "species": ["O", "Si"], "l_max": 2,
-                         **SMALL_MODEL}).double()
+    model = build_model(
+        {"family": "allegro", "species": ["O", "Si"], "l_max": 2, **SMALL_MODEL}
+    ).double()
     vec = torch.randn(40, 3, dtype=torch.float64) * 0.8 + torch.tensor([1.5, 0.5, 0.0])
     ei = torch.stack([torch.arange(40) % 6, (torch.arange(40) + 1) % 6])
     species = torch.tensor([0, 1, 0, 1, 0, 0])
@@ -118,14 +128,18 @@ def test_model_features_of_each_kind():
 
 # ------------------------------------------------------------------ config and schedulers
 def test_config_errors(data):
-    with pytest.raises(ConfigError, match=r"variant.*choose one of residual, post_activation, "
-                                          r"per_pair, tensor"):
+    with pytest.raises(
+        ConfigError,
+        match=r"variant.*choose one of residual, post_activation, "
+        r"per_pair, tensor",
+    ):
         config(data, decorrelation={"variant": "whitened"})
     with pytest.raises(ConfigError, match=r"scheduler.*constant, cosine, adaptive, decay"):
         config(data, decorrelation={"scheduler": "linear"})
     with pytest.raises(ConfigError, match="mlp_hidden is empty"):
-        config(data, model={"mlp_hidden": []},
-               decorrelation={"enabled": True, "variant": "per_pair"})
+        config(
+            data, model={"mlp_hidden": []}, decorrelation={"enabled": True, "variant": "per_pair"}
+        )
     with pytest.raises(ConfigError, match="l_max is 0"):
         config(data, model={"l_max": 0}, decorrelation={"enabled": True, "variant": "tensor"})
     cfg = config(data)
@@ -141,8 +155,13 @@ def test_decay_schedule():
     assert exp.value(10) == pytest.approx(0.4 / math.e)
     vals = [exp.value(t) for t in range(50)]
     assert all(a > b for a, b in zip(vals, vals[1:], strict=False))
-    cfg = {"scheduler": "decay", "lambda_max": 1.0, "lambda_end": 0.0, "decay_shape": "cosine",
-           "decay_epochs": None}
+    cfg = {
+        "scheduler": "decay",
+        "lambda_max": 1.0,
+        "lambda_end": 0.0,
+        "decay_shape": "cosine",
+        "decay_epochs": None,
+    }
     s = build_lambda_scheduler(cfg, steps_per_epoch=4, total_epochs=5)
     assert s.value(0) == 1.0 and s.value(10) == pytest.approx(0.5) and s.value(20) == 0.0
 
@@ -151,30 +170,48 @@ def test_decay_schedule():
 def test_lambda_zero_is_exactly_the_baseline(data, tmp_path):
     """lambda = 0 (constant and decay) gives bitwise the baseline weights after 4 steps."""
     states = {}
-    runs = [("off", {"enabled": False})] + [
-        (v, {"enabled": True, "variant": v, "scheduler": "constant", "lambda_max": 0.0})
-        for v in ("post_activation", "per_pair", "tensor")
-    ] + [("decay", {"enabled": True, "variant": "per_pair", "scheduler": "decay",
-                    "lambda_max": 0.0, "decay_shape": "exponential"})]
+    runs = (
+        [("off", {"enabled": False})]
+        + [
+            (v, {"enabled": True, "variant": v, "scheduler": "constant", "lambda_max": 0.0})
+            for v in ("post_activation", "per_pair", "tensor")
+        ]
+        + [
+            (
+                "decay",
+                {
+                    "enabled": True,
+                    "variant": "per_pair",
+                    "scheduler": "decay",
+                    "lambda_max": 0.0,
+                    "decay_shape": "exponential",
+                },
+            )
+        ]
+    )
     for name, dec in runs:
-        cfg = config(data, train="small.extxyz", decorrelation=dec,
-                     training={"batch_size": 2})
+        cfg = config(data, train="small.extxyz", decorrelation=dec, training={"batch_size": 2})
         tr = Trainer(cfg, tmp_path / name, log=quiet)
         tr.train_epoch()
         assert tr.step == 4
         states[name] = tr.model.state_dict()
     s0 = states["off"]
-    assert any(not torch.equal(s0[k], v) for k, v in build_model(
-        {"family": "allegro", "species": ["O", "Si"], **SMALL_MODEL}).state_dict().items()
-        if k in s0 and s0[k].shape == v.shape)
+    assert any(
+        not torch.equal(s0[k], v)
+        for k, v in build_model({"family": "allegro", "species": ["O", "Si"], **SMALL_MODEL})
+        .state_dict()
+        .items()
+        if k in s0 and s0[k].shape == v.shape
+    )
     for name, s1 in states.items():
         assert all(torch.equal(s0[k], s1[k]) for k in s0), name
 
 
 def _own_lcorr(model, structs, variant: str) -> float:
     batch = collate(structs, torch.float32)
-    out = predict(model, batch, forces=False, features=True,
-                  feature_kind=variant_feature_kind(variant))
+    out = predict(
+        model, batch, forces=False, features=True, feature_kind=variant_feature_kind(variant)
+    )
     pairs = edge_pair_ids(batch.species, batch.edge_index, model.num_species)
     feats = [f.detach() for f in out["features"]]
     return float(variant_loss(variant, feats, pairs, max_edges=None)[0])
@@ -209,7 +246,8 @@ def test_runs_from_before_the_variants_resume(data, tmp_path):
     torch.save(ckpt, path)
     more = config(data, train="small.extxyz", training={"epochs": 2})
     assert Trainer(more, tmp_path / "old", resume=True, log=quiet).epoch == 1
-    other = config(data, train="small.extxyz", training={"epochs": 2},
-                   decorrelation={"variant": "per_pair"})
+    other = config(
+        data, train="small.extxyz", training={"epochs": 2}, decorrelation={"variant": "per_pair"}
+    )
     with pytest.raises(ConfigError, match="decorrelation.variant"):
         Trainer(other, tmp_path / "old", resume=True, log=quiet)

@@ -18,12 +18,22 @@ from gnnff.stability import StabilityReference
 @pytest.fixture(scope="module")
 def zbl_model(tmp_path_factory):
     torch.manual_seed(0)
-    model = build_model({"family": "allegro", "species": ["O", "Si"], "cutoff": 4.0,
-                         "num_scalar": 8, "num_tensor": 2, "mlp_hidden": [8], "zbl": True})
+    model = build_model(
+        {
+            "family": "allegro",
+            "species": ["O", "Si"],
+            "cutoff": 4.0,
+            "num_scalar": 8,
+            "num_tensor": 2,
+            "mlp_hidden": [8],
+            "zbl": True,
+        }
+    )
     for p in model.parameters():  # near-flat learned part: the ZBL prior dominates up close
         p.data.mul_(0.01)
-    ref = StabilityReference(pair_min_distances={"O-O": 2.2, "O-Si": 1.5, "Si-Si": 2.6},
-                             species=["O", "Si"], n_frames=1)
+    ref = StabilityReference(
+        pair_min_distances={"O-O": 2.2, "O-Si": 1.5, "Si-Si": 2.6}, species=["O", "Si"], n_frames=1
+    )
     path = tmp_path_factory.mktemp("dimer") / "zbl.pt"
     export_model(model, path, training_summary={"stability_reference": ref.to_dict()})
     return path
@@ -56,12 +66,25 @@ def test_wall_heights_by_hand():
 
 
 def test_dimer_cli(zbl_model, tmp_path, capsys):
-    assert main(["dimer", "--model", str(zbl_model), "--r-min", "0.6", "--points", "12",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "dimer",
+                "--model",
+                str(zbl_model),
+                "--r-min",
+                "0.6",
+                "--points",
+                "12",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "dimer.json").read_text())
     assert len(data["r"]) == 12 and data["r"][-1] == pytest.approx(4.0)
     assert set(data["wall_eV"]) == {"O-O", "O-Si", "Si-Si"}
     assert (tmp_path / "dimer.png").stat().st_size > 0
     assert "wall" in capsys.readouterr().out
-    assert main(["dimer", "--model", str(zbl_model), "--r-min", "5", "--out",
-                 str(tmp_path)]) == 2
+    assert main(["dimer", "--model", str(zbl_model), "--r-min", "5", "--out", str(tmp_path)]) == 2

@@ -24,12 +24,25 @@ Trainer(cfg, sys.argv[2], log=lambda *a: None).fit()
 def _config(tmp, batch_size):
     return {
         "data": {"train": str(tmp / "train.extxyz"), "valid": str(tmp / "valid.extxyz")},
-        "model": {"family": "allegro", "cutoff": 4.0, "num_layers": 1, "num_scalar": 8,
-                  "num_tensor": 2, "mlp_hidden": [8]},
+        "model": {
+            "family": "allegro",
+            "cutoff": 4.0,
+            "num_layers": 1,
+            "num_scalar": 8,
+            "num_tensor": 2,
+            "mlp_hidden": [8],
+        },
         "loss": {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 0.5},
         "optim": {"lr": 0.01, "lr_schedule": "none"},
-        "training": {"epochs": 2, "batch_size": batch_size, "dtype": "float64", "seed": 3,
-                     "progress": False, "num_threads": 1, "export": "last"},
+        "training": {
+            "epochs": 2,
+            "batch_size": batch_size,
+            "dtype": "float64",
+            "seed": 3,
+            "progress": False,
+            "num_threads": 1,
+            "export": "last",
+        },
     }
 
 
@@ -41,8 +54,16 @@ def _run(tmp, cfg, out, nproc):
     if nproc == 1:
         cmd = [sys.executable, str(worker), str(path), str(tmp / out)]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", str(worker), str(path), str(tmp / out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            str(worker),
+            str(path),
+            str(tmp / out),
+        ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     return torch.load(tmp / out / "checkpoint.pt", weights_only=True)
@@ -77,9 +98,20 @@ def test_more_processes_than_frames_is_refused(data, tmp_path):
     cfg = _config(tmp_path, 1)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     (tmp_path / "worker.py").write_text(WORKER)
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                          "--nproc_per_node=2", str(tmp_path / "worker.py"),
-                          str(tmp_path / "cfg.json"), str(tmp_path / "out")],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(tmp_path / "worker.py"),
+            str(tmp_path / "cfg.json"),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode != 0
     assert "2 data-parallel processes but only 1 training structures" in res.stderr

@@ -55,17 +55,39 @@ def test_close_contact_reference_from_pair_coeff_model(tmp_path, monkeypatch):
 
     stored = {"O-O": 2.1, "O-Si": 1.45, "Si-Si": 2.7}
     ref = StabilityReference(pair_min_distances=stored, species=["O", "Si"], n_frames=2)
-    model = lf.write_toy_model(tmp_path / "toy_ref.pt",
-                               training={"stability_reference": ref.to_dict()})
+    model = lf.write_toy_model(
+        tmp_path / "toy_ref.pt", training={"stability_reference": ref.to_dict()}
+    )
     stab = tmp_path / "stab.yaml"
     stab.write_text("interval: 5\ncriteria: [finite, close_contact]\n")
     crit = {}
     for name in ("model", "none"):
         out = tmp_path / name
         monkeypatch.chdir(tmp_path)
-        assert main(["lammps", "run", str(EXAMPLES / "in.sio2_nvt"), "--np", "1",
-                     "--var", f"model={model.name}", "--var", "steps=5", "--var", "temp=300",
-                     "--stability", stab.name, "--reference", name, "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "lammps",
+                    "run",
+                    str(EXAMPLES / "in.sio2_nvt"),
+                    "--np",
+                    "1",
+                    "--var",
+                    f"model={model.name}",
+                    "--var",
+                    "steps=5",
+                    "--var",
+                    "temp=300",
+                    "--stability",
+                    stab.name,
+                    "--reference",
+                    name,
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         rep = json.loads((out / "report.json").read_text())
         crit[name] = next(c for c in rep["criteria"] if c["name"] == "close_contact")
     for key, d in stored.items():

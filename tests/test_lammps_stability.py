@@ -72,7 +72,9 @@ def test_script_monitored_as_lammps_runs_it(model, tmp_path, nprocs):
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
     (tmp_path / "in.part").write_text("run 10\n")
     (tmp_path / "stab.yaml").write_text(STAB)
-    script = head(tmp_path / "c.data", nprocs) + f"""
+    script = (
+        head(tmp_path / "c.data", nprocs)
+        + f"""
 pair_style gnnff
 pair_coeff * * {model} O Si
 velocity all create 300 1 loop geom
@@ -90,6 +92,7 @@ next i
 jump SELF loop
 run 40 upto
 """
+    )
     (tmp_path / "stab.yaml").write_text("interval: 10\ncriteria: [finite, close_contact]\n")
     info, rep = drive(tmp_path, script, nprocs, stability=tmp_path / "stab.yaml")
     assert info["status"] == "halted" and rep["status"] == "halted"
@@ -107,7 +110,9 @@ run 40 upto
 @pytest.mark.slow
 def test_fix_halt_alone_is_reported_halted(model, tmp_path):
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
-    script = head(tmp_path / "c.data", 1) + f"""
+    script = (
+        head(tmp_path / "c.data", 1)
+        + f"""
 pair_style gnnff
 pair_coeff * * {model} O Si
 velocity all create 300 1 loop geom
@@ -117,6 +122,7 @@ variable x equal step
 fix h all halt 5 v_x > 0 error continue
 run 40
 """
+    )
     info, rep = drive(tmp_path, script, 1)
     assert info["status"] == rep["status"] == "halted"
     assert rep["halt"]["step"] == 5 and rep["t_run_ps"] == pytest.approx(0.005)
@@ -148,7 +154,9 @@ def test_step0_close_contact_same_in_both_engines(model, tmp_path, nprocs):
 
     atoms, i, j = close_pair_cluster()
     lf.write_lammps_data(atoms, tmp_path / "c.data", SPECIES)
-    script = head(tmp_path / "c.data", nprocs) + f"""
+    script = (
+        head(tmp_path / "c.data", nprocs)
+        + f"""
 pair_style gnnff
 pair_coeff * * {model} O Si
 velocity all create 300 1 loop geom
@@ -156,6 +164,7 @@ timestep 0.001
 fix nve all nve
 run 20
 """
+    )
     info, rep = drive(tmp_path, script, nprocs)
     cfg = StabilityConfig(interval=10)
     ase_rep = run_md(atoms, GNNFFCalculator(model), MDSettings(
@@ -177,29 +186,34 @@ run 20
     assert sorted((a, b)) == sorted((i, j))  # atom IDs follow the data file's order
     assert fr.get_distance(a, b, mic=True) == pytest.approx(0.9, abs=1e-9)
     assert fr.calc is None and "forces" not in fr.arrays  # model labels are not written
-    np.testing.assert_allclose(fr.positions - fr.positions[0],
-                               atoms.positions - atoms.positions[0], atol=1e-9)
+    np.testing.assert_allclose(
+        fr.positions - fr.positions[0], atoms.positions - atoms.positions[0], atol=1e-9
+    )
     ase_fr = read(tmp_path / "ase" / "failing.extxyz", ":")  # the ASE side, same fields
     assert len(ase_fr) == 1 and set(INFO_FIELDS) <= set(ase_fr[0].info)
     assert ase_fr[0].info["criterion"] == "close_contact" and ase_fr[0].info["pair"] == "Si-Si"
     assert ase_fr[0].info["step"] == 0 and ase_fr[0].info["is_failure"]
 
 
-@pytest.mark.parametrize("style, nprocs", [
-    ("hybrid/overlay", 1),
-    pytest.param("hybrid/overlay", 2, marks=pytest.mark.slow),
-    pytest.param("hybrid/scaled", 1, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "style, nprocs",
+    [
+        ("hybrid/overlay", 1),
+        pytest.param("hybrid/overlay", 2, marks=pytest.mark.slow),
+        pytest.param("hybrid/scaled", 1, marks=pytest.mark.slow),
+    ],
+)
 def test_hybrid_pair_coeff_uses_the_models_reference(tmp_path, style, nprocs):
     from gnnff.stability import StabilityReference
 
     stored = {"O-O": 2.1, "O-Si": 1.45, "Si-Si": 2.7}
     ref = StabilityReference(pair_min_distances=stored, species=["O", "Si"], n_frames=2)
-    model = lf.write_toy_model(tmp_path / "ref.pt",
-                               training={"stability_reference": ref.to_dict()})
+    model = lf.write_toy_model(tmp_path / "ref.pt", training={"stability_reference": ref.to_dict()})
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
     scale = " 1.0" if style == "hybrid/scaled" else ""
-    script = head(tmp_path / "c.data", nprocs) + f"""
+    script = (
+        head(tmp_path / "c.data", nprocs)
+        + f"""
 pair_style {style}{scale} gnnff{scale} zbl 1.0 2.0
 pair_coeff * * gnnff {model} O Si
 pair_coeff 1 1 zbl 8 8
@@ -210,14 +224,18 @@ timestep 0.001
 fix nve all nve
 run 10
 """
+    )
     (tmp_path / "stab.yaml").write_text(STAB)
     info, rep = drive(tmp_path, script, nprocs, stability=tmp_path / "stab.yaml")
     crit = next(c for c in rep["criteria"] if c["name"] == "close_contact")
     for key, d in stored.items():
         assert crit["pair_source"][key] == "reference"
         assert crit["pair_min_distance"][key] == pytest.approx(0.75 * d)
-    thr = next(json.loads(ln) for ln in (tmp_path / "run" / "stability.jsonl").read_text()
-               .splitlines() if '"thresholds"' in ln)  # the native check agrees
+    thr = next(
+        json.loads(ln)
+        for ln in (tmp_path / "run" / "stability.jsonl").read_text().splitlines()
+        if '"thresholds"' in ln
+    )  # the native check agrees
     assert thr["pair_min_distance"] == pytest.approx(crit["pair_min_distance"])
 
 
@@ -337,14 +355,35 @@ def test_t_run_counts_planned_length_after_a_failure():
     recs = [
         {"event": "start", "step": 0, "time_ps": 0.0, "laststep": 100, **dt},
         {"event": "check", "step": 0, "time_ps": 0.0, "ok": True},
-        {"event": "end", "step": 50, "time_ps": 0.05, "start": 0, "laststep": 100,
-         "halted": True, **dt},  # fix halt: counts what ran
-        {"event": "end", "step": 100, "time_ps": 0.1, "start": 50, "laststep": 100,
-         "halted": False, **dt},  # a `run 50 pre no`
+        {
+            "event": "end",
+            "step": 50,
+            "time_ps": 0.05,
+            "start": 0,
+            "laststep": 100,
+            "halted": True,
+            **dt,
+        },  # fix halt: counts what ran
+        {
+            "event": "end",
+            "step": 100,
+            "time_ps": 0.1,
+            "start": 50,
+            "laststep": 100,
+            "halted": False,
+            **dt,
+        },  # a `run 50 pre no`
         {"event": "start", "step": 100, "time_ps": 0.1, "laststep": 300, **dt},
         {"event": "check", "step": 110, "time_ps": 0.11, "ok": False},
-        {"event": "end", "step": 110, "time_ps": 0.11, "start": 100, "laststep": 300,
-         "halted": True, **dt},  # stopped by the failure: counts what it asked for
+        {
+            "event": "end",
+            "step": 110,
+            "time_ps": 0.11,
+            "start": 100,
+            "laststep": 300,
+            "halted": True,
+            **dt,
+        },  # stopped by the failure: counts what it asked for
     ]
     t_run, halted = run_time(recs)
     assert t_run == pytest.approx(0.05 + 0.05 + 0.2)
@@ -374,12 +413,15 @@ def test_minimize_then_run_is_monitored_from_the_runs_first_step(plugin, model, 
     assert [r["event"] for r in records].count("end") == 1
 
 
-@pytest.mark.parametrize("args, expect", [
-    ("10 colour red", "unknown keyword 'colour'"),
-    ("0", "N must be a positive number"),
-    ("10 stop maybe", "stop must be soft, continue, error or no"),
-    ("10 refmin OSi 1.2", "must look like O-Si"),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        ("10 colour red", "unknown keyword 'colour'"),
+        ("0", "N must be a positive number"),
+        ("10 stop maybe", "stop must be soft, continue, error or no"),
+        ("10 refmin OSi 1.2", "must look like O-Si"),
+    ],
+)
 def test_fix_argument_errors(plugin, model, tmp_path, args, expect):
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
     out = f"file {tmp_path / 'r.jsonl'} failing none"
@@ -392,9 +434,15 @@ def test_fix_argument_errors(plugin, model, tmp_path, args, expect):
 
 def test_fix_needs_pair_gnnff(plugin, tmp_path):
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
-    spec = {"commands": [*head(tmp_path / "c.data", 1).splitlines(), "pair_style zero 4.0",
-                         "pair_coeff * *",
-                         f"fix s all gnnff/stability 10 file {tmp_path / 'r.jsonl'}", "run 0"]}
+    spec = {
+        "commands": [
+            *head(tmp_path / "c.data", 1).splitlines(),
+            "pair_style zero 4.0",
+            "pair_coeff * *",
+            f"fix s all gnnff/stability 10 file {tmp_path / 'r.jsonl'}",
+            "run 0",
+        ]
+    }
     res = run_spec(spec, plugin, 1, tmp_path)
     assert "needs pair_style gnnff" in res.get("error", ""), res
 
@@ -403,15 +451,20 @@ def test_fix_arguments_follow_the_settings(tmp_path):
     from gnnff.plugin.records import fix_arguments
     from gnnff.stability import StabilityConfig, StabilityReference
 
-    cfg = StabilityConfig(interval=7, criteria=["finite", "close_contact"], contact_factor=0.6,
-                          t_max=2000.0, stop_on_failure=False)
+    cfg = StabilityConfig(
+        interval=7,
+        criteria=["finite", "close_contact"],
+        contact_factor=0.6,
+        t_max=2000.0,
+        stop_on_failure=False,
+    )
     ref = StabilityReference(pair_min_distances={"O-Si": 1.45}, species=["O", "Si"])
     args = fix_arguments(cfg, ref, tmp_path, ensemble="nvt", temperature=900.0).split()
     opts = dict(zip(args[1::2], args[2::2], strict=False))
     assert args[0] == "7" and opts["temperature"] == "no" and opts["drift"] == "no"
     assert opts["contact"] == "yes" and opts["factor"] == "0.6" and opts["stop"] == "no"
     assert opts["tmax"] == "2000.0" and opts["target"] == "900.0" and opts["ensemble"] == "nvt"
-    assert opts["reference"] == "none" and args[args.index("refmin") + 1:][:2] == ["O-Si", "1.45"]
+    assert opts["reference"] == "none" and args[args.index("refmin") + 1 :][:2] == ["O-Si", "1.45"]
     assert fix_arguments(StabilityConfig(), "model", tmp_path).split()[-3] == "model"
     with pytest.raises(ValueError, match="spaces"):
         fix_arguments(StabilityConfig(), "model", tmp_path / "a b")
@@ -437,8 +490,13 @@ def test_replay_writes_failing_frames_for_a_python_only_failure(plugin, model, t
     records = read_records(rec)
     assert all(r["ok"] for r in records if r["event"] == "check")
     cfg = StabilityConfig(interval=5, criteria=["close_contact"], contact_factor=0.9)
-    same = replay(records, frames, StabilityConfig(interval=5, criteria=["close_contact"]),
-                  "model", failing_path=tmp_path / "none.extxyz")
+    same = replay(
+        records,
+        frames,
+        StabilityConfig(interval=5, criteria=["close_contact"]),
+        "model",
+        failing_path=tmp_path / "none.extxyz",
+    )
     assert not same.failed and same.n_checks == 5 and not (tmp_path / "none.extxyz").exists()
     strict = replay(records, frames, cfg, "model", failing_path=tmp_path / "f.extxyz", keep=2)
     assert strict.failed and strict.first_failure["step"] == 0

@@ -25,8 +25,24 @@ BACKENDS = {key: make_softmax_backend(*key) for key in CONFIGS}
 HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32)
-adversarial = st.sampled_from([0.0, -0.0, 1.0, -1.0, 3.14159, -1e30, 1e30, -float("inf"),
-                               1e-30, -3.4e38, 0.03125, 0.015625, 2.5, -2.5])
+adversarial = st.sampled_from(
+    [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        3.14159,
+        -1e30,
+        1e30,
+        -float("inf"),
+        1e-30,
+        -3.4e38,
+        0.03125,
+        0.015625,
+        2.5,
+        -2.5,
+    ]
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -54,8 +70,9 @@ def grouped_logits(draw, max_size: int = 120):
     elif style == "equal":
         vals = [draw(finite)] * size
     elif style == "grid":  # multiples of 1/512: exact half-steps of every default quantizer
-        vals = [k / 512 for k in draw(st.lists(st.integers(-4000, 4000), min_size=size,
-                                               max_size=size))]
+        vals = [
+            k / 512 for k in draw(st.lists(st.integers(-4000, 4000), min_size=size, max_size=size))
+        ]
     elif style == "narrow":
         vals = draw(st.lists(st.floats(-8, 8, width=32), min_size=size, max_size=size))
     else:
@@ -115,8 +132,9 @@ def test_huge_groups_bit_exact(key):
     cfg = BACKENDS[key].config
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(20000, generator=gen, dtype=torch.float64) * 4
-    seg = torch.cat([torch.zeros(15000, dtype=torch.int64), torch.randint(1, 5, (5000,),
-                                                                         generator=gen)])
+    seg = torch.cat(
+        [torch.zeros(15000, dtype=torch.int64), torch.randint(1, 5, (5000,), generator=gen)]
+    )
     got = BACKENDS[key].segment_codes(x, seg, 6).tolist()
     assert got == reference_segment_codes(x.tolist(), seg.tolist(), 6, cfg)
     w = BACKENDS[key](x, seg, 6)
@@ -164,8 +182,9 @@ def test_dense_bit_exact_and_matches_segment(key, dim):
     rows = torch.movedim(x, dim, -1).reshape(-1, x.shape[dim])
     seg = torch.arange(rows.shape[0]).repeat_interleave(rows.shape[1])
     seg_codes = mod.segment_codes(rows.reshape(-1), seg, rows.shape[0]).reshape(rows.shape)
-    np.testing.assert_array_equal(torch.movedim(torch.tensor(got), dim, -1).reshape(rows.shape),
-                                  seg_codes.numpy())
+    np.testing.assert_array_equal(
+        torch.movedim(torch.tensor(got), dim, -1).reshape(rows.shape), seg_codes.numpy()
+    )
     w = mod.dense(x, dim)
     assert torch.equal(w, torch.tensor(got, dtype=x.dtype) / 2**mod.bits)
 
@@ -182,8 +201,9 @@ def test_straight_through_gradient_is_float_jacobian(key):
     # forward value under autograd is still the exact LUT result
     xr = x.clone().requires_grad_(True)
     assert torch.equal(mod(xr, seg, 4).detach(), mod(x, seg, 4))
-    assert torch.equal(mod(xr, seg, 4).detach(),
-                       mod.segment_codes(x, seg, 4).double() / 2**mod.bits)
+    assert torch.equal(
+        mod(xr, seg, 4).detach(), mod.segment_codes(x, seg, 4).double() / 2**mod.bits
+    )
     # dense form too
     xd = (torch.randn(3, 6, generator=gen, dtype=torch.float64)).requires_grad_(True)
     jd = torch.autograd.functional.jacobian(lambda v: mod.dense(v, -1), xd)
@@ -225,8 +245,9 @@ def test_backends_listing_and_factory():
     mod = make_softmax_backend("lut-rexp", config=custom)
     assert isinstance(mod, LUTSoftmax) and mod.num_table.numel() == 40
     x = torch.tensor([0.0, -0.3, -2.0, -7.0])
-    assert mod.segment_codes(x, torch.zeros(4, dtype=torch.long), 1).tolist() == \
-        reference_segment_codes(x.tolist(), [0] * 4, 1, custom)
+    assert mod.segment_codes(
+        x, torch.zeros(4, dtype=torch.long), 1
+    ).tolist() == reference_segment_codes(x.tolist(), [0] * 4, 1, custom)
 
 
 def test_table_bytes_and_contents():
@@ -248,8 +269,9 @@ def test_table_bytes_and_contents():
                 total8[method] = tb["total"]
     assert total8["rexp"] <= 700 and total8["lut2d"] <= 700
     # pure function of the parameters
-    assert numerator_table.__wrapped__(default_config("rexp", 8)) == \
-        numerator_table(default_config("rexp", 8))
+    assert numerator_table.__wrapped__(default_config("rexp", 8)) == numerator_table(
+        default_config("rexp", 8)
+    )
 
 
 def test_bad_configs_raise_clear_errors():

@@ -15,11 +15,13 @@ from gnnff.potentials.softmax_eval import attention_logits, backend_errors
 def frames(n: int = 3):
     out = []
     for k in range(n):
-        a = random_packing(composition_counts({"Si": 1, "O": 2}, 24), 2.2, 1.5,
-                           np.random.default_rng(k))
+        a = random_packing(
+            composition_counts({"Si": 1, "O": 2}, 24), 2.2, 1.5, np.random.default_rng(k)
+        )
         rng = np.random.default_rng(100 + k)
-        a.calc = SinglePointCalculator(a, energy=-150.0 + rng.normal(),
-                                       forces=rng.normal(size=(len(a), 3)))
+        a.calc = SinglePointCalculator(
+            a, energy=-150.0 + rng.normal(), forces=rng.normal(size=(len(a), 3))
+        )
         out.append(a)
     return out
 
@@ -27,9 +29,17 @@ def frames(n: int = 3):
 @pytest.fixture(scope="module")
 def attn_file(tmp_path_factory):
     torch.manual_seed(3)
-    model = build_model({"family": "allegro-attn", "species": ["Si", "O"], "cutoff": 4.0,
-                         "num_scalar": 16, "num_tensor": 4, "mlp_hidden": [16],
-                         "attn_heads": 2})
+    model = build_model(
+        {
+            "family": "allegro-attn",
+            "species": ["Si", "O"],
+            "cutoff": 4.0,
+            "num_scalar": 16,
+            "num_tensor": 4,
+            "mlp_hidden": [16],
+            "attn_heads": 2,
+        }
+    )
     # sharpen the attention so the LUT's quantisation is visible
     for layer in model.layers:
         torch.nn.init.normal_(layer.logit.weight, std=2.0)

@@ -32,8 +32,9 @@ def _parse(argv):
 
 
 def test_cli_report_writes_json_and_png(tmp_path, capsys):
-    args = _parse(["lut", "report", "--bits", "8", "--groups", "40", "--json",
-                   "--out", str(tmp_path)])
+    args = _parse(
+        ["lut", "report", "--bits", "8", "--groups", "40", "--json", "--out", str(tmp_path)]
+    )
     assert args.func(args) == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "report.json").read_text())
@@ -64,8 +65,25 @@ def test_cli_report_on_a_models_attention_logits(tmp_path, capsys):
     from gnnff.potentials.registry import PRETRAINED_DIR
 
     data = PRETRAINED_DIR / "sio2_test_small.extxyz"
-    rc = main(["lut", "report", "--bits", "8", "--groups", "20", "--model", "sio2-attn-stable",
-               "--data", str(data), "--max-frames", "1", "--json", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "lut",
+            "report",
+            "--bits",
+            "8",
+            "--groups",
+            "20",
+            "--model",
+            "sio2-attn-stable",
+            "--data",
+            str(data),
+            "--max-frames",
+            "1",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     m = json.loads(capsys.readouterr().out)["model"]
     assert m["frames"] == 1 and m["attention_groups"] > 0 and m["attention_logits"] > 0

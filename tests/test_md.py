@@ -20,23 +20,48 @@ from gnnff.potentials import build_model, export_model
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("md")
     torch.manual_seed(0)
-    model = build_model({"family": "allegro", "species": ["Si", "O"], "cutoff": 4.0,
-                         "num_scalar": 8, "num_tensor": 2, "mlp_hidden": [8]})
+    model = build_model(
+        {
+            "family": "allegro",
+            "species": ["Si", "O"],
+            "cutoff": 4.0,
+            "num_scalar": 8,
+            "num_tensor": 2,
+            "mlp_hidden": [8],
+        }
+    )
     # a nearly flat model: MD with it stays sane for a few dozen steps
     for p in model.parameters():
         p.data.mul_(0.05)
     export_model(model, d / "m.pt")
-    atoms = random_packing(composition_counts({"Si": 1, "O": 2}, 24), 2.2, 1.8,
-                           np.random.default_rng(0))
+    atoms = random_packing(
+        composition_counts({"Si": 1, "O": 2}, 24), 2.2, 1.8, np.random.default_rng(0)
+    )
     ase.io.write(d / "start.extxyz", atoms)
     return d
 
 
 def test_gnnff_md_cli_writes_trajectory_and_report(setup, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["md", "--model", str(setup / "m.pt"), "--structure", str(setup / "start.extxyz"),
-               "--ensemble", "nvt", "--temperature", "300", "--time-ps", "0.03",
-               "--traj-interval", "5", "--out", str(out)])
+    rc = main(
+        [
+            "md",
+            "--model",
+            str(setup / "m.pt"),
+            "--structure",
+            str(setup / "start.extxyz"),
+            "--ensemble",
+            "nvt",
+            "--temperature",
+            "300",
+            "--time-ps",
+            "0.03",
+            "--traj-interval",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert report["t_run_ps"] == pytest.approx(0.03)
@@ -66,8 +91,9 @@ class _InterruptAfter(GNNFFCalculator):
 def test_interrupted_run_leaves_valid_outputs(setup, tmp_path):
     atoms = ase.io.read(setup / "start.extxyz")
     calc = _InterruptAfter(setup / "m.pt", n=23)
-    settings = MDSettings(ensemble="nve", temperature=300, time_ps=0.1, traj_interval=5,
-                          check_interval=5)
+    settings = MDSettings(
+        ensemble="nve", temperature=300, time_ps=0.1, traj_interval=5, check_interval=5
+    )
     with pytest.raises(KeyboardInterrupt):
         run_md(atoms, calc, settings, tmp_path, progress=False)
     report = json.loads((tmp_path / "report.json").read_text())
@@ -88,17 +114,37 @@ def test_close_contact_reference_from_model_file(setup, tmp_path):
     stored = {"O-O": 2.2, "O-Si": 1.5, "Si-Si": 2.8}
     ref = StabilityReference(pair_min_distances=stored, species=["O", "Si"], n_frames=3)
     summary = {"stability_reference": ref.to_dict()}
-    export_model(eager_from_file(setup / "m.pt"), tmp_path / "m_ref.pt", dtype=meta["dtype"],
-                 training_summary=summary)
+    export_model(
+        eager_from_file(setup / "m.pt"),
+        tmp_path / "m_ref.pt",
+        dtype=meta["dtype"],
+        training_summary=summary,
+    )
     explicit = tmp_path / "ref.json"
-    StabilityReference(pair_min_distances={"O-O": 2.0, "O-Si": 1.6, "Si-Si": 3.0},
-                       species=["O", "Si"]).save(explicit)
+    StabilityReference(
+        pair_min_distances={"O-O": 2.0, "O-Si": 1.6, "Si-Si": 3.0}, species=["O", "Si"]
+    ).save(explicit)
     sources = {}
     for name, reference in [("model", "model"), ("none", "none"), ("file", str(explicit))]:
         out = tmp_path / name
-        assert main(["md", "--model", str(tmp_path / "m_ref.pt"), "--structure",
-                     str(setup / "start.extxyz"), "--time-ps", "0.02", "--reference", reference,
-                     "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "md",
+                    "--model",
+                    str(tmp_path / "m_ref.pt"),
+                    "--structure",
+                    str(setup / "start.extxyz"),
+                    "--time-ps",
+                    "0.02",
+                    "--reference",
+                    reference,
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         report = json.loads((out / "report.json").read_text())
         sources[name] = next(c for c in report["criteria"] if c["name"] == "close_contact")
     factor = sources["model"]["factor"]
@@ -110,33 +156,81 @@ def test_close_contact_reference_from_model_file(setup, tmp_path):
 
 
 def test_md_bad_input(setup, tmp_path):
-    assert main(["md", "--model", str(setup / "m.pt"), "--structure", str(tmp_path / "no.xyz"),
-                 "--time-ps", "0.01", "--out", str(tmp_path / "o")]) == 2
-    assert main(["md", "--model", "no-such-model", "--structure", str(setup / "start.extxyz"),
-                 "--time-ps", "0.01", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "md",
+                "--model",
+                str(setup / "m.pt"),
+                "--structure",
+                str(tmp_path / "no.xyz"),
+                "--time-ps",
+                "0.01",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "md",
+                "--model",
+                "no-such-model",
+                "--structure",
+                str(setup / "start.extxyz"),
+                "--time-ps",
+                "0.01",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     with pytest.raises(ValueError, match="time_ps"):
         MDSettings(time_ps=-1).validate()
 
 
 def test_md_refuses_to_overwrite_and_bad_input_leaves_earlier_run(setup, tmp_path):
     out = tmp_path / "keep"
-    args = ["md", "--model", str(setup / "m.pt"), "--structure", str(setup / "start.extxyz"),
-            "--time-ps", "0.01", "--traj-interval", "2", "--out", str(out)]
+    args = [
+        "md",
+        "--model",
+        str(setup / "m.pt"),
+        "--structure",
+        str(setup / "start.extxyz"),
+        "--time-ps",
+        "0.01",
+        "--traj-interval",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert main(args) == 2  # a second run into the same folder needs --overwrite
     # a structure the model cannot take fails before anything in --out is touched
     bad = tmp_path / "h2o.extxyz"
-    ase.io.write(bad, ase.Atoms("H2O", positions=[[0, 0, 0], [0.9, 0, 0], [0, 0.9, 0]],
-                                cell=[10, 10, 10], pbc=True))
+    ase.io.write(
+        bad,
+        ase.Atoms(
+            "H2O", positions=[[0, 0, 0], [0.9, 0, 0], [0, 0.9, 0]], cell=[10, 10, 10], pbc=True
+        ),
+    )
     calc = GNNFFCalculator(setup / "m.pt")
     with pytest.raises(ValueError, match="knows only"):
         run_md(ase.io.read(bad), calc, MDSettings(time_ps=0.01), out, progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert main(args + ["--overwrite"]) == 0
     # thermostat options make no sense for NVE
-    assert main(args[:-2] + ["--ensemble", "nve", "--thermostat", "bussi",
-                             "--out", str(tmp_path / "nve")]) == 2
+    assert (
+        main(
+            args[:-2]
+            + ["--ensemble", "nve", "--thermostat", "bussi", "--out", str(tmp_path / "nve")]
+        )
+        == 2
+    )
 
 
 def test_md_settings_and_structure_errors(setup, tmp_path):
@@ -157,8 +251,22 @@ def test_md_settings_and_structure_errors(setup, tmp_path):
         read_structure(garbage)
     with pytest.raises(ValueError, match="no frame 99"):
         read_structure(setup / "start.extxyz", 99)
-    assert main(["md", "--model", str(setup / "m.pt"), "--structure", str(garbage),
-                 "--time-ps", "0.01", "--out", str(tmp_path / "g")]) == 2
+    assert (
+        main(
+            [
+                "md",
+                "--model",
+                str(setup / "m.pt"),
+                "--structure",
+                str(garbage),
+                "--time-ps",
+                "0.01",
+                "--out",
+                str(tmp_path / "g"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "g").exists()
 
 
@@ -172,12 +280,20 @@ def test_failed_run_writes_label_free_failure_frames(setup, tmp_path):
     atoms.info.update(temperature=1234.0, frame=7)  # start-file info must not leak into frames
     # a reference whose Si-Si minimum is larger than any Si-Si distance here: the first check
     # fails by close contact (a Si-Si pair), at step 0
-    ref = StabilityReference(pair_min_distances={"O-O": 0.5, "O-Si": 0.5, "Si-Si": 9.0},
-                             species=["O", "Si"])
-    settings = MDSettings(ensemble="nvt", temperature=500.0, time_ps=0.03, check_interval=5,
-                          failure_frames=3)
-    report = run_md(atoms, GNNFFCalculator(setup / "m.pt"), settings, tmp_path / "run",
-                    reference=ref, progress=False)
+    ref = StabilityReference(
+        pair_min_distances={"O-O": 0.5, "O-Si": 0.5, "Si-Si": 9.0}, species=["O", "Si"]
+    )
+    settings = MDSettings(
+        ensemble="nvt", temperature=500.0, time_ps=0.03, check_interval=5, failure_frames=3
+    )
+    report = run_md(
+        atoms,
+        GNNFFCalculator(setup / "m.pt"),
+        settings,
+        tmp_path / "run",
+        reference=ref,
+        progress=False,
+    )
     assert report["status"] == "failed" and report["failed_criterion"] == "close_contact"
     assert report["failed_step"] == 0
     frames = read_failing_frames(tmp_path / "run" / "failing.extxyz")

@@ -31,8 +31,10 @@ def brute_force(positions, cell, pbc, cutoff):
 
 def as_set(edge_index, shift, cell):
     imgs = np.rint(shift @ np.linalg.inv(cell)).astype(int) if len(shift) else shift
-    return {(int(i), int(j), tuple(int(v) for v in s))
-            for i, j, s in zip(edge_index[0], edge_index[1], imgs, strict=True)}
+    return {
+        (int(i), int(j), tuple(int(v) for v in s))
+        for i, j, s in zip(edge_index[0], edge_index[1], imgs, strict=True)
+    }
 
 
 @settings(max_examples=40, deadline=None)
@@ -70,6 +72,9 @@ def test_small_cell_has_many_images():
     cell = np.eye(3) * 2.0
     edge_index, shift = neighbor_list(np.zeros((1, 3)), cell, [True] * 3, 4.5)
     # all lattice points within 4.5 A of the origin except the origin itself
-    expected = sum(1 for v in itertools.product(range(-3, 4), repeat=3)
-                   if 0 < np.linalg.norm(np.array(v) * 2.0) < 4.5)
+    expected = sum(
+        1
+        for v in itertools.product(range(-3, 4), repeat=3)
+        if 0 < np.linalg.norm(np.array(v) * 2.0) < 4.5
+    )
     assert edge_index.shape[1] == expected

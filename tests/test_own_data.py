@@ -65,13 +65,31 @@ def _dft_like_set(tmp_path: Path) -> tuple[Path, Path]:
 
 def _config(train: Path, valid: Path, **over) -> dict:
     raw = {
-        "data": {"train": str(train), "valid": str(valid), "energy_key": "REF_energy",
-                 "forces_key": "REF_forces", "stress_key": "REF_stress"},
-        "model": {"family": "allegro", "cutoff": 4.0, "num_layers": 1, "num_scalar": 8,
-                  "num_tensor": 4, "mlp_hidden": [8], "e0s": "isolated_atoms"},
+        "data": {
+            "train": str(train),
+            "valid": str(valid),
+            "energy_key": "REF_energy",
+            "forces_key": "REF_forces",
+            "stress_key": "REF_stress",
+        },
+        "model": {
+            "family": "allegro",
+            "cutoff": 4.0,
+            "num_layers": 1,
+            "num_scalar": 8,
+            "num_tensor": 4,
+            "mlp_hidden": [8],
+            "e0s": "isolated_atoms",
+        },
         "loss": {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 1.0},
-        "training": {"epochs": 2, "batch_size": 1, "valid_batch_size": 2, "dtype": "float64",
-                     "progress": False, "seed": 0},
+        "training": {
+            "epochs": 2,
+            "batch_size": 1,
+            "valid_batch_size": 2,
+            "dtype": "float64",
+            "progress": False,
+            "seed": 0,
+        },
     }
     for dotted, value in over.items():
         sec, key = dotted.split("__")
@@ -116,14 +134,21 @@ def test_trained_model_same_energy_in_ase_and_lammps(trained):
     plugin = str(build_plugin(quiet=True))
     frames = read_frames(tmp / "valid.extxyz")
     for k, atoms in enumerate(frames):
-        a = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions,
-                  cell=atoms.cell if atoms.pbc.all() else np.diag([30.0, 30.0, 30.0]), pbc=True)
+        a = Atoms(
+            atoms.get_chemical_symbols(),
+            positions=atoms.positions,
+            cell=atoms.cell if atoms.pbc.all() else np.diag([30.0, 30.0, 30.0]),
+            pbc=True,
+        )
         a.calc = GNNFFCalculator(model)
         e_ase = a.get_potential_energy()
         lf.write_lammps_data(a, tmp / f"v{k}.data", ("O", "Si"))
-        spec = {"commands": header(tmp / f"v{k}.data")
-                + ["pair_style gnnff", f"pair_coeff * * {model} O Si", *EVAL],
-                "gather": GATHER, "computes": ["thermo_pe", "vir:6"]}
+        spec = {
+            "commands": header(tmp / f"v{k}.data")
+            + ["pair_style gnnff", f"pair_coeff * * {model} O Si", *EVAL],
+            "gather": GATHER,
+            "computes": ["thermo_pe", "vir:6"],
+        }
         res = run(spec, plugin, 1, tmp)
         assert "error" not in res, res.get("error")
         assert res["thermo_pe"] == pytest.approx(e_ase, rel=1e-8)
@@ -132,8 +157,14 @@ def test_trained_model_same_energy_in_ase_and_lammps(trained):
 @pytest.mark.parametrize("batch_size", [1, 2, 3])
 def test_isolated_atoms_in_any_batch_composition(tmp_path, batch_size):
     train, valid = _dft_like_set(tmp_path)
-    cfg = _config(train, valid, training__batch_size=batch_size, training__epochs=1,
-                  model__e0s="average", loss__stress_weight=0.0)
+    cfg = _config(
+        train,
+        valid,
+        training__batch_size=batch_size,
+        training__epochs=1,
+        model__e0s="average",
+        loss__stress_weight=0.0,
+    )
     Trainer(cfg, tmp_path / "run", log=lambda *a: None).fit()
     assert (tmp_path / "run" / "model.pt").is_file()
 
@@ -143,8 +174,9 @@ def test_e0s_mapping_sets_the_shift(tmp_path):
     cfg = _config(train, valid, model__e0s={"Si": -1.0, "O": -3.0}, training__epochs=1)
     t = Trainer(cfg, tmp_path / "run", log=lambda *a: None)
     sp = t.model.species
-    np.testing.assert_array_equal(t.model.per_species_shift.numpy(),
-                                  [{"Si": -1.0, "O": -3.0}[s] for s in sp])
+    np.testing.assert_array_equal(
+        t.model.per_species_shift.numpy(), [{"Si": -1.0, "O": -3.0}[s] for s in sp]
+    )
     cfg = _config(train, valid, model__e0s={"Si": -1.0}, training__epochs=1)
     with pytest.raises(ConfigError, match=r"e0s mapping has no energy for \['O'\]"):
         Trainer(cfg, tmp_path / "run2", log=lambda *a: None)
@@ -161,18 +193,23 @@ def test_isolated_atoms_mode_needs_every_element(tmp_path):
 
 def test_default_keys_name_the_alternatives(tmp_path):
     train, valid = _dft_like_set(tmp_path)
-    cfg = _config(train, valid, data__energy_key=None, data__forces_key=None,
-                  data__stress_key=None)
-    with pytest.raises(DataError, match=r"carries info:REF_energy.*data.energy_key: REF_energy"
-                       r".*data.forces_key: REF_forces"):
+    cfg = _config(train, valid, data__energy_key=None, data__forces_key=None, data__stress_key=None)
+    with pytest.raises(
+        DataError,
+        match=r"carries info:REF_energy.*data.energy_key: REF_energy"
+        r".*data.forces_key: REF_forces",
+    ):
         Trainer(cfg, tmp_path / "run", log=lambda *a: None)
 
 
 def test_key_option_no_frame_has_lists_keys(tmp_path):
     train, valid = _dft_like_set(tmp_path)
     cfg = _config(train, valid, data__energy_key="dft_energy")
-    with pytest.raises(DataError, match=r"data.energy_key = 'dft_energy'.*Keys present:.*"
-                       r"info:REF_energy"):
+    with pytest.raises(
+        DataError,
+        match=r"data.energy_key = 'dft_energy'.*Keys present:.*"
+        r"info:REF_energy",
+    ):
         Trainer(cfg, tmp_path / "run", log=lambda *a: None)
     assert not (tmp_path / "run").exists()
 
@@ -185,8 +222,11 @@ def test_coincident_atoms_caught_at_load_with_file_frame_atoms(tmp_path):
     frames[1] = bad
     ase.io.write(tmp_path / "bad.extxyz", frames, format="extxyz")
     cfg = _config(train, tmp_path / "bad.extxyz")
-    with pytest.raises(DataError, match=r"bad.extxyz frame 1: atoms [25] and [25] sit at the "
-                       "same place"):
+    with pytest.raises(
+        DataError,
+        match=r"bad.extxyz frame 1: atoms [25] and [25] sit at the "
+        "same place",
+    ):
         Trainer(cfg, tmp_path / "run", log=lambda *a: None)
     assert not (tmp_path / "run").exists()
 
@@ -201,9 +241,11 @@ def test_masked_loss_equals_loss_on_labelled_subset(tmp_path):
     mixed = [periodic[0], cluster, periodic[1]]
     batch = collate(mixed, torch.float64)
     n_atoms = batch.pos.shape[0]
-    out = {"energy": torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
-           "forces": torch.as_tensor(rng.normal(size=(n_atoms, 3))),
-           "stress": torch.as_tensor(rng.normal(size=(3, 3, 3)))}
+    out = {
+        "energy": torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
+        "forces": torch.as_tensor(rng.normal(size=(n_atoms, 3))),
+        "stress": torch.as_tensor(rng.normal(size=(3, 3, 3))),
+    }
     terms = loss_terms(out, batch)
     only = collate([periodic[0], periodic[1]], torch.float64)
     expect = ((out["stress"][[0, 2]] - only.stress) ** 2).mean()
@@ -222,14 +264,16 @@ def test_virial_key_gives_stress(tmp_path):
     a.info["REF_virial"] = (-stress * a.get_volume()).ravel()
     ase.io.write(tmp_path / "v.extxyz", a, format="extxyz")
     keys = LabelKeys(energy_key="REF_energy", virial_key="REF_virial")
-    (s,) = build_structures(read_frames(tmp_path / "v.extxyz"), tmp_path / "v.extxyz",
-                            ["O", "Si"], 4.0, keys=keys)
+    (s,) = build_structures(
+        read_frames(tmp_path / "v.extxyz"), tmp_path / "v.extxyz", ["O", "Si"], 4.0, keys=keys
+    )
     np.testing.assert_allclose(s.stress, stress, rtol=1e-10, atol=1e-12)
     assert s.forces is None
 
 
-@pytest.mark.parametrize("fmt,name", [("extxyz", "d.extxyz"), ("traj", "d.traj"),
-                                      ("json", "d.json"), ("db", "d.db")])
+@pytest.mark.parametrize(
+    "fmt,name", [("extxyz", "d.extxyz"), ("traj", "d.traj"), ("json", "d.json"), ("db", "d.db")]
+)
 def test_ase_formats_give_the_same_structures(tmp_path, fmt, name):
     frames = make_dataset(3, seed=5, n_formula=2)
     ase.io.write(tmp_path / name, frames, format=fmt)
@@ -248,13 +292,24 @@ def test_gnnff_eval_reads_ref_keys_and_reports_gpa(trained, capsys):
     from gnnff.cli import main
 
     tmp, summary = trained
-    rc = main(["eval", str(tmp / "run" / "model.pt"), str(tmp / "valid.extxyz"),
-               "--energy-key", "REF_energy", "--forces-key", "REF_forces",
-               "--stress-key", "REF_stress"])
+    rc = main(
+        [
+            "eval",
+            str(tmp / "run" / "model.pt"),
+            str(tmp / "valid.extxyz"),
+            "--energy-key",
+            "REF_energy",
+            "--forces-key",
+            "REF_forces",
+            "--stress-key",
+            "REF_stress",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "GPa" in out and "(2 structures)" in out
     stress_line = [line for line in out.splitlines() if line.strip().startswith("stress")][0]
     assert float(stress_line.split()[2]) == pytest.approx(
-        summary["final_valid"]["stress_mae"], abs=1e-3)
+        summary["final_valid"]["stress_mae"], abs=1e-3
+    )
     assert EV_PER_A3_TO_GPA == pytest.approx(160.2176634, rel=1e-8)

@@ -30,8 +30,16 @@ def _structure(seed: int = 0):
 
 def _model(family: str, seed: int = 0, **extra):
     torch.manual_seed(seed)
-    cfg = {"family": family, "species": ["O", "Si"], "cutoff": 3.5, "num_layers": 2,
-           "num_scalar": 12, "num_tensor": 4, "mlp_hidden": [16], "avg_num_neighbors": 10.0}
+    cfg = {
+        "family": family,
+        "species": ["O", "Si"],
+        "cutoff": 3.5,
+        "num_layers": 2,
+        "num_scalar": 12,
+        "num_tensor": 4,
+        "mlp_hidden": [16],
+        "avg_num_neighbors": 10.0,
+    }
     if family == "allegro-attn":
         cfg["attn_heads"] = 2
     cfg.update(extra)

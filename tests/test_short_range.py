@@ -20,8 +20,17 @@ PAIR_MIN = {"O-O": 2.3, "O-Si": 1.5, "Si-Si": 2.6}
 
 def model(**over):
     torch.manual_seed(0)
-    cfg = {"family": "allegro", "species": SP, "cutoff": 4.0, "num_layers": 1, "num_scalar": 8,
-           "num_tensor": 2, "mlp_hidden": [8], "avg_num_neighbors": 4.0, **over}
+    cfg = {
+        "family": "allegro",
+        "species": SP,
+        "cutoff": 4.0,
+        "num_layers": 1,
+        "num_scalar": 8,
+        "num_tensor": 2,
+        "mlp_hidden": [8],
+        "avg_num_neighbors": 4.0,
+        **over,
+    }
     return build_model(cfg).double().eval()
 
 
@@ -46,15 +55,17 @@ def test_per_pair_window_and_strength_are_the_definition():
     for r in (1.2, 1.8, 2.3, 2.6):
         # Si-Si: own window; the prior energy is ZBL(r) * switch(r)
         d = dimer_energy(m1, "Si", "Si", r) - dimer_energy(m0, "Si", "Si", r)
-        zbl = prior_pair_energy(model(zbl=True, zbl_pair_windows={"Si-Si": [0.0, 3.9]}),
-                                "Si-Si", np.array([r]))[0] / smoothstep_off(r, 0.0, 3.9)
+        zbl = prior_pair_energy(
+            model(zbl=True, zbl_pair_windows={"Si-Si": [0.0, 3.9]}), "Si-Si", np.array([r])
+        )[0] / smoothstep_off(r, 0.0, 3.9)
         assert d == pytest.approx(zbl * smoothstep_off(r, 1.5, 2.5), rel=1e-10, abs=1e-14)
         # O-Si: global window, half strength; O-O: untouched global prior
         d_osi = dimer_energy(m1, "O", "Si", r) - dimer_energy(m0, "O", "Si", r)
         d_ref = dimer_energy(ref, "O", "Si", r) - dimer_energy(m0, "O", "Si", r)
         assert d_osi == pytest.approx(0.5 * d_ref, rel=1e-10, abs=1e-14)
-        assert dimer_energy(m1, "O", "O", r) == pytest.approx(dimer_energy(ref, "O", "O", r),
-                                                              abs=1e-12)
+        assert dimer_energy(m1, "O", "O", r) == pytest.approx(
+            dimer_energy(ref, "O", "O", r), abs=1e-12
+        )
 
 
 def test_bad_tables():
@@ -86,15 +97,15 @@ def test_post_hoc_prior_leaves_training_distances_unchanged(zbl):
     assert new.use_zbl
     for (a, b), dmin in (((SP[0], SP[0]), 2.3), ((SP[0], SP[1]), 1.5), ((SP[1], SP[1]), 2.6)):
         for r in (dmin, dmin + 0.3, 3.5):  # at and above the training data's closest approach
-            assert dimer_energy(new, a, b, r) == pytest.approx(dimer_energy(m, a, b, r),
-                                                               abs=1e-12)
+            assert dimer_energy(new, a, b, r) == pytest.approx(dimer_energy(m, a, b, r), abs=1e-12)
     # below d_min(Si-Si) the new prior pushes: repulsion over the whole [0.65 d, d] window
     r = 0.65 * 2.6 + 0.1
     assert dimer_energy(new, "Si", "Si", r) - dimer_energy(m, "Si", "Si", r) > 1.0
     if not zbl:  # pairs without a training distance stay off
         m2, _ = with_short_range_prior(m, {"Si-Si": 2.6})
-        assert dimer_energy(m2, "O", "O", 0.9) == pytest.approx(dimer_energy(m, "O", "O", 0.9),
-                                                                abs=1e-12)
+        assert dimer_energy(m2, "O", "O", 0.9) == pytest.approx(
+            dimer_energy(m, "O", "O", 0.9), abs=1e-12
+        )
 
 
 def test_fit_recovers_strength():
@@ -114,8 +125,9 @@ def test_export_round_trip_keeps_windows(tmp_path):
     back = eager_from_file(tmp_path / "m.pt")
     assert back.config["zbl_pair_windows"] == {"Si-Si": [1.4, 2.6]}
     for r in (1.3, 2.0):
-        assert dimer_energy(back, "Si", "Si", r) == pytest.approx(dimer_energy(m, "Si", "Si", r),
-                                                                  abs=1e-12)
+        assert dimer_energy(back, "Si", "Si", r) == pytest.approx(
+            dimer_energy(m, "Si", "Si", r), abs=1e-12
+        )
 
 
 def test_trainer_resolves_auto_windows(tmp_path):
@@ -125,12 +137,21 @@ def test_trainer_resolves_auto_windows(tmp_path):
 
     frames = make_dataset(4, seed=3, n_formula=3)
     ase.io.write(tmp_path / "t.extxyz", frames)
-    cfg = validate_config({
-        "data": {"train": str(tmp_path / "t.extxyz"), "valid": str(tmp_path / "t.extxyz")},
-        "model": {"cutoff": 4.0, "num_layers": 1, "num_scalar": 8, "num_tensor": 2,
-                  "mlp_hidden": [8], "zbl": True, "zbl_pair_windows": "auto"},
-        "training": {"epochs": 1, "progress": False},
-    })
+    cfg = validate_config(
+        {
+            "data": {"train": str(tmp_path / "t.extxyz"), "valid": str(tmp_path / "t.extxyz")},
+            "model": {
+                "cutoff": 4.0,
+                "num_layers": 1,
+                "num_scalar": 8,
+                "num_tensor": 2,
+                "mlp_hidden": [8],
+                "zbl": True,
+                "zbl_pair_windows": "auto",
+            },
+            "training": {"epochs": 1, "progress": False},
+        }
+    )
     tr = Trainer(cfg, tmp_path / "run", log=lambda s: None)
     windows = tr.model.config["zbl_pair_windows"]
     dmin = tr.stability_reference["pair_min_distances"]

@@ -38,12 +38,22 @@ def jittered(atoms: Atoms, rng, sigma: float = 0.03) -> Atoms:
 
 
 def snap(atoms: Atoms, step: int, **kw) -> Snapshot:
-    defaults = dict(potential_energy=-100.0, kinetic_energy=None, temperature=300.0,
-                    forces=np.zeros((len(atoms), 3)))
+    defaults = dict(
+        potential_energy=-100.0,
+        kinetic_energy=None,
+        temperature=300.0,
+        forces=np.zeros((len(atoms), 3)),
+    )
     defaults.update(kw)
-    return Snapshot(step=step, time_ps=step * DT_PS, numbers=atoms.numbers,
-                    positions=atoms.positions, cell=np.array(atoms.cell), pbc=atoms.pbc,
-                    **defaults)
+    return Snapshot(
+        step=step,
+        time_ps=step * DT_PS,
+        numbers=atoms.numbers,
+        positions=atoms.positions,
+        cell=np.array(atoms.cell),
+        pbc=atoms.pbc,
+        **defaults,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +108,9 @@ def test_rdf_normalisation_ideal_gas():
     rng = np.random.default_rng(0)
     n, box = 600, 10.0
     numbers = np.array([11] * 300 + [17] * 300)
-    geom = frame_geometry(numbers, rng.random((n, 3)) * box, np.eye(3) * box, [True] * 3,
-                          2.0, 5.0, 25)
+    geom = frame_geometry(
+        numbers, rng.random((n, 3)) * box, np.eye(3) * box, [True] * 3, 2.0, 5.0, 25
+    )
     assert geom.rdf_total[5:].mean() == pytest.approx(1.0, abs=0.03)
     for g in geom.rdf_partial.values():
         assert g[5:].mean() == pytest.approx(1.0, abs=0.05)
@@ -109,8 +120,10 @@ def test_rdf_normalisation_ideal_gas():
 def test_stable_run_has_index_one(ref):
     rng = np.random.default_rng(2)
     tr = StabilityTracker(cfg(), ref, "nve", 300.0, total_time_ps=0.05)
-    frames = [snap(jittered(nacl(), rng), k, kinetic_energy=2.0, potential_energy=-100.0)
-              for k in range(0, 51, 2)]
+    frames = [
+        snap(jittered(nacl(), rng), k, kinetic_energy=2.0, potential_energy=-100.0)
+        for k in range(0, 51, 2)
+    ]
     rep = run(tr, frames)
     assert rep["status"] == "completed"
     assert rep["stability_index"] == 1.0
@@ -187,10 +200,12 @@ def test_engine_nonfinite_count(ref):
 
 def test_nve_energy_drift(ref):
     # E_tot drifts by 0.3 eV per step over 64 atoms: 0.0046875 eV/atom/step -> > 0.05 at step 11
-    frames = [snap(nacl(), k, potential_energy=-100.0 + 0.3 * k, kinetic_energy=5.0)
-              for k in range(30)]
-    rep = run(StabilityTracker(cfg(criteria=["energy_conservation"]), ref, "nve", 300.0, 0.029),
-              frames)
+    frames = [
+        snap(nacl(), k, potential_energy=-100.0 + 0.3 * k, kinetic_energy=5.0) for k in range(30)
+    ]
+    rep = run(
+        StabilityTracker(cfg(criteria=["energy_conservation"]), ref, "nve", 300.0, 0.029), frames
+    )
     assert (rep["failed_criterion"], rep["failed_step"]) == ("energy_conservation", 11)
     assert rep["failure"]["value"] == pytest.approx(11 * 0.3 / 64)
     # the same drift is not checked under a thermostat
@@ -211,8 +226,11 @@ def test_rdf_detects_melted_structure(ref, use_ref_rdf):
         if k >= 25:  # "melted": atoms scattered at random through the cell
             a.positions = rng.random((64, 3)) @ np.array(a.cell)
         frames.append(snap(a, k))
-    config = cfg(criteria=["finite", "rdf"], rdf_window_ps=0.005,
-                 rdf_reference="auto" if use_ref_rdf else "first_window")
+    config = cfg(
+        criteria=["finite", "rdf"],
+        rdf_window_ps=0.005,
+        rdf_reference="auto" if use_ref_rdf else "first_window",
+    )
     tr = StabilityTracker(config, ref, "nvt", 300.0, 0.039)
     rep = run(tr, frames)
     assert rep["failed_criterion"] == "rdf"
@@ -282,8 +300,9 @@ def test_contact_fallbacks_without_reference():
     tr.update(snap(nacl(), 0))
     th = tr.report()["criteria"][0]
     assert th["pair_source"]["Cl-Na"] == "covalent"
-    tr = StabilityTracker(cfg(criteria=["close_contact"], contact_fallback="initial"), None,
-                          "nvt", 300.0, 1.0)
+    tr = StabilityTracker(
+        cfg(criteria=["close_contact"], contact_fallback="initial"), None, "nvt", 300.0, 1.0
+    )
     tr.update(snap(nacl(), 0))
     th = tr.report()["criteria"][0]
     assert th["pair_min_distance"]["Cl-Na"] == pytest.approx(0.75 * 2.82)
@@ -292,17 +311,28 @@ def test_contact_fallbacks_without_reference():
 # -- reports, config, reference I/O ----------------------------------------------------
 def test_report_json_round_trip(tmp_path, ref):
     rng = np.random.default_rng(7)
-    frames = [snap(jittered(nacl(), rng), k, temperature=300.0 if k < 8 else 2000.0)
-              for k in range(10)]
+    frames = [
+        snap(jittered(nacl(), rng), k, temperature=300.0 if k < 8 else 2000.0) for k in range(10)
+    ]
     tr = StabilityTracker(cfg(), ref, "nvt", 300.0, 0.009)
     run(tr, frames)
     rep = tr.write(tmp_path / "out")
     loaded = json.loads((tmp_path / "out" / "report.json").read_text())
     assert loaded == json.loads(json.dumps(rep))
     assert (tmp_path / "out" / "report.png").stat().st_size > 1000
-    for key in ("stable_time_ps", "stability_index", "failed_criterion", "failed_step",
-                "t_run_ps", "n_atoms", "ensemble", "target_temperature", "criteria", "series",
-                "gnnff_version"):
+    for key in (
+        "stable_time_ps",
+        "stability_index",
+        "failed_criterion",
+        "failed_step",
+        "t_run_ps",
+        "n_atoms",
+        "ensemble",
+        "target_temperature",
+        "criteria",
+        "series",
+        "gnnff_version",
+    ):
         assert key in loaded
     assert loaded["stability_index"] == pytest.approx(0.008 / 0.009)
     assert load_reports([tmp_path / "out"])[0]["failed_step"] == 8
@@ -310,17 +340,33 @@ def test_report_json_round_trip(tmp_path, ref):
 
 def test_summarize_runs():
     def rep(tau, s, crit=None, status="completed"):
-        return {"stable_time_ps": tau, "stability_index": s, "failed_criterion": crit,
-                "status": "failed" if crit else status, "t_run_ps": 4.0}
+        return {
+            "stable_time_ps": tau,
+            "stability_index": s,
+            "failed_criterion": crit,
+            "status": "failed" if crit else status,
+            "t_run_ps": 4.0,
+        }
 
-    summary = summarize_runs([rep(1.0, 0.25, "close_contact"), rep(2.0, 0.5, "temperature"),
-                              rep(4.0, 1.0), rep(4.0, 1.0), rep(3.0, 0.75, status="interrupted")])
+    summary = summarize_runs(
+        [
+            rep(1.0, 0.25, "close_contact"),
+            rep(2.0, 0.5, "temperature"),
+            rep(4.0, 1.0),
+            rep(4.0, 1.0),
+            rep(3.0, 0.75, status="interrupted"),
+        ]
+    )
     assert summary["n_runs"] == 5
     assert summary["median_stable_time_ps"] == 3.0
     assert summary["mean_stability_index"] == pytest.approx(0.7)
     assert summary["fraction_stable"] == pytest.approx(0.4)
-    assert summary["ended_by"] == {"close_contact": 1, "interrupted": 1, "none": 2,
-                                   "temperature": 1}
+    assert summary["ended_by"] == {
+        "close_contact": 1,
+        "interrupted": 1,
+        "none": 2,
+        "temperature": 1,
+    }
     with pytest.raises(ValueError, match="at least one"):
         summarize_runs([])
 
@@ -399,15 +445,35 @@ def test_cli_reference_and_analyze(tmp_path, capsys):
     write(tmp_path / "traj.extxyz", traj)
 
     p = _parser()
-    args = p.parse_args(["stability", "reference", str(tmp_path / "train.extxyz"),
-                         "--out", str(tmp_path / "ref.json"), "--rdf-rmax", "5",
-                         "--rdf-nbins", "50"])
+    args = p.parse_args(
+        [
+            "stability",
+            "reference",
+            str(tmp_path / "train.extxyz"),
+            "--out",
+            str(tmp_path / "ref.json"),
+            "--rdf-rmax",
+            "5",
+            "--rdf-nbins",
+            "50",
+        ]
+    )
     assert args.func(args) == 0
     assert StabilityReference.load(tmp_path / "ref.json").n_frames == 3
 
-    args = p.parse_args(["stability", "analyze", str(tmp_path / "traj.extxyz"),
-                         "--reference", str(tmp_path / "ref.json"), "--dt-fs", "1",
-                         "--out", str(tmp_path / "rep")])
+    args = p.parse_args(
+        [
+            "stability",
+            "analyze",
+            str(tmp_path / "traj.extxyz"),
+            "--reference",
+            str(tmp_path / "ref.json"),
+            "--dt-fs",
+            "1",
+            "--out",
+            str(tmp_path / "rep"),
+        ]
+    )
     assert args.func(args) == 0
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert (rep["failed_criterion"], rep["failed_step"]) == ("close_contact", 200)
@@ -415,20 +481,39 @@ def test_cli_reference_and_analyze(tmp_path, capsys):
     assert rep["series"]["epot"][0] == -50.0
 
     # an extxyz reference is accepted directly
-    args = p.parse_args(["stability", "analyze", str(tmp_path / "traj.extxyz"),
-                         "--reference", str(tmp_path / "train.extxyz"), "--dt-fs", "1",
-                         "--out", str(tmp_path / "rep2")])
+    args = p.parse_args(
+        [
+            "stability",
+            "analyze",
+            str(tmp_path / "traj.extxyz"),
+            "--reference",
+            str(tmp_path / "train.extxyz"),
+            "--dt-fs",
+            "1",
+            "--out",
+            str(tmp_path / "rep2"),
+        ]
+    )
     assert args.func(args) == 0
 
-    args = p.parse_args(["stability", "summarize", str(tmp_path / "rep"), str(tmp_path / "rep2"),
-                         "--out", str(tmp_path / "summary.json")])
+    args = p.parse_args(
+        [
+            "stability",
+            "summarize",
+            str(tmp_path / "rep"),
+            str(tmp_path / "rep2"),
+            "--out",
+            str(tmp_path / "summary.json"),
+        ]
+    )
     assert args.func(args) == 0
     assert json.loads((tmp_path / "summary.json").read_text())["n_runs"] == 2
 
     for a in traj:
         del a.info["step"]
     write(tmp_path / "nostep.extxyz", traj)
-    args = p.parse_args(["stability", "analyze", str(tmp_path / "nostep.extxyz"),
-                         "--out", str(tmp_path / "rep3")])
+    args = p.parse_args(
+        ["stability", "analyze", str(tmp_path / "nostep.extxyz"), "--out", str(tmp_path / "rep3")]
+    )
     assert args.func(args) == 2
     assert "--dt-fs" in capsys.readouterr().err

@@ -56,13 +56,15 @@ def test_emt_nve_run_is_stable(tmp_path, cu_ref):
     atoms = cu_cell()
     atoms.calc = EMT()
     rng = np.random.default_rng(0)
-    atoms.set_momenta(rng.normal(0, 1, (len(atoms), 3)) * np.sqrt(atoms.get_masses()[:, None]
-                      * units.kB * 300.0))
+    atoms.set_momenta(
+        rng.normal(0, 1, (len(atoms), 3)) * np.sqrt(atoms.get_masses()[:, None] * units.kB * 300.0)
+    )
     dyn = VelocityVerlet(atoms, 2 * units.fs)
     # window longer than the run: the RDF check is never due, the other four run every 5 steps
     config = StabilityConfig(interval=5, rdf_rmax=5.0, rdf_nbins=50)
-    mon = StabilityMonitor(atoms, dyn, config=config, reference=cu_ref, target_temperature=300.0,
-                           out_dir=tmp_path)
+    mon = StabilityMonitor(
+        atoms, dyn, config=config, reference=cu_ref, target_temperature=300.0, out_dir=tmp_path
+    )
     assert mon.tracker.ensemble == "nve"
     rep = run_monitored(dyn, 60, mon)
     assert rep["status"] == "completed" and rep["stability_index"] == 1.0
@@ -97,8 +99,9 @@ def test_monitor_stops_collapsing_run_on_the_right_step(tmp_path, cu_ref):
     atoms.calc = CollapsingPair()
     dyn = VelocityVerlet(atoms, dt)
     config = StabilityConfig(interval=interval, criteria=["finite", "close_contact"])
-    mon = StabilityMonitor(atoms, dyn, config=config, reference=cu_ref, total_steps=200,
-                           out_dir=tmp_path)
+    mon = StabilityMonitor(
+        atoms, dyn, config=config, reference=cu_ref, total_steps=200, out_dir=tmp_path
+    )
     rep = run_monitored(dyn, 200, mon)
     assert dyn.nsteps == expected  # stopped cleanly right after the failed check
     assert rep["failed_criterion"] == "close_contact"
@@ -144,11 +147,18 @@ def test_stability_stop_for_dynamics_without_max_steps(cu_ref):
 def test_interrupted_run_still_writes_report(tmp_path, cu_ref):
     atoms = cu_cell()
     atoms.calc = EMT()
-    dyn = Langevin(atoms, 2 * units.fs, temperature_K=300, friction=0.02, fixcm=False,
-                   rng=np.random.default_rng(1))
+    dyn = Langevin(
+        atoms,
+        2 * units.fs,
+        temperature_K=300,
+        friction=0.02,
+        fixcm=False,
+        rng=np.random.default_rng(1),
+    )
     config = StabilityConfig(interval=4, rdf_rmax=5.0, rdf_nbins=50)
-    mon = StabilityMonitor(atoms, dyn, config=config, reference=cu_ref, total_steps=100,
-                           out_dir=tmp_path)
+    mon = StabilityMonitor(
+        atoms, dyn, config=config, reference=cu_ref, total_steps=100, out_dir=tmp_path
+    )
     assert mon.tracker.ensemble == "nvt"
     assert mon.tracker.target_temperature == pytest.approx(300.0)
 

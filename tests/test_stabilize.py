@@ -16,18 +16,32 @@ from gnnff.active.loop import Interrupted, StabilizeLoop
 def _write_configs(tmp: Path, data: Path, **over) -> Path:
     train = {
         "data": {"train": str(data / "train.extxyz"), "valid": str(data / "valid.extxyz")},
-        "model": {"family": "allegro", "cutoff": 4.0, "num_layers": 1, "num_scalar": 8,
-                  "num_tensor": 2, "mlp_hidden": [8]},
-        "training": {"epochs": 1, "batch_size": 8, "seed": 0, "progress": False,
-                     "num_threads": 2},
+        "model": {
+            "family": "allegro",
+            "cutoff": 4.0,
+            "num_layers": 1,
+            "num_scalar": 8,
+            "num_tensor": 2,
+            "mlp_hidden": [8],
+        },
+        "training": {"epochs": 1, "batch_size": 8, "seed": 0, "progress": False, "num_threads": 2},
     }
     (tmp / "train.yaml").write_text(yaml.safe_dump(train))
     cfg = {
         "train_config": "train.yaml",
         "reference": {"preset": "sio2-tersoff"},
-        "explore": {"time_ps": 0.05, "check_interval": 5, "runs": [
-            {"structure": str(data / "reference_md" / "a-SiO1.10_1000K.extxyz"), "index": 0,
-             "temperature": 3000.0, "seed": 1}]},
+        "explore": {
+            "time_ps": 0.05,
+            "check_interval": 5,
+            "runs": [
+                {
+                    "structure": str(data / "reference_md" / "a-SiO1.10_1000K.extxyz"),
+                    "index": 0,
+                    "temperature": 3000.0,
+                    "seed": 1,
+                }
+            ],
+        },
         "select": {"failure_frames": 2, "max_frames_per_round": 3},
         "retrain": {"mode": "finetune", "epochs": 1},
         "max_rounds": 1,  # round 1 explores, labels, retrains; round 2 explores again
@@ -94,14 +108,20 @@ def test_resume_after_kill_between_units_gives_the_same_result(loop_run):
     out = tmp / "killed"
     for units in (2, 3):  # stop after a few units, twice, then finish
         with pytest.raises(Interrupted):
-            StabilizeLoop(cfg, out, resume=(out / "config.json").exists(), log=lambda *a: None,
-                          stop_after_units=units).run()
+            StabilizeLoop(
+                cfg,
+                out,
+                resume=(out / "config.json").exists(),
+                log=lambda *a: None,
+                stop_after_units=units,
+            ).run()
     resumed = StabilizeLoop(cfg, out, resume=True, log=lambda *a: None).run()
     strip = [[{k: v for k, v in run.items()} for run in r["runs"]] for r in summary["rounds"]]
     got = [[{k: v for k, v in run.items()} for run in r["runs"]] for r in resumed["rounds"]]
     assert got == strip
-    assert [r["frames_added"] for r in resumed["rounds"]] == \
-        [r["frames_added"] for r in summary["rounds"]]
+    assert [r["frames_added"] for r in resumed["rounds"]] == [
+        r["frames_added"] for r in summary["rounds"]
+    ]
     a = (tmp / "out" / "round_001" / "labelled.extxyz").read_text()
     b = (out / "round_001" / "labelled.extxyz").read_text()
     assert a.replace(str(tmp / "out"), "") == b.replace(str(out), "")
@@ -124,10 +144,15 @@ def test_bad_input(quick_data, tmp_path):
     import ase.io
     from ase import Atoms
 
-    ase.io.write(tmp_path / "al.extxyz", Atoms("Al2", positions=[[0, 0, 0], [2, 0, 0]],
-                                                cell=[8, 8, 8], pbc=True))
-    p = _write_configs(tmp_path, quick_data, explore={"runs": [
-        {"structure": str(tmp_path / "al.extxyz"), "temperature": 300.0}]})
+    ase.io.write(
+        tmp_path / "al.extxyz",
+        Atoms("Al2", positions=[[0, 0, 0], [2, 0, 0]], cell=[8, 8, 8], pbc=True),
+    )
+    p = _write_configs(
+        tmp_path,
+        quick_data,
+        explore={"runs": [{"structure": str(tmp_path / "al.extxyz"), "temperature": 300.0}]},
+    )
     with pytest.raises(StabilizeConfigError, match=r"holds \['Al'\], which the model lacks"):
         StabilizeLoop(load(p), tmp_path / "o", log=lambda *a: None)
     assert not (tmp_path / "o").exists()
@@ -172,7 +197,11 @@ def test_selection_round_robin_dedupe_and_cap(tmp_path):
     chosen, counts = select_frames(files, max_frames=10, min_distance=0.05)
     # failing frames first, round-robin over runs, the 0.01 A step dropped as a duplicate
     assert [(a.info["source_file"][-9:], a.info["step"]) for a in chosen] == [
-        ("f0.extxyz", 20), ("f1.extxyz", 20), ("f0.extxyz", 10), ("f1.extxyz", 10)]
+        ("f0.extxyz", 20),
+        ("f1.extxyz", 20),
+        ("f0.extxyz", 10),
+        ("f1.extxyz", 10),
+    ]
     assert counts == {"candidates": 6, "duplicates": 2, "selected": 4, "capped": 0}
     chosen, counts = select_frames(files, max_frames=3, min_distance=0.05)
     assert len(chosen) == 3 and counts["capped"] == 6 - counts["duplicates"] - 3 > 0

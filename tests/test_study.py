@@ -21,7 +21,8 @@ def test_spearman_matches_definition():
     assert spearman(x, [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
     # ties get mean ranks: Pearson of (1,2,3,4) and (1.5,1.5,3,4)
     assert spearman([1, 2, 3, 4], [7, 7, 8, 9]) == pytest.approx(
-        np.corrcoef([1, 2, 3, 4], [1.5, 1.5, 3, 4])[0, 1])
+        np.corrcoef([1, 2, 3, 4], [1.5, 1.5, 3, 4])[0, 1]
+    )
     assert np.isnan(spearman([1, 2], [1, 2]))
 
 
@@ -33,17 +34,30 @@ def _write(tmp_path, body: dict):
 
 def test_seed_comparison_matches_runs_and_counts_by_hand():
     def row(var, seed, start, t):
-        return {"family": "allegro", "variant": var, "seed": seed, "system": "SiO2",
-                "temperature_K": 1000.0, "start": start, "stable_time_ps": t,
-                "stability_index": t / 10.0}
+        return {
+            "family": "allegro",
+            "variant": var,
+            "seed": seed,
+            "system": "SiO2",
+            "temperature_K": 1000.0,
+            "start": start,
+            "stable_time_ps": t,
+            "stability_index": t / 10.0,
+        }
 
-    rows = [row("baseline", 0, 0, 1.0), row("decorrelated", 0, 0, 10.0),
-            row("baseline", 0, 1, 2.0), row("decorrelated", 0, 1, 2.0),
-            row("baseline", 1, 0, 10.0), row("decorrelated", 1, 0, 4.0),
-            row("baseline", 1, 1, 3.0), row("decorrelated", 1, 1, 5.0),
-            row("decorrelated", 2, 0, 7.0),  # no matching baseline: not compared
-            {**row("baseline", 0, 2, 0.5), "status": "interrupted"},  # not a finished run
-            row("decorrelated", 0, 2, 9.0)]
+    rows = [
+        row("baseline", 0, 0, 1.0),
+        row("decorrelated", 0, 0, 10.0),
+        row("baseline", 0, 1, 2.0),
+        row("decorrelated", 0, 1, 2.0),
+        row("baseline", 1, 0, 10.0),
+        row("decorrelated", 1, 0, 4.0),
+        row("baseline", 1, 1, 3.0),
+        row("decorrelated", 1, 1, 5.0),
+        row("decorrelated", 2, 0, 7.0),  # no matching baseline: not compared
+        {**row("baseline", 0, 2, 0.5), "status": "interrupted"},  # not a finished run
+        row("decorrelated", 0, 2, 9.0),
+    ]
     c = seed_comparison(rows, ["allegro"])["allegro"]
     assert (c["treated_longer"], c["treated_shorter"], c["equal"]) == (2, 1, 1)
     assert c["matched_runs"] == 4
@@ -59,13 +73,17 @@ def test_seed_comparison_matches_runs_and_counts_by_hand():
 
 def test_config_errors_are_clear(tmp_path):
     with pytest.raises(StudyConfigError, match="did you mean 'seeds'"):
-        load_study_config(_write(tmp_path, {"sedes": [0], "md": {"systems": {"a": {
-            "starts": "x.extxyz"}}}}))
+        load_study_config(
+            _write(tmp_path, {"sedes": [0], "md": {"systems": {"a": {"starts": "x.extxyz"}}}})
+        )
     with pytest.raises(StudyConfigError, match="md.systems is empty"):
         load_study_config(_write(tmp_path, {"seeds": [0]}))
     with pytest.raises(StudyConfigError, match="unknown family"):
-        load_study_config(_write(tmp_path, {"families": ["nequip"], "md": {"systems": {"a": {
-            "starts": "x.extxyz"}}}}))
+        load_study_config(
+            _write(
+                tmp_path, {"families": ["nequip"], "md": {"systems": {"a": {"starts": "x.extxyz"}}}}
+            )
+        )
     with pytest.raises(FileNotFoundError):
         load_study_config(tmp_path / "missing.yaml")
 
@@ -73,24 +91,48 @@ def test_config_errors_are_clear(tmp_path):
 @pytest.mark.slow  # trains and runs MD for a whole tiny study: make test-all / make bench
 def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path, capsys):
     base = tmp_path / "train.yaml"
-    base.write_text(yaml.safe_dump({
-        "data": {"train": "x", "valid": "x"},
-        "model": {"family": "allegro", "cutoff": 4.0, "num_scalar": 8, "num_tensor": 2,
-                  "mlp_hidden": [8]},
-        "training": {"epochs": 1, "batch_size": 4, "progress": False}}))
-    cfg_path = _write(tmp_path, {
-        "data": {"dir": str(quick_data)},
-        "training": {"base": str(base)},
-        "families": ["allegro"],
-        "variants": {"baseline": {"decorrelation.enabled": False},
-                     "decorrelated": {"decorrelation.enabled": True}},
-        "seeds": [0],
-        "md": {"systems": {"SiO1.55": {"starts": "reference_md/a-SiO1.55_{T}K.extxyz",
-                                       "reference": "reference_md/a-SiO1.55_{T}K.extxyz"}},
-               "n_starts": 1, "temperatures": [1000], "time_ps": 0.02,
-               "stability": {"interval": 5}},
-        "eval": ["test_id.extxyz", "ood_SiO1.10.extxyz"],
-        "jobs": 1})
+    base.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"train": "x", "valid": "x"},
+                "model": {
+                    "family": "allegro",
+                    "cutoff": 4.0,
+                    "num_scalar": 8,
+                    "num_tensor": 2,
+                    "mlp_hidden": [8],
+                },
+                "training": {"epochs": 1, "batch_size": 4, "progress": False},
+            }
+        )
+    )
+    cfg_path = _write(
+        tmp_path,
+        {
+            "data": {"dir": str(quick_data)},
+            "training": {"base": str(base)},
+            "families": ["allegro"],
+            "variants": {
+                "baseline": {"decorrelation.enabled": False},
+                "decorrelated": {"decorrelation.enabled": True},
+            },
+            "seeds": [0],
+            "md": {
+                "systems": {
+                    "SiO1.55": {
+                        "starts": "reference_md/a-SiO1.55_{T}K.extxyz",
+                        "reference": "reference_md/a-SiO1.55_{T}K.extxyz",
+                    }
+                },
+                "n_starts": 1,
+                "temperatures": [1000],
+                "time_ps": 0.02,
+                "stability": {"interval": 5},
+            },
+            "eval": ["test_id.extxyz", "ood_SiO1.10.extxyz"],
+            "jobs": 1,
+        },
+    )
     cfg = load_study_config(cfg_path)
     out = tmp_path / "study"
     summary = run_study(cfg, out, log=lambda m: None)

@@ -17,9 +17,19 @@ def rows_of(times: dict[tuple, list[float]]):
     out = []
     for (fam, var, seed), ts in times.items():
         for k, t in enumerate(ts):
-            out.append({"family": fam, "variant": var, "seed": str(seed), "system": "X",
-                        "temperature_K": "1000.0", "start": str(k), "stable_time_ps": str(t),
-                        "stability_index": str(t / 2.0), "status": "failed"})
+            out.append(
+                {
+                    "family": fam,
+                    "variant": var,
+                    "seed": str(seed),
+                    "system": "X",
+                    "temperature_K": "1000.0",
+                    "start": str(k),
+                    "stable_time_ps": str(t),
+                    "stability_index": str(t / 2.0),
+                    "status": "failed",
+                }
+            )
     return out
 
 
@@ -33,8 +43,10 @@ def test_wilcoxon_over_seeds_and_smallest_p():
 
 
 def test_per_seed_and_cluster_bootstrap():
-    rows = rows_of({("a", "baseline", s): [0.1 * (s + 1), 0.2 * (s + 1)] for s in range(5)}
-                   | {("a", "x", s): [0.4 * (s + 1), 0.8 * (s + 1)] for s in range(5)})
+    rows = rows_of(
+        {("a", "baseline", s): [0.1 * (s + 1), 0.2 * (s + 1)] for s in range(5)}
+        | {("a", "x", s): [0.4 * (s + 1), 0.8 * (s + 1)] for s in range(5)}
+    )
     d = per_seed(rows, "a", "baseline")
     assert d[0]["median_stable_ps"] == pytest.approx(0.15) and d[4]["runs"] == 2
     b = bootstrap_ci(d)
@@ -95,5 +107,6 @@ def test_bench_starts_preset_makes_only_the_bench_starts():
     assert state_points(pre) == []  # no training state points: reference MD only
     cfg = load_study_config(ROOT / "examples/study/bench_sio_rich.yaml")
     assert [float(t) for t in pre["reference_md"]["temperatures"]] == [
-        float(t) for t in cfg["md"]["temperatures"]]
+        float(t) for t in cfg["md"]["temperatures"]
+    ]
     assert {f"a-{s}" for s in cfg["md"]["systems"]} == set(pre["reference_md"]["systems"])

@@ -15,8 +15,13 @@ from gnnff.training.data import collate
 from gnnff.training.synthetic import make_dataset
 from gnnff.training.trainer import Trainer, predict
 
-SMALL_MODEL = {"cutoff": 4.0, "num_layers": 2, "num_scalar": 16, "num_tensor": 4,
-               "mlp_hidden": [32]}
+SMALL_MODEL = {
+    "cutoff": 4.0,
+    "num_layers": 2,
+    "num_scalar": 16,
+    "num_tensor": 4,
+    "mlp_hidden": [32],
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,8 +70,9 @@ def test_forces_and_stress_match_finite_differences(data, tmp_path):
         if cell_strain is not None:
             st.pos = pos @ cell_strain.T
             st.edge_shift = s.edge_shift @ cell_strain.T
-        return float(predict(model, collate([st], torch.float64), forces=False)["energy"][0]
-                     .detach())
+        return float(
+            predict(model, collate([st], torch.float64), forces=False)["energy"][0].detach()
+        )
 
     h = 1e-5
     for a, k in [(0, 0), (3, 1), (7, 2)]:
@@ -110,22 +116,31 @@ def test_lambda_zero_is_exactly_the_baseline(data, tmp_path):
 
 
 def test_decorrelation_term_enters_loss(data, tmp_path):
-    cfg = config(data, train="small.extxyz",
-                 decorrelation={"enabled": True, "scheduler": "constant", "lambda_max": 0.5})
+    cfg = config(
+        data,
+        train="small.extxyz",
+        decorrelation={"enabled": True, "scheduler": "constant", "lambda_max": 0.5},
+    )
     tr = Trainer(cfg, tmp_path / "on", log=quiet)
     batch = collate(tr.data["train"][:3], tr.dtype)
     loss, _, terms, per_layer = tr.compute_loss(batch, 0.5)
     assert per_layer is not None and per_layer.shape == (2,)
     base = terms["energy"] + terms["forces"]
-    assert float(loss.detach()) == pytest.approx(float((base + 0.5 * terms["corr"]).detach()),
-                                                 rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(
+        float((base + 0.5 * terms["corr"]).detach()), rel=1e-6
+    )
 
 
 def test_resume_2_plus_2_equals_4(data, tmp_path):
     sections = dict(
         train="small.extxyz",
-        decorrelation={"enabled": True, "scheduler": "cosine", "warmup_epochs": 3,
-                       "max_edges": 64, "lambda_max": 0.2},
+        decorrelation={
+            "enabled": True,
+            "scheduler": "cosine",
+            "warmup_epochs": 3,
+            "max_edges": 64,
+            "lambda_max": 0.2,
+        },
         training={"ema_decay": 0.9, "dtype": "float64", "batch_size": 3},
         optim={"lr_schedule": "plateau", "plateau_patience": 0},
     )
@@ -167,8 +182,10 @@ def test_resume_2_plus_2_equals_4(data, tmp_path):
 @pytest.mark.slow  # 30 epochs x 2 runs: make test-all / make bench run it
 def test_training_learns_and_decorrelation_lowers_lcorr(data, tmp_path, capsys):
     results = {}
-    for name, dec in [("base", {"enabled": False}),
-                      ("dec", {"enabled": True, "scheduler": "constant", "lambda_max": 0.1})]:
+    for name, dec in [
+        ("base", {"enabled": False}),
+        ("dec", {"enabled": True, "scheduler": "constant", "lambda_max": 0.1}),
+    ]:
         cfg = config(data, decorrelation=dec, optim={"lr": 5e-3}, training={"epochs": 30})
         tr = Trainer(cfg, tmp_path / name, log=quiet)
         untrained, _ = tr.evaluate_split(tr.data["valid"])
@@ -180,14 +197,29 @@ def test_training_learns_and_decorrelation_lowers_lcorr(data, tmp_path, capsys):
     assert results["dec"][1]["final_lcorr"] < results["base"][1]["final_lcorr"] - 0.05
 
     run = tmp_path / "dec"
-    for f in ("metrics.csv", "checkpoint.pt", "curves.png", "correlation.png", "model.pt",
-              "summary.json"):
+    for f in (
+        "metrics.csv",
+        "checkpoint.pt",
+        "curves.png",
+        "correlation.png",
+        "model.pt",
+        "summary.json",
+    ):
         assert (run / f).is_file(), f
     with open(run / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 30
-    for col in ("train_energy_mae", "valid_force_mae", "valid_force_rmse", "valid_lcorr_l0",
-                "valid_lcorr_l1", "train_lcorr_l1", "lambda", "lr", "epoch_seconds"):
+    for col in (
+        "train_energy_mae",
+        "valid_force_mae",
+        "valid_force_rmse",
+        "valid_lcorr_l0",
+        "valid_lcorr_l1",
+        "train_lcorr_l1",
+        "lambda",
+        "lr",
+        "epoch_seconds",
+    ):
         assert col in rows[0], col
     assert float(rows[-1]["lambda"]) == 0.1
 
@@ -202,23 +234,25 @@ def test_training_learns_and_decorrelation_lowers_lcorr(data, tmp_path, capsys):
     from gnnff.stability import StabilityReference
 
     stored = StabilityReference.from_model_metadata(meta)
-    direct = StabilityReference.from_frames(ase.io.read(data / "train.extxyz", index=":"),
-                                            with_rdf=False, distance_cutoff=4.0)
+    direct = StabilityReference.from_frames(
+        ase.io.read(data / "train.extxyz", index=":"), with_rdf=False, distance_cutoff=4.0
+    )
     assert stored.species == ["O", "Si"] and stored.n_frames == 48
     # the checkpoint carries it too, so `gnnff export CHECKPOINT` keeps it
     from gnnff.potentials import load_checkpoint
 
     ckpt_ref = load_checkpoint(run / "checkpoint.pt")["training_summary"]["stability_reference"]
-    assert ckpt_ref["pair_min_distances"] == meta["training"]["stability_reference"][
-        "pair_min_distances"]
+    assert (
+        ckpt_ref["pair_min_distances"]
+        == meta["training"]["stability_reference"]["pair_min_distances"]
+    )
     assert stored.pair_min_distances.keys() == direct.pair_min_distances.keys()
     for key, d in direct.pair_min_distances.items():
         assert stored.pair_min_distances[key] == pytest.approx(d, abs=1e-9), key
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    args = parser.parse_args(["eval", str(run / "model.pt"), str(data / "valid.extxyz"),
-                              "--json"])
+    args = parser.parse_args(["eval", str(run / "model.pt"), str(data / "valid.extxyz"), "--json"])
     assert args.func(args) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["force_mae"] == pytest.approx(summary["final_valid"]["force_mae"], rel=1e-3)
@@ -227,9 +261,13 @@ def test_training_learns_and_decorrelation_lowers_lcorr(data, tmp_path, capsys):
 
 
 def test_stress_training_and_early_stopping(data, tmp_path):
-    cfg = config(data, train="small.extxyz", loss={"stress_weight": 1.0},
-                 optim={"lr": 0.0, "lr_schedule": "none"},
-                 training={"epochs": 5, "early_stopping_patience": 1, "ema_decay": 0.5})
+    cfg = config(
+        data,
+        train="small.extxyz",
+        loss={"stress_weight": 1.0},
+        optim={"lr": 0.0, "lr_schedule": "none"},
+        training={"epochs": 5, "early_stopping_patience": 1, "ema_decay": 0.5},
+    )
     tr = Trainer(cfg, tmp_path / "stress", log=quiet)
     batch = collate(tr.data["train"][:2], tr.dtype)
     _, out, terms, _ = tr.compute_loss(batch, 0.0)

@@ -75,8 +75,7 @@ def test_missing_and_required_files(files, tmp_path):
 def test_yaml_relative_paths_and_overrides(files):
     y = files / "run.yaml"
     y.write_text("data:\n  train: train.extxyz\n  valid: valid.extxyz\ntraining:\n  epochs: 3\n")
-    cfg = load_config(y, ["training.epochs=7", "decorrelation.enabled=true",
-                          "model.num_layers=3"])
+    cfg = load_config(y, ["training.epochs=7", "decorrelation.enabled=true", "model.num_layers=3"])
     assert cfg["training"]["epochs"] == 7
     assert cfg["decorrelation"]["enabled"] is True
     assert cfg["model"]["num_layers"] == 3
@@ -107,8 +106,7 @@ def test_nan_and_missing_labels(tmp_path):
     p = _write(tmp_path / "nan.extxyz", [bad])
     with pytest.raises(DataError, match="NaN"):
         build_structures(read_frames(p), p, ["O", "Si"], 4.0)
-    bare = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell,
-                 pbc=True)
+    bare = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=True)
     p = _write(tmp_path / "nolabels.extxyz", [bare])
     with pytest.raises(DataError, match="frame 0 has no energy or force labels"):
         build_structures(read_frames(p), p, ["O", "Si"], 4.0)
@@ -125,8 +123,9 @@ def test_nan_and_missing_labels(tmp_path):
 def test_stress_required_when_weighted(tmp_path):
     atoms = make_dataset(1, seed=3, n_formula=2)[0]
     nos = atoms.copy()
-    nos.calc = SinglePointCalculator(nos, energy=atoms.get_potential_energy(),
-                                     forces=atoms.get_forces())
+    nos.calc = SinglePointCalculator(
+        nos, energy=atoms.get_potential_energy(), forces=atoms.get_forces()
+    )
     p = _write(tmp_path / "nostress.extxyz", [nos])
     with pytest.raises(DataError, match="no frame has a stress label.*loss.stress_weight > 0"):
         build_structures(read_frames(p), p, ["O", "Si"], 4.0, need_stress=True)
@@ -145,8 +144,10 @@ def test_cli_reports_errors(files, capsys):
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     y = files / "bad.yaml"
-    y.write_text(f"data:\n  train: {files / 'train.extxyz'}\n  valid: {files / 'valid.extxyz'}\n"
-                 "optim:\n  learning_rate: 0.1\n")
+    y.write_text(
+        f"data:\n  train: {files / 'train.extxyz'}\n  valid: {files / 'valid.extxyz'}\n"
+        "optim:\n  learning_rate: 0.1\n"
+    )
     args = parser.parse_args(["train", str(y), "--out", str(files / "run")])
     assert args.func(args) == 2
     err = capsys.readouterr().err
@@ -162,8 +163,10 @@ def test_example_configs_differ_only_in_decorrelation(files):
     import yaml
 
     root = Path(__file__).resolve().parents[1] / "examples" / "training"
-    raws = {n: yaml.safe_load((root / f"sio2_{n}.yaml").read_text())
-            for n in ("baseline", "decorrelated")}
+    raws = {
+        n: yaml.safe_load((root / f"sio2_{n}.yaml").read_text())
+        for n in ("baseline", "decorrelated")
+    }
     a, b = raws["baseline"], raws["decorrelated"]
     assert {k: v for k, v in a.items() if k != "decorrelation"} == {
         k: v for k, v in b.items() if k != "decorrelation"
@@ -178,10 +181,12 @@ def test_example_configs_differ_only_in_decorrelation(files):
 def test_trainer_rejects_unseen_species_tiny_cutoff_and_bad_device(files, tmp_path):
     from gnnff.training.trainer import Trainer
 
-    species = sorted({s for a in ase.io.read(files / "train.extxyz", ":")
-                      for s in a.get_chemical_symbols()})
-    cfg = validate_config({**base(files), "model": {"family": "allegro",
-                                                    "species": [*species, "H"]}})
+    species = sorted(
+        {s for a in ase.io.read(files / "train.extxyz", ":") for s in a.get_chemical_symbols()}
+    )
+    cfg = validate_config(
+        {**base(files), "model": {"family": "allegro", "species": [*species, "H"]}}
+    )
     with pytest.raises(ConfigError, match=r"lists \['H'\], which no training frame contains"):
         Trainer(cfg, tmp_path / "h", log=lambda m: None)
     cfg = validate_config({**base(files), "model": {"family": "allegro", "cutoff": 0.5}})
@@ -194,8 +199,10 @@ def test_trainer_rejects_unseen_species_tiny_cutoff_and_bad_device(files, tmp_pa
 
 def test_exponent_floats_in_yaml_and_overrides(files, tmp_path):
     y = tmp_path / "c.yaml"
-    y.write_text(f"data:\n  train: {files / 'train.extxyz'}\n  valid: {files / 'valid.extxyz'}\n"
-                 "optim:\n  lr: 1e-3\n")
+    y.write_text(
+        f"data:\n  train: {files / 'train.extxyz'}\n  valid: {files / 'valid.extxyz'}\n"
+        "optim:\n  lr: 1e-3\n"
+    )
     assert load_config(y)["optim"]["lr"] == pytest.approx(1e-3)
     assert load_config(y, ["optim.min_lr=2e-6"])["optim"]["min_lr"] == pytest.approx(2e-6)
     with pytest.raises(ConfigError, match="optim.lr must be >= 0"):

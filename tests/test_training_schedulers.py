@@ -64,12 +64,18 @@ def test_adaptive_update_rule_and_bounds():
 def test_build_from_config_converts_epochs_to_steps(tmp_path):
     f = tmp_path / "a.extxyz"
     f.write_text("")
-    cfg = validate_config({
-        "data": {"train": str(f), "valid": str(f)},
-        "decorrelation": {"scheduler": "cosine", "warmup_epochs": 2, "lambda_max": 0.4,
-                          "after_warmup": "anneal"},
-        "training": {"epochs": 5},
-    })
+    cfg = validate_config(
+        {
+            "data": {"train": str(f), "valid": str(f)},
+            "decorrelation": {
+                "scheduler": "cosine",
+                "warmup_epochs": 2,
+                "lambda_max": 0.4,
+                "after_warmup": "anneal",
+            },
+            "training": {"epochs": 5},
+        }
+    )
     s = build_lambda_scheduler(cfg["decorrelation"], steps_per_epoch=3, total_epochs=5)
     assert isinstance(s, CosineLambda)
     assert s.warmup == 6 and s.anneal == 9

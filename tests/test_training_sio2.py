@@ -21,14 +21,22 @@ def one_thread():
 @pytest.mark.slow  # 776 s on 2 shared, loaded cores: make test-all / make bench run it
 def test_quick_sio2_training_learns_and_decorrelates(quick_data, tmp_path, one_thread):
     results = {}
-    for name, dec in (("base", {"enabled": False}),
-                      ("dec", {"enabled": True, "scheduler": "cosine", "lambda_max": 0.1,
-                               "warmup_epochs": 5})):
+    for name, dec in (
+        ("base", {"enabled": False}),
+        ("dec", {"enabled": True, "scheduler": "cosine", "lambda_max": 0.1, "warmup_epochs": 5}),
+    ):
         raw = {
-            "data": {"train": str(quick_data / "train.extxyz"),
-                     "valid": str(quick_data / "valid.extxyz")},
-            "model": {"cutoff": 4.0, "num_layers": 2, "num_scalar": 16, "num_tensor": 4,
-                      "mlp_hidden": [32]},
+            "data": {
+                "train": str(quick_data / "train.extxyz"),
+                "valid": str(quick_data / "valid.extxyz"),
+            },
+            "model": {
+                "cutoff": 4.0,
+                "num_layers": 2,
+                "num_scalar": 16,
+                "num_tensor": 4,
+                "mlp_hidden": [32],
+            },
             "loss": {"energy_weight": 0.1, "forces_weight": 1.0},
             "decorrelation": dec,
             "optim": {"lr": 0.01, "lr_schedule": "cosine"},

@@ -37,14 +37,28 @@ atoms = next(a for a in frames if a.info.get("split") == "ood_SiO1.55")
 atoms.calc = GNNFFCalculator(example_model())
 init_velocities(atoms, args.temperature, seed=0)
 
-dyn = Langevin(atoms, timestep=1.0 * units.fs, temperature_K=args.temperature,
-               friction=0.01 / units.fs, fixcm=False, rng=np.random.default_rng(1))
+dyn = Langevin(
+    atoms,
+    timestep=1.0 * units.fs,
+    temperature_K=args.temperature,
+    friction=0.01 / units.fs,
+    fixcm=False,
+    rng=np.random.default_rng(1),
+)
 # close contacts are judged against the training data's pair distances stored in the model
 reference = StabilityReference.from_model_metadata(atoms.calc.metadata)
-monitor = StabilityMonitor(atoms, dyn, config=StabilityConfig(interval=10), reference=reference,
-                           total_steps=args.steps, out_dir=args.out)
+monitor = StabilityMonitor(
+    atoms,
+    dyn,
+    config=StabilityConfig(interval=10),
+    reference=reference,
+    total_steps=args.steps,
+    out_dir=args.out,
+)
 report = run_monitored(dyn, args.steps, monitor)
-print(f"stable for {report['stable_time_ps']:.3f} of {report['t_run_ps']:.3f} ps, "
-      f"Stability Index {report['stability_index']:.2f}, "
-      f"failed criterion: {report['failed_criterion']}")
+print(
+    f"stable for {report['stable_time_ps']:.3f} of {report['t_run_ps']:.3f} ps, "
+    f"Stability Index {report['stability_index']:.2f}, "
+    f"failed criterion: {report['failed_criterion']}"
+)
 print(f"report: {args.out}/report.json and {args.out}/report.png")

@@ -28,13 +28,19 @@ ap.add_argument("--out", default="eos.png")
 ap.add_argument("--clamped-only", action="store_true", help="skip the relaxed-ion EOS")
 args = ap.parse_args()
 
-quartz = crystal(["Si", "O"], basis=[(0.4697, 0.0, 2 / 3), (0.4135, 0.2669, 0.1191 + 2 / 3)],
-                 spacegroup=154, cellpar=[4.916, 4.916, 5.405, 90, 90, 120]).repeat((2, 2, 2))
+quartz = crystal(
+    ["Si", "O"],
+    basis=[(0.4697, 0.0, 2 / 3), (0.4135, 0.2669, 0.1191 + 2 / 3)],
+    spacegroup=154,
+    cellpar=[4.916, 4.916, 5.405, 90, 90, 120],
+).repeat((2, 2, 2))
 calc = GNNFFCalculator(example_model())
 quartz.calc = calc
 BFGS(FrechetCellFilter(quartz), logfile=None).run(fmax=0.02, steps=300)
-print(f"relaxed: a = {quartz.cell.cellpar()[0] / 2:.3f} A, c = {quartz.cell.cellpar()[2] / 2:.3f}"
-      f" A, E = {quartz.get_potential_energy() / len(quartz):.4f} eV/atom")
+print(
+    f"relaxed: a = {quartz.cell.cellpar()[0] / 2:.3f} A, c = {quartz.cell.cellpar()[2] / 2:.3f}"
+    f" A, E = {quartz.get_potential_energy() / len(quartz):.4f} eV/atom"
+)
 
 cell0 = quartz.cell.array.copy()
 
@@ -54,11 +60,15 @@ def eos_fit(relax: bool):
 
 
 eos, (v0, e0, b) = eos_fit(relax=False)
-print(f"EOS, clamped ions (positions scaled with the cell, not relaxed): "
-      f"V0 = {v0 / len(quartz):.3f} A^3/atom, B = {b / GPa:.1f} GPa")
+print(
+    f"EOS, clamped ions (positions scaled with the cell, not relaxed): "
+    f"V0 = {v0 / len(quartz):.3f} A^3/atom, B = {b / GPa:.1f} GPa"
+)
 if not args.clamped_only:
     eos, (v0, e0, b) = eos_fit(relax=True)
-    print(f"EOS, relaxed ions (atoms relaxed at each volume, cell shape fixed): "
-          f"V0 = {v0 / len(quartz):.3f} A^3/atom, B = {b / GPa:.1f} GPa")
+    print(
+        f"EOS, relaxed ions (atoms relaxed at each volume, cell shape fixed): "
+        f"V0 = {v0 / len(quartz):.3f} A^3/atom, B = {b / GPa:.1f} GPa"
+    )
 eos.plot(args.out)
 print(f"plot ({'clamped' if args.clamped_only else 'relaxed'} ions): {args.out}")

@@ -25,8 +25,12 @@ from gnnff.data.reference_md import ReferenceMD
 ap = argparse.ArgumentParser()
 ap.add_argument("inp")
 ap.add_argument("out")
-ap.add_argument("--clusters", type=int, default=4,
-                help="how many frames to cut a non-periodic cluster (no stress) from")
+ap.add_argument(
+    "--clusters",
+    type=int,
+    default=4,
+    help="how many frames to cut a non-periodic cluster (no stress) from",
+)
 ap.add_argument("--radius", type=float, default=4.5, help="cluster radius (A)")
 ap.add_argument("--preset", default="sio2-tersoff", help="reference potential (gnnff preset)")
 args = ap.parse_args()
@@ -34,8 +38,9 @@ args = ap.parse_args()
 frames = ase.io.read(args.inp, index=":")
 out, clusters = [], []
 for atoms in frames:
-    a = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell,
-              pbc=atoms.pbc)
+    a = Atoms(
+        atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+    )
     a.info["REF_energy"] = atoms.get_potential_energy()
     a.arrays["REF_forces"] = atoms.get_forces()
     try:
@@ -53,8 +58,12 @@ for k, a in enumerate(out[: args.clusters]):
     d -= np.round(d @ np.linalg.inv(a.cell.array)) @ a.cell.array
     keep = np.linalg.norm(d, axis=1) < args.radius
     box = 2 * args.radius + 20.0
-    c = Atoms(np.array(a.get_chemical_symbols())[keep], positions=d[keep] + box / 2,
-              cell=np.eye(3) * box, pbc=True)
+    c = Atoms(
+        np.array(a.get_chemical_symbols())[keep],
+        positions=d[keep] + box / 2,
+        cell=np.eye(3) * box,
+        pbc=True,
+    )
     with ReferenceMD(c, preset["lammps"], 1.0, 100.0) as md:
         energy, forces = md.evaluate(c)
     c.pbc = False
@@ -70,5 +79,7 @@ for s in symbols:
     iso.info["config_type"] = "IsolatedAtom"
     out.append(iso)
 ase.io.write(args.out, out, format="extxyz")
-print(f"wrote {args.out}: {len(frames)} frames with REF_* keys, {len(clusters)} clusters "
-      f"without stress, isolated atoms {symbols}")
+print(
+    f"wrote {args.out}: {len(frames)} frames with REF_* keys, {len(clusters)} clusters "
+    f"without stress, isolated atoms {symbols}"
+)

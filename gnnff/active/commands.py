@@ -33,8 +33,15 @@ def _stabilize(args: argparse.Namespace) -> int:
         print(f"gnnff stabilize: error: {exc}", file=sys.stderr)
         return 2
     last = summary["rounds"][-1]["runs"]
-    print(json.dumps({"status": summary["status"], "final_model": summary["final_model"],
-                      "frames_added": summary["frames_added_total"],
-                      "last_round_S": [r["stability_index"] for r in last]}))
+    print(
+        json.dumps(
+            {
+                "status": summary["status"],
+                "final_model": summary["final_model"],
+                "frames_added": summary["frames_added_total"],
+                "last_round_S": [r["stability_index"] for r in last],
+            }
+        )
+    )
     print(f"report: {args.out}/stabilize.md, {args.out}/stabilize.png")
     return 0

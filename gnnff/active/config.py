@@ -37,8 +37,15 @@ DEFAULTS: dict[str, Any] = {
     "train_config": None,
     "initial_model": None,
     "reference": None,
-    "explore": {"engine": "ase", "ensemble": "nvt", "time_ps": 1.0, "dt_fs": 1.0,
-                "check_interval": 10, "thermostat": "langevin", "runs": []},
+    "explore": {
+        "engine": "ase",
+        "ensemble": "nvt",
+        "time_ps": 1.0,
+        "dt_fs": 1.0,
+        "check_interval": 10,
+        "thermostat": "langevin",
+        "runs": [],
+    },
     "select": {"failure_frames": 5, "max_frames_per_round": 50, "min_rms_displacement": 0.05},
     "retrain": {"mode": "finetune", "epochs": 10, "lr": None},
     "max_rounds": 5,
@@ -56,8 +63,9 @@ def _path(value: Any, key: str, base: Path) -> str:
     p = Path(value).expanduser()
     p = p if p.is_absolute() else base / p
     if not p.is_file():
-        raise StabilizeConfigError(f"{key}: file not found: {p} (paths are relative to the "
-                                   "config file)")
+        raise StabilizeConfigError(
+            f"{key}: file not found: {p} (paths are relative to the config file)"
+        )
     return str(p.resolve())
 
 
@@ -73,23 +81,29 @@ def resolve_calculator_class(spec: str):
     """``"package.module:Class"`` -> the class; raises StabilizeConfigError unless it is an
     importable ASE calculator class."""
     if not isinstance(spec, str) or ":" not in spec:
-        raise StabilizeConfigError(f"reference.calculator must look like 'package.module:Class' "
-                                   f"(e.g. 'ase.calculators.emt:EMT'), got {spec!r}")
+        raise StabilizeConfigError(
+            f"reference.calculator must look like 'package.module:Class' "
+            f"(e.g. 'ase.calculators.emt:EMT'), got {spec!r}"
+        )
     mod_name, cls_name = spec.split(":", 1)
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
-        raise StabilizeConfigError(f"reference.calculator: cannot import {mod_name!r} ({exc}); "
-                                   "install the package or fix the path") from None
+        raise StabilizeConfigError(
+            f"reference.calculator: cannot import {mod_name!r} ({exc}); "
+            "install the package or fix the path"
+        ) from None
     cls = getattr(module, cls_name, None)
     if cls is None:
         raise StabilizeConfigError(f"reference.calculator: {mod_name!r} has no {cls_name!r}")
     from ase.calculators.calculator import BaseCalculator
 
     if not (isinstance(cls, type) and issubclass(cls, BaseCalculator)):
-        raise StabilizeConfigError(f"reference.calculator: {spec} is not an ASE calculator "
-                                   "class (a subclass of ase.calculators.calculator."
-                                   "BaseCalculator)")
+        raise StabilizeConfigError(
+            f"reference.calculator: {spec} is not an ASE calculator "
+            "class (a subclass of ase.calculators.calculator."
+            "BaseCalculator)"
+        )
     return cls
 
 
@@ -97,7 +111,8 @@ def _reference(ref: Any) -> dict[str, Any]:
     if not isinstance(ref, dict) or (("preset" in ref) == ("calculator" in ref)):
         raise StabilizeConfigError(
             "reference must be {preset: NAME} (a gnnff data preset, e.g. sio2-tersoff) or "
-            "{calculator: 'package.module:Class', kwargs: {...}} (any ASE calculator)")
+            "{calculator: 'package.module:Class', kwargs: {...}} (any ASE calculator)"
+        )
     if "preset" in ref:
         from gnnff.data.presets import PresetError, load_preset
 
@@ -129,8 +144,9 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
                 raise StabilizeConfigError(f"{key} must be a mapping")
             bad = set(value) - set(DEFAULTS[key])
             if bad:
-                raise StabilizeConfigError(f"unknown keys {key}.{sorted(bad)} (valid: "
-                                           f"{', '.join(DEFAULTS[key])})")
+                raise StabilizeConfigError(
+                    f"unknown keys {key}.{sorted(bad)} (valid: {', '.join(DEFAULTS[key])})"
+                )
             cfg[key].update(copy.deepcopy(value))
         else:
             cfg[key] = copy.deepcopy(value)
@@ -140,16 +156,19 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     cfg["reference"] = _reference(cfg["reference"])
     ex = cfg["explore"]
     if ex["engine"] not in ENGINES:
-        raise StabilizeConfigError(f"explore.engine {ex['engine']!r}: valid are {ENGINES} "
-                                   "(LAMMPS exploration is not wired in yet)")
+        raise StabilizeConfigError(
+            f"explore.engine {ex['engine']!r}: valid are {ENGINES} "
+            "(LAMMPS exploration is not wired in yet)"
+        )
     if ex["ensemble"] not in ENSEMBLES:
         raise StabilizeConfigError(f"explore.ensemble must be one of {ENSEMBLES}")
     _number("explore", "time_ps", ex["time_ps"], 1e-6)
     _number("explore", "dt_fs", ex["dt_fs"], 1e-6)
     _number("explore", "check_interval", ex["check_interval"], 1, integer=True)
     if not isinstance(ex["runs"], list) or not ex["runs"]:
-        raise StabilizeConfigError("explore.runs must list at least one run: "
-                                   "{structure: FILE, temperature: K}")
+        raise StabilizeConfigError(
+            "explore.runs must list at least one run: {structure: FILE, temperature: K}"
+        )
     runs = []
     for k, run in enumerate(ex["runs"]):
         if not isinstance(run, dict) or "structure" not in run or "temperature" not in run:
@@ -157,13 +176,18 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         bad = set(run) - {"structure", "index", "temperature", "seed"}
         if bad:
             raise StabilizeConfigError(f"explore.runs[{k}]: unknown keys {sorted(bad)}")
-        runs.append({"structure": _path(run["structure"], f"explore.runs[{k}].structure", base),
-                     "index": _number("explore.runs", "index", run.get("index", 0), -10**9,
-                                      integer=True),
-                     "temperature": float(_number("explore.runs", "temperature",
-                                                  run["temperature"], 0.0)),
-                     "seed": _number("explore.runs", "seed", run.get("seed", 0), 0,
-                                     integer=True)})
+        runs.append(
+            {
+                "structure": _path(run["structure"], f"explore.runs[{k}].structure", base),
+                "index": _number(
+                    "explore.runs", "index", run.get("index", 0), -(10**9), integer=True
+                ),
+                "temperature": float(
+                    _number("explore.runs", "temperature", run["temperature"], 0.0)
+                ),
+                "seed": _number("explore.runs", "seed", run.get("seed", 0), 0, integer=True),
+            }
+        )
     ex["runs"] = runs
     se = cfg["select"]
     _number("select", "failure_frames", se["failure_frames"], 0, integer=True)

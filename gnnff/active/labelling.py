@@ -54,8 +54,12 @@ class Labeller:
                 rot = np.linalg.solve(atoms.cell.array, md.atoms.cell.array)
                 frame = md.label()
             stress = rot @ frame.get_stress(voigt=False) @ rot.T
-            return (frame.positions @ rot.T, float(frame.get_potential_energy()),
-                    frame.get_forces() @ rot.T, stress)
+            return (
+                frame.positions @ rot.T,
+                float(frame.get_potential_energy()),
+                frame.get_forces() @ rot.T,
+                stress,
+            )
         a = atoms.copy()
         a.calc = self.calc
         energy = float(a.get_potential_energy())
@@ -73,25 +77,41 @@ class Labeller:
 
         res = LabelResult()
         for k, atoms in enumerate(frames):
-            where = {"frame": k, "source_file": atoms.info.get("source_file"),
-                     "step": atoms.info.get("step")}
+            where = {
+                "frame": k,
+                "source_file": atoms.info.get("source_file"),
+                "step": atoms.info.get("step"),
+            }
             d = _min_distance(atoms)
             if d < MIN_DISTANCE:
-                res.skipped.append({**where, "reason": f"closest pair {d:.3f} A < "
-                                    f"{MIN_DISTANCE} A (unphysical even for the reference)"})
+                res.skipped.append(
+                    {
+                        **where,
+                        "reason": f"closest pair {d:.3f} A < "
+                        f"{MIN_DISTANCE} A (unphysical even for the reference)",
+                    }
+                )
                 continue
             try:
                 positions, energy, forces, stress = self._one(atoms)
             except Exception as exc:  # noqa: BLE001 - any reference failure skips the frame
                 res.skipped.append({**where, "reason": f"{type(exc).__name__}: {exc}"})
                 continue
-            if not (np.isfinite(energy) and np.all(np.isfinite(forces))
-                    and (stress is None or np.all(np.isfinite(stress)))):
+            if not (
+                np.isfinite(energy)
+                and np.all(np.isfinite(forces))
+                and (stress is None or np.all(np.isfinite(stress)))
+            ):
                 res.skipped.append({**where, "reason": "non-finite label"})
                 continue
             out = Atoms(atoms.numbers, positions=positions, cell=atoms.cell, pbc=atoms.pbc)
-            out.info.update({k: v for k, v in atoms.info.items()
-                             if isinstance(v, (int, float, str, bool, np.integer, np.floating))})
+            out.info.update(
+                {
+                    k: v
+                    for k, v in atoms.info.items()
+                    if isinstance(v, (int, float, str, bool, np.integer, np.floating))
+                }
+            )
             results = {"energy": energy, "forces": forces}
             if stress is not None:
                 results["stress"] = stress
@@ -103,8 +123,11 @@ class Labeller:
 def with_label_keys(frames: list[Atoms], data_cfg: dict[str, Any]) -> list[Atoms]:
     """Frames whose labels sit where the training config reads them (``data.*_key``): calculator
     results by default, else ``info``/``arrays`` under the configured keys."""
-    keys = {"energy": data_cfg.get("energy_key"), "forces": data_cfg.get("forces_key"),
-            "stress": data_cfg.get("stress_key")}
+    keys = {
+        "energy": data_cfg.get("energy_key"),
+        "forces": data_cfg.get("forces_key"),
+        "stress": data_cfg.get("stress_key"),
+    }
     if not any(keys.values()):
         return frames
     out = []

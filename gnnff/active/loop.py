@@ -51,18 +51,28 @@ def _write_frames(path: Path, frames) -> None:
 class StabilizeLoop:
     """Run (or resume) the loop of ``cfg`` (validated, :mod:`gnnff.active.config`) in ``out``."""
 
-    def __init__(self, cfg: dict[str, Any], out: str | Path, resume: bool = False, log=print,
-                 stop_after_units: int | None = None) -> None:
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        out: str | Path,
+        resume: bool = False,
+        log=print,
+        stop_after_units: int | None = None,
+    ) -> None:
         self.cfg, self.out, self.log = cfg, Path(out), log
         self._units_left = stop_after_units
         stored = self.out / "config.json"
         if stored.exists():
             if not resume:
-                raise StabilizeConfigError(f"{self.out} already holds a stabilize run; pass "
-                                           "--resume to continue it or choose another --out")
+                raise StabilizeConfigError(
+                    f"{self.out} already holds a stabilize run; pass "
+                    "--resume to continue it or choose another --out"
+                )
             if json.loads(stored.read_text()) != json.loads(json.dumps(cfg)):
-                raise StabilizeConfigError(f"cannot resume {self.out}: the config differs from "
-                                           "the one it was started with; use a new --out")
+                raise StabilizeConfigError(
+                    f"cannot resume {self.out}: the config differs from "
+                    "the one it was started with; use a new --out"
+                )
         elif resume:
             raise StabilizeConfigError(f"--resume: {self.out} holds no stabilize run")
         self._prepare()
@@ -91,12 +101,16 @@ class StabilizeLoop:
             if lacking:
                 raise StabilizeConfigError(
                     f"explore.runs[{k}] ({run['structure']}) holds {lacking}, which the model "
-                    f"lacks (species {species}); drop the run or add training data with them")
+                    f"lacks (species {species}); drop the run or add training data with them"
+                )
         self.labeller = Labeller(self.cfg["reference"])
         cutoff = float(self.tcfg["model"].get("cutoff", 5.0))
         self.reference = StabilityReference.from_frames(
-            self.base_frames, with_rdf=False, distance_cutoff=cutoff,
-            source=f"base training set {Path(self.tcfg['data']['train']).name}")
+            self.base_frames,
+            with_rdf=False,
+            distance_cutoff=cutoff,
+            source=f"base training set {Path(self.tcfg['data']['train']).name}",
+        )
 
     def _unit_done(self) -> None:
         if self._units_left is not None:
@@ -105,8 +119,9 @@ class StabilizeLoop:
                 raise Interrupted("stop_after_units reached (test hook)")
 
     # ------------------------------------------------------------------ units
-    def _train(self, rdir: Path, train_file: Path | None, init_model: str | None,
-               round_index: int) -> str:
+    def _train(
+        self, rdir: Path, train_file: Path | None, init_model: str | None, round_index: int
+    ) -> str:
         model = rdir / "train" / "model.pt"
         if model.is_file() and (rdir / "train" / "summary.json").is_file():
             return str(model)
@@ -131,8 +146,9 @@ class StabilizeLoop:
                 init_state = eager_from_file(init_model).state_dict()
         resume = (rdir / "train" / "checkpoint.pt").is_file()
         t0 = time.process_time()
-        Trainer(tcfg, rdir / "train", resume=resume, log=lambda *a: None,
-                init_state=init_state).fit()
+        Trainer(
+            tcfg, rdir / "train", resume=resume, log=lambda *a: None, init_state=init_state
+        ).fit()
         self._cpu(rdir, "train", time.process_time() - t0)
         self.log(f"  trained {model}")
         self._unit_done()
@@ -157,22 +173,36 @@ class StabilizeLoop:
                 if rund.exists():
                     shutil.rmtree(rund)  # an interrupted run starts over
                 settings = MDSettings(
-                    ensemble=ex["ensemble"], temperature=run["temperature"],
-                    time_ps=ex["time_ps"], dt_fs=ex["dt_fs"], thermostat=ex["thermostat"],
-                    seed=run["seed"], traj_interval=10**9, check_interval=ex["check_interval"],
-                    failure_frames=self.cfg["select"]["failure_frames"])
+                    ensemble=ex["ensemble"],
+                    temperature=run["temperature"],
+                    time_ps=ex["time_ps"],
+                    dt_fs=ex["dt_fs"],
+                    thermostat=ex["thermostat"],
+                    seed=run["seed"],
+                    traj_interval=10**9,
+                    check_interval=ex["check_interval"],
+                    failure_frames=self.cfg["select"]["failure_frames"],
+                )
                 t0 = time.process_time()
-                report = run_md(read_structure(run["structure"], run["index"]),
-                                GNNFFCalculator(model), settings, rund,
-                                reference=self.reference, progress=False)
+                report = run_md(
+                    read_structure(run["structure"], run["index"]),
+                    GNNFFCalculator(model),
+                    settings,
+                    rund,
+                    reference=self.reference,
+                    progress=False,
+                )
                 self._cpu(rdir, "explore", time.process_time() - t0)
-                row = {"run": k, "structure": Path(run["structure"]).name,
-                       "temperature": run["temperature"],
-                       "stability_index": report["stability_index"],
-                       "stable_time_ps": report["stable_time_ps"],
-                       "failed_criterion": report.get("failed_criterion"),
-                       "failed_pair": (report.get("failure") or {}).get("pair"),
-                       "threshold": (report.get("failure") or {}).get("threshold")}
+                row = {
+                    "run": k,
+                    "structure": Path(run["structure"]).name,
+                    "temperature": run["temperature"],
+                    "stability_index": report["stability_index"],
+                    "stable_time_ps": report["stable_time_ps"],
+                    "failed_criterion": report.get("failed_criterion"),
+                    "failed_pair": (report.get("failure") or {}).get("pair"),
+                    "threshold": (report.get("failure") or {}).get("threshold"),
+                }
                 atomic_write_json(done, row)
                 self._unit_done()
             rows.append(json.loads(done.read_text()))
@@ -187,19 +217,27 @@ class StabilizeLoop:
         sel = self.cfg["select"]
         selected = rdir / "selected.extxyz"
         if not selected.is_file():
-            files = [rdir / "explore" / f"run_{r['run']:02d}" / FILE_NAME for r in rows
-                     if r["stability_index"] < 1.0]
+            files = [
+                rdir / "explore" / f"run_{r['run']:02d}" / FILE_NAME
+                for r in rows
+                if r["stability_index"] < 1.0
+            ]
             files = [f for f in files if f.is_file()]
-            frames, counts = select_frames(files, sel["max_frames_per_round"],
-                                           sel["min_rms_displacement"])
+            frames, counts = select_frames(
+                files, sel["max_frames_per_round"], sel["min_rms_displacement"]
+            )
             if not frames:
-                why = "; ".join(f"run {r['run']}: {r['failed_criterion']} ({r['failed_pair']}, "
-                                f"threshold {r['threshold']})" for r in rows
-                                if r["stability_index"] < 1.0)
+                why = "; ".join(
+                    f"run {r['run']}: {r['failed_criterion']} ({r['failed_pair']}, "
+                    f"threshold {r['threshold']})"
+                    for r in rows
+                    if r["stability_index"] < 1.0
+                )
                 raise StabilizeError(
                     f"round {rdir.name}: runs still fail ({why}) but no failure frame was "
                     "selected; raise select.failure_frames or lower "
-                    "select.min_rms_displacement")
+                    "select.min_rms_displacement"
+                )
             _write_frames(selected, frames)
             atomic_write_json(rdir / "select.json", counts)
             self._unit_done()
@@ -208,12 +246,15 @@ class StabilizeLoop:
             t0 = time.process_time()
             res = self.labeller.label(read_frames(selected))
             self._cpu(rdir, "label", time.process_time() - t0)
-            atomic_write_json(rdir / "label_log.json", {"labelled": len(res.frames),
-                                                        "skipped": res.skipped})
+            atomic_write_json(
+                rdir / "label_log.json", {"labelled": len(res.frames), "skipped": res.skipped}
+            )
             if not res.frames:
                 reasons = sorted({s["reason"] for s in res.skipped})
-                raise StabilizeError(f"round {rdir.name}: the reference labelled none of the "
-                                     f"{len(res.skipped)} selected frames ({'; '.join(reasons)})")
+                raise StabilizeError(
+                    f"round {rdir.name}: the reference labelled none of the "
+                    f"{len(res.skipped)} selected frames ({'; '.join(reasons)})"
+                )
             _write_frames(labelled, res.frames)
             self._unit_done()
         return len(read_frames(labelled))
@@ -262,11 +303,16 @@ class StabilizeLoop:
             cpu = self._rdir(info["round"]) / "cpu.json"
             info["cpu_s"] = json.loads(cpu.read_text()) if cpu.is_file() else {}
         cpu0 = self._rdir(0) / "cpu.json"
-        summary = {"status": status, "final_model": model, "rounds": rounds,
-                   "initial_training_cpu_s": (json.loads(cpu0.read_text()).get("train", 0.0)
-                                              if cpu0.is_file() else 0.0),
-                   "frames_added_total": sum(i["frames_added"] for i in rounds),
-                   "reference": self.reference.source}
+        summary = {
+            "status": status,
+            "final_model": model,
+            "rounds": rounds,
+            "initial_training_cpu_s": (
+                json.loads(cpu0.read_text()).get("train", 0.0) if cpu0.is_file() else 0.0
+            ),
+            "frames_added_total": sum(i["frames_added"] for i in rounds),
+            "reference": self.reference.source,
+        }
         atomic_write_json(self.out / "summary.json", summary)
         write_report(summary, self.out)
         return summary

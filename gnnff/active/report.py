@@ -18,39 +18,56 @@ def round_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     for info in summary["rounds"]:
         s = [r["stability_index"] for r in info["runs"]]
         t = [r["stable_time_ps"] for r in info["runs"]]
-        rows.append({"round": info["round"], "runs": len(s), "mean_S": float(np.mean(s)),
-                     "median_stable_ps": float(np.median(t)),
-                     "S_eq_1": int(sum(x >= 1.0 for x in s)),
-                     "frames_added": info["frames_added"],
-                     "cpu_s": float(sum(info.get("cpu_s", {}).values()))})
+        rows.append(
+            {
+                "round": info["round"],
+                "runs": len(s),
+                "mean_S": float(np.mean(s)),
+                "median_stable_ps": float(np.median(t)),
+                "S_eq_1": int(sum(x >= 1.0 for x in s)),
+                "frames_added": info["frames_added"],
+                "cpu_s": float(sum(info.get("cpu_s", {}).values())),
+            }
+        )
     return rows
 
 
 def write_report(summary: dict[str, Any], out: Path) -> None:
     rows = round_table(summary)
     lines = [
-        "# gnnff stabilize", "",
+        "# gnnff stabilize",
+        "",
         f"Status: **{summary['status']}**; final model `{summary['final_model']}`; "
         f"{summary['frames_added_total']} labelled frames added. Close contacts judged against "
-        f"the {summary['reference']}.", "",
+        f"the {summary['reference']}.",
+        "",
         "Round r explores with the model of round r-1; frames added in round r train the model "
-        "of round r.", "",
+        "of round r.",
+        "",
         "| round | runs | mean S | median stable (ps) | S = 1 | frames added | CPU s |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['round']} | {r['runs']} | {r['mean_S']:.3f} | "
-                     f"{r['median_stable_ps']:.3g} | {r['S_eq_1']} | {r['frames_added']} | "
-                     f"{r['cpu_s']:.0f} |")
-    lines += ["", "Runs of the last round:", "",
-              "| run | structure | T (K) | S | stable (ps) | ended by |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['round']} | {r['runs']} | {r['mean_S']:.3f} | "
+            f"{r['median_stable_ps']:.3g} | {r['S_eq_1']} | {r['frames_added']} | "
+            f"{r['cpu_s']:.0f} |"
+        )
+    lines += [
+        "",
+        "Runs of the last round:",
+        "",
+        "| run | structure | T (K) | S | stable (ps) | ended by |",
+        "|---|---|---|---|---|---|",
+    ]
     for run in summary["rounds"][-1]["runs"]:
         end = run["failed_criterion"] or "-"
         if run.get("failed_pair"):
             end += f" ({run['failed_pair']})"
-        lines.append(f"| {run['run']} | {run['structure']} | {run['temperature']:.0f} | "
-                     f"{run['stability_index']:.3f} | {run['stable_time_ps']:.3g} | {end} |")
+        lines.append(
+            f"| {run['run']} | {run['structure']} | {run['temperature']:.0f} | "
+            f"{run['stability_index']:.3f} | {run['stable_time_ps']:.3g} | {end} |"
+        )
     atomic_write_text(out / "stabilize.md", "\n".join(lines) + "\n")
     try:
         _plot(rows, out / "stabilize.png")

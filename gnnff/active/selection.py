@@ -38,8 +38,9 @@ def _round_robin(per_run: list[list[Atoms]]) -> list[Atoms]:
     return ordered
 
 
-def select_frames(failure_files: list[Path], max_frames: int,
-                  min_distance: float) -> tuple[list[Atoms], dict[str, int]]:
+def select_frames(
+    failure_files: list[Path], max_frames: int, min_distance: float
+) -> tuple[list[Atoms], dict[str, int]]:
     """(selected frames, counts) from the ``failing.extxyz`` files of one round."""
     from gnnff.stability.failing import read_failing_frames
 
@@ -53,13 +54,19 @@ def select_frames(failure_files: list[Path], max_frames: int,
     for a in candidates:
         if len(chosen) >= max_frames:
             break
-        same_run = [c for c in chosen if c.info.get("source_file") == a.info.get("source_file")
-                    and len(c) == len(a)]
+        same_run = [
+            c
+            for c in chosen
+            if c.info.get("source_file") == a.info.get("source_file") and len(c) == len(a)
+        ]
         if any(rms_displacement(c, a) < min_distance for c in same_run):
             duplicates += 1
             continue
         chosen.append(a)
-    counts = {"candidates": len(candidates), "duplicates": duplicates,
-              "selected": len(chosen), "capped": max(0, len(candidates) - duplicates
-                                                      - len(chosen))}
+    counts = {
+        "candidates": len(candidates),
+        "duplicates": duplicates,
+        "selected": len(chosen),
+        "capped": max(0, len(candidates) - duplicates - len(chosen)),
+    }
     return chosen, counts

@@ -51,9 +51,14 @@ class GNNFFCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, model: str | os.PathLike | tuple, device: str = "cpu",
-                 dtype: str | None = None, max_block_edges: int | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike | tuple,
+        device: str = "cpu",
+        dtype: str | None = None,
+        max_block_edges: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         from gnnff.potentials import load
 
@@ -74,13 +79,19 @@ class GNNFFCalculator(Calculator):
         self.dtype = _DTYPES[dtype]
         self.module = module.to(device=self.device, dtype=self.dtype)
         if max_block_edges is not None:
-            if isinstance(max_block_edges, bool) or not isinstance(max_block_edges, int) or \
-                    max_block_edges < 0:
-                raise ValueError(f"max_block_edges must be an integer >= 0 (0 = off), got "
-                                 f"{max_block_edges!r}")
+            if (
+                isinstance(max_block_edges, bool)
+                or not isinstance(max_block_edges, int)
+                or max_block_edges < 0
+            ):
+                raise ValueError(
+                    f"max_block_edges must be an integer >= 0 (0 = off), got {max_block_edges!r}"
+                )
             if max_block_edges and not hasattr(self.module, "max_block_edges"):
-                raise ValueError("this model file predates edge blocking (max_block_edges); "
-                                 "re-export it with `gnnff export` to use it")
+                raise ValueError(
+                    "this model file predates edge blocking (max_block_edges); "
+                    "re-export it with `gnnff export` to use it"
+                )
             if hasattr(self.module, "max_block_edges"):
                 self.module.max_block_edges = max_block_edges
         self._max_block_edges = max_block_edges
@@ -132,8 +143,10 @@ class GNNFFCalculator(Calculator):
         symbols = atoms.get_chemical_symbols()
         unknown = sorted(set(symbols) - set(self._index))
         if unknown:
-            raise ValueError(f"the model knows only {self.species}; the structure also has "
-                             f"{unknown}. Use a model trained on these elements")
+            raise ValueError(
+                f"the model knows only {self.species}; the structure also has "
+                f"{unknown}. Use a model trained on these elements"
+            )
         return np.fromiter((self._index[s] for s in symbols), dtype=np.int64, count=len(symbols))
 
     def _validate(self, atoms: Atoms) -> None:
@@ -148,8 +161,7 @@ class GNNFFCalculator(Calculator):
         """The contract's inputs for ``atoms`` (every atom is local)."""
         self._validate(atoms)
         species = self.species_indices(atoms)
-        edge_index, shift = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc,
-                                          self.cutoff)
+        edge_index, shift = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, self.cutoff)
         if edge_index.shape[1]:
             vec = atoms.positions[edge_index[1]] - atoms.positions[edge_index[0]] + shift
             r2 = np.einsum("ij,ij->i", vec, vec)
@@ -167,13 +179,15 @@ class GNNFFCalculator(Calculator):
             "edge_shift": torch.as_tensor(shift, dtype=dt, device=dev),
         }
 
-    def calculate(self, atoms: Atoms | None = None, properties=("energy",),
-                  system_changes=all_changes) -> None:
+    def calculate(
+        self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes
+    ) -> None:
         Calculator.calculate(self, atoms, properties, system_changes)
         atoms = self.atoms
         inp = self.model_inputs(atoms)
-        out = self.module(inp["pos"], inp["species"], inp["edge_index"], inp["edge_shift"],
-                          len(atoms))
+        out = self.module(
+            inp["pos"], inp["species"], inp["edge_index"], inp["edge_shift"], len(atoms)
+        )
         energy = float(out["energy"].detach().cpu())
         self.results = {
             "energy": energy,
@@ -184,8 +198,10 @@ class GNNFFCalculator(Calculator):
         if atoms.pbc.any() and abs(atoms.cell.volume) > 1e-12:
             virial = out["virial"].detach().cpu().double().numpy()
             s = -virial / atoms.get_volume()
-            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2],
-                                               s[1, 2], s[0, 2], s[0, 1]])
+            self.results["stress"] = np.array(
+                [s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]]
+            )
         elif "stress" in properties:
             raise PropertyNotImplementedError(
-                "stress needs periodic boundaries and a cell with non-zero volume")
+                "stress needs periodic boundaries and a cell with non-zero volume"
+            )

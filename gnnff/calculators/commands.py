@@ -15,30 +15,47 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=300.0, help="K")
     p.add_argument("--time-ps", type=float, required=True)
     p.add_argument("--dt-fs", type=float, default=1.0)
-    p.add_argument("--thermostat", choices=["langevin", "bussi", "nose-hoover"], default=None,
-                   help="NVT thermostat (default langevin)")
-    p.add_argument("--tau-fs", type=float, default=None,
-                   help="thermostat time constant, fs (default 100)")
+    p.add_argument(
+        "--thermostat",
+        choices=["langevin", "bussi", "nose-hoover"],
+        default=None,
+        help="NVT thermostat (default langevin)",
+    )
+    p.add_argument(
+        "--tau-fs", type=float, default=None, help="thermostat time constant, fs (default 100)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--traj-interval", type=int, default=10, help="steps between frames")
-    p.add_argument("--failure-frames", type=int, default=5, metavar="K",
-                   help="a failed run writes failing.extxyz: the K snapshots (one per stability "
-                   "check) before the first failed check plus the failing one, without model "
-                   "labels (default 5)")
+    p.add_argument(
+        "--failure-frames",
+        type=int,
+        default=5,
+        metavar="K",
+        help="a failed run writes failing.extxyz: the K snapshots (one per stability "
+        "check) before the first failed check plus the failing one, without model "
+        "labels (default 5)",
+    )
     p.add_argument("--stability", default=None, help="criteria YAML (StabilityConfig)")
-    p.add_argument("--reference", default="model",
-                   help="stability reference: 'model' (default: the training data's pair "
-                        "distances stored in the model file), 'none', or a JSON from "
-                        "`gnnff stability reference` / frames readable by ASE")
+    p.add_argument(
+        "--reference",
+        default="model",
+        help="stability reference: 'model' (default: the training data's pair "
+        "distances stored in the model file), 'none', or a JSON from "
+        "`gnnff stability reference` / frames readable by ASE",
+    )
     p.add_argument("--dtype", choices=["float32", "float64"], default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the files of an earlier run in --out")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the files of an earlier run in --out"
+    )
     p.set_defaults(func=_md)
 
-    d = subparsers.add_parser("dimer", help="short-range check: E(r) of every species pair as "
-                              "an isolated dimer, against the training data's closest approach")
+    d = subparsers.add_parser(
+        "dimer",
+        help="short-range check: E(r) of every species pair as "
+        "an isolated dimer, against the training data's closest approach",
+    )
     d.add_argument("--model", required=True, help="model file, or the name of a bundled model")
     d.add_argument("--r-min", type=float, default=0.5, help="A (default 0.5)")
     d.add_argument("--r-max", type=float, default=None, help="A (default: the model's cutoff)")
@@ -71,12 +88,17 @@ def _md(args: argparse.Namespace) -> int:
         )
     if args.ensemble == "nve" and (args.thermostat or args.tau_fs is not None):
         raise ValueError("--thermostat and --tau-fs apply to --ensemble nvt; drop them for NVE")
-    settings = MDSettings(ensemble=args.ensemble, temperature=args.temperature,
-                          time_ps=args.time_ps, dt_fs=args.dt_fs,
-                          thermostat=args.thermostat or "langevin",
-                          tau_fs=100.0 if args.tau_fs is None else args.tau_fs,
-                          seed=args.seed, traj_interval=args.traj_interval,
-                          failure_frames=args.failure_frames)
+    settings = MDSettings(
+        ensemble=args.ensemble,
+        temperature=args.temperature,
+        time_ps=args.time_ps,
+        dt_fs=args.dt_fs,
+        thermostat=args.thermostat or "langevin",
+        tau_fs=100.0 if args.tau_fs is None else args.tau_fs,
+        seed=args.seed,
+        traj_interval=args.traj_interval,
+        failure_frames=args.failure_frames,
+    )
     settings.validate()  # before loading anything
     calc = GNNFFCalculator(model_file(args.model), device=args.device, dtype=args.dtype)
     atoms = read_structure(args.structure, args.index)
@@ -84,13 +106,21 @@ def _md(args: argparse.Namespace) -> int:
     ref = resolve_reference(args.reference, calc.metadata)
     if ref is None:
         fallback = cfg.contact_fallback if cfg else "covalent"
-        print(f"close contacts: no stability reference; fallback '{fallback}' "
-              "(covalent radii, or the first frame's distances for 'initial')")
+        print(
+            f"close contacts: no stability reference; fallback '{fallback}' "
+            "(covalent radii, or the first frame's distances for 'initial')"
+        )
     else:
         pairs = ", ".join(f"{k} {d:.2f} A" for k, d in ref.pair_min_distances.items())
         print(f"close contacts: judged against {ref.source or args.reference} ({pairs})")
-    report = run_md(atoms, calc, settings, args.out, stability_config=cfg,
-                    reference=ref if ref is not None else "none")
+    report = run_md(
+        atoms,
+        calc,
+        settings,
+        args.out,
+        stability_config=cfg,
+        reference=ref if ref is not None else "none",
+    )
     print(format_report_line(report))
     print(f"trajectory, report.json and report.png in {args.out}")
     return 0
@@ -111,8 +141,10 @@ def _dimer(args: argparse.Namespace) -> int:
     calc = GNNFFCalculator(path, dtype="float64")
     r_max = args.r_max or calc.cutoff
     if not 0.0 < args.r_min < r_max or args.points < 3:
-        raise ValueError(f"need 0 < --r-min < --r-max and --points >= 3 (got {args.r_min}, "
-                         f"{r_max}, {args.points})")
+        raise ValueError(
+            f"need 0 < --r-min < --r-max and --points >= 3 (got {args.r_min}, "
+            f"{r_max}, {args.points})"
+        )
     r = np.linspace(args.r_min, r_max, args.points)
     curves = dimer_curves(calc, calc.species, r)
     ref = StabilityReference.from_model_metadata(calc.metadata)
@@ -131,11 +163,15 @@ def _dimer(args: argparse.Namespace) -> int:
     for key, e in curves.items():
         line = f"{key:6s} E({r[0]:.2f} A) = {e[0]:+9.2f} eV"
         if key in walls and np.isnan(walls[key]):
-            line += (f"   wall not evaluated: [0.75 d_min, d_min] = [{0.75 * pair_min[key]:.2f}, "
-                     f"{pair_min[key]:.2f}] A is outside [--r-min, --r-max]")
+            line += (
+                f"   wall not evaluated: [0.75 d_min, d_min] = [{0.75 * pair_min[key]:.2f}, "
+                f"{pair_min[key]:.2f}] A is outside [--r-min, --r-max]"
+            )
         elif key in walls:
-            line += (f"   wall E(0.75 d_min) - E(d_min) = {walls[key]:+7.2f} eV "
-                     f"(d_min {pair_min[key]:.2f} A){'' if walls[key] > 0 else '  <- no wall'}")
+            line += (
+                f"   wall E(0.75 d_min) - E(d_min) = {walls[key]:+7.2f} eV "
+                f"(d_min {pair_min[key]:.2f} A){'' if walls[key] > 0 else '  <- no wall'}"
+            )
         print(line)
     if not pair_min:
         print("(this model file stores no training distances: walls not evaluated)")

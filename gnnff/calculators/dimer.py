@@ -32,8 +32,9 @@ def dimer_curves(calc, species: list[str], r: np.ndarray) -> dict[str, np.ndarra
     return curves
 
 
-def wall_heights(curves: dict[str, np.ndarray], r: np.ndarray, pair_min: dict[str, float],
-                 factor: float = 0.75) -> dict[str, float]:
+def wall_heights(
+    curves: dict[str, np.ndarray], r: np.ndarray, pair_min: dict[str, float], factor: float = 0.75
+) -> dict[str, float]:
     """E(factor x d_min) - E(d_min) (eV) per pair, d_min = the training data's closest approach
     (linear interpolation on the curve): > 0 means the model pushes atoms apart below d_min,
     <= 0 that nothing stops them from reaching the close-contact threshold; nan when ``r`` does
@@ -47,13 +48,19 @@ def wall_heights(curves: dict[str, np.ndarray], r: np.ndarray, pair_min: dict[st
         if factor * d < r.min() or d > r.max():  # not sampled: no extrapolation
             out[key] = float("nan")
             continue
-        out[key] = float(np.interp(factor * d, r[order], e[order]) - np.interp(d, r[order],
-                                                                                e[order]))
+        out[key] = float(
+            np.interp(factor * d, r[order], e[order]) - np.interp(d, r[order], e[order])
+        )
     return out
 
 
-def plot_dimers(curves: dict[str, np.ndarray], r: np.ndarray, pair_min: dict[str, float],
-                path: str | Path, title: str = "") -> None:
+def plot_dimers(
+    curves: dict[str, np.ndarray],
+    r: np.ndarray,
+    pair_min: dict[str, float],
+    path: str | Path,
+    title: str = "",
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,9 +79,10 @@ def plot_dimers(curves: dict[str, np.ndarray], r: np.ndarray, pair_min: dict[str
     ax.set_title(title or "isolated dimers", fontsize=9)
     handles, _ = ax.get_legend_handles_labels()
     if pair_min:
-        handles += [plt.Line2D([], [], color="grey", ls="--", lw=0.8, label="training d_min"),
-                    plt.Line2D([], [], color="grey", ls=":", lw=0.8,
-                               label="0.75 d_min (close contact)")]
+        handles += [
+            plt.Line2D([], [], color="grey", ls="--", lw=0.8, label="training d_min"),
+            plt.Line2D([], [], color="grey", ls=":", lw=0.8, label="0.75 d_min (close contact)"),
+        ]
     ax.legend(handles=handles, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -48,8 +48,11 @@ class MDSettings:
                 f"time_ps {self.time_ps} is shorter than one {self.dt_fs} fs step; "
                 "give a longer time or a smaller dt_fs"
             )
-        if (isinstance(self.failure_frames, bool) or not isinstance(self.failure_frames, int)
-                or self.failure_frames < 0):
+        if (
+            isinstance(self.failure_frames, bool)
+            or not isinstance(self.failure_frames, int)
+            or self.failure_frames < 0
+        ):
             raise ValueError(f"failure_frames must be an integer >= 0, got {self.failure_frames!r}")
         for name in ("traj_interval", "check_interval"):
             value = getattr(self, name)
@@ -73,19 +76,31 @@ def make_dynamics(atoms: Atoms, s: MDSettings, logfile: str | None = None):
     if s.thermostat == "langevin":
         from ase.md.langevin import Langevin
 
-        return Langevin(atoms, timestep=dt, temperature_K=s.temperature,
-                        friction=1.0 / (s.tau_fs * units.fs), logfile=logfile,
-                        fixcm=False, rng=np.random.default_rng(s.seed + 1))
+        return Langevin(
+            atoms,
+            timestep=dt,
+            temperature_K=s.temperature,
+            friction=1.0 / (s.tau_fs * units.fs),
+            logfile=logfile,
+            fixcm=False,
+            rng=np.random.default_rng(s.seed + 1),
+        )
     if s.thermostat == "bussi":
         from ase.md.bussi import Bussi
 
-        return Bussi(atoms, timestep=dt, temperature_K=s.temperature,
-                     taut=s.tau_fs * units.fs, logfile=logfile,
-                     rng=np.random.default_rng(s.seed + 1))
+        return Bussi(
+            atoms,
+            timestep=dt,
+            temperature_K=s.temperature,
+            taut=s.tau_fs * units.fs,
+            logfile=logfile,
+            rng=np.random.default_rng(s.seed + 1),
+        )
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
 
-    return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=s.temperature,
-                              tdamp=s.tau_fs * units.fs, logfile=logfile)
+    return NoseHooverChainNVT(
+        atoms, timestep=dt, temperature_K=s.temperature, tdamp=s.tau_fs * units.fs, logfile=logfile
+    )
 
 
 def init_velocities(atoms: Atoms, temperature: float, seed: int) -> None:
@@ -100,8 +115,15 @@ def init_velocities(atoms: Atoms, temperature: float, seed: int) -> None:
     vd.Stationary(atoms)
 
 
-def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
-           stability_config=None, reference=None, progress: bool = True) -> dict:
+def run_md(
+    atoms: Atoms,
+    calc,
+    settings: MDSettings,
+    out_dir: str | Path,
+    stability_config=None,
+    reference=None,
+    progress: bool = True,
+) -> dict:
     """Run MD on ``atoms`` with ``calc``; write ``md.traj`` (every ``traj_interval`` steps),
     ``report.json``/``report.png`` (stability) and ``run.json`` into ``out_dir``.
     ``reference``: a ``StabilityReference``, a path, ``"none"``, or None / ``"model"`` for the
@@ -139,11 +161,17 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
         last[0] = dyn.nsteps
 
     dyn.attach(advance, interval=max(1, settings.steps // 200))
-    monitor = StabilityMonitor(atoms, dyn, config=cfg, reference=reference,
-                               ensemble=settings.ensemble, target_temperature=settings.temperature
-                               if settings.temperature > 0 else None,
-                               total_steps=settings.steps, out_dir=out,
-                               keep_frames=settings.failure_frames)
+    monitor = StabilityMonitor(
+        atoms,
+        dyn,
+        config=cfg,
+        reference=reference,
+        ensemble=settings.ensemble,
+        target_temperature=settings.temperature if settings.temperature > 0 else None,
+        total_steps=settings.steps,
+        out_dir=out,
+        keep_frames=settings.failure_frames,
+    )
     t0 = time.perf_counter()
     try:
         report = run_monitored(dyn, settings.steps, monitor)
@@ -151,11 +179,17 @@ def run_md(atoms: Atoms, calc, settings: MDSettings, out_dir: str | Path,
         traj.close()
         bar.close()
         wall = time.perf_counter() - t0
-        atomic_write_json(out / "run.json", {
-            "settings": asdict(settings), "steps_done": int(dyn.nsteps),
-            "n_atoms": len(atoms), "wall_s": round(wall, 3), "start_info": start_info,
-            "atom_steps_per_s": len(atoms) * int(dyn.nsteps) / max(wall, 1e-9),
-        })
+        atomic_write_json(
+            out / "run.json",
+            {
+                "settings": asdict(settings),
+                "steps_done": int(dyn.nsteps),
+                "n_atoms": len(atoms),
+                "wall_s": round(wall, 3),
+                "start_info": start_info,
+                "atom_steps_per_s": len(atoms) * int(dyn.nsteps) / max(wall, 1e-9),
+            },
+        )
     return report
 
 
@@ -171,11 +205,17 @@ def read_structure(path: str | Path, index: int = 0) -> Atoms:
 
 def format_report_line(report: dict) -> str:
     failed = report.get("failed_criterion")
-    return (f"stable {report['stable_time_ps']:.3f} ps of {report.get('t_run_ps', 0):.3f} ps, "
-            f"S = {report['stability_index']:.3f}"
-            + (f", ended by {failed} at step {report.get('failed_step')}" if failed else ""))
+    return (
+        f"stable {report['stable_time_ps']:.3f} ps of {report.get('t_run_ps', 0):.3f} ps, "
+        f"S = {report['stability_index']:.3f}"
+        + (f", ended by {failed} at step {report.get('failed_step')}" if failed else "")
+    )
 
 
 def report_json(report: dict) -> str:
-    return json.dumps({k: report[k] for k in ("stable_time_ps", "stability_index",
-                                              "failed_criterion", "failed_step")})
+    return json.dumps(
+        {
+            k: report[k]
+            for k in ("stable_time_ps", "stability_index", "failed_criterion", "failed_step")
+        }
+    )

@@ -57,12 +57,8 @@ class LUTSoftmax(torch.nn.Module):
             self.mbits_a, self.mbits_b = config.comp_mant_bits, 0
         else:
             self.mbits_a, self.mbits_b = config.num_mant_bits, config.den_mant_bits
-        self.register_buffer(
-            "num_table", torch.tensor(numerator_table(config), dtype=torch.int64)
-        )
-        self.register_buffer(
-            "second_table", torch.tensor(second_table(config), dtype=torch.int64)
-        )
+        self.register_buffer("num_table", torch.tensor(numerator_table(config), dtype=torch.int64))
+        self.register_buffer("second_table", torch.tensor(second_table(config), dtype=torch.int64))
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, bits={self.bits}, table_bytes={self.table_bytes()}"
@@ -78,23 +74,39 @@ class LUTSoftmax(torch.nn.Module):
     ) -> torch.Tensor:
         """Integer codes [E] of the segment softmax."""
         return lut_segment_codes(
-            logits, segment, num_segments, self.method_id, self.bits, self.inv_step,
-            self.num_table, self.second_table, self.mbits_a, self.mbits_b,
+            logits,
+            segment,
+            num_segments,
+            self.method_id,
+            self.bits,
+            self.inv_step,
+            self.num_table,
+            self.second_table,
+            self.mbits_a,
+            self.mbits_b,
         )
 
     @torch.jit.export
     def dense_codes(self, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
         """Integer codes (shape of x) of the softmax over ``dim``."""
         return lut_dense_codes(
-            x, dim, self.method_id, self.bits, self.inv_step,
-            self.num_table, self.second_table, self.mbits_a, self.mbits_b,
+            x,
+            dim,
+            self.method_id,
+            self.bits,
+            self.inv_step,
+            self.num_table,
+            self.second_table,
+            self.mbits_a,
+            self.mbits_b,
         )
 
     def forward(
         self, logits: torch.Tensor, segment: torch.Tensor, num_segments: int
     ) -> torch.Tensor:
-        y = codes_to_weights(self.segment_codes(logits, segment, num_segments), self.bits,
-                             logits.dtype)
+        y = codes_to_weights(
+            self.segment_codes(logits, segment, num_segments), self.bits, logits.dtype
+        )
         if logits.requires_grad:
             yf = float_segment_softmax(logits, segment, num_segments)
             y = y + (yf - yf.detach())

@@ -29,20 +29,39 @@ def register(subparsers: Any, model_section: ModelSection | None = None) -> None
         "report",
         help="table sizes and errors (max/mean abs, KL) of the LUT softmax vs float softmax",
     )
-    r.add_argument("--bits", type=int, nargs="+", choices=(8, 16), default=[8, 16],
-                   help="bit widths to report (default: 8 16)")
-    r.add_argument("--groups", type=int, default=2000,
-                   help="synthetic attention groups of 10-60 logits (default 2000)")
+    r.add_argument(
+        "--bits",
+        type=int,
+        nargs="+",
+        choices=(8, 16),
+        default=[8, 16],
+        help="bit widths to report (default: 8 16)",
+    )
+    r.add_argument(
+        "--groups",
+        type=int,
+        default=2000,
+        help="synthetic attention groups of 10-60 logits (default 2000)",
+    )
     r.add_argument("--seed", type=int, default=0, help="seed of the synthetic logits")
     if model_section is not None:
-        r.add_argument("--model", default=None,
-                       help="an allegro-attn model file: report on its own attention logits too")
-        r.add_argument("--data", default=None,
-                       help="labelled extxyz for --model: energy/force MAE with each backend")
+        r.add_argument(
+            "--model",
+            default=None,
+            help="an allegro-attn model file: report on its own attention logits too",
+        )
+        r.add_argument(
+            "--data",
+            default=None,
+            help="labelled extxyz for --model: energy/force MAE with each backend",
+        )
         r.add_argument("--max-frames", type=int, default=20, help="frames of --data used")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
-    r.add_argument("--out", default="lut_report",
-                   help="folder for report.json and error_vs_d.png (default ./lut_report)")
+    r.add_argument(
+        "--out",
+        default="lut_report",
+        help="folder for report.json and error_vs_d.png (default ./lut_report)",
+    )
     r.set_defaults(func=cmd_report, model_section=model_section)
 
 
@@ -55,8 +74,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.groups < 1:
         raise ValueError(f"--groups must be >= 1, got {args.groups}")
-    report = lut_report(bits=tuple(sorted(set(args.bits))), seed=args.seed,
-                        num_groups=args.groups)
+    report = lut_report(bits=tuple(sorted(set(args.bits))), seed=args.seed, num_groups=args.groups)
     model, data = getattr(args, "model", None), getattr(args, "data", None)
     if (model is None) != (data is None):
         raise ValueError("--model and --data go together (a model file and labelled extxyz)")
@@ -70,24 +88,34 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in report.items() if k != "error_vs_d"}, indent=2))
         return 0
     d = report["data"]
-    print(f"LUT softmax vs float softmax on {d['groups']} synthetic groups "
-          f"({d['entries']} logits, seed {d['seed']})")
-    print(f"{'backend':<10}{'bits':>5}{'table B':>9}{'max|err|':>11}{'mean|err|':>11}"
-          f"{'max|sum-1|':>12}{'KL (nats)':>11}")
+    print(
+        f"LUT softmax vs float softmax on {d['groups']} synthetic groups "
+        f"({d['entries']} logits, seed {d['seed']})"
+    )
+    print(
+        f"{'backend':<10}{'bits':>5}{'table B':>9}{'max|err|':>11}{'mean|err|':>11}"
+        f"{'max|sum-1|':>12}{'KL (nats)':>11}"
+    )
     for row in report["results"]:
-        print(f"{row['backend']:<10}{row['bits']:>5}{row['table_bytes']:>9}"
-              f"{row['max_abs_err']:>11.2e}{row['mean_abs_err']:>11.2e}"
-              f"{row['max_sum_err']:>12.2e}{row['kl']:>11.2e}")
+        print(
+            f"{row['backend']:<10}{row['bits']:>5}{row['table_bytes']:>9}"
+            f"{row['max_abs_err']:>11.2e}{row['mean_abs_err']:>11.2e}"
+            f"{row['max_sum_err']:>12.2e}{row['kl']:>11.2e}"
+        )
     if "model" in report:
         m = report["model"]
         print(f"\nmodel {m['model']} on {m['frames']} frames of {m['data']}")
-        print(f"{'backend':<10}{'bits':>5}{'max|err|':>11}{'KL':>10}{'E MAE':>9}{'F MAE':>9}"
-              f"{'max dE':>9}{'max dF':>9}   (meV/atom, meV/A)")
+        print(
+            f"{'backend':<10}{'bits':>5}{'max|err|':>11}{'KL':>10}{'E MAE':>9}{'F MAE':>9}"
+            f"{'max dE':>9}{'max dF':>9}   (meV/atom, meV/A)"
+        )
         for row in m["results"]:
             lg = row.get("logits", {})
-            print(f"{row['backend']:<10}{str(row['bits']):>5}"
-                  f"{lg.get('max_abs_err', 0):>11.2e}{lg.get('kl', 0):>10.2e}"
-                  f"{row['energy_mae']:>9.2f}{row['force_mae']:>9.1f}"
-                  f"{row['max_denergy_vs_float']:>9.3f}{row['max_dforce_vs_float']:>9.2f}")
+            print(
+                f"{row['backend']:<10}{str(row['bits']):>5}"
+                f"{lg.get('max_abs_err', 0):>11.2e}{lg.get('kl', 0):>10.2e}"
+                f"{row['energy_mae']:>9.2f}{row['force_mae']:>9.1f}"
+                f"{row['max_denergy_vs_float']:>9.3f}{row['max_dforce_vs_float']:>9.2f}"
+            )
     print(f"wrote {out / 'report.json'} and {png}")
     return 0

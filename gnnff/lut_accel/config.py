@@ -83,9 +83,7 @@ class LUTConfig:
                 f"unknown LUT-softmax method {self.method!r}; choose one of {', '.join(METHODS)}"
             )
         if self.bits not in SUPPORTED_BITS:
-            raise ValueError(
-                f"unsupported bit width {self.bits!r} for LUT softmax; use 8 or 16"
-            )
+            raise ValueError(f"unsupported bit width {self.bits!r} for LUT softmax; use 8 or 16")
         step = self.input_step
         if not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0):
             raise ValueError(f"input_step must be a positive finite number, got {step!r}")

@@ -56,8 +56,9 @@ def softmax_error_stats(
     nonempty = counts > 0
     wsum = torch.zeros(num_segments, dtype=torch.float64).index_add(0, seg, w)
     q = w / wsum.clamp_min(1e-300).index_select(0, seg)
-    terms = torch.where(q > 0, q * (torch.log(q.clamp_min(1e-300)) - torch.log(p)),
-                        torch.zeros_like(q))
+    terms = torch.where(
+        q > 0, q * (torch.log(q.clamp_min(1e-300)) - torch.log(p)), torch.zeros_like(q)
+    )
     kl = torch.zeros(num_segments, dtype=torch.float64).index_add(0, seg, terms)
     out: dict[str, Any] = {
         "backend": str(getattr(backend, "name", type(backend).__name__)),
@@ -101,8 +102,11 @@ def error_vs_distance(
         sel = err[which == b]
         if sel.size:
             mean[b], mx[b] = sel.mean(), sel.max()
-    return {"d": list(0.5 * (edges[1:] + edges[:-1])), "mean_abs_err": list(mean),
-            "max_abs_err": list(mx)}
+    return {
+        "d": list(0.5 * (edges[1:] + edges[:-1])),
+        "mean_abs_err": list(mean),
+        "max_abs_err": list(mx),
+    }
 
 
 def lut_report(
@@ -118,8 +122,14 @@ def lut_report(
             rows.append(softmax_error_stats(logits, segment, g, backend))
             curves[f"{name}/{b}"] = error_vs_distance(logits, segment, g, backend)
     return {
-        "data": {"kind": "synthetic", "seed": seed, "groups": g, "entries": int(logits.numel()),
-                 "group_size": [10, 60], "logit_std": [0.5, 3.0]},
+        "data": {
+            "kind": "synthetic",
+            "seed": seed,
+            "groups": g,
+            "entries": int(logits.numel()),
+            "group_size": [10, 60],
+            "logit_std": [0.5, 3.0],
+        },
         "results": rows,
         "error_vs_d": curves,
     }
@@ -143,8 +153,13 @@ def plot_error_vs_distance(report: dict[str, Any], path: str | Path) -> Path:
             if int(kb) != b:
                 continue
             line = ax.semilogy(c["d"], np.maximum(c["mean_abs_err"], 1e-9), label=f"{name} mean")
-            ax.semilogy(c["d"], np.maximum(c["max_abs_err"], 1e-9), "--",
-                        color=line[0].get_color(), label=f"{name} max")
+            ax.semilogy(
+                c["d"],
+                np.maximum(c["max_abs_err"], 1e-9),
+                "--",
+                color=line[0].get_color(),
+                label=f"{name} max",
+            )
         ax.axhline(2.0**-b, color="grey", lw=0.8, label="1 LSB")
         ax.set_xlabel("input distance d = max - x (logit units)")
         ax.set_ylabel("|w_lut - w_float|")

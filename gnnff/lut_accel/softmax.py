@@ -25,7 +25,8 @@ def check_segment_inputs(logits: torch.Tensor, segment: torch.Tensor, num_segmen
     """Raise ``ValueError`` naming the problem if the segment-softmax inputs are malformed."""
     if logits.dim() != 1:
         raise ValueError(
-            "LUT softmax: logits must be 1-D [E], got shape " + str(logits.shape)
+            "LUT softmax: logits must be 1-D [E], got shape "
+            + str(logits.shape)
             + "; flatten them and pass one segment id per entry"
         )
     if not logits.is_floating_point():
@@ -33,7 +34,9 @@ def check_segment_inputs(logits: torch.Tensor, segment: torch.Tensor, num_segmen
     if segment.dim() != 1 or segment.size(0) != logits.size(0):
         raise ValueError(
             "LUT softmax: segment must be 1-D with one id per logit; got logits "
-            + str(logits.shape) + " and segment " + str(segment.shape)
+            + str(logits.shape)
+            + " and segment "
+            + str(segment.shape)
         )
     if segment.dtype != torch.int64:
         raise ValueError("LUT softmax: segment ids must be int64 (use segment.long())")
@@ -44,8 +47,13 @@ def check_segment_inputs(logits: torch.Tensor, segment: torch.Tensor, num_segmen
         hi = int(segment.max())
         if lo < 0 or hi >= num_segments:
             raise ValueError(
-                "LUT softmax: segment ids must lie in [0, num_segments=" + str(num_segments)
-                + "), got range [" + str(lo) + ", " + str(hi) + "]"
+                "LUT softmax: segment ids must lie in [0, num_segments="
+                + str(num_segments)
+                + "), got range ["
+                + str(lo)
+                + ", "
+                + str(hi)
+                + "]"
             )
 
 

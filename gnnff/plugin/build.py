@@ -21,8 +21,14 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-SOURCES = ("pair_gnnff.cpp", "compute_gnnff_diag.cpp", "fix_gnnff_stability.cpp",
-           "fix_gnnff_stability_check.cpp", "gnnff_frames.cpp", "gnnff_plugin.cpp")
+SOURCES = (
+    "pair_gnnff.cpp",
+    "compute_gnnff_diag.cpp",
+    "fix_gnnff_stability.cpp",
+    "fix_gnnff_stability_check.cpp",
+    "gnnff_frames.cpp",
+    "gnnff_plugin.cpp",
+)
 HEADERS = ("pair_gnnff.h", "compute_gnnff_diag.h", "fix_gnnff_stability.h", "gnnff_radii.h")
 # LAMMPS auto-loads files named *plugin.so from LAMMPS_PLUGIN_PATH
 LIB_NAME = "gnnffplugin.so"

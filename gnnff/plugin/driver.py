@@ -86,8 +86,10 @@ def worker(spec: dict) -> int:
                      ensemble=spec.get("ensemble"), temperature=spec.get("temperature"),
                      failing_path=out / "failing.extxyz")  # fmt: skip
     if tracker is None:
-        info["error"] = ("no stability records: the input ran no MD with pair_style gnnff "
-                         "(the monitor starts with the first `run` after pair_style gnnff)")
+        info["error"] = (
+            "no stability records: the input ran no MD with pair_style gnnff "
+            "(the monitor starts with the first `run` after pair_style gnnff)"
+        )
         if status == "completed":
             info["status"] = "unmonitored"
     else:
@@ -141,11 +143,14 @@ def run_lammps_input(
     if np_ < 1:
         raise ValueError(f"--np must be >= 1, got {np_}")
     if temperature is not None and not temperature > 0:
-        raise ValueError(f"--temperature must be > 0 K (the thermostat's target), got "
-                         f"{temperature}")
+        raise ValueError(
+            f"--temperature must be > 0 K (the thermostat's target), got {temperature}"
+        )
     if MONITOR_VARIABLE in (variables or {}):
-        raise ValueError(f"--var {MONITOR_VARIABLE}=... is reserved: gnnff lammps run defines "
-                         "it (the monitor's settings come from --stability); drop that --var")
+        raise ValueError(
+            f"--var {MONITOR_VARIABLE}=... is reserved: gnnff lammps run defines "
+            "it (the monitor's settings come from --stability); drop that --var"
+        )
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the run")
@@ -173,11 +178,19 @@ def run_lammps_input(
             reference = ref_json
     from gnnff.plugin.records import fix_arguments
 
-    spec0 = {"stability": str(stability) if stability else None,
-             "reference": str(reference) if reference else None}
+    spec0 = {
+        "stability": str(stability) if stability else None,
+        "reference": str(reference) if reference else None,
+    }
     config, ref_obj = _load_settings(spec0)
-    fix_args = fix_arguments(config, ref_obj, out, ensemble=ensemble, temperature=temperature,
-                             label=f"gnnff lammps run {input_path.name}")
+    fix_args = fix_arguments(
+        config,
+        ref_obj,
+        out,
+        ensemble=ensemble,
+        temperature=temperature,
+        label=f"gnnff lammps run {input_path.name}",
+    )
     spec = {
         "input": str(input_path), "out": str(out), "vars": variables, "fix_args": fix_args,
         "stability": str(stability) if stability else None,

@@ -82,8 +82,15 @@ def read_frames(path: str | os.PathLike) -> Iterator[Frame]:
                         positions=pos.reshape(n, 3).copy())  # fmt: skip
 
 
-def fix_arguments(config, reference, out_dir: str | os.PathLike, *, ensemble: str | None = None,
-                  temperature: float | None = None, label: str = "gnnff lammps run") -> str:
+def fix_arguments(
+    config,
+    reference,
+    out_dir: str | os.PathLike,
+    *,
+    ensemble: str | None = None,
+    temperature: float | None = None,
+    label: str = "gnnff lammps run",
+) -> str:
     """Arguments of the ``fix gnnff/stability`` that ``gnnff lammps run`` adds, from a
     :class:`StabilityConfig` and the reference: a :class:`StabilityReference` (its pair
     distances become ``refmin``), ``"model"`` (the model's own) or ``"none"``."""
@@ -117,8 +124,9 @@ def fix_arguments(config, reference, out_dir: str | os.PathLike, *, ensemble: st
         args += ["reference", "none" if str(reference) == "none" else "model"]
     args += ["label", label.replace(" ", "_").replace('"', "")]
     if any(" " in a or '"' in a for a in args):
-        raise ValueError(f"paths given to fix gnnff/stability must not contain spaces or quotes: "
-                         f"{out}")
+        raise ValueError(
+            f"paths given to fix gnnff/stability must not contain spaces or quotes: {out}"
+        )
     return " ".join(args)
 
 
@@ -148,8 +156,9 @@ def run_time(records: list[dict]) -> tuple[float, dict | None]:
                     halted = {"step": int(r["step"]), "time_ps": float(r["time_ps"])}
             open_start, last_check = None, None
     if open_start is not None:  # the last run never ended (a LAMMPS error): what it asked for
-        t_run += (int(open_start["laststep"]) - int(open_start["step"])) * \
-            float(open_start["dt_ps"])
+        t_run += (int(open_start["laststep"]) - int(open_start["step"])) * float(
+            open_start["dt_ps"]
+        )
     elif last_check is not None:  # a `pre no` run that never ended: up to its last check
         ends = [r for r in records if r.get("event") == "end"]
         t_run += float(last_check["time_ps"]) - (float(ends[-1]["time_ps"]) if ends else 0.0)
@@ -162,9 +171,17 @@ def _numbers(species_by_type: list[str]) -> np.ndarray:
     return np.array([0] + [atomic_numbers.get(s, 0) if s != "X" else 0 for s in species_by_type])
 
 
-def replay(records: list[dict], frames_path: str | os.PathLike | None, config, reference,
-           *, ensemble: str | None = None, temperature: float | None = None,
-           failing_path: str | os.PathLike | None = None, keep: int = 5):
+def replay(
+    records: list[dict],
+    frames_path: str | os.PathLike | None,
+    config,
+    reference,
+    *,
+    ensemble: str | None = None,
+    temperature: float | None = None,
+    failing_path: str | os.PathLike | None = None,
+    keep: int = 5,
+):
     """Feed the records (and frames) to a :class:`StabilityTracker`; returns it (None when the
     records hold no check). ``reference``: a :class:`StabilityReference`, ``"model"`` (read
     from the model file the records name) or ``"none"``. A failure found only here (e.g. the
@@ -192,14 +209,21 @@ def replay(records: list[dict], frames_path: str | os.PathLike | None, config, r
     for rec in checks:
         frame = next(frames, None) if (frames is not None and rec.get("frame")) else None
         if frame is not None and frame.step != rec["step"]:
-            raise ValueError(f"frames file out of step with the records ({frame.step} vs "
-                             f"{rec['step']}); rerun with a fresh --out folder")
+            raise ValueError(
+                f"frames file out of step with the records ({frame.step} vs "
+                f"{rec['step']}); rerun with a fresh --out folder"
+            )
         snap = _snapshot(rec, frame, numbers, t0)
         was_failed = tracker.failed
         if tracker.n_atoms is not None and snap.n_atoms != tracker.n_atoms:
             if snap.n_atoms < tracker.n_atoms:  # e.g. `thermo_modify lost ignore`
-                tracker.record_failure("lost_atoms", snap.step, snap.time_ps,
-                                       value=snap.n_atoms, threshold=tracker.n_atoms)
+                tracker.record_failure(
+                    "lost_atoms",
+                    snap.step,
+                    snap.time_ps,
+                    value=snap.n_atoms,
+                    threshold=tracker.n_atoms,
+                )
                 break
             tracker.n_atoms = snap.n_atoms  # atoms added by the script (fix deposit, ...)
         tracker.update(snap)
@@ -214,13 +238,20 @@ def replay(records: list[dict], frames_path: str | os.PathLike | None, config, r
             # the fix wrote failing frames for its own first failure; a failure only the
             # Python checks see (or see earlier, e.g. the RDF) gets them written here
             if failing_path and snap.step != native_step and snap.positions is not None:
-                write_failing_frames(failing_path, list(recent), tracker.first_failure,
-                                     source=str(first.get("label", "lammps")))
+                write_failing_frames(
+                    failing_path,
+                    list(recent),
+                    tracker.first_failure,
+                    source=str(first.get("label", "lammps")),
+                )
             if config.stop_on_failure:
                 break
     if halted is not None and not tracker.failed:
-        tracker.mark_halted(halted["step"], halted["time_ps"] - t0, "the LAMMPS run ended "
-                            "before its last step (fix halt, a timeout or similar)")
+        tracker.mark_halted(
+            halted["step"],
+            halted["time_ps"] - t0,
+            "the LAMMPS run ended before its last step (fix halt, a timeout or similar)",
+        )
     return tracker
 
 
@@ -247,9 +278,12 @@ def _snapshot(rec: dict, frame: Frame | None, numbers_by_type: np.ndarray, t0: f
                   min_distance=min(mins) if mins else None, max_force=rec.get("fmax"),
                   n_nonfinite=int(rec.get("nonfinite") or 0))  # fmt: skip
     if frame is None:
-        raise ValueError(f"the check at step {rec['step']} has no frame: replaying needs the "
-                         "fix's `frames` file (gnnff lammps run asks for it)")
+        raise ValueError(
+            f"the check at step {rec['step']} has no frame: replaying needs the "
+            "fix's `frames` file (gnnff lammps run asks for it)"
+        )
     z = numbers_by_type[frame.types]
     mask = z > 0  # atoms of NULL types (another sub-style's) are not the model's to judge
-    return Snapshot(numbers=z[mask], positions=frame.positions[mask], cell=frame.cell,
-                    pbc=frame.pbc, **common)
+    return Snapshot(
+        numbers=z[mask], positions=frame.positions[mask], cell=frame.cell, pbc=frame.pbc, **common
+    )

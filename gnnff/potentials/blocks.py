@@ -233,10 +233,12 @@ class ZBLPrior(torch.nn.Module):
             raise ValueError(f"pair_windows / pair_scale need {n * n} entries (S*S)")
         dt = torch.get_default_dtype()
         # derived from the model config, so not stored in the state dict (old files still load)
-        self.register_buffer("pair_r_on", torch.tensor([w[0] for w in windows], dtype=dt),
-                             persistent=False)
-        self.register_buffer("pair_r_off", torch.tensor([w[1] for w in windows], dtype=dt),
-                             persistent=False)
+        self.register_buffer(
+            "pair_r_on", torch.tensor([w[0] for w in windows], dtype=dt), persistent=False
+        )
+        self.register_buffer(
+            "pair_r_off", torch.tensor([w[1] for w in windows], dtype=dt), persistent=False
+        )
         self.register_buffer("pair_scale", torch.tensor(scale, dtype=dt), persistent=False)
 
     def forward(self, r: torch.Tensor, si: torch.Tensor, sj: torch.Tensor) -> torch.Tensor:

@@ -63,8 +63,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
             print("error: --softmax lut-* needs --lut-bits 8 or 16", file=sys.stderr)
             return 2
         if args.lut_bits is not None and not name.startswith("lut"):
-            print(f"error: --lut-bits applies to the lut-* softmax backends, not {name!r}; "
-                  "add --softmax lut-rexp or lut-2d", file=sys.stderr)
+            print(
+                f"error: --lut-bits applies to the lut-* softmax backends, not {name!r}; "
+                "add --softmax lut-rexp or lut-2d",
+                file=sys.stderr,
+            )
             return 2
         softmax = {"backend": name, "bits": args.lut_bits if name.startswith("lut") else None}
     try:
@@ -72,8 +75,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
             torch.manual_seed(args.seed)
             mcfg = _load_yaml(args.untrained)
             if not mcfg.get("species"):
-                raise ValueError(f"{args.untrained} lists no species: an untrained export has "
-                                 "no data to infer them from; add e.g. species: [Si, O]")
+                raise ValueError(
+                    f"{args.untrained} lists no species: an untrained export has "
+                    "no data to infer them from; add e.g. species: [Si, O]"
+                )
             model = build_model(mcfg)
             summary = None
         else:

@@ -87,11 +87,16 @@ def canonical_pair(key: str, species: list[str]) -> str:
 
 
 def _window(key: str, value: Any) -> list[float]:
-    ok = (isinstance(value, (list, tuple)) and len(value) == 2
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
     if not ok or not 0 <= value[0] < value[1]:
-        raise ValueError(f"zbl_pair_windows[{key!r}] must be [r_on, r_off] with "
-                         f"0 <= r_on < r_off (A), got {value!r}")
+        raise ValueError(
+            f"zbl_pair_windows[{key!r}] must be [r_on, r_off] with "
+            f"0 <= r_on < r_off (A), got {value!r}"
+        )
     return [float(value[0]), float(value[1])]
 
 
@@ -109,8 +114,9 @@ def _pair_table(cfg: dict[str, Any], name: str, check: Callable[[str, Any], Any]
         return table
     if not isinstance(table, dict):
         hint = ", 'auto'" if name == "zbl_pair_windows" else ""
-        raise ValueError(f"model config {name!r} must be null{hint} or a mapping "
-                         f"{{'A-B': ...}}, got {table!r}")
+        raise ValueError(
+            f"model config {name!r} must be null{hint} or a mapping {{'A-B': ...}}, got {table!r}"
+        )
     out = {}
     for key, value in table.items():
         pair = canonical_pair(key, cfg["species"])
@@ -118,8 +124,10 @@ def _pair_table(cfg: dict[str, Any], name: str, check: Callable[[str, Any], Any]
     if name == "zbl_pair_windows":
         for pair, (_, off) in out.items():
             if off > cfg["cutoff"]:
-                raise ValueError(f"zbl_pair_windows[{pair!r}] ends at {off} A, beyond the "
-                                 f"cutoff {cfg['cutoff']} A")
+                raise ValueError(
+                    f"zbl_pair_windows[{pair!r}] ends at {off} A, beyond the "
+                    f"cutoff {cfg['cutoff']} A"
+                )
     return out
 
 
@@ -232,11 +240,14 @@ def _validate_e0s(cfg: dict[str, Any]) -> None:
     missing = [s for s in cfg["species"] if s not in e0s]
     extra = [s for s in e0s if s not in cfg["species"]]
     if missing:
-        raise ValueError(f"e0s mapping has no energy for {missing}; give one per species "
-                         f"{cfg['species']} (eV, e.g. isolated-atom DFT energies)")
+        raise ValueError(
+            f"e0s mapping has no energy for {missing}; give one per species "
+            f"{cfg['species']} (eV, e.g. isolated-atom DFT energies)"
+        )
     if extra:
-        raise ValueError(f"e0s mapping names {extra}, which are not model species "
-                         f"{cfg['species']}; remove them")
+        raise ValueError(
+            f"e0s mapping names {extra}, which are not model species {cfg['species']}; remove them"
+        )
     for s, v in e0s.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
             raise ValueError(f"e0s[{s!r}] must be a finite number (eV), got {v!r}")

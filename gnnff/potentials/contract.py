@@ -181,8 +181,10 @@ def render_markdown() -> str:
               "", "| key | type | meaning |", "|---|---|---|"]  # fmt: skip
     lines += [f"| `{k.name}` | {k.type} | {k.meaning} |" for k in METADATA]
     required = ", ".join(f"`{k}`" for k in PLUGIN_REQUIRED_METADATA)
-    optional = ", ".join([f"`{k}` (default {v})" for k, v in PLUGIN_OPTIONAL_METADATA.items()]
-                         + [f"`{k}` when present" for k in PLUGIN_OPTIONAL_SECTIONS])
+    optional = ", ".join(
+        [f"`{k}` (default {v})" for k, v in PLUGIN_OPTIONAL_METADATA.items()]
+        + [f"`{k}` when present" for k in PLUGIN_OPTIONAL_SECTIONS]
+    )
     outputs = ", ".join(f"`{k}`" for k in PLUGIN_OUTPUTS)
     lines += ["", f"The LAMMPS plugin requires {required}, reads {optional} and uses the "
               f"outputs {outputs} (the total energy is the sum of `atomic_energy` over its "

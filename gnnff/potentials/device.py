@@ -14,8 +14,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device; "
-                             "use 'cpu' (or install a CUDA build of torch on a GPU machine)")
+            raise ValueError(
+                f"device {device!r} asked for, but torch sees no CUDA device; "
+                "use 'cpu' (or install a CUDA build of torch on a GPU machine)"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {device!r}: torch sees {torch.cuda.device_count()} GPU(s)")
     elif dev.type != "cpu":

@@ -40,7 +40,11 @@ class ExportedModel(torch.nn.Module):
         self.max_block_edges: int = 0
 
     def _blocked_gradient(
-        self, vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, n: int,
+        self,
+        vec: torch.Tensor,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        n: int,
         n_local: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(atomic energies [n_local], dE/dvec [E,3]) block by block."""
@@ -60,15 +64,17 @@ class ExportedModel(torch.nn.Module):
                 continue
             vb = vec.index_select(0, idx).requires_grad_(True)
             ab, _ = self.model.energy_from_edges(
-                vb, species, edge_index.index_select(1, idx), n, False)
+                vb, species, edge_index.index_select(1, idx), n, False
+            )
             part = (ab - base)[:n_local]
             eb = part.sum()
             if eb.requires_grad:
                 gb = torch.autograd.grad([eb], [vb], allow_unused=True)[0]
                 if gb is not None:
                     g = g.index_copy(0, idx, gb)
-            atomic = atomic + torch.cat([part.detach(), torch.zeros(
-                n - n_local, dtype=part.dtype, device=part.device)])
+            atomic = atomic + torch.cat(
+                [part.detach(), torch.zeros(n - n_local, dtype=part.dtype, device=part.device)]
+            )
         return atomic[:n_local], g
 
     def forward(
@@ -323,7 +329,8 @@ def eager_from_file(path: str | os.PathLike[str]) -> GNNFFModel:
     model.load_state_dict(state, strict=False)
     missing = [k for k in own if k not in state and ".softmax." not in k]
     if missing:
-        raise ValueError(f"{path}: weights missing for {missing[:5]}; the file does not match "
-                         "its own metadata")
+        raise ValueError(
+            f"{path}: weights missing for {missing[:5]}; the file does not match its own metadata"
+        )
     dtype = getattr(torch, meta.get("dtype", "float64"))
     return model.to(dtype).eval()

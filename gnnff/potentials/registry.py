@@ -19,8 +19,11 @@ def pretrained_path(name: str) -> Path:
     if "/" in name or os.sep in name or not path.is_file():
         names = available_pretrained()
         listing = ", ".join(names) if names else "none are bundled in this install"
-        hint = ("; for a model file on disk give its path to GNNFFCalculator(...) instead"
-                if "/" in name or name.endswith(".pt") else "")
+        hint = (
+            "; for a model file on disk give its path to GNNFFCalculator(...) instead"
+            if "/" in name or name.endswith(".pt")
+            else ""
+        )
         raise ValueError(f"no bundled model named {name!r}; available: {listing}{hint}")
     return path
 

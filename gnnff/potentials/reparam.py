@@ -38,16 +38,17 @@ def _check_transform(model: GNNFFModel, t: torch.Tensor) -> torch.Tensor:
     t = torch.as_tensor(t)
     if t.shape != (s, s):
         raise ValueError(
-            f"T must be [num_scalar, num_scalar] = [{s}, {s}] for this model, got "
-            f"{tuple(t.shape)}"
+            f"T must be [num_scalar, num_scalar] = [{s}, {s}] for this model, got {tuple(t.shape)}"
         )
     t64 = t.to(torch.float64)
     if not bool(torch.isfinite(t64).all()):
         raise ValueError("T has non-finite entries")
     cond = float(torch.linalg.cond(t64))
     if not cond < 1e12:
-        raise ValueError(f"T is singular or nearly so (condition number {cond:.3g}); "
-                         "the reparameterisation needs an invertible T")
+        raise ValueError(
+            f"T is singular or nearly so (condition number {cond:.3g}); "
+            "the reparameterisation needs an invertible T"
+        )
     return t64
 
 
@@ -68,8 +69,10 @@ def reparameterize_residual_stream(model: GNNFFModel, t: torch.Tensor) -> GNNFFM
     Works for ``allegro`` and ``allegro-attn`` (see the module docstring for the maps used).
     """
     if not isinstance(model, GNNFFModel):
-        raise TypeError(f"need a GNNFFModel (eager), got {type(model).__name__}; rebuild an "
-                        "exported file with gnnff.potentials.eager_from_file")
+        raise TypeError(
+            f"need a GNNFFModel (eager), got {type(model).__name__}; rebuild an "
+            "exported file with gnnff.potentials.eager_from_file"
+        )
     t = _check_transform(model, t)
     t_inv = torch.linalg.inv(t)
     s = t.shape[0]

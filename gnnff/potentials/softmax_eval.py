@@ -40,9 +40,13 @@ def _inputs(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
     idx = {s: k for k, s in enumerate(species)}
     ei, sh = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)
-    return (torch.tensor(atoms.positions, dtype=dtype),
-            torch.tensor([idx[s] for s in atoms.get_chemical_symbols()]),
-            torch.from_numpy(ei), torch.tensor(sh, dtype=dtype), len(atoms))
+    return (
+        torch.tensor(atoms.positions, dtype=dtype),
+        torch.tensor([idx[s] for s in atoms.get_chemical_symbols()]),
+        torch.from_numpy(ei),
+        torch.tensor(sh, dtype=dtype),
+        len(atoms),
+    )
 
 
 def attention_logits(
@@ -70,9 +74,11 @@ def attention_logits(
     return torch.cat(logits), torch.cat(segments), offset
 
 
-def backend_errors(model_path: str | Path, frames: list[Any],
-                   backends: tuple[tuple[str, int | None], ...] = BACKENDS
-                   ) -> list[dict[str, Any]]:
+def backend_errors(
+    model_path: str | Path,
+    frames: list[Any],
+    backends: tuple[tuple[str, int | None], ...] = BACKENDS,
+) -> list[dict[str, Any]]:
     """Energy (meV/atom) and force (meV/A) MAE against the labels of ``frames``, and the
     deviation from the float backend, for the same weights under each softmax backend."""
     model = eager_from_file(model_path)
@@ -93,11 +99,14 @@ def backend_errors(model_path: str | Path, frames: list[Any],
         e = np.array(e_pred)
         if ref is None:
             ref = (e, f_all)
-        rows.append({
-            "backend": name, "bits": bits,
-            "energy_mae": float(np.mean(np.abs(e - e_ref) / n_at) * 1000),
-            "force_mae": float(np.mean(np.abs(f_all - f_lab)) * 1000),
-            "max_denergy_vs_float": float(np.max(np.abs(e - ref[0]) / n_at) * 1000),
-            "max_dforce_vs_float": float(np.max(np.abs(f_all - ref[1])) * 1000),
-        })
+        rows.append(
+            {
+                "backend": name,
+                "bits": bits,
+                "energy_mae": float(np.mean(np.abs(e - e_ref) / n_at) * 1000),
+                "force_mae": float(np.mean(np.abs(f_all - f_lab)) * 1000),
+                "max_denergy_vs_float": float(np.max(np.abs(e - ref[0]) / n_at) * 1000),
+                "max_dforce_vs_float": float(np.max(np.abs(f_all - ref[1])) * 1000),
+            }
+        )
     return rows

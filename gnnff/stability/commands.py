@@ -24,8 +24,12 @@ def register(subparsers: Any) -> None:
     a.add_argument("--ensemble", choices=("nvt", "nve", "npt"), default="nvt")
     a.add_argument("--temperature", type=float, help="target temperature (K)")
     a.add_argument("--dt-fs", type=float, help="MD time step (fs), to turn steps into times")
-    a.add_argument("--stride", type=int, default=1,
-                   help="MD steps between frames when frames carry no 'step' info (default 1)")
+    a.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="MD steps between frames when frames carry no 'step' info (default 1)",
+    )
     a.add_argument("--t-run-ps", type=float, help="planned run length (default: last frame)")
     a.add_argument("--index", default=":", help="ASE index of the frames to read (default ':')")
     a.add_argument("--out", required=True, help="output folder for report.json/report.png")
@@ -34,14 +38,21 @@ def register(subparsers: Any) -> None:
     r = sub.add_parser("reference", help="build a stability reference JSON from frames")
     r.add_argument("frames", nargs="+", help="extxyz (or any ASE-readable) files of frames")
     r.add_argument("--out", required=True, help="output JSON path")
-    r.add_argument("--rdf-frames", nargs="+",
-                   help="frames for the reference g(r) (default: the same frames); use MD at "
-                        "the state point of the runs to judge")
+    r.add_argument(
+        "--rdf-frames",
+        nargs="+",
+        help="frames for the reference g(r) (default: the same frames); use MD at "
+        "the state point of the runs to judge",
+    )
     r.add_argument("--no-rdf", action="store_true", help="store minimum distances only")
     r.add_argument("--rdf-rmax", type=float, default=6.0, help="g(r) range (A), default 6")
     r.add_argument("--rdf-nbins", type=int, default=120, help="g(r) bins, default 120")
-    r.add_argument("--distance-cutoff", type=float, default=4.0,
-                   help="search radius for per-pair minimum distances (A), default 4")
+    r.add_argument(
+        "--distance-cutoff",
+        type=float,
+        default=4.0,
+        help="search radius for per-pair minimum distances (A), default 4",
+    )
     r.set_defaults(func=cmd_reference)
 
     s = sub.add_parser("summarize", help="Stability Index over several report.json files")
@@ -58,8 +69,9 @@ def _read_frames(paths: list[str], index: str = ":") -> list[Any]:
         try:
             which = int(index) if ":" not in index else index
         except ValueError:
-            raise ValueError(f"--index {index!r}: give an integer or a slice like ':' or "
-                             "'10:'") from None
+            raise ValueError(
+                f"--index {index!r}: give an integer or a slice like ':' or '10:'"
+            ) from None
     return [a for path in paths for a in read_frames(path, which)]
 
 
@@ -93,8 +105,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         config = StabilityConfig.from_yaml(args.config) if args.config else StabilityConfig()
         reference = None
         if args.reference:
-            reference = StabilityReference.from_path(args.reference, config.rdf_rmax,
-                                                     config.rdf_nbins)
+            reference = StabilityReference.from_path(
+                args.reference, config.rdf_rmax, config.rdf_nbins
+            )
         frames = _read_frames([args.traj], args.index)
         if not frames:
             raise ValueError(f"{args.traj} holds no frames")
@@ -107,8 +120,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for atoms, (step, t) in zip(frames, times, strict=True):
         tracker.update(Snapshot.from_atoms(atoms, step, t))
     rep = tracker.write(args.out)
-    msg = (f"{rep['status']}: tau = {rep['stable_time_ps']:.4g} ps of {rep['t_run_ps']:.4g} ps, "
-           f"S = {rep['stability_index']:.3f}")
+    msg = (
+        f"{rep['status']}: tau = {rep['stable_time_ps']:.4g} ps of {rep['t_run_ps']:.4g} ps, "
+        f"S = {rep['stability_index']:.3f}"
+    )
     if rep["failed_criterion"]:
         msg += f" (first failure: {rep['failed_criterion']} at step {rep['failed_step']})"
     print(msg)
@@ -121,15 +136,21 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
     try:
         if args.rdf_nbins < 2 or not args.rdf_rmax > 0 or not args.distance_cutoff > 0:
-            raise ValueError("need --rdf-nbins >= 2, --rdf-rmax > 0 and --distance-cutoff > 0 "
-                             f"(got {args.rdf_nbins}, {args.rdf_rmax}, {args.distance_cutoff})")
+            raise ValueError(
+                "need --rdf-nbins >= 2, --rdf-rmax > 0 and --distance-cutoff > 0 "
+                f"(got {args.rdf_nbins}, {args.rdf_rmax}, {args.distance_cutoff})"
+            )
         if Path(args.out).is_dir():
             raise ValueError(f"--out {args.out} is a folder; give the path of a JSON file")
         frames = _read_frames(args.frames)
         rdf_frames = _read_frames(args.rdf_frames) if args.rdf_frames else None
         ref = StabilityReference.from_frames(
-            frames, rdf_rmax=args.rdf_rmax, nbins=args.rdf_nbins, rdf_frames=rdf_frames,
-            with_rdf=not args.no_rdf, distance_cutoff=args.distance_cutoff,
+            frames,
+            rdf_rmax=args.rdf_rmax,
+            nbins=args.rdf_nbins,
+            rdf_frames=rdf_frames,
+            with_rdf=not args.no_rdf,
+            distance_cutoff=args.distance_cutoff,
             source=", ".join(args.frames),
         )
     except (ValueError, FileNotFoundError) as exc:

@@ -56,7 +56,9 @@ def failure_info(failure: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def write_failing_frames(
-    path: str | os.PathLike[str], frames: Sequence[Snapshot], failure: dict[str, Any],
+    path: str | os.PathLike[str],
+    frames: Sequence[Snapshot],
+    failure: dict[str, Any],
     source: str,
 ) -> None:
     """Write ``frames`` (the earlier checked frames, then the failing one last) to ``path`` as
@@ -72,8 +74,7 @@ def write_failing_frames(
     for k, snap in enumerate(frames):
         if snap.positions is None:
             raise ValueError(f"frame at step {snap.step} has no positions to write")
-        atoms = Atoms(numbers=snap.numbers, positions=snap.positions, cell=snap.cell,
-                      pbc=snap.pbc)
+        atoms = Atoms(numbers=snap.numbers, positions=snap.positions, cell=snap.cell, pbc=snap.pbc)
         temp = snap.temperature_value()
         atoms.info.update({
             "step": int(snap.step), "time_ps": float(snap.time_ps),
@@ -84,8 +85,14 @@ def write_failing_frames(
     write(os.fspath(path), images, format="extxyz")
 
 
-def offending_atoms(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray,
-                    pbc: np.ndarray, failure: dict[str, Any], cutoff: float = 6.0) -> list[int]:
+def offending_atoms(
+    numbers: np.ndarray,
+    positions: np.ndarray,
+    cell: np.ndarray,
+    pbc: np.ndarray,
+    failure: dict[str, Any],
+    cutoff: float = 6.0,
+) -> list[int]:
     """0-based indices of the closest pair of the failing species pair (``close_contact``
     failures; [] for other criteria or when no such pair lies within ``cutoff`` A)."""
     if failure.get("criterion") != "close_contact" or not failure.get("pair"):

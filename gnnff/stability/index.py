@@ -23,8 +23,10 @@ def load_reports(paths: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
             with open(p) as fh:
                 rep = json.load(fh)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{p} is not a JSON stability report ({exc}); give the "
-                             "report.json that gnnff md / gnnff lammps run wrote") from None
+            raise ValueError(
+                f"{p} is not a JSON stability report ({exc}); give the "
+                "report.json that gnnff md / gnnff lammps run wrote"
+            ) from None
         if not isinstance(rep, dict) or rep.get("format") != "gnnff-stability-report":
             fmt = rep.get("format") if isinstance(rep, dict) else None
             raise ValueError(f"{p} is not a gnnff stability report (format={fmt!r})")
@@ -57,8 +59,12 @@ def summarize_runs(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "ended_by": dict(sorted(Counter(ended).items())),
         "t_run_ps": sorted({float(r["t_run_ps"]) for r in reports}),
         "runs": [
-            {"path": r.get("path"), "stable_time_ps": float(t), "stability_index": float(x),
-             "ended_by": e}
+            {
+                "path": r.get("path"),
+                "stable_time_ps": float(t),
+                "stability_index": float(x),
+                "ended_by": e,
+            }
             for r, t, x, e in zip(reports, taus, s, ended, strict=True)
         ],
     }

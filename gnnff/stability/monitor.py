@@ -44,7 +44,7 @@ class StabilityStop(Exception):
 
 
 def guess_ensemble(dynamics: Any) -> str:
-    """"nve" for VelocityVerlet, "npt" for barostatted integrators, else "nvt"."""
+    """ "nve" for VelocityVerlet, "npt" for barostatted integrators, else "nvt"."""
     name = type(dynamics).__name__.lower()
     if "verlet" in name:
         return "nve"
@@ -97,12 +97,14 @@ class StabilityMonitor:
             if target_temperature is None and ensemble != "nve":
                 target_temperature = guess_target_temperature(dynamics)
             total = None if total_steps is None else total_steps * self.dt_ps
-            tracker = StabilityTracker(config, reference, ensemble, target_temperature, total,
-                                       n_atoms=len(atoms))
+            tracker = StabilityTracker(
+                config, reference, ensemble, target_temperature, total, n_atoms=len(atoms)
+            )
         self.tracker = tracker
         self.out_dir = None if out_dir is None else Path(out_dir)
-        self.stop_on_failure = (tracker.config.stop_on_failure if stop_on_failure is None
-                                else bool(stop_on_failure))
+        self.stop_on_failure = (
+            tracker.config.stop_on_failure if stop_on_failure is None else bool(stop_on_failure)
+        )
         self.stopped = False
         self.attached = False
         self.keep_frames = DEFAULT_KEEP if keep_frames is None else int(keep_frames)
@@ -134,8 +136,9 @@ class StabilityMonitor:
                     idx = offending_atoms(snap.numbers, snap.positions, snap.cell, snap.pbc, ff)
                     if idx:
                         ff["atom_indices"] = idx
-                write_failing_frames(self.out_dir / FAILING_FILE, list(self._recent), ff,
-                                     source="gnnff md (ASE)")
+                write_failing_frames(
+                    self.out_dir / FAILING_FILE, list(self._recent), ff, source="gnnff md (ASE)"
+                )
             self.tracker.write(self.out_dir)
         if self.stop_on_failure:
             self.stopped = True

@@ -103,8 +103,10 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
         ax.legend(fontsize=7)
 
     status = report.get("status", "?")
-    title = (f"{status}: tau = {report.get('stable_time_ps', 0):.4g} ps, "
-             f"S = {report.get('stability_index', 0):.3f}")
+    title = (
+        f"{status}: tau = {report.get('stable_time_ps', 0):.4g} ps, "
+        f"S = {report.get('stability_index', 0):.3f}"
+    )
     if report.get("failed_criterion"):
         title += f" ({report['failed_criterion']} at step {report.get('failed_step')})"
     fig.suptitle(title, fontsize=10)

@@ -97,8 +97,13 @@ class StabilityReference:
             partial: dict[str, np.ndarray] = {}
             for atoms in rframes:
                 geom = frame_geometry(
-                    atoms.numbers, atoms.positions, np.array(atoms.cell), atoms.pbc,
-                    0.0, rdf_rmax, int(nbins),
+                    atoms.numbers,
+                    atoms.positions,
+                    np.array(atoms.cell),
+                    atoms.pbc,
+                    0.0,
+                    rdf_rmax,
+                    int(nbins),
                 )
                 assert geom.rdf_total is not None  # rdf_rmax > 0 was asked for
                 total += geom.rdf_total

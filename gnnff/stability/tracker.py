@@ -95,8 +95,16 @@ class StabilityTracker:
         self.series: dict[str, Any] = {
             k: []
             for k in (
-                "step", "time_ps", "temperature", "epot", "ekin", "etot",
-                "energy_drift_per_atom", "max_force", "rdf_error", "n_nonfinite",
+                "step",
+                "time_ps",
+                "temperature",
+                "epot",
+                "ekin",
+                "etot",
+                "energy_drift_per_atom",
+                "max_force",
+                "rdf_error",
+                "n_nonfinite",
                 "engine_min_distance",
             )
         }
@@ -111,35 +119,61 @@ class StabilityTracker:
             if name == "finite":
                 out.append(Finite())
             elif name == "temperature":
-                out.append(Temperature(cfg.t_max, cfg.t_max_factor, self.target_temperature,
-                                       cfg.t_min))
+                out.append(
+                    Temperature(cfg.t_max, cfg.t_max_factor, self.target_temperature, cfg.t_min)
+                )
             elif name == "close_contact":
-                out.append(CloseContact(cfg.contact_factor,
-                                        ref.pair_min_distances if ref else None,
-                                        cfg.contact_fallback))
+                out.append(
+                    CloseContact(
+                        cfg.contact_factor,
+                        ref.pair_min_distances if ref else None,
+                        cfg.contact_fallback,
+                    )
+                )
             elif name == "energy_conservation":
                 if self.ensemble != "nve":
                     self.not_applicable[name] = f"checked in NVE only (ensemble={self.ensemble})"
                     continue
                 out.append(EnergyConservation(cfg.energy_drift_per_atom))
             elif name == "rdf":
-                use_ref = cfg.rdf_reference in ("auto", "reference") and ref is not None \
-                    and ref.has_rdf
+                use_ref = (
+                    cfg.rdf_reference in ("auto", "reference") and ref is not None and ref.has_rdf
+                )
                 if cfg.rdf_reference == "reference" and not use_ref:
                     raise ValueError(
                         "rdf_reference='reference' but the stability reference has no RDF: "
                         "rebuild it with RDF frames, or set rdf_reference to auto/first_window"
                     )
                 if use_ref:
-                    out.append(RDFStructure(cfg.rdf_threshold, cfg.rdf_window_ps, ref.rdf_rmax,
-                                            ref.rdf_nbins, cfg.rdf_mode, ref.rdf_total,
-                                            ref.rdf_partial))
+                    out.append(
+                        RDFStructure(
+                            cfg.rdf_threshold,
+                            cfg.rdf_window_ps,
+                            ref.rdf_rmax,
+                            ref.rdf_nbins,
+                            cfg.rdf_mode,
+                            ref.rdf_total,
+                            ref.rdf_partial,
+                        )
+                    )
                 else:
-                    out.append(RDFStructure(cfg.rdf_threshold, cfg.rdf_window_ps, cfg.rdf_rmax,
-                                            cfg.rdf_nbins, cfg.rdf_mode))
+                    out.append(
+                        RDFStructure(
+                            cfg.rdf_threshold,
+                            cfg.rdf_window_ps,
+                            cfg.rdf_rmax,
+                            cfg.rdf_nbins,
+                            cfg.rdf_mode,
+                        )
+                    )
         # fixed, documented order: the first listed wins when several fail at the same step
-        order = {"finite": 0, "temperature": 1, "close_contact": 2, "energy_conservation": 3,
-                 "rdf": 4}
+        order = {
+            "finite": 0,
+            "temperature": 1,
+            "close_contact": 2,
+            "energy_conservation": 3,
+            "rdf": 4,
+        }
         return sorted(out, key=lambda c: order[c.name])
 
     def _criterion(self, name: str) -> Criterion | None:
@@ -155,8 +189,9 @@ class StabilityTracker:
                 base = max(base, ref_min[key])
             else:
                 a, b = key.split("-")
-                base = max(base, covalent_radii[atomic_numbers[a]]
-                           + covalent_radii[atomic_numbers[b]])
+                base = max(
+                    base, covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]
+                )
         return max(3.0, 1.25 * base)
 
     # -- checking ------------------------------------------------------------------------
@@ -165,17 +200,26 @@ class StabilityTracker:
         return self.first_failure is not None
 
     def _geometry_fn(self, snap: Snapshot):
-        if snap.n_atoms == 0 or snap.positions is None \
-                or not np.all(np.isfinite(snap.positions)) \
-                or not np.all(np.isfinite(snap.cell)):
+        if (
+            snap.n_atoms == 0
+            or snap.positions is None
+            or not np.all(np.isfinite(snap.positions))
+            or not np.all(np.isfinite(snap.cell))
+        ):
             return None
         rdf = self._criterion("rdf")
 
         def compute():
             return frame_geometry(
-                snap.numbers, snap.positions, snap.cell, snap.pbc, self._radius,
-                rdf.rmax if rdf is not None else None, rdf.nbins if rdf is not None else 0,
+                snap.numbers,
+                snap.positions,
+                snap.cell,
+                snap.pbc,
+                self._radius,
+                rdf.rmax if rdf is not None else None,
+                rdf.nbins if rdf is not None else 0,
             )
+
         return compute
 
     def update(self, snap: Snapshot) -> bool:
@@ -194,8 +238,7 @@ class StabilityTracker:
             for key in all_pair_keys(self.symbols):
                 self.series["min_distance"].setdefault(key, [])
         geometry_fn = self._geometry_fn(snap)
-        state = CheckState(snapshot=snap, symbols=self.symbols,
-                           geometry_fn=geometry_fn)
+        state = CheckState(snapshot=snap, symbols=self.symbols, geometry_fn=geometry_fn)
         failed_now: list[dict] = []
         values: dict[str, float | None] = {}
         for crit in self.criteria:
@@ -227,9 +270,15 @@ class StabilityTracker:
         """Record a failure detected outside the criteria (e.g. an engine error such as
         LAMMPS 'lost atoms'); ignored if an earlier failure is already recorded."""
         if self.first_failure is None:
-            self.first_failure = {"criterion": str(criterion), "value": value,
-                                  "threshold": threshold, "step": int(step),
-                                  "time_ps": float(time_ps), "also_failed": [], **detail}
+            self.first_failure = {
+                "criterion": str(criterion),
+                "value": value,
+                "threshold": threshold,
+                "step": int(step),
+                "time_ps": float(time_ps),
+                "also_failed": [],
+                **detail,
+            }
 
     def mark_halted(self, step: int, time_ps: float, reason: str) -> None:
         """The engine ended the run early for a reason that is not one of these checks (e.g. a
@@ -303,8 +352,9 @@ class StabilityTracker:
 
     def criteria_info(self) -> list[dict]:
         info = [{"name": c.name, "applicable": True, **c.thresholds()} for c in self.criteria]
-        info += [{"name": n, "applicable": False, "reason": r}
-                 for n, r in self.not_applicable.items()]
+        info += [
+            {"name": n, "applicable": False, "reason": r} for n, r in self.not_applicable.items()
+        ]
         return info
 
     def report(self) -> dict:
@@ -314,15 +364,18 @@ class StabilityTracker:
         rdf_info = None
         if rdf is not None:
             edges = np.linspace(0.0, rdf.rmax, rdf.nbins + 1)
-            rdf_info = {"r": 0.5 * (edges[1:] + edges[:-1]), "g_ref": rdf.ref_total,
-                        "g_last_window": rdf.last_window_total}
+            rdf_info = {
+                "r": 0.5 * (edges[1:] + edges[:-1]),
+                "g_ref": rdf.ref_total,
+                "g_last_window": rdf.last_window_total,
+            }
         ref = self.reference
         rep = {
             "format": REPORT_FORMAT,
             "format_version": REPORT_VERSION,
             "gnnff_version": __version__,
             "definition": "tau = time of the first failed check (t_run if none); "
-                          "S = tau / t_run (gnnff's own Stability Index)",
+            "S = tau / t_run (gnnff's own Stability Index)",
             "status": self.status,
             "stable_time_ps": self.stable_time_ps,
             "stability_index": self.stability_index,
@@ -342,9 +395,14 @@ class StabilityTracker:
             "last_time_ps": self.last_time_ps,
             "criteria": self.criteria_info(),
             "config": self.config.to_dict(),
-            "reference": None if ref is None else {
-                "source": ref.source, "n_frames": ref.n_frames,
-                "pair_min_distances": ref.pair_min_distances, "has_rdf": ref.has_rdf},
+            "reference": None
+            if ref is None
+            else {
+                "source": ref.source,
+                "n_frames": ref.n_frames,
+                "pair_min_distances": ref.pair_min_distances,
+                "has_rdf": ref.has_rdf,
+            },
             "series": self.series,
             "rdf": rdf_info,
         }

@@ -48,19 +48,28 @@ def check_bundle_args(model_path: str | Path, name: str, data_dir: str | Path) -
     from gnnff.potentials import read_metadata
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name) or name.endswith(".pt"):
-        raise ValueError(f"registry name {name!r}: use lower-case letters, digits, '.', '_' "
-                         "and '-' (e.g. sio2-allegro-stable), no path and no .pt suffix")
+        raise ValueError(
+            f"registry name {name!r}: use lower-case letters, digits, '.', '_' "
+            "and '-' (e.g. sio2-allegro-stable), no path and no .pt suffix"
+        )
     read_metadata(model_path)  # raises with a clear message for a missing / non-gnnff file
     data = Path(data_dir)
-    missing = [n for n in ("train.extxyz", "test_id.extxyz", "reference_md")
-               if not (data / n).exists()]
+    missing = [
+        n for n in ("train.extxyz", "test_id.extxyz", "reference_md") if not (data / n).exists()
+    ]
     if missing:
-        raise FileNotFoundError(f"--data {data} lacks {', '.join(missing)}: give the data set "
-                                "folder the model was trained on (`gnnff data generate`)")
+        raise FileNotFoundError(
+            f"--data {data} lacks {', '.join(missing)}: give the data set "
+            "folder the model was trained on (`gnnff data generate`)"
+        )
 
 
-def bundle_model(model_path: str | Path, name: str, stability: dict[str, Any] | None,
-                 evaluation: dict[str, Any] | None = None) -> Path:
+def bundle_model(
+    model_path: str | Path,
+    name: str,
+    stability: dict[str, Any] | None,
+    evaluation: dict[str, Any] | None = None,
+) -> Path:
     """Re-export ``model_path`` as ``pretrained/<name>.pt`` with a ``bundle`` block in its
     training metadata: registry name, small-test-set MAE, full evaluation, stability."""
     from gnnff.potentials import eager_from_file, export_model, read_metadata
@@ -83,12 +92,18 @@ def bundle_model(model_path: str | Path, name: str, stability: dict[str, Any] | 
     # file never lands in the package
     tmp = out.with_name(f".{name}.bundle.tmp.pt")
     try:
-        export_model(eager_from_file(model_path), tmp, dtype=meta.get("dtype", "float64"),
-                     training_summary=json.loads(json.dumps(summary)))
+        export_model(
+            eager_from_file(model_path),
+            tmp,
+            dtype=meta.get("dtype", "float64"),
+            training_summary=json.loads(json.dumps(summary)),
+        )
         size = tmp.stat().st_size
         if size > 5 * 1024 * 1024:
-            raise ValueError(f"{name} would be {size / 1e6:.1f} MB: bundled models must stay "
-                             "under 5 MB (train a smaller model: fewer channels or layers)")
+            raise ValueError(
+                f"{name} would be {size / 1e6:.1f} MB: bundled models must stay "
+                "under 5 MB (train a smaller model: fewer channels or layers)"
+            )
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -103,8 +118,10 @@ def _training_reference(summary: dict[str, Any], cutoff: float) -> dict[str, Any
 
     train = (summary.get("data") or {}).get("train") or {}
     if not train.get("path"):
-        raise ValueError("the model file records no training set (exported without a training "
-                         "summary): bundle the model.pt that `gnnff train` wrote instead")
+        raise ValueError(
+            "the model file records no training set (exported without a training "
+            "summary): bundle the model.pt that `gnnff train` wrote instead"
+        )
     path = Path(train["path"])
     if not path.is_file() or sha256_file(path) != train.get("sha256"):
         raise FileNotFoundError(
@@ -114,16 +131,23 @@ def _training_reference(summary: dict[str, Any], cutoff: float) -> dict[str, Any
         )
     import ase.io
 
-    ref = StabilityReference.from_frames(ase.io.read(path, index=":"), with_rdf=False,
-                                         distance_cutoff=cutoff)
+    ref = StabilityReference.from_frames(
+        ase.io.read(path, index=":"), with_rdf=False, distance_cutoff=cutoff
+    )
     ref.source = f"training set {path} (sha256 {train['sha256'][:12]})"
     return ref.to_dict()
 
 
-def stability_check(model_path: str | Path, data_dir: str | Path, out_dir: str | Path,
-                    systems: tuple[str, ...] = ("SiO2", "SiO1.55", "SiO1.10"),
-                    temperature: float = 1000.0, n_starts: int = 2, time_ps: float = 5.0,
-                    jobs: int = 2) -> dict[str, Any]:
+def stability_check(
+    model_path: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    systems: tuple[str, ...] = ("SiO2", "SiO1.55", "SiO1.10"),
+    temperature: float = 1000.0,
+    n_starts: int = 2,
+    time_ps: float = 5.0,
+    jobs: int = 2,
+) -> dict[str, Any]:
     """NVT runs of one model from reference-MD starting structures, under the study's
     stability criteria; returns ``summarize_runs`` of their reports plus the settings."""
     from concurrent.futures import ProcessPoolExecutor
@@ -134,29 +158,58 @@ def stability_check(model_path: str | Path, data_dir: str | Path, out_dir: str |
     from gnnff.study.units import MDUnit, ModelUnit
 
     md = dict(DEFAULTS["md"])
-    md.update({"systems": {s: {"starts": f"reference_md/a-{s}_{{T}}K.extxyz",
-                               "reference": f"reference_md/a-{s}_{{T}}K.extxyz"}
-                           for s in systems},
-               "n_starts": n_starts, "temperatures": [temperature], "time_ps": time_ps,
-               "dtype": "float32", "stability": {"interval": 20}})
+    md.update(
+        {
+            "systems": {
+                s: {
+                    "starts": f"reference_md/a-{s}_{{T}}K.extxyz",
+                    "reference": f"reference_md/a-{s}_{{T}}K.extxyz",
+                }
+                for s in systems
+            },
+            "n_starts": n_starts,
+            "temperatures": [temperature],
+            "time_ps": time_ps,
+            "dtype": "float32",
+            "stability": {"interval": 20},
+        }
+    )
     cfg = {"data": {"dir": str(Path(data_dir).resolve())}, "md": md, "threads": 1}
     unit_model = ModelUnit("model", "bundle", 0)
     units = [MDUnit(unit_model, s, temperature, k) for s in systems for k in range(n_starts)]
     out = Path(out_dir)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        reports = list(pool.map(md_unit, [cfg] * len(units), units,
-                                [str(model_path)] * len(units),
-                                [str(out / u.id) for u in units]))
+        reports = list(
+            pool.map(
+                md_unit,
+                [cfg] * len(units),
+                units,
+                [str(model_path)] * len(units),
+                [str(out / u.id) for u in units],
+            )
+        )
     summary = summarize_runs(reports)
-    return {"settings": {"systems": list(systems), "temperature_K": temperature,
-                         "starts_per_system": n_starts, "time_ps": time_ps,
-                         "ensemble": "nvt (langevin, tau 100 fs)", "dt_fs": 1.0},
-            "median_stable_ps": summary.get("median_stable_time_ps"),
-            "mean_stability_index": summary.get("mean_stability_index"),
-            "fraction_stable": summary.get("fraction_stable"),
-            "ended_by": summary.get("ended_by"),
-            "runs": [{"system": u.system, "start": u.start,
-                      "stable_time_ps": r.get("stable_time_ps"),
-                      "stability_index": r.get("stability_index"),
-                      "failed_criterion": r.get("failed_criterion")}
-                     for u, r in zip(units, reports, strict=True)]}
+    return {
+        "settings": {
+            "systems": list(systems),
+            "temperature_K": temperature,
+            "starts_per_system": n_starts,
+            "time_ps": time_ps,
+            "ensemble": "nvt (langevin, tau 100 fs)",
+            "dt_fs": 1.0,
+        },
+        "median_stable_ps": summary.get("median_stable_time_ps"),
+        "mean_stability_index": summary.get("mean_stability_index"),
+        "fraction_stable": summary.get("fraction_stable"),
+        "ended_by": summary.get("ended_by"),
+        "runs": [
+            {
+                "system": u.system,
+                "start": u.start,
+                "stable_time_ps": r.get("stable_time_ps"),
+                "stability_index": r.get("stability_index"),
+                "failed_criterion": r.get("failed_criterion"),
+            }
+            for u, r in zip(units, reports, strict=True)
+        ],
+    }

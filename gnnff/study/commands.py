@@ -59,17 +59,23 @@ def _status(args: argparse.Namespace) -> int:
 
     cfg = load_study_config(args.config)
     if not Path(args.out).is_dir():
-        raise FileNotFoundError(f"no study folder {args.out}: start it with `gnnff study run "
-                                f"{args.config} --out {args.out}`")
+        raise FileNotFoundError(
+            f"no study folder {args.out}: start it with `gnnff study run "
+            f"{args.config} --out {args.out}`"
+        )
     st = study_status(Path(args.out), cfg, per_model=True)
     epochs = (cfg["training"].get("set") or {}).get("training.epochs")
     print(f"{'model':34s} {'trained':>8s} {'epochs':>7s} {'MD runs':>9s}")
     for r in st["per_model"]:
-        print(f"{r['model']:34s} {'yes' if r['trained'] else 'no':>8s} "
-              f"{r['epochs_done']:>7d} {r['md_done']:>4d}/{r['md_runs']:<4d}")
-    print(f"models trained {st['trained']}/{st['models']}"
-          + (f" ({epochs} epochs each)" if epochs else "")
-          + f", MD runs {st['md_done']}/{st['md_runs']}")
+        print(
+            f"{r['model']:34s} {'yes' if r['trained'] else 'no':>8s} "
+            f"{r['epochs_done']:>7d} {r['md_done']:>4d}/{r['md_runs']:<4d}"
+        )
+    print(
+        f"models trained {st['trained']}/{st['models']}"
+        + (f" ({epochs} epochs each)" if epochs else "")
+        + f", MD runs {st['md_done']}/{st['md_runs']}"
+    )
     return 0
 
 
@@ -88,20 +94,36 @@ def _bundle(args: argparse.Namespace) -> int:
 
     check_bundle_args(args.model, args.name, args.data)
     if not (args.time_ps > 0 and args.starts >= 1 and args.temperature > 0):
-        raise ValueError("need --time-ps > 0, --starts >= 1 and --temperature > 0 K "
-                         f"(got {args.time_ps}, {args.starts}, {args.temperature})")
+        raise ValueError(
+            "need --time-ps > 0, --starts >= 1 and --temperature > 0 K "
+            f"(got {args.time_ps}, {args.starts}, {args.temperature})"
+        )
     data = Path(args.data)
     if not SMALL_TEST.is_file():
         write_small_test_set(data)
     out = Path(args.out or f"bundle_checks/{args.name}")
-    stab = stability_check(args.model, data, out, temperature=args.temperature,
-                           n_starts=args.starts, time_ps=args.time_ps)
+    stab = stability_check(
+        args.model,
+        data,
+        out,
+        temperature=args.temperature,
+        n_starts=args.starts,
+        time_ps=args.time_ps,
+    )
     evaluation = {}
     for split in ("test_id", "ood_SiO1.55", "ood_SiO1.10"):
         r = evaluate_model_file(args.model, data / f"{split}.extxyz")
         evaluation[split] = {k: r[k] for k in ("energy_mae", "force_mae", "lcorr")}
     path = bundle_model(args.model, args.name, stab, evaluation)
-    print(json.dumps({"bundled": str(path), "evaluation": evaluation,
-                      "mean_stability_index": stab["mean_stability_index"],
-                      "median_stable_ps": stab["median_stable_ps"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "bundled": str(path),
+                "evaluation": evaluation,
+                "mean_stability_index": stab["mean_stability_index"],
+                "median_stable_ps": stab["median_stable_ps"],
+            },
+            indent=2,
+        )
+    )
     return 0

@@ -32,8 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "data": {"dir": "data/sio2", "preset": "sio2-tersoff", "seed": 0, "quick": False},
     "training": {"base": None, "set": {}},
     "families": ["allegro", "allegro-attn"],
-    "variants": {"baseline": {"decorrelation.enabled": False},
-                 "decorrelated": {"decorrelation.enabled": True}},
+    "variants": {
+        "baseline": {"decorrelation.enabled": False},
+        "decorrelated": {"decorrelation.enabled": True},
+    },
     "seeds": [0, 1, 2],
     "md": {
         "systems": {},
@@ -173,9 +175,15 @@ def _check_values(cfg: dict[str, Any]) -> None:
         if isinstance(t, bool) or not isinstance(t, (int, float)):
             raise ValueError(f"md.temperatures: {t!r} is not a number (K)")
         try:
-            MDSettings(ensemble="nvt", temperature=float(t), time_ps=md["time_ps"],
-                       dt_fs=md["dt_fs"], thermostat=md["thermostat"], tau_fs=md["tau_fs"],
-                       check_interval=scfg.interval).validate()
+            MDSettings(
+                ensemble="nvt",
+                temperature=float(t),
+                time_ps=md["time_ps"],
+                dt_fs=md["dt_fs"],
+                thermostat=md["thermostat"],
+                tau_fs=md["tau_fs"],
+                check_interval=scfg.interval,
+            ).validate()
         except TypeError as exc:
             raise ValueError(f"md settings: {exc}") from None
         except ValueError as exc:

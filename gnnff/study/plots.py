@@ -16,11 +16,18 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     out.mkdir(parents=True, exist_ok=True)
     groups = sorted({(r["family"], r["variant"]) for r in rows})
     systems = sorted({r["system"] for r in rows})
-    fig, axes = plt.subplots(1, max(1, len(systems)), figsize=(4.5 * max(1, len(systems)), 4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(systems)), figsize=(4.5 * max(1, len(systems)), 4), squeeze=False
+    )
     for ax, system in zip(axes[0], systems, strict=False):
-        data = [[r["stable_time_ps"] for r in rows if (r["family"], r["variant"]) == g
-                 and r["system"] == system] for g in groups]
+        data = [
+            [
+                r["stable_time_ps"]
+                for r in rows
+                if (r["family"], r["variant"]) == g and r["system"] == system
+            ]
+            for g in groups
+        ]
         ax.boxplot(data, showfliers=False)
         for k, d in enumerate(data, start=1):
             ax.scatter([k] * len(d), d, s=12, alpha=0.7)
@@ -41,8 +48,10 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
         if m["force_mae"] is not None:
             a2.scatter(m["force_mae"], m["mean_S"], **style)
     handles = [plt.Line2D([], [], color=c, marker="s", ls="", label=f) for f, c in colours.items()]
-    handles += [plt.Line2D([], [], color="grey", marker=mk, ls="", label=v)
-                for v, mk in (("baseline", "o"), ("decorrelated", "^"))]
+    handles += [
+        plt.Line2D([], [], color="grey", marker=mk, ls="", label=v)
+        for v, mk in (("baseline", "o"), ("decorrelated", "^"))
+    ]
     a1.legend(handles=handles, fontsize=7)
     a1.set_xlabel("residual-stream correlation L_corr (ID test; basis-dependent)")
     a1.set_ylabel("mean Stability Index (one point per model)")
@@ -54,8 +63,12 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     plt.close(fig)
 
 
-def plot_matched_runs(matched: list[tuple[tuple, dict, dict]], out: Path,
-                      treated: str = "decorrelated", control: str = "baseline") -> None:
+def plot_matched_runs(
+    matched: list[tuple[tuple, dict, dict]],
+    out: Path,
+    treated: str = "decorrelated",
+    control: str = "baseline",
+) -> None:
     """Stable time (ps) of each ``treated`` run against its matched ``control`` run
     (``summary.matched_runs``: key = family, seed, system, temperature, start); points above
     the diagonal lasted longer."""
@@ -82,21 +95,40 @@ def plot_matched_runs(matched: list[tuple[tuple, dict, dict]], out: Path,
         for k, t0, t1 in pairs:
             if k[0] == fam:
                 c = f"C{seeds.index(k[1])}"
-                ax.scatter(t0, t1, edgecolors=c, facecolors=c if k[3] == t_cold else "none",
-                           marker=markers[k[2]], s=30, alpha=0.75)
+                ax.scatter(
+                    t0,
+                    t1,
+                    edgecolors=c,
+                    facecolors=c if k[3] == t_cold else "none",
+                    marker=markers[k[2]],
+                    s=30,
+                    alpha=0.75,
+                )
         ax.plot([t_min, t_max], [t_min, t_max], color="k", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"{control}: stable time (ps)")
         ax.set_ylabel(f"{treated}: stable time (ps)")
         ax.set_title(f"{fam} (matched runs)")
-        handles = [plt.Line2D([], [], color=f"C{i}", marker="s", ls="", label=f"seed {s}")
-                   for i, s in enumerate(seeds)]
-        handles += [plt.Line2D([], [], color="grey", marker=m, ls="", label=sy)
-                    for sy, m in markers.items()]
+        handles = [
+            plt.Line2D([], [], color=f"C{i}", marker="s", ls="", label=f"seed {s}")
+            for i, s in enumerate(seeds)
+        ]
+        handles += [
+            plt.Line2D([], [], color="grey", marker=m, ls="", label=sy) for sy, m in markers.items()
+        ]
         if any(k[3] != t_cold for k, _, _ in pairs):
-            handles.append(plt.Line2D([], [], color="grey", marker="o", ls="", mfc="none",
-                                      label=f"> {t_cold:g} K (hollow)"))
+            handles.append(
+                plt.Line2D(
+                    [],
+                    [],
+                    color="grey",
+                    marker="o",
+                    ls="",
+                    mfc="none",
+                    label=f"> {t_cold:g} K (hollow)",
+                )
+            )
         ax.legend(handles=handles, fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "matched_runs.png", dpi=120)

@@ -34,7 +34,8 @@ import numpy as np
 
 
 def variance_components(
-    rows: list[dict[str, Any]], systems: list[str] | None = None,
+    rows: list[dict[str, Any]],
+    systems: list[str] | None = None,
     temperatures: list[float] | None = None,
 ) -> dict[str, float]:
     """Pooled sigma_seed and sigma_run of log stable time (see the module docstring)."""
@@ -58,24 +59,39 @@ def variance_components(
         grand = np.mean(np.concatenate(groups))
         ss_w += sum(float(((g - g.mean()) ** 2).sum()) for g in groups)
         df_w += sum(len(g) - 1 for g in groups)
-        ms_b_terms.append(sum(len(g) * (g.mean() - grand) ** 2 for g in groups)
-                          / (len(groups) - 1))
+        ms_b_terms.append(sum(len(g) * (g.mean() - grand) ** 2 for g in groups) / (len(groups) - 1))
         n_per.append(k)
     if not ms_b_terms or df_w <= 0:
-        raise ValueError("not enough finished runs (>= 2 seeds with runs per cell) to estimate "
-                         "the variance components")
+        raise ValueError(
+            "not enough finished runs (>= 2 seeds with runs per cell) to estimate "
+            "the variance components"
+        )
     ms_w = ss_w / df_w
     k = float(np.mean(n_per))
     ms_b = float(np.mean(ms_b_terms))
-    return {"sigma_run": math.sqrt(ms_w), "sigma_seed": math.sqrt(max((ms_b - ms_w) / k, 0.0)),
-            "cells": len(ms_b_terms), "runs_per_seed_cell": k,
-            "mean_log_stable_time": float(np.mean([np.mean(np.concatenate(
-                [np.asarray(v) for v in s.values()])) for s in cells.values()]))}
+    return {
+        "sigma_run": math.sqrt(ms_w),
+        "sigma_seed": math.sqrt(max((ms_b - ms_w) / k, 0.0)),
+        "cells": len(ms_b_terms),
+        "runs_per_seed_cell": k,
+        "mean_log_stable_time": float(
+            np.mean(
+                [
+                    np.mean(np.concatenate([np.asarray(v) for v in s.values()]))
+                    for s in cells.values()
+                ]
+            )
+        ),
+    }
 
 
-def seed_correlation(rows: list[dict[str, Any]], a: str, b: str,
-                     systems: list[str] | None = None,
-                     temperatures: list[float] | None = None) -> float:
+def seed_correlation(
+    rows: list[dict[str, Any]],
+    a: str,
+    b: str,
+    systems: list[str] | None = None,
+    temperatures: list[float] | None = None,
+) -> float:
     """Pearson correlation, over (cell, seed), of the per-seed mean log stable time of arm ``a``
     and arm ``b`` of the same family, each centred within its (system, temperature, family)
     cell."""
@@ -108,9 +124,17 @@ def seed_correlation(rows: list[dict[str, Any]], a: str, b: str,
 
 
 def simulate_power(
-    n_seeds: int, sigma_seed: float, sigma_run: float, mu: float, effect: float = 2.0,
-    runs_per_seed: int = 8, t_run: float = 2.0, alpha: float = 0.05, n_sim: int = 2000,
-    seed: int = 0, rho: float = 0.0,
+    n_seeds: int,
+    sigma_seed: float,
+    sigma_run: float,
+    mu: float,
+    effect: float = 2.0,
+    runs_per_seed: int = 8,
+    t_run: float = 2.0,
+    alpha: float = 0.05,
+    n_sim: int = 2000,
+    seed: int = 0,
+    rho: float = 0.0,
 ) -> float:
     """Fraction of simulated benches whose paired Wilcoxon test over ``n_seeds`` seeds gives
     p < alpha (see the module docstring); ``mu``: mean log stable time (log ps)."""
@@ -123,8 +147,13 @@ def simulate_power(
         stats = []
         u0 = rng.normal(0.0, sigma_seed, n_seeds)[:, None]
         for shift in (0.0, math.log(effect)):
-            u = u0 if shift == 0.0 else rho * u0 + math.sqrt(max(1 - rho * rho, 0.0)) * (
-                rng.normal(0.0, sigma_seed, n_seeds)[:, None])
+            u = (
+                u0
+                if shift == 0.0
+                else rho * u0
+                + math.sqrt(max(1 - rho * rho, 0.0))
+                * (rng.normal(0.0, sigma_seed, n_seeds)[:, None])
+            )
             e = rng.normal(0.0, sigma_run, (n_seeds, runs_per_seed))
             stats.append(np.median(np.minimum(mu + shift + u + e, cap), axis=1))
         d = stats[1] - stats[0]
@@ -134,15 +163,30 @@ def simulate_power(
     return hits / n_sim
 
 
-def seeds_needed(comp: dict[str, float], effect: float = 2.0, runs_per_seed: int = 8,
-                 t_run: float = 2.0, target: float = 0.8, max_seeds: int = 30,
-                 n_sim: int = 1000, rho: float = 0.0) -> tuple[int | None, dict[int, float]]:
+def seeds_needed(
+    comp: dict[str, float],
+    effect: float = 2.0,
+    runs_per_seed: int = 8,
+    t_run: float = 2.0,
+    target: float = 0.8,
+    max_seeds: int = 30,
+    n_sim: int = 1000,
+    rho: float = 0.0,
+) -> tuple[int | None, dict[int, float]]:
     """Smallest n with power >= target, and the power curve {n: power} (n = 4, 6, 8, ...)."""
     curve = {}
     for n in range(4, max_seeds + 1, 2):
-        curve[n] = simulate_power(n, comp["sigma_seed"], comp["sigma_run"],
-                                  comp["mean_log_stable_time"], effect, runs_per_seed, t_run,
-                                  n_sim=n_sim, rho=rho)
+        curve[n] = simulate_power(
+            n,
+            comp["sigma_seed"],
+            comp["sigma_run"],
+            comp["mean_log_stable_time"],
+            effect,
+            runs_per_seed,
+            t_run,
+            n_sim=n_sim,
+            rho=rho,
+        )
         if curve[n] >= target:
             return n, curve
     return None, curve
@@ -154,23 +198,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--systems", default="SiO1.10,SiO1.55")
     p.add_argument("--temperatures", default="1000")
     p.add_argument("--t-run", type=float, default=2.0, help="bench run length, ps")
-    p.add_argument("--runs-per-seed", type=int, default=8,
-                   help="state points x starts per seed (default 2 x 2 x 2 = 8)")
+    p.add_argument(
+        "--runs-per-seed",
+        type=int,
+        default=8,
+        help="state points x starts per seed (default 2 x 2 x 2 = 8)",
+    )
     p.add_argument("--effect", type=float, default=2.0, help="stable-time ratio to detect")
     p.add_argument("--target", type=float, default=0.8, help="power wanted")
     p.add_argument("--n-sim", type=int, default=1000)
     p.add_argument("--max-seeds", type=int, default=40)
-    p.add_argument("--rho", default="auto",
-                   help="seed-effect correlation of paired arms: a number, or 'auto' (estimated "
-                        "from the study's baseline vs decorrelated arms; 0 is also reported)")
+    p.add_argument(
+        "--rho",
+        default="auto",
+        help="seed-effect correlation of paired arms: a number, or 'auto' (estimated "
+        "from the study's baseline vs decorrelated arms; 0 is also reported)",
+    )
     args = p.parse_args(argv)
     with open(Path(args.results)) as fh:
         rows = list(csv.DictReader(fh))
-    comp = variance_components(rows, [s for s in args.systems.split(",") if s],
-                               [float(t) for t in args.temperatures.split(",") if t])
-    print(f"from {args.results} ({args.systems} at {args.temperatures} K): "
-          f"sigma_seed {comp['sigma_seed']:.2f}, sigma_run {comp['sigma_run']:.2f} (log ps), "
-          f"mean log T {comp['mean_log_stable_time']:.2f} ({comp['cells']} cells)")
+    comp = variance_components(
+        rows,
+        [s for s in args.systems.split(",") if s],
+        [float(t) for t in args.temperatures.split(",") if t],
+    )
+    print(
+        f"from {args.results} ({args.systems} at {args.temperatures} K): "
+        f"sigma_seed {comp['sigma_seed']:.2f}, sigma_run {comp['sigma_run']:.2f} (log ps), "
+        f"mean log T {comp['mean_log_stable_time']:.2f} ({comp['cells']} cells)"
+    )
     systems = [s for s in args.systems.split(",") if s]
     temps = [float(t) for t in args.temperatures.split(",") if t]
     if args.rho == "auto":
@@ -180,15 +236,27 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rhos = [float(args.rho)]
     for rho in rhos:
-        n, curve = seeds_needed(comp, args.effect, args.runs_per_seed, args.t_run, args.target,
-                                args.max_seeds, n_sim=args.n_sim, rho=rho)
-        print(f"rho {rho:.2f}: power per seeds per arm: "
-              + ", ".join(f"{k}: {v:.2f}" for k, v in curve.items()))
+        n, curve = seeds_needed(
+            comp,
+            args.effect,
+            args.runs_per_seed,
+            args.t_run,
+            args.target,
+            args.max_seeds,
+            n_sim=args.n_sim,
+            rho=rho,
+        )
+        print(
+            f"rho {rho:.2f}: power per seeds per arm: "
+            + ", ".join(f"{k}: {v:.2f}" for k, v in curve.items())
+        )
         if n is None:
             print(f"  power {args.target} not reached with <= {max(curve)} seeds per arm")
         else:
-            print(f"  seeds per arm for power {args.target} to detect x{args.effect:g} median "
-                  f"stable time at p < 0.05 (paired Wilcoxon over seeds): {n}")
+            print(
+                f"  seeds per arm for power {args.target} to detect x{args.effect:g} median "
+                f"stable time at p < 0.05 (paired Wilcoxon over seeds): {n}"
+            )
     return 0
 
 

@@ -28,10 +28,15 @@ def _set_threads(threads: int) -> None:
 
 def training_overrides(cfg: dict, unit: ModelUnit) -> list[str]:
     data = Path(cfg["data"]["dir"])
-    sets = {"data.train": str(data / "train.extxyz"), "data.valid": str(data / "valid.extxyz"),
-            "data.test": str(data / "test_id.extxyz"), "model.family": unit.family,
-            "training.seed": unit.seed, "training.progress": False,
-            "training.num_threads": int(cfg["threads"])}
+    sets = {
+        "data.train": str(data / "train.extxyz"),
+        "data.valid": str(data / "valid.extxyz"),
+        "data.test": str(data / "test_id.extxyz"),
+        "model.family": unit.family,
+        "training.seed": unit.seed,
+        "training.progress": False,
+        "training.num_threads": int(cfg["threads"]),
+    }
     sets.update(cfg["training"].get("set") or {})
     sets.update(cfg["variants"][unit.variant] or {})
     return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sets.items()]
@@ -54,8 +59,9 @@ def train_unit(cfg: dict, unit: ModelUnit, run_dir: str) -> dict:
     log_path = run / "train.log"
     run.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
-        trainer = Trainer(tcfg, run, resume=resume,
-                          log=lambda msg: (log.write(msg + "\n"), log.flush()))
+        trainer = Trainer(
+            tcfg, run, resume=resume, log=lambda msg: (log.write(msg + "\n"), log.flush())
+        )
         t0 = time.perf_counter()
         summary = trainer.fit()
     summary = dict(summary)
@@ -74,8 +80,9 @@ def eval_unit(cfg: dict, model_path: str, out_path: str) -> dict:
     return result
 
 
-def _system_file(cfg: dict, template: str | None, temperature: float,
-                 start: int | None = None) -> Path | None:
+def _system_file(
+    cfg: dict, template: str | None, temperature: float, start: int | None = None
+) -> Path | None:
     """The file of ``template`` ({T}: temperature; {start}: start index, for starts taken from
     independent melt-quench runs, one file each) or None when it does not exist."""
     if not template:
@@ -106,11 +113,14 @@ def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
     md = cfg["md"]
     spec = md["systems"][unit.system]
     independent = "{start}" in spec["starts"]
-    starts_file = _system_file(cfg, spec["starts"], unit.temperature,
-                               unit.start if independent else None)
+    starts_file = _system_file(
+        cfg, spec["starts"], unit.temperature, unit.start if independent else None
+    )
     if starts_file is None:
-        raise FileNotFoundError(f"starting structures for {unit.system} at "
-                                f"{unit.temperature:g} K not found ({spec['starts']})")
+        raise FileNotFoundError(
+            f"starting structures for {unit.system} at "
+            f"{unit.temperature:g} K not found ({spec['starts']})"
+        )
     frames = ase.io.read(starts_file, index=":")
     if independent:  # one melt-quench run per start: its last frame
         atoms = frames[-1]
@@ -127,29 +137,41 @@ def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
     else:
         train = ase.io.read(Path(cfg["data"]["dir"]) / "train.extxyz", index=":")
         rdf_frames = ase.io.read(ref_file, index=":") if ref_file else None
-        reference = StabilityReference.from_frames(train, rdf_rmax=scfg.rdf_rmax,
-                                                   nbins=scfg.rdf_nbins, rdf_frames=rdf_frames,
-                                                   with_rdf=rdf_frames is not None)
+        reference = StabilityReference.from_frames(
+            train,
+            rdf_rmax=scfg.rdf_rmax,
+            nbins=scfg.rdf_nbins,
+            rdf_frames=rdf_frames,
+            with_rdf=rdf_frames is not None,
+        )
         cached.parent.mkdir(parents=True, exist_ok=True)
         reference.save(cached)
-    settings = MDSettings(ensemble="nvt", temperature=unit.temperature, time_ps=md["time_ps"],
-                          dt_fs=md["dt_fs"], thermostat=md["thermostat"], tau_fs=md["tau_fs"],
-                          seed=1000 * unit.model.seed + 17 * unit.start + int(unit.temperature),
-                          traj_interval=max(1, int(round(50 / md["dt_fs"]))),
-                          check_interval=scfg.interval)
+    settings = MDSettings(
+        ensemble="nvt",
+        temperature=unit.temperature,
+        time_ps=md["time_ps"],
+        dt_fs=md["dt_fs"],
+        thermostat=md["thermostat"],
+        tau_fs=md["tau_fs"],
+        seed=1000 * unit.model.seed + 17 * unit.start + int(unit.temperature),
+        traj_interval=max(1, int(round(50 / md["dt_fs"]))),
+        check_interval=scfg.interval,
+    )
     settings.validate()  # a settings error is the config's fault, not an unstable run
     calc = GNNFFCalculator(model_path, dtype=md["dtype"])
     try:
-        return run_md(atoms, calc, settings, out, stability_config=scfg, reference=reference,
-                      progress=False)
+        return run_md(
+            atoms, calc, settings, out, stability_config=scfg, reference=reference, progress=False
+        )
     except Exception as exc:  # a model that produces garbage (e.g. NaN) is a failed run
         from gnnff.stability import StabilityTracker
 
         report = json.loads(done.read_text()) if done.is_file() else None
         if report is None:
             out.mkdir(parents=True, exist_ok=True)
-            tracker = StabilityTracker(scfg, reference, "nvt", unit.temperature, md["time_ps"],
-                                       len(atoms))
+            tracker = StabilityTracker(
+                scfg, reference, "nvt", unit.temperature, md["time_ps"], len(atoms)
+            )
             tracker.record_failure("exception", 0, 0.0, detail=str(exc))
             report = tracker.write(out)
         report["exception"] = f"{type(exc).__name__}: {exc}"
@@ -183,8 +205,9 @@ def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
     total = len(models) * 2 + sum(len(v) for v in md_by_model.values())
     bar = tqdm(total=total, desc="study", unit="unit")
     # queue entries: (kind, unit, function, args); follow-up work is put in front
-    queue: list[tuple] = [("train", m, train_unit, (cfg, m, str(out / "train" / m.id)))
-                          for m in models]
+    queue: list[tuple] = [
+        ("train", m, train_unit, (cfg, m, str(out / "train" / m.id))) for m in models
+    ]
     jobs = max(1, int(cfg["jobs"]))
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         running: dict = {}
@@ -213,8 +236,10 @@ def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
                 bar.update()
             else:
                 follow.append(("eval", unit, eval_unit, (cfg, model_path, str(target))))
-            follow += [("md", u, md_unit, (cfg, u, model_path, str(out / "md" / unit.id / u.id)))
-                       for u in md_by_model.get(unit, [])]
+            follow += [
+                ("md", u, md_unit, (cfg, u, model_path, str(out / "md" / unit.id / u.id)))
+                for u in md_by_model.get(unit, [])
+            ]
             queue += follow
     bar.close()
     if errors:
@@ -238,11 +263,13 @@ def _check_inputs(cfg: dict) -> None:
             for k in starts:
                 if _system_file(cfg, spec["starts"], float(t), k) is None:
                     at = f" start {k}" if k is not None else ""
-                    missing.append(f"{data / spec['starts']} (md.systems.{name} at "
-                                   f"{float(t):g} K{at})")
+                    missing.append(
+                        f"{data / spec['starts']} (md.systems.{name} at {float(t):g} K{at})"
+                    )
     if missing:
         raise FileNotFoundError(
-            "study inputs not found: " + "; ".join(missing)
+            "study inputs not found: "
+            + "; ".join(missing)
             + ". Fix the paths in the study config (relative to data.dir; {T} is the temperature)"
         )
 
@@ -254,8 +281,13 @@ def _ensure_data(cfg: dict, log) -> None:
     from gnnff.data.generate import generate_dataset
 
     log(f"generating data set into {data}")
-    generate_dataset(cfg["data"]["preset"], data, seed=cfg["data"]["seed"],
-                     quick=cfg["data"]["quick"], overwrite=False)
+    generate_dataset(
+        cfg["data"]["preset"],
+        data,
+        seed=cfg["data"]["seed"],
+        quick=cfg["data"]["quick"],
+        overwrite=False,
+    )
 
 
 def study_status(out: Path, cfg: dict, per_model: bool = False) -> dict[str, Any]:
@@ -274,13 +306,21 @@ def study_status(out: Path, cfg: dict, per_model: bool = False) -> dict[str, Any
             with open(metrics) as fh:
                 epoch = sum(1 for _ in csv.DictReader(fh))
         runs = [u for u in mds if u.model.id == m.id]
-        rows.append({"model": m.id, "trained": (out / "train" / m.id / "model.pt").is_file(),
-                     "epochs_done": epoch,
-                     "md_done": sum((out / "md" / m.id / u.id / "report.json").is_file()
-                                    for u in runs),
-                     "md_runs": len(runs)})
-    status: dict[str, Any] = {"models": len(models), "trained": sum(r["trained"] for r in rows),
-                              "md_runs": len(mds), "md_done": sum(r["md_done"] for r in rows)}
+        rows.append(
+            {
+                "model": m.id,
+                "trained": (out / "train" / m.id / "model.pt").is_file(),
+                "epochs_done": epoch,
+                "md_done": sum((out / "md" / m.id / u.id / "report.json").is_file() for u in runs),
+                "md_runs": len(runs),
+            }
+        )
+    status: dict[str, Any] = {
+        "models": len(models),
+        "trained": sum(r["trained"] for r in rows),
+        "md_runs": len(mds),
+        "md_done": sum(r["md_done"] for r in rows),
+    }
     if per_model:
         status["per_model"] = rows
     return status

@@ -46,8 +46,13 @@ def bootstrap_ci(
     (seeds resampled with replacement). Returns point values, [lo, hi] lists and n_seeds."""
     keys = list(seeds)
     if not keys:
-        return {"n_seeds": 0, "median_stable_ps": None, "median_stable_ci": None,
-                "mean_S": None, "mean_S_ci": None}
+        return {
+            "n_seeds": 0,
+            "median_stable_ps": None,
+            "median_stable_ci": None,
+            "mean_S": None,
+            "mean_S_ci": None,
+        }
     rng = np.random.default_rng(seed)
     times = [np.asarray(seeds[k]["stable_times"]) for k in keys]
     s_vals = [np.asarray(seeds[k]["S"]) for k in keys]
@@ -76,8 +81,11 @@ def paired_wilcoxon(x: dict[int, float], y: dict[int, float]) -> dict[str, Any]:
     common = sorted(set(x) & set(y))
     diffs = [x[k] - y[k] for k in common]
     nonzero = [d for d in diffs if abs(d) > 1e-12]
-    res: dict[str, Any] = {"n_pairs": len(common), "median_difference":
-                           statistics.median(diffs) if diffs else None, "p": None}
+    res: dict[str, Any] = {
+        "n_pairs": len(common),
+        "median_difference": statistics.median(diffs) if diffs else None,
+        "p": None,
+    }
     if nonzero:
         res["p"] = float(wilcoxon(nonzero, alternative="two-sided").pvalue)
     res["min_reachable_p"] = 2.0 / 2 ** len(nonzero) if nonzero else None
@@ -95,11 +103,15 @@ def arm_comparison(
         return {k: math.log(max(v["median_stable_ps"], 1e-6)) for k, v in d.items()}
 
     return {
-        "family": family, "treated": treated, "control": control,
-        "treated_summary": bootstrap_ci(a), "control_summary": bootstrap_ci(b),
+        "family": family,
+        "treated": treated,
+        "control": control,
+        "treated_summary": bootstrap_ci(a),
+        "control_summary": bootstrap_ci(b),
         "wilcoxon_log_stable_time": paired_wilcoxon(log_med(a), log_med(b)),
-        "wilcoxon_mean_S": paired_wilcoxon({k: v["mean_S"] for k, v in a.items()},
-                                           {k: v["mean_S"] for k, v in b.items()}),
+        "wilcoxon_mean_S": paired_wilcoxon(
+            {k: v["mean_S"] for k, v in a.items()}, {k: v["mean_S"] for k, v in b.items()}
+        ),
     }
 
 
@@ -107,5 +119,9 @@ def all_comparisons(
     rows: list[dict[str, Any]], families: list[str], variants: list[str], control: str = "baseline"
 ) -> list[dict[str, Any]]:
     """:func:`arm_comparison` of every non-control variant in every family."""
-    return [arm_comparison(rows, fam, var, control)
-            for fam in families for var in variants if var != control]
+    return [
+        arm_comparison(rows, fam, var, control)
+        for fam in families
+        for var in variants
+        if var != control
+    ]

@@ -44,22 +44,36 @@ def _finished(r: dict[str, Any]) -> bool:
     return r.get("status", "completed") in _FINISHED
 
 
-def matched_runs(rows: list[dict[str, Any]], treated: str = "decorrelated",
-                 control: str = "baseline") -> list[tuple[tuple, dict, dict]]:
+def matched_runs(
+    rows: list[dict[str, Any]], treated: str = "decorrelated", control: str = "baseline"
+) -> list[tuple[tuple, dict, dict]]:
     """(key, control run, treated run) for every pair of finished runs that share family, seed,
     system, temperature and start (the study gives them the same starting structure and MD
     random seed); key = that tuple."""
+
     def key(r):
-        return (r["family"], int(r["seed"]), r["system"], float(r["temperature_K"]),
-                int(r["start"]))
+        return (
+            r["family"],
+            int(r["seed"]),
+            r["system"],
+            float(r["temperature_K"]),
+            int(r["start"]),
+        )
 
     ctrl = {key(r): r for r in rows if r["variant"] == control and _finished(r)}
-    return [(key(r), ctrl[key(r)], r) for r in rows
-            if r["variant"] == treated and _finished(r) and key(r) in ctrl]
+    return [
+        (key(r), ctrl[key(r)], r)
+        for r in rows
+        if r["variant"] == treated and _finished(r) and key(r) in ctrl
+    ]
 
 
-def seed_comparison(rows: list[dict[str, Any]], families: list[str], treated: str = "decorrelated",
-                    control: str = "baseline") -> dict[str, Any]:
+def seed_comparison(
+    rows: list[dict[str, Any]],
+    families: list[str],
+    treated: str = "decorrelated",
+    control: str = "baseline",
+) -> dict[str, Any]:
     """Per family: mean S of each (variant, seed) and the matched comparison of ``treated``
     against ``control``.
 
@@ -85,10 +99,14 @@ def seed_comparison(rows: list[dict[str, Any]], families: list[str], treated: st
         matched_s: dict[int, list[tuple[float, float]]] = {}
         for key, c, t in matched_runs(fr, treated, control):
             t1, t0 = float(t["stable_time_ps"]), float(c["stable_time_ps"])
-            longer, shorter, equal = (longer + (t1 > t0 + 1e-9), shorter + (t1 < t0 - 1e-9),
-                                      equal + (abs(t1 - t0) <= 1e-9))
-            matched_s.setdefault(key[1], []).append((float(t["stability_index"]),
-                                                     float(c["stability_index"])))
+            longer, shorter, equal = (
+                longer + (t1 > t0 + 1e-9),
+                shorter + (t1 < t0 - 1e-9),
+                equal + (abs(t1 - t0) <= 1e-9),
+            )
+            matched_s.setdefault(key[1], []).append(
+                (float(t["stability_index"]), float(c["stability_index"]))
+            )
         n = longer + shorter
         # per seed, the change in mean S over the same (matched) state points and starts
         delta = {k: statistics.mean(a - b for a, b in v) for k, v in sorted(matched_s.items())}
@@ -121,13 +139,20 @@ def collect_rows(cfg: dict, out: Path) -> list[dict[str, Any]]:
             continue
         ev = evals.get(u.model.id) or {}
         tr = summaries.get(u.model.id) or {}
-        row = {"family": u.model.family, "variant": u.model.variant, "seed": u.model.seed,
-               "system": u.system, "temperature_K": u.temperature, "start": u.start,
-               "stable_time_ps": rep.get("stable_time_ps"), "t_run_ps": rep.get("t_run_ps"),
-               "stability_index": rep.get("stability_index"),
-               "failed_criterion": rep.get("failed_criterion") or "",
-               "failed_pair": (rep.get("failure") or {}).get("pair") or "",
-               "status": rep.get("status", "")}
+        row = {
+            "family": u.model.family,
+            "variant": u.model.variant,
+            "seed": u.model.seed,
+            "system": u.system,
+            "temperature_K": u.temperature,
+            "start": u.start,
+            "stable_time_ps": rep.get("stable_time_ps"),
+            "t_run_ps": rep.get("t_run_ps"),
+            "stability_index": rep.get("stability_index"),
+            "failed_criterion": rep.get("failed_criterion") or "",
+            "failed_pair": (rep.get("failure") or {}).get("pair") or "",
+            "status": rep.get("status", ""),
+        }
         for name, res in ev.items():
             key = Path(name).stem
             row[f"{key}_energy_mae"] = res.get("energy_mae")
@@ -198,8 +223,12 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     for fam in cfg["families"]:
         for var in cfg["variants"]:
             g = [r for r in rows if r["family"] == fam and r["variant"] == var]
-            secs = [s for m in model_units(cfg) if m.family == fam and m.variant == var
-                    if (s := _training_seconds(out, m.id)) is not None]
+            secs = [
+                s
+                for m in model_units(cfg)
+                if m.family == fam and m.variant == var
+                if (s := _training_seconds(out, m.id)) is not None
+            ]
             ood = [r for r in g if r["system"] != "SiO2"]
             entry = {
                 "runs": len(g),
@@ -219,22 +248,33 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
         base = groups.get(f"{fam}/baseline", {}).get("epoch_s")
         for var in cfg["variants"]:
             e = groups[f"{fam}/{var}"]
-            e["training_overhead_pct"] = (100.0 * (e["epoch_s"] / base - 1.0)
-                                          if base and e["epoch_s"] else None)
+            e["training_overhead_pct"] = (
+                100.0 * (e["epoch_s"] / base - 1.0) if base and e["epoch_s"] else None
+            )
     by_model: dict[str, list[dict]] = {}
     for r in rows:
         by_model.setdefault(f"{r['family']}__{r['variant']}__s{r['seed']}", []).append(r)
-    per_model = [{"model": mid, "family": rs[0]["family"], "variant": rs[0]["variant"],
-                  "mean_S": statistics.mean(r["stability_index"] for r in rs),
-                  "lcorr": rs[0].get(f"{eval_key}_lcorr"),
-                  "feature_corr": rs[0].get(f"{eval_key}_feature_corr"),
-                  "force_mae": rs[0].get(f"{eval_key}_force_mae"),
-                  "wall_eV": _short_range_walls(out, mid)}
-                 for mid, rs in by_model.items()]
+    per_model = [
+        {
+            "model": mid,
+            "family": rs[0]["family"],
+            "variant": rs[0]["variant"],
+            "mean_S": statistics.mean(r["stability_index"] for r in rs),
+            "lcorr": rs[0].get(f"{eval_key}_lcorr"),
+            "feature_corr": rs[0].get(f"{eval_key}_feature_corr"),
+            "force_mae": rs[0].get(f"{eval_key}_force_mae"),
+            "wall_eV": _short_range_walls(out, mid),
+        }
+        for mid, rs in by_model.items()
+    ]
     pairs = sorted({k for m in per_model for k in (m["wall_eV"] or {})})
-    rho_wall = {k: spearman([m["wall_eV"][k] for m in per_model if k in (m["wall_eV"] or {})],
-                            [m["mean_S"] for m in per_model if k in (m["wall_eV"] or {})])
-                for k in pairs}
+    rho_wall = {
+        k: spearman(
+            [m["wall_eV"][k] for m in per_model if k in (m["wall_eV"] or {})],
+            [m["mean_S"] for m in per_model if k in (m["wall_eV"] or {})],
+        )
+        for k in pairs
+    }
 
     def rho_of(models: list[dict]) -> float:
         pts = [(m["lcorr"], m["mean_S"]) for m in models if m["lcorr"] is not None]
@@ -242,33 +282,52 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
 
     rho = rho_of(per_model)
     # the family sets the baseline stability, so the relationship is also read within a family
-    rho_family = {fam: rho_of([m for m in per_model if m["family"] == fam])
-                  for fam in cfg["families"]}
+    rho_family = {
+        fam: rho_of([m for m in per_model if m["family"] == fam]) for fam in cfg["families"]
+    }
     cells: dict[tuple, list[float]] = {}
     for r in rows:
         key = (r["family"], r["variant"], r["system"], float(r["temperature_K"]))
         cells.setdefault(key, []).append(r["stability_index"])
-    by_state = [{"family": f, "variant": v, "system": sy, "temperature_K": t,
-                 "runs": len(x), "mean_S": statistics.mean(x)}
-                for (f, v, sy, t), x in sorted(cells.items())]
-    comparison = seed_comparison(rows, list(cfg["families"])) if (
-        {"baseline", "decorrelated"} <= set(cfg["variants"])) else {}
-    summary = {"groups": groups, "spearman_lcorr_vs_S": rho, "seed_comparison": comparison,
-               "spearman_lcorr_vs_S_by_family": rho_family, "n_models": len(per_model),
-               "n_runs": len(rows), "mean_S_by_state_point": by_state,
-               "seeds_with_runs": sorted({int(r["seed"]) for r in rows}),
-               "spearman_wall_vs_S": rho_wall,
-               "per_model": per_model}
-    inv = [(m["feature_corr"], m["mean_S"]) for m in per_model
-           if m.get("feature_corr") is not None]
+    by_state = [
+        {
+            "family": f,
+            "variant": v,
+            "system": sy,
+            "temperature_K": t,
+            "runs": len(x),
+            "mean_S": statistics.mean(x),
+        }
+        for (f, v, sy, t), x in sorted(cells.items())
+    ]
+    comparison = (
+        seed_comparison(rows, list(cfg["families"]))
+        if ({"baseline", "decorrelated"} <= set(cfg["variants"]))
+        else {}
+    )
+    summary = {
+        "groups": groups,
+        "spearman_lcorr_vs_S": rho,
+        "seed_comparison": comparison,
+        "spearman_lcorr_vs_S_by_family": rho_family,
+        "n_models": len(per_model),
+        "n_runs": len(rows),
+        "mean_S_by_state_point": by_state,
+        "seeds_with_runs": sorted({int(r["seed"]) for r in rows}),
+        "spearman_wall_vs_S": rho_wall,
+        "per_model": per_model,
+    }
+    inv = [(m["feature_corr"], m["mean_S"]) for m in per_model if m.get("feature_corr") is not None]
     # the invariant feature correlation (a property of the potential) against S, per model
     summary["spearman_feature_corr_vs_S"] = (
-        spearman([c for c, _ in inv], [x for _, x in inv]) if len(inv) >= 3 else None)
+        spearman([c for c, _ in inv], [x for _, x in inv]) if len(inv) >= 3 else None
+    )
     if "baseline" in cfg["variants"] and len(cfg["variants"]) > 1:
         from gnnff.study.stats import all_comparisons
 
-        summary["seed_statistics"] = all_comparisons(rows, list(cfg["families"]),
-                                                     list(cfg["variants"]))
+        summary["seed_statistics"] = all_comparisons(
+            rows, list(cfg["families"]), list(cfg["variants"])
+        )
     atomic_write_text(out / "summary.md", render_markdown(cfg, summary))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     try:
@@ -301,9 +360,12 @@ def _state_point_table(cells: list[dict]) -> list[str]:
     cols = sorted({(c["system"], c["temperature_K"]) for c in cells})
     models = sorted({(c["family"], c["variant"]) for c in cells})
     val = {(c["family"], c["variant"], c["system"], c["temperature_K"]): c for c in cells}
-    lines = ["Mean Stability Index by state point (runs per cell in brackets):", "",
-             "| family | variant | " + " | ".join(f"{sy} {t:g} K" for sy, t in cols) + " |",
-             "|---|---|" + "---|" * len(cols)]
+    lines = [
+        "Mean Stability Index by state point (runs per cell in brackets):",
+        "",
+        "| family | variant | " + " | ".join(f"{sy} {t:g} K" for sy, t in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
     for f, v in models:
         row = []
         for sy, t in cols:
@@ -318,19 +380,29 @@ def _comparison_table(comp: dict[str, Any]) -> list[str]:
     seeds = sorted({k for c in comp.values() for v in c["mean_S_per_seed"].values() for k in v})
     if not seeds:
         return []
-    lines = ["Mean Stability Index per seed (each model's runs; the seed is the unit of "
-             "replication):", "",
-             "| family | variant | " + " | ".join(f"seed {k}" for k in seeds)
-             + " | mean +- sd over seeds |",
-             "|---|---|" + "---|" * (len(seeds) + 1)]
+    lines = [
+        "Mean Stability Index per seed (each model's runs; the seed is the unit of replication):",
+        "",
+        "| family | variant | "
+        + " | ".join(f"seed {k}" for k in seeds)
+        + " | mean +- sd over seeds |",
+        "|---|---|" + "---|" * (len(seeds) + 1),
+    ]
     for fam, c in comp.items():
         for var, by_seed in c["mean_S_per_seed"].items():
             vals = list(by_seed.values())
-            spread = (f"{statistics.mean(vals):.2f} +- {statistics.stdev(vals):.2f}"
-                      if len(vals) > 1 else f"{vals[0]:.2f}" if vals else "-")
-            lines.append(f"| {fam} | {var} | "
-                         + " | ".join(f"{by_seed[k]:.2f}" if k in by_seed else "-" for k in seeds)
-                         + f" | {spread} |")
+            spread = (
+                f"{statistics.mean(vals):.2f} +- {statistics.stdev(vals):.2f}"
+                if len(vals) > 1
+                else f"{vals[0]:.2f}"
+                if vals
+                else "-"
+            )
+            lines.append(
+                f"| {fam} | {var} | "
+                + " | ".join(f"{by_seed[k]:.2f}" if k in by_seed else "-" for k in seeds)
+                + f" | {spread} |"
+            )
     lines.append("")
     for fam, c in comp.items():
         if not c["matched_runs"]:
@@ -341,8 +413,10 @@ def _comparison_table(comp: dict[str, Any]) -> list[str]:
             f"start, state point and MD seed): stable longer in {c['treated_longer']}, shorter "
             f"in {c['treated_shorter']}, equal in {c['equal']} (sign test p = {_f(p, '.2g')}); "
             f"mean S rose in {c['seeds_improved']} of {c['seeds_compared']} seeds "
-            f"(change per seed: " + ", ".join(
-                f"{k}: {d:+.2f}" for k, d in c["delta_mean_S_per_seed"].items()) + ").")
+            f"(change per seed: "
+            + ", ".join(f"{k}: {d:+.2f}" for k, d in c["delta_mean_S_per_seed"].items())
+            + ")."
+        )
     return lines + [""]
 
 
@@ -390,17 +464,25 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         f"Spearman rho (residual-stream correlation L_corr, basis-dependent, on "
         f"{cfg['eval'][0]} vs mean Stability Index"
         f", per model, {summary['n_models']} models): {_f(summary['spearman_lcorr_vs_S'])}; "
-        "within a family: " + ", ".join(
-            f"{fam} {_f(r)}" for fam, r in summary["spearman_lcorr_vs_S_by_family"].items()),
+        "within a family: "
+        + ", ".join(
+            f"{fam} {_f(r)}" for fam, r in summary["spearman_lcorr_vs_S_by_family"].items()
+        ),
         "",
         "Spearman rho of the short-range wall (isolated dimer, E(0.75 d_min) - E(d_min), "
-        "`gnnff dimer`) vs mean Stability Index, per model: " + (", ".join(
-            f"{k} {_f(v)}" for k, v in summary.get("spearman_wall_vs_S", {}).items()) or "-"),
+        "`gnnff dimer`) vs mean Stability Index, per model: "
+        + (
+            ", ".join(f"{k} {_f(v)}" for k, v in summary.get("spearman_wall_vs_S", {}).items())
+            or "-"
+        ),
         "",
         "How the runs ended:",
         "",
-        *[f"- {key.replace('/', ' ')}: " + ", ".join(f"{k} {n}" for k, n in e["ended_by"].items())
-          for key, e in summary["groups"].items() if e["ended_by"]],
+        *[
+            f"- {key.replace('/', ' ')}: " + ", ".join(f"{k} {n}" for k, n in e["ended_by"].items())
+            for key, e in summary["groups"].items()
+            if e["ended_by"]
+        ],
         "",
         *_state_point_table(summary["mean_S_by_state_point"]),
         *_comparison_table(summary.get("seed_comparison") or {}),
@@ -411,9 +493,12 @@ def render_markdown(cfg: dict, summary: dict) -> str:
         f"{summary['n_runs']} runs).",
     ]
     if summary.get("spearman_feature_corr_vs_S") is not None:
-        lines += ["", "Spearman rho of the invariant feature correlation (post-activation, per "
-                  "species pair) vs mean S, per model: "
-                  f"{_f(summary['spearman_feature_corr_vs_S'])}"]
+        lines += [
+            "",
+            "Spearman rho of the invariant feature correlation (post-activation, per "
+            "species pair) vs mean S, per model: "
+            f"{_f(summary['spearman_feature_corr_vs_S'])}",
+        ]
     lines += _seed_statistics_table(summary.get("seed_statistics") or [])
     return "\n".join(lines) + "\n"
 
@@ -426,22 +511,31 @@ def _seed_statistics_table(comps: list[dict]) -> list[str]:
     def ci(v):
         return "-" if not v else f"[{_f(v[0])}, {_f(v[1])}]"
 
-    lines = ["", "Seed-level statistics (unit = training seed; median stable time over the "
-             "arm's runs and mean S with 95 % cluster-bootstrap CIs over seeds; p: two-sided "
-             "paired Wilcoxon signed-rank over seeds vs baseline):", "",
-             "| family | arm | seeds | median stable time (ps) [CI] | mean S [CI] | "
-             "p (log stable time) | p (S) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "Seed-level statistics (unit = training seed; median stable time over the "
+        "arm's runs and mean S with 95 % cluster-bootstrap CIs over seeds; p: two-sided "
+        "paired Wilcoxon signed-rank over seeds vs baseline):",
+        "",
+        "| family | arm | seeds | median stable time (ps) [CI] | mean S [CI] | "
+        "p (log stable time) | p (S) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     shown = set()
     for c in comps:
-        for arm, summ, test in (("control", c["control_summary"], None),
-                                ("treated", c["treated_summary"], c)):
+        for arm, summ, test in (
+            ("control", c["control_summary"], None),
+            ("treated", c["treated_summary"], c),
+        ):
             name = c[arm]
             if (c["family"], name) in shown:
                 continue
             shown.add((c["family"], name))
             p1 = _f(test["wilcoxon_log_stable_time"]["p"]) if test else "-"
             p2 = _f(test["wilcoxon_mean_S"]["p"]) if test else "-"
-            lines.append(f"| {c['family']} | {name} | {summ['n_seeds']} | "
-                         f"{_f(summ['median_stable_ps'])} {ci(summ['median_stable_ci'])} | "
-                         f"{_f(summ['mean_S'])} {ci(summ['mean_S_ci'])} | {p1} | {p2} |")
+            lines.append(
+                f"| {c['family']} | {name} | {summ['n_seeds']} | "
+                f"{_f(summ['median_stable_ps'])} {ci(summ['median_stable_ci'])} | "
+                f"{_f(summ['mean_S'])} {ci(summ['mean_S_ci'])} | {p1} | {p2} |"
+            )
     return lines

@@ -23,7 +23,11 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override a config field (YAML value), e.g. --set training.epochs=5; repeatable",
     )
     p.set_defaults(func=_train)
@@ -37,14 +41,25 @@ def register(subparsers) -> None:
         "residual_stream_corr (formerly reported as L_corr).",
     )
     e.add_argument("model", help="exported model file (model.pt), or a bundled model's name")
-    e.add_argument("data", help="labelled structure file (extxyz or any format ase.io.read "
-                   "reads; FILE@INDEX selects frames, e.g. vasprun.xml@:)")
+    e.add_argument(
+        "data",
+        help="labelled structure file (extxyz or any format ase.io.read "
+        "reads; FILE@INDEX selects frames, e.g. vasprun.xml@:)",
+    )
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    for key, where in (("energy", "atoms.info"), ("forces", "atoms.arrays"),
-                       ("stress", "atoms.info"), ("virial", "atoms.info")):
-        e.add_argument(f"--{key}-key", default=None, metavar="KEY",
-                       help=f"read the {key} label from {where}[KEY] (e.g. REF_{key}) instead "
-                       "of the calculator results")
+    for key, where in (
+        ("energy", "atoms.info"),
+        ("forces", "atoms.arrays"),
+        ("stress", "atoms.info"),
+        ("virial", "atoms.info"),
+    ):
+        e.add_argument(
+            f"--{key}-key",
+            default=None,
+            metavar="KEY",
+            help=f"read the {key} label from {where}[KEY] (e.g. REF_{key}) instead "
+            "of the calculator results",
+        )
     e.set_defaults(func=_eval)
 
 

@@ -235,8 +235,10 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
     for key in ("train", "valid", "test"):
         if d[key] is None:
             if key != "test":
-                raise ConfigError(f"data.{key} is required: the path of a structure file "
-                                  "(extxyz or any format ase.io.read reads)")
+                raise ConfigError(
+                    f"data.{key} is required: the path of a structure file "
+                    "(extxyz or any format ase.io.read reads)"
+                )
             continue
         text = str(d[key])
         p = Path(text).expanduser()
@@ -324,7 +326,11 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
         "training", "ema_decay", tr["ema_decay"], lo=0.0, hi=0.999999, allow_none=True
     )
     tr["early_stopping_patience"] = _check_number(
-        "training", "early_stopping_patience", tr["early_stopping_patience"], lo=1, integer=True,
+        "training",
+        "early_stopping_patience",
+        tr["early_stopping_patience"],
+        lo=1,
+        integer=True,
         allow_none=True,
     )
     tr["grad_clip"] = _check_number(

@@ -173,11 +173,13 @@ def build_structures(
             f"{path.name}: no atom pair in any frame lies within the {cutoff} A cutoff, so the "
             "model would see no neighbours; raise model.cutoff (typically 4-6 A)"
         )
-    for label, needed, weight in (("energy", need_energy, "energy_weight"),
-                                  ("forces", need_forces, "forces_weight"),
-                                  ("stress", need_stress, "stress_weight")):
+    for label, needed, weight in (
+        ("energy", need_energy, "energy_weight"),
+        ("forces", need_forces, "forces_weight"),
+        ("stress", need_stress, "stress_weight"),
+    ):
         if needed and out and all(getattr(s, label) is None for s in out):
-            extra = (" (stress needs periodic frames with a cell)" if label == "stress" else "")
+            extra = " (stress needs periodic frames with a cell)" if label == "stress" else ""
             raise DataError(
                 f"{path.name}: no frame has a {label} label under {keys.describe()}{extra}, but "
                 f"loss.{weight} > 0; set loss.{weight} to 0, label {label}, or name the key "
@@ -186,8 +188,9 @@ def build_structures(
     return out
 
 
-def collate(structs: list[Structure], dtype: torch.dtype = torch.float32,
-            device: torch.device | str = "cpu") -> Batch:
+def collate(
+    structs: list[Structure], dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> Batch:
     """Concatenate structures into one graph: edge indices offset by the atoms before them;
     missing labels zero-filled and masked."""
     offsets = np.cumsum([0] + [len(s.pos) for s in structs[:-1]])
@@ -206,14 +209,22 @@ def collate(structs: list[Structure], dtype: torch.dtype = torch.float32,
         batch=t(np.repeat(np.arange(len(structs)), [len(s.pos) for s in structs]), torch.int64),
         num_atoms=t([len(s.pos) for s in structs], torch.int64),
         energy=t([0.0 if s.energy is None else s.energy for s in structs], torch.float64),
-        forces=t(np.concatenate([np.zeros((len(s.pos), 3)) if s.forces is None else s.forces
-                                 for s in structs])),
-        stress=(t(np.stack([zero33 if s.stress is None else s.stress for s in structs]))
-                if any(has_stress) else None),
+        forces=t(
+            np.concatenate(
+                [np.zeros((len(s.pos), 3)) if s.forces is None else s.forces for s in structs]
+            )
+        ),
+        stress=(
+            t(np.stack([zero33 if s.stress is None else s.stress for s in structs]))
+            if any(has_stress)
+            else None
+        ),
         volume=t([s.volume for s in structs]),
         energy_mask=t([s.energy is not None for s in structs], torch.bool),
-        forces_mask=t(np.repeat([s.forces is not None for s in structs],
-                                [len(s.pos) for s in structs]), torch.bool),
+        forces_mask=t(
+            np.repeat([s.forces is not None for s in structs], [len(s.pos) for s in structs]),
+            torch.bool,
+        ),
         stress_mask=t(has_stress, torch.bool),
     )
 
@@ -260,4 +271,3 @@ def avg_num_neighbors(structs: list[Structure]) -> float:
     n_edges = sum(s.edge_index.shape[1] for s in structs)
     n_atoms = sum(len(s.pos) for s in structs)
     return max(n_edges / max(n_atoms, 1), 1.0)
-

@@ -94,7 +94,9 @@ def offdiag_mean_square(r: torch.Tensor) -> torch.Tensor:
 
 
 def subsample_edges(
-    num_edges: int, max_edges: int | None, generator: torch.Generator | None = None,
+    num_edges: int,
+    max_edges: int | None,
+    generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor | None:
     """Indices of a random subset of at most ``max_edges`` edges, or None to keep all."""

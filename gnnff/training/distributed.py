@@ -43,7 +43,7 @@ class DistributedContext:
         if not self.enabled:
             return chunk
         per = -(-len(chunk) // self.world_size)
-        return chunk[self.rank * per:(self.rank + 1) * per]
+        return chunk[self.rank * per : (self.rank + 1) * per]
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         """All-reduce (sum) ``t`` in place across ranks; returns it."""

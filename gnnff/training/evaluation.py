@@ -42,8 +42,9 @@ def evaluate_model_file(
         feature_model = eager_from_file(model_path)
     dtype = getattr(torch, meta.get("dtype", "float64"))
     frames = read_frames(data_path, "evaluation data")
-    structs = build_structures(frames, split_index(data_path)[0], list(meta["species"]),
-                               float(meta["cutoff"]), keys=keys)
+    structs = build_structures(
+        frames, split_index(data_path)[0], list(meta["species"]), float(meta["cutoff"]), keys=keys
+    )
     stats = ErrorStats()
     diag = FeatureDiagnostics(int(feature_model.num_layers), int(feature_model.num_species))
     feature_note = None
@@ -88,14 +89,18 @@ def evaluate_model_file(
 
 def format_report(res: dict[str, Any]) -> str:
     """Human-readable table of :func:`evaluate_model_file` results."""
-    lines = [f"{res['model']} on {res['data']} ({res['num_structures']} structures, "
-             f"{res['num_atoms']} atoms)"]
+    lines = [
+        f"{res['model']} on {res['data']} ({res['num_structures']} structures, "
+        f"{res['num_atoms']} atoms)"
+    ]
     units = {"energy": "meV/atom", "force": "meV/A", "stress": "GPa"}
     for name, unit in units.items():
         if f"{name}_mae" in res:
-            lines.append(f"  {name:7s} MAE {res[f'{name}_mae']:10.3f}  RMSE "
-                         f"{res[f'{name}_rmse']:10.3f}  {unit:8s} "
-                         f"({res.get(f'{name}_frames', '?')} structures)")
+            lines.append(
+                f"  {name:7s} MAE {res[f'{name}_mae']:10.3f}  RMSE "
+                f"{res[f'{name}_rmse']:10.3f}  {unit:8s} "
+                f"({res.get(f'{name}_frames', '?')} structures)"
+            )
     if "feature_corr_per_layer" in res:
         for key, label in (
             ("feature_corr", "feature correlation (invariant: post-activation, per pair)"),

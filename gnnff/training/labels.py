@@ -27,9 +27,22 @@ import numpy as np
 
 # keys users bring from other codes and DFT workflows; used only to name them in error messages
 KNOWN_INFO_KEYS = (
-    "REF_energy", "ref_energy", "dft_energy", "DFT_energy", "energy", "Energy", "TotEnergy",
-    "free_energy", "REF_stress", "DFT_stress", "dft_stress", "stress", "REF_virial",
-    "DFT_virial", "dft_virial", "virial",
+    "REF_energy",
+    "ref_energy",
+    "dft_energy",
+    "DFT_energy",
+    "energy",
+    "Energy",
+    "TotEnergy",
+    "free_energy",
+    "REF_stress",
+    "DFT_stress",
+    "dft_stress",
+    "stress",
+    "REF_virial",
+    "DFT_virial",
+    "dft_virial",
+    "virial",
 )
 KNOWN_ARRAY_KEYS = ("REF_forces", "ref_forces", "dft_forces", "DFT_forces", "forces", "force")
 LABEL_KEYS = ("energy_key", "forces_key", "stress_key", "virial_key")
@@ -82,8 +95,9 @@ def _to_3x3(value, what: str, where: str) -> np.ndarray:
     if a.size == 6:  # Voigt: xx yy zz yz xz xy
         xx, yy, zz, yz, xz, xy = a
         return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    raise LabelError(f"{where}: {what} has {a.size} values; give 9 (3x3) or 6 (Voigt xx yy zz "
-                     "yz xz xy)")
+    raise LabelError(
+        f"{where}: {what} has {a.size} values; give 9 (3x3) or 6 (Voigt xx yy zz yz xz xy)"
+    )
 
 
 def present_keys(atoms) -> list[str]:
@@ -116,13 +130,17 @@ def read_labels(atoms, keys: LabelKeys, where: str) -> FrameLabels:
         try:
             energy = float(np.asarray(e, dtype=np.float64).reshape(()))
         except (TypeError, ValueError):
-            raise LabelError(f"{where}: energy {keys.energy_key or 'result'} = {e!r} is not a "
-                             "number") from None
+            raise LabelError(
+                f"{where}: energy {keys.energy_key or 'result'} = {e!r} is not a number"
+            ) from None
         if not np.isfinite(energy):
             raise LabelError(f"{where} has a NaN or infinite energy label; fix or drop it")
 
-    f = _calc_result(atoms, "forces") if keys.forces_key is None else atoms.arrays.get(
-        keys.forces_key)
+    f = (
+        _calc_result(atoms, "forces")
+        if keys.forces_key is None
+        else atoms.arrays.get(keys.forces_key)
+    )
     forces = None
     if f is not None:
         forces = np.asarray(f, dtype=np.float64)
@@ -132,16 +150,21 @@ def read_labels(atoms, keys: LabelKeys, where: str) -> FrameLabels:
             raise LabelError(f"{where} has a NaN or infinite force label; fix or drop it")
 
     stress = None
-    s = _calc_result(atoms, "stress") if keys.stress_key is None else atoms.info.get(
-        keys.stress_key)
+    s = (
+        _calc_result(atoms, "stress")
+        if keys.stress_key is None
+        else atoms.info.get(keys.stress_key)
+    )
     if s is not None:
         stress = _to_3x3(s, "stress", where)
     elif keys.virial_key is not None and keys.virial_key in atoms.info:
         vir = _to_3x3(atoms.info[keys.virial_key], "virial", where)
         volume = abs(float(np.linalg.det(atoms.get_cell()[:]))) if atoms.pbc.all() else 0.0
         if volume <= 0:
-            raise LabelError(f"{where}: a virial label needs a periodic cell with non-zero "
-                             "volume (stress = -virial / volume); drop it for this frame")
+            raise LabelError(
+                f"{where}: a virial label needs a periodic cell with non-zero "
+                "volume (stress = -virial / volume); drop it for this frame"
+            )
         stress = -vir / volume
     if stress is not None and not np.all(np.isfinite(stress)):
         raise LabelError(f"{where} has a NaN or infinite stress/virial label; fix or drop it")
@@ -151,8 +174,12 @@ def read_labels(atoms, keys: LabelKeys, where: str) -> FrameLabels:
 def check_keys_exist(frames, keys: LabelKeys, path: str) -> None:
     """Raise :class:`LabelError` when a key option names a key that no frame of ``path`` has,
     listing the keys the file does carry."""
-    for opt, store in (("energy_key", "info"), ("forces_key", "arrays"),
-                       ("stress_key", "info"), ("virial_key", "info")):
+    for opt, store in (
+        ("energy_key", "info"),
+        ("forces_key", "arrays"),
+        ("stress_key", "info"),
+        ("virial_key", "info"),
+    ):
         name = getattr(keys, opt)
         if name is None:
             continue
@@ -175,12 +202,24 @@ def missing_labels_message(atoms, keys: LabelKeys, where: str) -> str:
         opts = []
         for k in alt:
             store, name = k.split(":", 1)
-            opt = "forces_key" if store == "arrays" else (
-                "stress_key" if "stress" in name else "virial_key" if "virial" in name
-                else "energy_key")
+            opt = (
+                "forces_key"
+                if store == "arrays"
+                else (
+                    "stress_key"
+                    if "stress" in name
+                    else "virial_key"
+                    if "virial" in name
+                    else "energy_key"
+                )
+            )
             opts.append(f"data.{opt}: {name}")
-        return (f"{msg}, but it carries {', '.join(alt)}: set {'; '.join(opts)} in the config "
-                "(`--set data.energy_key=...` on the command line)")
-    return (f"{msg} (the frame carries {', '.join(present_keys(atoms)) or 'no labels at all'}); "
-            "write the file with energies and forces (ASE writes them from a "
-            "SinglePointCalculator) or name the keys with data.energy_key / data.forces_key")
+        return (
+            f"{msg}, but it carries {', '.join(alt)}: set {'; '.join(opts)} in the config "
+            "(`--set data.energy_key=...` on the command line)"
+        )
+    return (
+        f"{msg} (the frame carries {', '.join(present_keys(atoms)) or 'no labels at all'}); "
+        "write the file with energies and forces (ASE writes them from a "
+        "SinglePointCalculator) or name the keys with data.energy_key / data.forces_key"
+    )

@@ -160,7 +160,10 @@ def build_lambda_scheduler(
         )
     if kind == "adaptive":
         return AdaptiveLambda(
-            cfg["target_fraction"], cfg["lambda_min"], cfg["lambda_max"], cfg["momentum"],
+            cfg["target_fraction"],
+            cfg["lambda_min"],
+            cfg["lambda_max"],
+            cfg["momentum"],
             cfg["lambda_init"],
         )
     if kind == "decay":

@@ -39,8 +39,9 @@ class PairMorse(Calculator):
         vec = pos[j] - pos[i] + es
         r = np.linalg.norm(vec, axis=1)
         sym = np.array(a.get_chemical_symbols())
-        params = np.array([_PAIRS[tuple(sorted((x, y)))] for x, y in zip(sym[i], sym[j],
-                                                                         strict=True)])
+        params = np.array(
+            [_PAIRS[tuple(sorted((x, y)))] for x, y in zip(sym[i], sym[j], strict=True)]
+        )
         params = params.reshape(-1, 3)
         d, w, r0 = params.T
         ex = np.exp(-w * (r - r0))
@@ -64,8 +65,9 @@ class PairMorse(Calculator):
             self.results["stress"] = sigma.flat[[0, 4, 8, 5, 2, 1]]
 
 
-def random_sio2(n_formula: int = 4, density: float = 2.2, rng=None,
-                min_dist: float = 1.45) -> Atoms:
+def random_sio2(
+    n_formula: int = 4, density: float = 2.2, rng=None, min_dist: float = 1.45
+) -> Atoms:
     """A random periodic SiO2 cell (``n_formula`` SiO2 units, density g/cm^3), atoms placed
     with a minimum separation ``min_dist`` (A)."""
     rng = np.random.default_rng(rng)

@@ -81,8 +81,9 @@ def predict(
     out: dict[str, Any] = {"energy": energy, "features": feats}
     if need_grad:
         if energy.requires_grad:  # False for a batch of isolated atoms (no edges, no ZBL)
-            (g,) = torch.autograd.grad(energy.sum(), vec, create_graph=create_graph,
-                                       allow_unused=True)
+            (g,) = torch.autograd.grad(
+                energy.sum(), vec, create_graph=create_graph, allow_unused=True
+            )
         else:
             g = None
         if g is None:
@@ -102,13 +103,19 @@ def predict(
 def label_counts(batch: Batch) -> torch.Tensor:
     """[3] float64: structures with an energy label, labelled force components, labelled stress
     components of ``batch`` (the denominators of :func:`loss_terms`)."""
-    return torch.tensor([float(batch.energy_mask.sum()), 3.0 * float(batch.forces_mask.sum()),
-                         9.0 * float(batch.stress_mask.sum()) if batch.stress is not None
-                         else 0.0], dtype=torch.float64)
+    return torch.tensor(
+        [
+            float(batch.energy_mask.sum()),
+            3.0 * float(batch.forces_mask.sum()),
+            9.0 * float(batch.stress_mask.sum()) if batch.stress is not None else 0.0,
+        ],
+        dtype=torch.float64,
+    )
 
 
-def loss_terms(out: dict[str, Any], batch: Batch,
-               denominators: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def loss_terms(
+    out: dict[str, Any], batch: Batch, denominators: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """Per-atom energy MSE (eV^2), force component MSE (eV^2/A^2) and stress MSE if predicted,
     each averaged over the structures (atoms) that carry that label; 0 when none does.
     ``denominators`` ([3], as :func:`label_counts` but summed over data-parallel ranks) turns
@@ -123,17 +130,20 @@ def loss_terms(out: dict[str, Any], batch: Batch,
     terms = {"energy": e_err[em].pow(2).mean() if bool(em.any()) else zero}
     if "forces" in out:
         fm = batch.forces_mask
-        terms["forces"] = ((out["forces"][fm] - batch.forces[fm]).pow(2).mean()
-                           if bool(fm.any()) else zero)
+        terms["forces"] = (
+            (out["forces"][fm] - batch.forces[fm]).pow(2).mean() if bool(fm.any()) else zero
+        )
     if "stress" in out and batch.stress is not None:
         sm = batch.stress_mask
-        terms["stress"] = ((out["stress"][sm] - batch.stress[sm]).pow(2).mean()
-                           if bool(sm.any()) else zero)
+        terms["stress"] = (
+            (out["stress"][sm] - batch.stress[sm]).pow(2).mean() if bool(sm.any()) else zero
+        )
     return terms
 
 
-def _summed_terms(out: dict[str, Any], batch: Batch,
-                  denominators: torch.Tensor) -> dict[str, torch.Tensor]:
+def _summed_terms(
+    out: dict[str, Any], batch: Batch, denominators: torch.Tensor
+) -> dict[str, torch.Tensor]:
     dt = out["energy"].dtype
     den = denominators.to(dt).clamp_min(1.0)
     e_err = (out["energy"] - batch.energy.to(dt)) / batch.num_atoms.to(dt)
@@ -230,8 +240,9 @@ def evaluate(
         chunk = structs[start : start + batch_size]
         batch = collate(chunk, dtype, device)
         do_stress = stress and batch.stress is not None
-        out = predict(model, batch, forces=True, stress=do_stress, features=True,
-                      feature_kind="all")
+        out = predict(
+            model, batch, forces=True, stress=do_stress, features=True, feature_kind="all"
+        )
         acc.update(out["features"][: model.num_layers])
         diag.update(out["features"], batch.species, batch.edge_index)
         stats.add_batch(out, batch)
@@ -329,8 +340,14 @@ class Trainer:
     (every epoch, atomically), ``curves.png``, ``correlation.png``, ``summary.json`` and the
     exported ``model.pt`` into ``run_dir``, and returns the training summary dict."""
 
-    def __init__(self, cfg: dict[str, Any], run_dir: str | Path, resume: bool = False,
-                 log=print, init_state: dict[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        run_dir: str | Path,
+        resume: bool = False,
+        log=print,
+        init_state: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         """``init_state``: weights to start from (fine-tuning; a state dict of a model with the
         same config, e.g. ``eager_from_file(path).state_dict()``), including its energy shift
         and scale; ignored when resuming (the checkpoint has the weights)."""
@@ -405,8 +422,12 @@ class Trainer:
         # every split is validated here, before anything is written to the run folder
         self.data: dict[str, list[Structure]] = {
             k: build_structures(
-                f, split_index(d[k])[0], mcfg["species"], mcfg["cutoff"],
-                need_stress=need_stress and k == "train", keys=keys,
+                f,
+                split_index(d[k])[0],
+                mcfg["species"],
+                mcfg["cutoff"],
+                need_stress=need_stress and k == "train",
+                keys=keys,
                 need_energy=lo["energy_weight"] > 0 and k == "train",
                 need_forces=lo["forces_weight"] > 0 and k == "train",
             )
@@ -416,7 +437,9 @@ class Trainer:
         # stored in every checkpoint and model file: MD without an explicit reference judges
         # close contacts against the training data
         self.stability_reference = StabilityReference.from_frames(
-            frames["train"], with_rdf=False, distance_cutoff=float(mcfg["cutoff"]),
+            frames["train"],
+            with_rdf=False,
+            distance_cutoff=float(mcfg["cutoff"]),
             # the file's name, not its path: model files travel to other machines
             source=f"training set {split_index(d['train'])[0].name} "
             f"(sha256 {self.data_hashes['train'][:12]})",
@@ -426,7 +449,8 @@ class Trainer:
             from gnnff.potentials.short_range import auto_windows
 
             mcfg["zbl_pair_windows"] = auto_windows(
-                self.stability_reference["pair_min_distances"], mcfg["species"])
+                self.stability_reference["pair_min_distances"], mcfg["species"]
+            )
         self.model = build_model(mcfg)
         train = self.data["train"]
         shift = self._e0s(train, mcfg)
@@ -438,8 +462,10 @@ class Trainer:
             try:
                 self.model.load_state_dict(self.init_state)
             except RuntimeError as exc:
-                raise ConfigError(f"the starting weights do not fit the model config: {exc}. "
-                                  "Use the model section the weights were trained with") from None
+                raise ConfigError(
+                    f"the starting weights do not fit the model config: {exc}. "
+                    "Use the model section the weights were trained with"
+                ) from None
             self.model.set_avg_num_neighbors(float(self.model.avg_num_neighbors))
         self.model.to(device=self.device, dtype=self.dtype)
         cfg["model"] = copy.deepcopy(self.model.config)
@@ -467,7 +493,9 @@ class Trainer:
         )
         if op["lr_schedule"] == "plateau":
             self.lr_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, factor=op["plateau_factor"], patience=op["plateau_patience"],
+                self.optimizer,
+                factor=op["plateau_factor"],
+                patience=op["plateau_patience"],
                 min_lr=op["min_lr"],
             )
         elif op["lr_schedule"] == "cosine":
@@ -581,10 +609,15 @@ class Trainer:
         (``denominators``: see :func:`loss_terms`, for data-parallel training)."""
         dc = self.cfg["decorrelation"]
         want_corr = dc["enabled"] and (lam != 0.0 or self.lam_sched.needs_losses)
-        out = predict(self.model, batch, forces=True,
-                      stress=self.use_stress and batch.stress is not None,
-                      create_graph=True, features=want_corr,
-                      feature_kind=variant_feature_kind(dc["variant"]))
+        out = predict(
+            self.model,
+            batch,
+            forces=True,
+            stress=self.use_stress and batch.stress is not None,
+            create_graph=True,
+            features=want_corr,
+            feature_kind=variant_feature_kind(dc["variant"]),
+        )
         terms = loss_terms(out, batch, denominators)
         lo = self.cfg["loss"]
         loss = lo["energy_weight"] * terms["energy"] + lo["forces_weight"] * terms["forces"]
@@ -643,8 +676,13 @@ class Trainer:
 
     def evaluate_split(self, structs: list[Structure], state=None):
         return evaluate(
-            self._eval_model(state), structs, self.cfg["training"]["valid_batch_size"],
-            self.dtype, str(self.device), self.use_stress, self.cfg["loss"],
+            self._eval_model(state),
+            structs,
+            self.cfg["training"]["valid_batch_size"],
+            self.dtype,
+            str(self.device),
+            self.use_stress,
+            self.cfg["loss"],
         )
 
     # ---------------------------------------------------------------- epochs
@@ -726,8 +764,10 @@ class Trainer:
         stop = False
         while self.epoch < tr["epochs"] and not stop:
             t0 = time.perf_counter()
-            row: dict[str, Any] = {"epoch": self.epoch + 1,
-                                   "lr": self.optimizer.param_groups[0]["lr"]}
+            row: dict[str, Any] = {
+                "epoch": self.epoch + 1,
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
             row.update(self.train_epoch())
             valid, _ = self.evaluate_split(self.data["valid"])
             row.update({f"valid_{k}": v for k, v in valid.items()})
@@ -794,15 +834,30 @@ class Trainer:
         use_best = self.cfg["training"]["export"] == "best" and self.best_state is not None
         state = self.best_state if use_best else self.eval_state()
         final = self._eval_model(state)
-        valid, acc = evaluate(final, self.data["valid"], self.cfg["training"]["valid_batch_size"],
-                              self.dtype, str(self.device), self.use_stress, self.cfg["loss"])
+        valid, acc = evaluate(
+            final,
+            self.data["valid"],
+            self.cfg["training"]["valid_batch_size"],
+            self.dtype,
+            str(self.device),
+            self.use_stress,
+            self.cfg["loss"],
+        )
         test = None
         if "test" in self.data:
-            test, _ = evaluate(final, self.data["test"], self.cfg["training"]["valid_batch_size"],
-                               self.dtype, str(self.device), self.use_stress, self.cfg["loss"])
+            test, _ = evaluate(
+                final,
+                self.data["test"],
+                self.cfg["training"]["valid_batch_size"],
+                self.dtype,
+                str(self.device),
+                self.use_stress,
+                self.cfg["loss"],
+            )
         summary = {
-            "data": {k: {"path": self.cfg["data"][k], "sha256": h}
-                     for k, h in self.data_hashes.items()},
+            "data": {
+                k: {"path": self.cfg["data"][k], "sha256": h} for k, h in self.data_hashes.items()
+            },
             "decorrelation": copy.deepcopy(self.cfg["decorrelation"]),
             "loss": copy.deepcopy(self.cfg["loss"]),
             "seed": self.cfg["training"]["seed"],
