@@ -7,9 +7,10 @@ import ase.io
 import numpy as np
 import pytest
 import torch
+from training_fixtures import SMALL_MODEL, config, one_thread, quiet  # noqa: F401
 
 from gnnff.potentials import build_model
-from gnnff.training.config import ConfigError, validate_config
+from gnnff.training.config import ConfigError
 from gnnff.training.data import collate
 from gnnff.training.decorrelation import (
     VARIANTS,
@@ -23,22 +24,6 @@ from gnnff.training.schedulers import DecayLambda, build_lambda_scheduler
 from gnnff.training.synthetic import make_dataset
 from gnnff.training.trainer import Trainer, predict
 
-SMALL_MODEL = {
-    "cutoff": 4.0,
-    "num_layers": 2,
-    "num_scalar": 16,
-    "num_tensor": 4,
-    "mlp_hidden": [32],
-}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
@@ -47,21 +32,6 @@ def data(tmp_path_factory):
     ase.io.write(d / "valid.extxyz", make_dataset(8, seed=2))
     ase.io.write(d / "small.extxyz", make_dataset(8, seed=5, n_formula=3))
     return d
-
-
-def config(data, train="train.extxyz", **sections):
-    raw = {
-        "data": {"train": str(data / train), "valid": str(data / "valid.extxyz")},
-        "model": dict(SMALL_MODEL),
-        "training": {"epochs": 2, "batch_size": 4, "progress": False},
-    }
-    for sec, body in sections.items():
-        raw.setdefault(sec, {}).update(body)
-    return validate_config(raw)
-
-
-def quiet(msg):
-    pass
 
 
 # ------------------------------------------------------------------ definitions
