@@ -44,8 +44,9 @@ def _models(out: Path, data: Path, seed: int) -> dict[str, Path]:
             b = read_metadata(pretrained_path(name))["training"]["bundle"]
             ev, s = b["evaluation"]["test_id"], b["stability"]["mean_stability_index"]
             print(
-                f"    bundled {name}: ID force MAE {ev['force_mae']:.0f} meV/A, L_corr "
-                f"{ev['lcorr']:.2f}, recorded mean S {s:.2f}"
+                f"    bundled {name}: ID force MAE {ev['force_mae']:.0f} meV/A, "
+                f"residual-stream corr. {ev['lcorr']:.2f} (basis-dependent), recorded mean S "
+                f"{s:.2f}"
             )
         return {label: pretrained_path(name) for label, name in PAIR.items()}
     from gnnff.training.config import load_config
@@ -75,7 +76,7 @@ def _models(out: Path, data: Path, seed: int) -> dict[str, Path]:
         summary = json.loads((run / "summary.json").read_text())
         print(
             f"    trained {label:8s}: valid force MAE "
-            f"{summary['final_valid']['force_mae']:.0f} meV/A, L_corr "
+            f"{summary['final_valid']['force_mae']:.0f} meV/A, residual-stream corr. "
             f"{summary['final_lcorr']:.3f} ({time.perf_counter() - t0:.0f} s)"
         )
         paths[label] = run / "model.pt"
