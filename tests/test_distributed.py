@@ -89,29 +89,20 @@ def test_two_processes_equal_one_with_twice_the_batch(data):
     assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-8)
 
 
-def test_more_processes_than_frames_is_refused(data, tmp_path):
+def test_more_processes_than_frames_is_refused(data, tmp_path, monkeypatch):
+    """Checked in set-up, before any collective call: a 2-process context is enough."""
     import ase.io
+
+    from gnnff.training import distributed
+    from gnnff.training.config import ConfigError, validate_config
+    from gnnff.training.trainer import Trainer
 
     frames = ase.io.read(data / "train.extxyz", index=":1")
     ase.io.write(tmp_path / "train.extxyz", frames)
     ase.io.write(tmp_path / "valid.extxyz", frames)
-    cfg = _config(tmp_path, 1)
-    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    (tmp_path / "worker.py").write_text(WORKER)
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(tmp_path / "worker.py"),
-            str(tmp_path / "cfg.json"),
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    monkeypatch.setattr(
+        distributed, "from_environment", lambda device: distributed.DistributedContext(0, 2)
     )
-    assert res.returncode != 0
-    assert "2 data-parallel processes but only 1 training structures" in res.stderr
+    with pytest.raises(ConfigError, match="2 data-parallel processes but only 1 training"):
+        Trainer(validate_config(_config(tmp_path, 1)), tmp_path / "out", log=lambda *a: None)
+    assert not (tmp_path / "out").exists()
