@@ -3,6 +3,7 @@ kill between units, and its bad-input errors."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,44 @@ def test_selection_round_robin_dedupe_and_cap(tmp_path):
     assert counts == {"candidates": 6, "duplicates": 2, "selected": 4, "capped": 0}
     chosen, counts = select_frames(files, max_frames=3, min_distance=0.05)
     assert len(chosen) == 3 and counts["capped"] == 6 - counts["duplicates"] - 3 > 0
+
+
+def test_lammps_exploration_unit(quick_data, tmp_path):
+    """explore.engine lammps: one run of the bundled NVT input under fix gnnff/stability, judged
+    against the base training set like an ASE run."""
+    from gnnff.calculators.pretrained import pretrained_path
+
+    p = _write_configs(
+        tmp_path,
+        quick_data,
+        initial_model=str(pretrained_path("sio2-allegro-baseline")),
+        explore={
+            "engine": "lammps",
+            "np": 1,
+            "time_ps": 0.03,
+            "check_interval": 5,
+            "runs": [
+                {
+                    "structure": str(quick_data / "reference_md" / "a-SiO1.10_1000K.extxyz"),
+                    "temperature": 1000.0,
+                    "seed": 2,
+                }
+            ],
+        },
+    )
+    loop = StabilizeLoop(load(p), tmp_path / "out", log=lambda *a: None)
+    (row,) = loop._explore(tmp_path / "out" / "round_001", loop.cfg["initial_model"])
+    rund = tmp_path / "out" / "round_001" / "explore" / "run_00"
+    report = json.loads((rund / "report.json").read_text())
+    assert row["stability_index"] == report["stability_index"]
+    assert report["n_checks"] >= 2 and report["t_run_ps"] == pytest.approx(0.03)
+    close = next(c for c in report["criteria"] if c["name"] == "close_contact")
+    assert set(close["pair_source"].values()) == {"reference"}  # the base training set
+    if row["stability_index"] < 1.0:
+        assert (rund / "failing.extxyz").is_file()
+    with pytest.raises(StabilizeConfigError, match="explore.engine lammps runs the bundled"):
+        load(
+            _write_configs(
+                tmp_path, quick_data, explore={"engine": "lammps", "dt_fs": 0.5, "runs": []}
+            )
+        )

@@ -7,8 +7,10 @@ Sections (relative paths are taken from the YAML file's folder)::
     initial_model: model.pt to start from (null: round 0 trains one from train_config)
     reference:     {preset: sio2-tersoff}  (labels through LAMMPS, as `gnnff data generate`)
                    or {calculator: "package.module:Class", kwargs: {...}}  (any ASE calculator)
-    explore:       engine (ase), ensemble (nvt), time_ps (1.0), dt_fs (1.0), check_interval (10),
-                   thermostat (langevin), runs: [{structure, index (0), temperature, seed (0)}]
+    explore:       engine (ase | lammps: the bundled NVT input on ``np`` MPI ranks, monitored by
+                   ``fix gnnff/stability``), np (1), ensemble (nvt), time_ps (1.0), dt_fs (1.0),
+                   check_interval (10), thermostat (langevin),
+                   runs: [{structure, index (0), temperature, seed (0)}]
     select:        failure_frames (5 snapshots before each failed check, plus the failing one),
                    max_frames_per_round (50), min_rms_displacement (0.05 A: a frame whose atoms
                    moved less than this, RMS, from a selected frame of the same run is a
@@ -29,7 +31,7 @@ from typing import Any
 
 from gnnff.io_utils import load_yaml
 
-ENGINES = ("ase",)
+ENGINES = ("ase", "lammps")
 ENSEMBLES = ("nvt", "nve")
 MODES = ("finetune", "scratch")
 
@@ -44,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
         "dt_fs": 1.0,
         "check_interval": 10,
         "thermostat": "langevin",
+        "np": 1,
         "runs": [],
     },
     "select": {"failure_frames": 5, "max_frames_per_round": 50, "min_rms_displacement": 0.05},
@@ -156,9 +159,15 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     cfg["reference"] = _reference(cfg["reference"])
     ex = cfg["explore"]
     if ex["engine"] not in ENGINES:
+        raise StabilizeConfigError(f"explore.engine {ex['engine']!r}: valid are {ENGINES}")
+    _number("explore", "np", ex["np"], 1, integer=True)
+    if ex["engine"] == "lammps" and (
+        ex["ensemble"] != "nvt" or ex["thermostat"] != "langevin" or ex["dt_fs"] != 1.0
+    ):
         raise StabilizeConfigError(
-            f"explore.engine {ex['engine']!r}: valid are {ENGINES} "
-            "(LAMMPS exploration is not wired in yet)"
+            "explore.engine lammps runs the bundled NVT input (Langevin, 1 fs steps, "
+            "gnnff/plugin/templates/in.nvt): use ensemble nvt, thermostat langevin, dt_fs 1.0, "
+            "or engine ase"
         )
     if ex["ensemble"] not in ENSEMBLES:
         raise StabilizeConfigError(f"explore.ensemble must be one of {ENSEMBLES}")

@@ -183,16 +183,21 @@ class StabilizeLoop:
                     check_interval=ex["check_interval"],
                     failure_frames=self.cfg["select"]["failure_frames"],
                 )
-                t0 = time.process_time()
-                report = run_md(
-                    read_structure(run["structure"], run["index"]),
-                    GNNFFCalculator(model),
-                    settings,
-                    rund,
-                    reference=self.reference,
-                    progress=False,
-                )
-                self._cpu(rdir, "explore", time.process_time() - t0)
+                t0 = time.perf_counter() if ex["engine"] == "lammps" else time.process_time()
+                start = read_structure(run["structure"], run["index"])
+                if ex["engine"] == "lammps":
+                    report = self._explore_lammps(start, model, run, rund)
+                    self._cpu(rdir, "explore", ex["np"] * (time.perf_counter() - t0))
+                else:
+                    report = run_md(
+                        start,
+                        GNNFFCalculator(model),
+                        settings,
+                        rund,
+                        reference=self.reference,
+                        progress=False,
+                    )
+                    self._cpu(rdir, "explore", time.process_time() - t0)
                 row = {
                     "run": k,
                     "structure": Path(run["structure"]).name,
@@ -207,6 +212,31 @@ class StabilizeLoop:
                 self._unit_done()
             rows.append(json.loads(done.read_text()))
         return rows
+
+    def _explore_lammps(self, start, model: str, run: dict[str, Any], rund: Path) -> dict:
+        """One exploration run through LAMMPS (``gnnff/plugin/templates/in.nvt`` on
+        ``explore.np`` ranks, monitored by ``fix gnnff/stability``); returns its report. The
+        CPU time recorded is wall time x ranks (the ranks are other processes)."""
+        from gnnff.lammps_geometry import write_lammps_data
+        from gnnff.plugin.driver import run_lammps_input
+        from gnnff.potentials import read_metadata
+
+        ex = self.cfg["explore"]
+        rund.mkdir(parents=True, exist_ok=True)
+        species = list(read_metadata(model)["species"])
+        write_lammps_data(start, rund / "start.data", species)
+        self.reference.save(rund / "reference.json")
+        (rund / "criteria.yaml").write_text(f"interval: {ex['check_interval']}\n")
+        template = Path(__file__).resolve().parents[1] / "plugin" / "templates" / "in.nvt"
+        run_lammps_input(
+            template, rund, np_=ex["np"], stability=rund / "criteria.yaml",
+            reference=rund / "reference.json",
+            variables={"model": str(model), "data": str(rund / "start.data"),
+                       "types": " ".join(species), "temp": str(run["temperature"]),
+                       "steps": str(int(round(ex["time_ps"] * 1000.0))),
+                       "seed": str(1000 + run["seed"])},
+        )  # fmt: skip
+        return dict(json.loads((rund / "report.json").read_text()))
 
     def _select_and_label(self, rdir: Path, rows: list[dict[str, Any]]) -> int:
         from gnnff.stability.failing import FAILING_FILE as FILE_NAME
