@@ -89,6 +89,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     axes[1].set(xlabel="round", ylabel="median stable time (ps)")
     axes[2].bar(x, [r["frames_added"] for r in rows])
     axes[2].set(xlabel="round", ylabel="labelled frames added")
+    for ax in axes:
+        ax.set_xticks(x)  # rounds are integers
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
