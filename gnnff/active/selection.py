@@ -20,11 +20,9 @@ from ase import Atoms
 def rms_displacement(a: Atoms, b: Atoms) -> float:
     """RMS minimum-image displacement (A) between two frames of one run (same atoms, order
     and cell)."""
-    d = b.positions - a.positions
-    cell = a.cell.array
-    if a.pbc.all() and abs(np.linalg.det(cell)) > 0:
-        frac = d @ np.linalg.inv(cell)
-        d = (frac - np.round(frac)) @ cell
+    from ase.geometry import find_mic
+
+    d, _ = find_mic(b.positions - a.positions, a.cell, a.pbc)
     return float(np.sqrt(np.mean(np.sum(d**2, axis=1))))
 
 

@@ -11,11 +11,10 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from gnnff.potentials.device import resolve_device
-from gnnff.potentials.neighbors import neighbor_list
+from gnnff.potentials.neighbors import coincident_pair, neighbor_list
 from gnnff.potentials.registry import model_file
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-COINCIDENT_TOL = 1e-6  # A: two atoms closer than this are treated as the same place
 
 
 def keep_freed_memory() -> None:
@@ -162,15 +161,12 @@ class GNNFFCalculator(Calculator):
         self._validate(atoms)
         species = self.species_indices(atoms)
         edge_index, shift = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, self.cutoff)
-        if edge_index.shape[1]:
-            vec = atoms.positions[edge_index[1]] - atoms.positions[edge_index[0]] + shift
-            r2 = np.einsum("ij,ij->i", vec, vec)
-            if r2.min() < COINCIDENT_TOL**2:
-                k = int(np.argmin(r2))
-                raise ValueError(
-                    f"atoms {edge_index[0, k]} and {edge_index[1, k]} are at the same place "
-                    f"(distance {np.sqrt(r2[k]):.2e} A); remove the duplicate"
-                )
+        same = coincident_pair(atoms.positions, edge_index, shift)
+        if same is not None:
+            raise ValueError(
+                f"atoms {same[0]} and {same[1]} are at the same place "
+                f"(distance {same[2]:.2e} A); remove the duplicate"
+            )
         dev, dt = self.device, self.dtype
         return {
             "pos": torch.as_tensor(atoms.positions, dtype=dt, device=dev),

@@ -60,3 +60,22 @@ def neighbor_list(
     shift = s.astype(np.float64) @ cell if len(s) else np.zeros((0, 3))
     edge_index = np.stack([i.astype(np.int64), j.astype(np.int64)])
     return edge_index, shift
+
+
+COINCIDENT_TOL = 1e-6  # A: two atoms closer than this sit at the same place
+
+
+def coincident_pair(
+    positions: np.ndarray, edge_index: np.ndarray, edge_shift: np.ndarray
+) -> tuple[int, int, float] | None:
+    """(i, j, distance in A) of the shortest edge if it is shorter than
+    :data:`COINCIDENT_TOL` (two atoms at the same place), else None. Inputs as returned by
+    :func:`neighbor_list`."""
+    if edge_index.shape[1] == 0:
+        return None
+    vec = positions[edge_index[1]] - positions[edge_index[0]] + edge_shift
+    r2 = np.einsum("ij,ij->i", vec, vec)
+    k = int(np.argmin(r2))
+    if r2[k] >= COINCIDENT_TOL**2:
+        return None
+    return int(edge_index[0, k]), int(edge_index[1, k]), float(np.sqrt(r2[k]))

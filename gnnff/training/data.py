@@ -88,9 +88,6 @@ def species_in(frames) -> list[str]:
     return sorted(symbols, key=lambda s: atomic_numbers[s])
 
 
-COINCIDENT_TOL = 1e-6  # A: two atoms closer than this sit at the same place
-
-
 def build_structures(
     frames,
     path: str | Path,
@@ -109,7 +106,7 @@ def build_structures(
     Raises :class:`DataError` naming file, frame and atoms for unknown species, non-finite
     positions or labels, coincident atoms, missing labels (listing the keys present) and a
     cutoff that leaves every atom without neighbours."""
-    from gnnff.potentials.neighbors import neighbor_list
+    from gnnff.potentials.neighbors import coincident_pair, neighbor_list
 
     keys = keys or LabelKeys()
     path = Path(path)
@@ -144,16 +141,12 @@ def build_structures(
             ei, es = neighbor_list(pos, cell, pbc, cutoff)
         except ValueError as exc:
             raise DataError(f"{where}: {exc}") from None
-        if ei.shape[1]:
-            vec = pos[ei[1]] - pos[ei[0]] + es
-            r2 = np.einsum("ij,ij->i", vec, vec)
-            if r2.min() < COINCIDENT_TOL**2:
-                e = int(np.argmin(r2))
-                raise DataError(
-                    f"{where}: atoms {int(ei[0, e])} and {int(ei[1, e])} sit at the same place "
-                    f"(distance {np.sqrt(r2[e]):.2e} A); remove the duplicate atom or drop the "
-                    "frame"
-                )
+        same = coincident_pair(pos, ei, es)
+        if same is not None:
+            raise DataError(
+                f"{where}: atoms {same[0]} and {same[1]} sit at the same place "
+                f"(distance {same[2]:.2e} A); remove the duplicate atom or drop the frame"
+            )
         volume = float(abs(np.linalg.det(cell))) if pbc.all() else 0.0
         stress = labels.stress if volume > 0.0 else None
         out.append(

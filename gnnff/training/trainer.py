@@ -118,34 +118,13 @@ def loss_terms(
 ) -> dict[str, torch.Tensor]:
     """Per-atom energy MSE (eV^2), force component MSE (eV^2/A^2) and stress MSE if predicted,
     each averaged over the structures (atoms) that carry that label; 0 when none does.
-    ``denominators`` ([3], as :func:`label_counts` but summed over data-parallel ranks) turns
-    each term into local sum / global count, so that summed gradients equal one big batch's."""
-    if denominators is not None:
-        return _summed_terms(out, batch, denominators)
+    ``denominators`` ([3], default :func:`label_counts` of ``batch``; summed over data-parallel
+    ranks in distributed training) divide each term's local sum of squares, so that summed
+    gradients equal one big batch's."""
     dt = out["energy"].dtype
-    zero = torch.zeros((), dtype=dt, device=out["energy"].device)
-    n = batch.num_atoms.to(dt)
-    e_err = (out["energy"] - batch.energy.to(dt)) / n
-    em = batch.energy_mask
-    terms = {"energy": e_err[em].pow(2).mean() if bool(em.any()) else zero}
-    if "forces" in out:
-        fm = batch.forces_mask
-        terms["forces"] = (
-            (out["forces"][fm] - batch.forces[fm]).pow(2).mean() if bool(fm.any()) else zero
-        )
-    if "stress" in out and batch.stress is not None:
-        sm = batch.stress_mask
-        terms["stress"] = (
-            (out["stress"][sm] - batch.stress[sm]).pow(2).mean() if bool(sm.any()) else zero
-        )
-    return terms
-
-
-def _summed_terms(
-    out: dict[str, Any], batch: Batch, denominators: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    dt = out["energy"].dtype
-    den = denominators.to(dt).clamp_min(1.0)
+    if denominators is None:
+        denominators = label_counts(batch)
+    den = denominators.to(device=out["energy"].device, dtype=dt).clamp_min(1.0)
     e_err = (out["energy"] - batch.energy.to(dt)) / batch.num_atoms.to(dt)
     terms = {"energy": e_err[batch.energy_mask].pow(2).sum() / den[0]}
     if "forces" in out:
