@@ -16,7 +16,8 @@ Sections (relative paths are taken from the YAML file's folder)::
                    moved less than this, RMS, from a selected frame of the same run is a
                    duplicate)
     retrain:       mode (finetune | scratch), epochs (10), lr (null = train_config's)
-    max_rounds:    5
+    max_rounds:    5 (0: no retraining; one exploration measures initial_model, e.g. on
+                   held-out starts)
     seed:          0
 
 Raises :class:`StabilizeConfigError` naming the key and the fix, before any work is done.
@@ -208,7 +209,7 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     _number("retrain", "epochs", rt["epochs"], 1, integer=True)
     if rt["lr"] is not None:
         _number("retrain", "lr", rt["lr"], 0.0)
-    _number("", "max_rounds", cfg["max_rounds"], 1, integer=True)
+    _number("", "max_rounds", cfg["max_rounds"], 0, integer=True)
     _number("", "seed", cfg["seed"], 0, integer=True)
     return cfg
 
