@@ -247,3 +247,35 @@ def test_lammps_exploration_unit(quick_data, tmp_path):
                 tmp_path, quick_data, explore={"engine": "lammps", "dt_fs": 0.5, "runs": []}
             )
         )
+
+
+def test_parallel_exploration_and_evaluation_only(quick_data, tmp_path):
+    """explore.workers 2 runs two starts in worker processes (same table, in run order, as one
+    at a time), max_rounds 0 only measures initial_model, and a loop started with one worker
+    resumes with two (workers do not decide results)."""
+    from gnnff.calculators.pretrained import pretrained_path
+
+    md = str(quick_data / "reference_md" / "a-SiO1.10_1000K.extxyz")
+    runs = [{"structure": md, "index": i, "temperature": 1000.0, "seed": i + 1} for i in (0, 1)]
+    model = str(pretrained_path("sio2-allegro-baseline"))
+
+    def config(workers: int) -> dict:
+        explore = {"time_ps": 0.02, "check_interval": 5, "workers": workers, "runs": runs}
+        return load(
+            _write_configs(tmp_path, quick_data, initial_model=model, max_rounds=0, explore=explore)
+        )
+
+    serial = StabilizeLoop(config(1), tmp_path / "serial", log=lambda *a: None).run()
+    parallel = StabilizeLoop(config(2), tmp_path / "parallel", log=lambda *a: None).run()
+    for summary in (serial, parallel):
+        assert len(summary["rounds"]) == 1 and summary["frames_added_total"] == 0
+        assert summary["final_model"] == model  # nothing retrained
+    rows_s, rows_p = serial["rounds"][0]["runs"], parallel["rounds"][0]["runs"]
+    assert [r["run"] for r in rows_p] == [0, 1] and [r["index"] for r in rows_p] == [0, 1]
+    for a, b in zip(rows_s, rows_p):
+        assert b["stable_time_ps"] == pytest.approx(a["stable_time_ps"], abs=0.011)
+    assert json.loads((tmp_path / "parallel" / "round_001" / "cpu.json").read_text())["explore"] > 0
+    resumed = StabilizeLoop(config(2), tmp_path / "serial", resume=True, log=lambda *a: None)
+    assert resumed.run()["rounds"][0]["runs"] == rows_s
+    with pytest.raises(StabilizeConfigError, match="explore.workers must be an integer >= 1"):
+        config(0)

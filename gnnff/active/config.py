@@ -9,7 +9,8 @@ Sections (relative paths are taken from the YAML file's folder)::
                    or {calculator: "package.module:Class", kwargs: {...}}  (any ASE calculator)
     explore:       engine (ase | lammps: the bundled NVT input on ``np`` MPI ranks, monitored by
                    ``fix gnnff/stability``), np (1), ensemble (nvt), time_ps (1.0), dt_fs (1.0),
-                   check_interval (10), thermostat (langevin),
+                   check_interval (10), thermostat (langevin), workers (1: runs at once, each
+                   in its own process with one torch thread; results do not depend on it),
                    runs: [{structure, index (0), temperature, seed (0)}]
     select:        failure_frames (5 snapshots before each failed check, plus the failing one),
                    max_frames_per_round (50), min_rms_displacement (0.05 A: a frame whose atoms
@@ -48,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
         "check_interval": 10,
         "thermostat": "langevin",
         "np": 1,
+        "workers": 1,
         "runs": [],
     },
     "select": {"failure_frames": 5, "max_frames_per_round": 50, "min_rms_displacement": 0.05},
@@ -162,6 +164,7 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     if ex["engine"] not in ENGINES:
         raise StabilizeConfigError(f"explore.engine {ex['engine']!r}: valid are {ENGINES}")
     _number("explore", "np", ex["np"], 1, integer=True)
+    _number("explore", "workers", ex["workers"], 1, integer=True)
     if ex["engine"] == "lammps" and (
         ex["ensemble"] != "nvt" or ex["thermostat"] != "langevin" or ex["dt_fs"] != 1.0
     ):

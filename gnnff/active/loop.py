@@ -48,6 +48,14 @@ def _write_frames(path: Path, frames) -> None:
     atomic_write(path, lambda p: ase.io.write(str(p), frames, format="extxyz"))
 
 
+def _results_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The part of a config that decides results: all but ``explore.workers`` (how many runs
+    go at once), which a resumed loop may change."""
+    out = json.loads(json.dumps(cfg))
+    out.get("explore", {}).pop("workers", None)
+    return dict(out)
+
+
 class StabilizeLoop:
     """Run (or resume) the loop of ``cfg`` (validated, :mod:`gnnff.active.config`) in ``out``."""
 
@@ -68,7 +76,7 @@ class StabilizeLoop:
                     f"{self.out} already holds a stabilize run; pass "
                     "--resume to continue it or choose another --out"
                 )
-            if json.loads(stored.read_text()) != json.loads(json.dumps(cfg)):
+            if _results_config(json.loads(stored.read_text())) != _results_config(cfg):
                 raise StabilizeConfigError(
                     f"cannot resume {self.out}: the config differs from "
                     "the one it was started with; use a new --out"
@@ -161,82 +169,51 @@ class StabilizeLoop:
         atomic_write_json(path, cpu)
 
     def _explore(self, rdir: Path, model: str) -> list[dict[str, Any]]:
-        from gnnff.calculators import GNNFFCalculator
-        from gnnff.calculators.md import MDSettings, read_structure, run_md
+        """Every exploration run of the round not yet done (``explore.workers`` at once);
+        returns the round's stability table, in run order."""
+        from .exploration import explore_run, summary_row
 
         ex = self.cfg["explore"]
-        rows = []
+        (rdir / "explore").mkdir(parents=True, exist_ok=True)
+        reference_file = rdir / "explore" / "reference.json"
+        if not reference_file.is_file():
+            self.reference.save(reference_file)
+        pending = []
         for k, run in enumerate(ex["runs"]):
             rund = rdir / "explore" / f"run_{k:02d}"
-            done = rund / "done.json"
-            if not done.is_file():
+            if not (rund / "done.json").is_file():
                 if rund.exists():
                     shutil.rmtree(rund)  # an interrupted run starts over
-                settings = MDSettings(
-                    ensemble=ex["ensemble"],
-                    temperature=run["temperature"],
-                    time_ps=ex["time_ps"],
-                    dt_fs=ex["dt_fs"],
-                    thermostat=ex["thermostat"],
-                    seed=run["seed"],
-                    traj_interval=10**9,
-                    check_interval=ex["check_interval"],
-                    failure_frames=self.cfg["select"]["failure_frames"],
-                )
-                t0 = time.perf_counter() if ex["engine"] == "lammps" else time.process_time()
-                start = read_structure(run["structure"], run["index"])
-                if ex["engine"] == "lammps":
-                    report = self._explore_lammps(start, model, run, rund)
-                    self._cpu(rdir, "explore", ex["np"] * (time.perf_counter() - t0))
-                else:
-                    report = run_md(
-                        start,
-                        GNNFFCalculator(model),
-                        settings,
-                        rund,
-                        reference=self.reference,
-                        progress=False,
-                    )
-                    self._cpu(rdir, "explore", time.process_time() - t0)
-                row = {
-                    "run": k,
-                    "structure": Path(run["structure"]).name,
-                    "temperature": run["temperature"],
-                    "stability_index": report["stability_index"],
-                    "stable_time_ps": report["stable_time_ps"],
-                    "failed_criterion": report.get("failed_criterion"),
-                    "failed_pair": (report.get("failure") or {}).get("pair"),
-                    "threshold": (report.get("failure") or {}).get("threshold"),
+                pending.append((k, run, rund))
+        args = (model, str(reference_file))
+        frames = self.cfg["select"]["failure_frames"]
+
+        def finish(k: int, run: dict[str, Any], rund: Path, result: tuple) -> None:
+            report, cpu = result
+            self._cpu(rdir, "explore", cpu)
+            atomic_write_json(rund / "done.json", summary_row(k, run, report))
+            self._unit_done()
+
+        if ex["workers"] == 1 or len(pending) <= 1:
+            for k, run, rund in pending:
+                finish(k, run, rund, explore_run(ex, run, *args, str(rund), frames))
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
+            workers = min(ex["workers"], len(pending))
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                futures = {
+                    pool.submit(explore_run, ex, run, *args, str(rund), frames, 1): (k, run, rund)
+                    for k, run, rund in pending
                 }
-                atomic_write_json(done, row)
-                self._unit_done()
-            rows.append(json.loads(done.read_text()))
-        return rows
-
-    def _explore_lammps(self, start, model: str, run: dict[str, Any], rund: Path) -> dict:
-        """One exploration run through LAMMPS (``gnnff/plugin/templates/in.nvt`` on
-        ``explore.np`` ranks, monitored by ``fix gnnff/stability``); returns its report. The
-        CPU time recorded is wall time x ranks (the ranks are other processes)."""
-        from gnnff.lammps_geometry import write_lammps_data
-        from gnnff.plugin.driver import run_lammps_input
-        from gnnff.potentials import read_metadata
-
-        ex = self.cfg["explore"]
-        rund.mkdir(parents=True, exist_ok=True)
-        species = list(read_metadata(model)["species"])
-        write_lammps_data(start, rund / "start.data", species)
-        self.reference.save(rund / "reference.json")
-        (rund / "criteria.yaml").write_text(f"interval: {ex['check_interval']}\n")
-        template = Path(__file__).resolve().parents[1] / "plugin" / "templates" / "in.nvt"
-        run_lammps_input(
-            template, rund, np_=ex["np"], stability=rund / "criteria.yaml",
-            reference=rund / "reference.json",
-            variables={"model": str(model), "data": str(rund / "start.data"),
-                       "types": " ".join(species), "temp": str(run["temperature"]),
-                       "steps": str(int(round(ex["time_ps"] * 1000.0))),
-                       "seed": str(1000 + run["seed"])},
-        )  # fmt: skip
-        return dict(json.loads((rund / "report.json").read_text()))
+                for fut in as_completed(futures):
+                    finish(*futures[fut], fut.result())
+        return [
+            json.loads((rdir / "explore" / f"run_{k:02d}" / "done.json").read_text())
+            for k in range(len(ex["runs"]))
+        ]
 
     def _select_and_label(self, rdir: Path, rows: list[dict[str, Any]]) -> int:
         from gnnff.stability.failing import FAILING_FILE as FILE_NAME

@@ -10,7 +10,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from gnnff.potentials.device import resolve_device
+from gnnff.potentials.device import configure_torchscript, resolve_device
 from gnnff.potentials.neighbors import coincident_pair, neighbor_list
 from gnnff.potentials.registry import model_file
 
@@ -75,6 +75,7 @@ class GNNFFCalculator(Calculator):
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be float32 or float64, not {dtype!r}")
         self.device = resolve_device(device)
+        configure_torchscript(self.device)
         self.dtype = _DTYPES[dtype]
         self.module = module.to(device=self.device, dtype=self.dtype)
         if max_block_edges is not None:
@@ -134,6 +135,7 @@ class GNNFFCalculator(Calculator):
                 )
             module, _ = load(self._model_path)
         self.device = resolve_device(state["device"])
+        configure_torchscript(self.device)
         self.module = module.eval().to(device=self.device, dtype=self.dtype)
         if state.get("_max_block_edges") is not None:
             self.module.max_block_edges = state["_max_block_edges"]

@@ -23,3 +23,17 @@ def resolve_device(device: str | torch.device) -> torch.device:
     elif dev.type != "cpu":
         raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
     return dev
+
+
+def configure_torchscript(device: torch.device) -> None:
+    """TorchScript settings for models run on ``device``.
+
+    On CUDA the graph executor fuses elementwise chains into kernels compiled for the tensor
+    shapes it has seen; MD changes the number of edges at every step, so the default strategy
+    (a few shape-specialised compilations first) recompiles for the first calls of every new
+    edge count, seconds each. ``DYNAMIC`` fusion compiles shape-generic kernels once (the
+    setting the nequip/Allegro LAMMPS pair styles use). The setting is global to the process;
+    on CPU nothing changes (no fusion there by default).
+    """
+    if device.type == "cuda":
+        torch.jit.set_fusion_strategy([("DYNAMIC", 10)])
