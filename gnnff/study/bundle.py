@@ -69,14 +69,22 @@ def bundle_model(
     name: str,
     stability: dict[str, Any] | None,
     evaluation: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    stability_reference: dict[str, Any] | None = None,
 ) -> Path:
     """Re-export ``model_path`` as ``pretrained/<name>.pt`` with a ``bundle`` block in its
-    training metadata: registry name, small-test-set MAE, full evaluation, stability."""
+    training metadata: registry name, small-test-set MAE, full evaluation, stability, and the
+    items of ``extra`` (e.g. ``active_learning``). ``stability_reference`` (a
+    ``StabilityReference.to_dict()``) replaces the close-contact reference the file carries:
+    an active-learning model keeps its base training set's, not that of the frames added for
+    the very contacts that made runs fail."""
     from gnnff.potentials import eager_from_file, export_model, read_metadata
 
     meta = read_metadata(model_path)
     summary = dict(meta.get("training") or {})
-    if "stability_reference" not in summary:  # a model trained before gnnff stored it
+    if stability_reference is not None:
+        summary["stability_reference"] = stability_reference
+    elif "stability_reference" not in summary:  # a model trained before gnnff stored it
         summary["stability_reference"] = _training_reference(summary, float(meta["cutoff"]))
     out = PRETRAINED / f"{name}.pt"
     summary["bundle"] = {
@@ -87,6 +95,7 @@ def bundle_model(
         "evaluation": evaluation,
         "stability": stability,
         "units": {"energy_mae": "meV/atom", "force_mae": "meV/A"},
+        **(extra or {}),
     }
     # export beside the target, check the size, then rename: an oversized or half-written
     # file never lands in the package

@@ -28,6 +28,18 @@ def register(subparsers) -> None:
     b.add_argument("--starts", type=int, default=2, help="starting structures per system")
     b.add_argument("--temperature", type=float, default=1000.0)
     b.add_argument("--out", default=None, help="folder for the check runs' reports")
+    b.add_argument(
+        "--heldout",
+        default=None,
+        help="a finished `gnnff stabilize` evaluation (max_rounds: 0) of this model on held-out "
+        "starts: its runs are the stability record (no check runs of its own)",
+    )
+    b.add_argument(
+        "--stabilize",
+        default=None,
+        help="the `gnnff stabilize` run that made this model: records rounds, frames, CPU time, "
+        "and stores its base training set's close-contact reference in the file",
+    )
     b.set_defaults(func=_bundle)
 
 
@@ -101,20 +113,33 @@ def _bundle(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if not SMALL_TEST.is_file():
         write_small_test_set(data)
-    out = Path(args.out or f"bundle_checks/{args.name}")
-    stab = stability_check(
-        args.model,
-        data,
-        out,
-        temperature=args.temperature,
-        n_starts=args.starts,
-        time_ps=args.time_ps,
-    )
+    extra, reference = {}, None
+    if args.stabilize:
+        from gnnff.study.heldout import active_learning_record, base_reference
+
+        extra["active_learning"] = active_learning_record(args.stabilize)
+        reference = base_reference(args.stabilize)
+    if args.heldout:
+        from gnnff.study.heldout import heldout_markdown, heldout_stability
+
+        stab = heldout_stability(args.heldout)
+        stab["mean_stability_index"] = stab["overall"]["mean_stability_index"]
+        stab["median_stable_ps"] = stab["overall"]["median_stable_ps"]
+        print(heldout_markdown(stab))
+    else:
+        stab = stability_check(
+            args.model,
+            data,
+            Path(args.out or f"bundle_checks/{args.name}"),
+            temperature=args.temperature,
+            n_starts=args.starts,
+            time_ps=args.time_ps,
+        )
     evaluation = {}
     for split in ("test_id", "ood_SiO1.55", "ood_SiO1.10"):
         r = evaluate_model_file(args.model, data / f"{split}.extxyz")
         evaluation[split] = {k: r[k] for k in ("energy_mae", "force_mae", "lcorr")}
-    path = bundle_model(args.model, args.name, stab, evaluation)
+    path = bundle_model(args.model, args.name, stab, evaluation, extra, reference)
     print(
         json.dumps(
             {
