@@ -156,3 +156,36 @@ def test_bad_input_is_clear(model_file, tmp_path):
             GNNFFCalculator(model_file, device="cuda")
     with pytest.raises(ValueError, match="no bundled model"):
         load_pretrained("no-such-model")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+        ),
+    ],
+)
+def test_out_of_memory_names_size_and_the_option_that_bounds_it(error):
+    """An allocation failure (CUDA or CPU) becomes a MemoryError that names the system size and
+    max_block_edges; any other RuntimeError passes through unchanged."""
+    calc = load_pretrained("sio2-allegro-baseline")
+    atoms = sio2_cell(48, seed=3)
+
+    class Failing(torch.nn.Module):
+        def __init__(self, exc):
+            super().__init__()
+            self.exc = exc
+
+        def forward(self, *args):
+            raise self.exc
+
+    calc.module = Failing(error)
+    atoms.calc = calc
+    with pytest.raises(MemoryError, match=r"48 atoms \(\d+ edges within 5.0 A\).*max_block_edges"):
+        atoms.get_forces()
+    calc.module = Failing(RuntimeError("shape mismatch"))
+    calc.reset()
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        atoms.get_forces()

@@ -158,6 +158,22 @@ class GNNFFCalculator(Calculator):
             raise ValueError(f"non-finite positions for atoms {bad[:10].tolist()}")
         # a zero or degenerate cell along a periodic direction is caught by neighbor_list
 
+    def _memory_advice(self, n_atoms: int, n_edges: int) -> str:
+        blocks = self._max_block_edges or 0
+        bound = (
+            f"a smaller max_block_edges (now {blocks})"
+            if blocks
+            else "GNNFFCalculator(..., max_block_edges=200000), which bounds memory by "
+            "differentiating the energy block by block at equal results"
+        )
+        cheaper = " or dtype='float32'" if self.dtype == torch.float64 else ""
+        return (
+            f"out of memory evaluating {n_atoms} atoms ({n_edges} edges within "
+            f"{self.cutoff} A) on {self.device} in {str(self.dtype).replace('torch.', '')}: "
+            f"use {bound}{cheaper}, or split the system over MPI ranks with LAMMPS "
+            "(pair_style gnnff); benchmarks/bench_memory.py measures memory per atom"
+        )
+
     def model_inputs(self, atoms: Atoms) -> dict[str, torch.Tensor]:
         """The contract's inputs for ``atoms`` (every atom is local)."""
         self._validate(atoms)
@@ -183,9 +199,14 @@ class GNNFFCalculator(Calculator):
         Calculator.calculate(self, atoms, properties, system_changes)
         atoms = self.atoms
         inp = self.model_inputs(atoms)
-        out = self.module(
-            inp["pos"], inp["species"], inp["edge_index"], inp["edge_shift"], len(atoms)
-        )
+        try:
+            out = self.module(
+                inp["pos"], inp["species"], inp["edge_index"], inp["edge_shift"], len(atoms)
+            )
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            raise MemoryError(self._memory_advice(len(atoms), inp["edge_index"].shape[1])) from exc
         energy = float(out["energy"].detach().cpu())
         self.results = {
             "energy": energy,
@@ -203,3 +224,11 @@ class GNNFFCalculator(Calculator):
             raise PropertyNotImplementedError(
                 "stress needs periodic boundaries and a cell with non-zero volume"
             )
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's allocation failures on CUDA or CPU (which raise RuntimeError)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text
