@@ -11,6 +11,7 @@ from gnnff.study.heldout import active_learning_record, heldout_markdown, heldou
 
 
 def _eval_dir(tmp_path, max_rounds=0):
+    tmp_path = tmp_path / f"eval{max_rounds}"
     runs, rows = [], []
     results = [  # (composition, T, S, stable ps, criterion)
         ("SiO1.10", 1000.0, 1.0, 10.0, None),
@@ -23,13 +24,20 @@ def _eval_dir(tmp_path, max_rounds=0):
                      "temperature": temp, "seed": k})  # fmt: skip
         rows.append({"run": k, "temperature": temp, "stability_index": s,
                      "stable_time_ps": tau, "failed_criterion": crit})  # fmt: skip
+    runs.append({**runs[0], "index": 99})  # planned, not finished: left out of the statistics
     cfg = {
         "initial_model": "/m/al.pt",
         "max_rounds": max_rounds,
         "explore": {"runs": runs, "time_ps": 10.0, "dt_fs": 1.0, "ensemble": "nvt",
                     "thermostat": "langevin", "engine": "ase", "check_interval": 10},
     }  # fmt: skip
+    tmp_path.mkdir()
     (tmp_path / "config.json").write_text(json.dumps(cfg))
+    for k, row in enumerate(rows):
+        (tmp_path / "round_001" / "explore" / f"run_{k:02d}").mkdir(parents=True)
+        (tmp_path / "round_001" / "explore" / f"run_{k:02d}" / "done.json").write_text(
+            json.dumps(row)
+        )
     first = {"round": 1, "runs": rows, "frames_added": 0, "cpu_s": {"explore": 9}}
     summary = {"status": "max_rounds", "reference": "base training set train.extxyz",
                "frames_added_total": 0, "rounds": [first]}  # fmt: skip
@@ -48,6 +56,7 @@ def test_heldout_groups_and_exact_interval(tmp_path):
     assert res["overall"]["fraction_stable_ci95"] == pytest.approx([0.19412, 0.99370], abs=1e-4)
     assert res["runs"][1]["start"] == "a-SiO1.10_2000K.extxyz@61"
     table = heldout_markdown(res)
+    assert "4 of 5 runs finished" in table
     assert "| SiO1.10 1000 K | 2 | 1 | 0.01-0.99 | 0.625 | 6.25 ps |" in table
     assert "| all | 4 | 3 |" in table
 
@@ -55,7 +64,7 @@ def test_heldout_groups_and_exact_interval(tmp_path):
 def test_heldout_refuses_a_loop_and_a_missing_run(tmp_path):
     with pytest.raises(ValueError, match="max_rounds: 0"):
         heldout_stability(_eval_dir(tmp_path, max_rounds=2))
-    with pytest.raises(FileNotFoundError, match="no finished stabilize evaluation"):
+    with pytest.raises(FileNotFoundError, match="holds no stabilize evaluation"):
         heldout_stability(tmp_path / "nothing")
 
 

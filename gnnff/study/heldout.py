@@ -50,17 +50,20 @@ def _group(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def heldout_stability(eval_dir: str | Path) -> dict[str, Any]:
     """Summary of a held-out evaluation run (``gnnff stabilize`` with ``max_rounds: 0``).
 
-    Returns settings (time, ensemble, thermostat, model), ``overall`` and ``by_state``
-    ({"SiO1.10 1000 K": group}) with the fields of the module docstring. Raises
-    FileNotFoundError when ``eval_dir`` holds no finished evaluation, ValueError when it was a
-    loop that retrained (``max_rounds`` > 0: its exploration starts are not held out).
+    Returns settings (time, ensemble, thermostat, model, runs planned and finished),
+    ``overall`` and ``by_state`` ({"SiO1.10 1000 K": group}) with the fields of the module
+    docstring, over the runs that have finished (an evaluation still running, or stopped, is
+    summarised as far as it got, and says so). Raises FileNotFoundError when ``eval_dir`` holds
+    no finished run, ValueError when it was a loop that retrained (``max_rounds`` > 0: its
+    exploration starts are not held out).
     """
     d = Path(eval_dir)
-    cfg_file, summary_file = d / "config.json", d / "summary.json"
-    if not cfg_file.is_file() or not summary_file.is_file():
+    cfg_file = d / "config.json"
+    explore = d / "round_001" / "explore"
+    if not cfg_file.is_file() or not explore.is_dir():
         raise FileNotFoundError(
-            f"{d} holds no finished stabilize evaluation (config.json and summary.json); run "
-            "`gnnff stabilize EVAL.yaml --out DIR` with max_rounds: 0 to the end first"
+            f"{d} holds no stabilize evaluation (config.json, round_001/explore); run "
+            "`gnnff stabilize EVAL.yaml --out DIR` with max_rounds: 0 first"
         )
     cfg = json.loads(cfg_file.read_text())
     if cfg.get("max_rounds") != 0:
@@ -68,19 +71,29 @@ def heldout_stability(eval_dir: str | Path) -> dict[str, Any]:
             f"{d} is a stabilize loop with max_rounds {cfg.get('max_rounds')}: a held-out "
             "evaluation only explores (max_rounds: 0) from starts the loop never explored"
         )
-    summary = json.loads(summary_file.read_text())
-    rows = summary["rounds"][0]["runs"]
     runs = cfg["explore"]["runs"]
     table = []
-    for row in rows:
-        run = runs[row["run"]]
+    for k, run in enumerate(runs):
+        done = explore / f"run_{k:02d}" / "done.json"
+        if not done.is_file():
+            continue  # not finished (yet): counted in runs_planned, not in any statistic
+        row = json.loads(done.read_text())
         table.append(
             {
                 **row,
+                "run": k,
                 "composition": _composition(run["structure"]),
                 "start": f"{Path(run['structure']).name}@{run['index']}",
             }
         )
+    if not table:
+        raise FileNotFoundError(f"{d}: no evaluation run has finished yet")
+    summary_file = d / "summary.json"
+    reference = (
+        json.loads(summary_file.read_text()).get("reference")
+        if summary_file.is_file()
+        else "base training set"
+    )
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in table:
         groups.setdefault(f"{row['composition']} {row['temperature']:g} K", []).append(row)
@@ -93,7 +106,9 @@ def heldout_stability(eval_dir: str | Path) -> dict[str, Any]:
             "ensemble": f"{ex['ensemble']} ({ex['thermostat']})",
             "engine": ex["engine"],
             "check_interval": ex["check_interval"],
-            "close_contact_reference": summary.get("reference"),
+            "close_contact_reference": reference,
+            "runs_planned": len(runs),
+            "runs_finished": len(table),
         },
         "overall": _group(table),
         "by_state": {key: _group(g) for key, g in sorted(groups.items())},
@@ -141,7 +156,8 @@ def heldout_markdown(result: dict[str, Any]) -> str:
     st = result["settings"]
     lines = [
         f"{st['model']}: {st['ensemble']}, {st['time_ps']:g} ps at {st['dt_fs']:g} fs "
-        f"({st['engine']}); close contacts judged against the {st['close_contact_reference']}",
+        f"({st['engine']}); close contacts judged against the {st['close_contact_reference']}; "
+        f"{st['runs_finished']} of {st['runs_planned']} runs finished",
         "",
         "| state point | runs | S = 1 | 95 % CI of the S = 1 fraction | mean S | median stable "
         "time | ended by |",
