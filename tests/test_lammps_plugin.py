@@ -274,3 +274,41 @@ def test_cache_key_tracks_versions_and_sources(monkeypatch, tmp_path):
     for name in build.SOURCES + build.HEADERS:
         (tmp_path / "src" / name).write_text("changed")
     assert build.build_key() != key
+
+
+def test_edge_blocks_in_lammps_equal_one_pass(plugin, work, tmp_path):
+    """`pair_style gnnff max_block_edges N` (the model's edge blocks: bounded memory) gives the
+    one-pass energies, forces and virial, on 2 ranks; misuse is named."""
+    import torch
+
+    from gnnff.potentials import build_model, export_model
+
+    torch.manual_seed(0)
+    cfg = {"family": "allegro", "species": list(SPECIES), "cutoff": 4.0, "num_layers": 2,
+           "num_scalar": 8, "num_tensor": 2, "mlp_hidden": [8]}  # fmt: skip
+    model = export_model(build_model(cfg).double(), tmp_path / "m.pt", dtype="float64")
+    results = []
+    for style in ("pair_style gnnff", "pair_style gnnff max_block_edges 300"):
+        spec = {
+            "commands": header(work / "sio2.data") + [style, f"pair_coeff * * {model} O Si", *EVAL],
+            "gather": GATHER,
+            "computes": COMPUTES,
+        }
+        (tmp_path / style[-3:]).mkdir()
+        results.append(run(spec, plugin, 2, tmp_path / style[-3:]))
+    one, blocked = results
+    assert blocked["pg"][1] > 300  # more edges than one block: several backward passes
+    assert blocked["thermo_pe"] == pytest.approx(one["thermo_pe"], rel=1e-12)
+    np.testing.assert_allclose(blocked["f"], one["f"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(blocked["vir"], one["vir"], rtol=1e-10, atol=1e-10)
+    base = ["units metal", "atom_style atomic", f"read_data {work / 'sio2.data'}"]
+    toy = f"pair_coeff * * {work / 'toy.pt'} O Si"
+    assert "predates edge blocking" in _error_of(
+        plugin, [*base, "pair_style gnnff max_block_edges 10", toy, "run 0"]
+    )
+    assert "needs an integer >= 0" in _error_of(
+        plugin, [*base, "pair_style gnnff max_block_edges -5", toy, "run 0"]
+    )
+    assert "except `max_block_edges N`" in _error_of(
+        plugin, [*base, "pair_style gnnff 12", toy, "run 0"]
+    )

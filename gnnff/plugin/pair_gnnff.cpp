@@ -100,11 +100,24 @@ void PairGnnff::allocate()
 
 void PairGnnff::settings(int narg, char **arg)
 {
-  if (narg != 0)
-    error->all(FLERR,
-               "pair_style gnnff takes no arguments (got '{}'); the model file goes on the "
-               "pair_coeff line: pair_style gnnff / pair_coeff * * model.pt O Si",
-               arg[0]);
+  max_block_edges = -1;
+  if (narg == 0) return;
+  if (narg == 2 && strcmp(arg[0], "max_block_edges") == 0) {
+    char *end = nullptr;
+    long n = strtol(arg[1], &end, 10);
+    if (end == arg[1] || *end != '\0' || n < 0)
+      error->all(FLERR,
+                 "pair_style gnnff max_block_edges needs an integer >= 0 (0 = one pass), got "
+                 "'{}'",
+                 arg[1]);
+    max_block_edges = n;
+    return;
+  }
+  error->all(FLERR,
+             "pair_style gnnff takes no arguments except `max_block_edges N` (got '{}'); the "
+             "model file goes on the pair_coeff line: pair_style gnnff / pair_coeff * * "
+             "model.pt O Si",
+             arg[0]);
 }
 
 void PairGnnff::load_model(const std::string &path)
@@ -128,6 +141,15 @@ void PairGnnff::load_model(const std::string &path)
                "exported model (`gnnff export CHECKPOINT --out model.pt`), not a training "
                "checkpoint or state dict",
                path, first_line(e.what()));
+  }
+  // edge blocks bound the memory of the backward pass (results equal to rounding)
+  if (max_block_edges >= 0) {
+    if (!m->module.hasattr("max_block_edges"))
+      error->all(FLERR,
+                 "pair_style gnnff max_block_edges: '{}' predates edge blocking; re-export "
+                 "it with `gnnff export` or drop the option",
+                 path);
+    m->module.setattr("max_block_edges", static_cast<int64_t>(max_block_edges));
   }
   const std::string &meta_text = extra["metadata.json"];
   json meta;

@@ -52,6 +52,7 @@ class PairGnnff : public Pair {
   std::vector<long> type2species;    // index: LAMMPS type 1..ntypes
   double cutoff;
   bool model_float64;
+  long max_block_edges = -1;    // pair_style option; -1: the model file's own setting
   std::map<std::string, double> ref_pair_min;
   std::string ref_source;
 
