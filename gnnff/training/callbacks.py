@@ -36,7 +36,7 @@ import torch
 
 from gnnff.io_utils import atomic_write_text
 
-from .data import Batch
+from .data import Batch, Structure
 from .decorrelation import CorrelationAccumulator
 from .distributed import DistributedContext
 from .schedulers import LambdaScheduler
@@ -60,8 +60,10 @@ class StepResult:
 class TrainerView(Protocol):
     """What a callback may read from the trainer (:class:`gnnff.training.trainer.Trainer`)."""
 
-    cfg: dict[str, Any]
+    cfg: dict[str, Any]  # the training config (its model section resolved: species, ...)
     run_dir: Path
+    resume: bool
+    data: dict[str, list[Structure]]  # train, valid (and test) structures
     dist: DistributedContext
     epoch: int  # completed epochs
     step: int  # completed optimisation steps
@@ -213,9 +215,19 @@ class EarlyStopping(Callback):
 
 
 class MetricsLog(Callback):
-    """Rank 0: the start and per-epoch log lines, ``metrics.csv`` (rewritten atomically every
-    epoch, one row per epoch, floats to 8 significant digits) and, at the end,
-    ``curves.png`` and ``correlation.png`` (a plotting failure is logged, never raised)."""
+    """Rank 0: the start (not when resuming) and per-epoch log lines, ``metrics.csv``
+    (rewritten atomically every epoch, one row per epoch, floats to 8 significant digits) and,
+    at the end, ``curves.png`` and ``correlation.png`` (a plotting failure is logged, never
+    raised)."""
+
+    def on_train_begin(self, trainer: TrainerView) -> None:
+        if trainer.dist.is_main and not trainer.resume:
+            dc = "on" if trainer.cfg["decorrelation"]["enabled"] else "off"
+            trainer.log(
+                f"training on {len(trainer.data['train'])} structures, validating on "
+                f"{len(trainer.data['valid'])}; species {trainer.cfg['model']['species']}, "
+                f"decorrelation {dc}"
+            )
 
     def on_epoch_end(self, trainer: TrainerView, row: dict[str, Any]) -> None:
         if not trainer.dist.is_main:

@@ -113,6 +113,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
+
 def _did_you_mean(name: str, choices) -> str:
     close = difflib.get_close_matches(str(name), list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""

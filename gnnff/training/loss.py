@@ -1,9 +1,10 @@
-"""The forward pass used in training and the supervised loss terms.
+"""The forward pass used in training and the training loss.
 
 Loss (per batch): L = w_E mean_s((E_s - E_s^ref)/N_s)^2 + w_F mean((F - F^ref)^2)
-(+ w_S mean((sigma - sigma^ref)^2)) + lambda(t) L_corr; this module gives the prediction and
-the first three terms (:func:`loss_terms`), :mod:`gnnff.training.decorrelation` the last one
-and :meth:`gnnff.training.trainer.Trainer.compute_loss` their weighted sum.
+(+ w_S mean((sigma - sigma^ref)^2)) + lambda(t) L_corr, with L_corr from
+:mod:`gnnff.training.decorrelation` (computed from the features of the same forward pass, and
+not computed at all when the decorrelation is disabled or lambda(t) = 0 with a non-adaptive
+scheduler): :func:`loss_terms` gives the supervised terms, :func:`training_loss` the sum.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 
 from .data import Batch
+from .decorrelation import edge_pair_ids, variant_feature_kind, variant_loss
 
 
 def predict(
@@ -93,3 +95,53 @@ def loss_terms(
         sm = batch.stress_mask
         terms["stress"] = (out["stress"][sm] - batch.stress[sm]).pow(2).sum() / den[2]
     return terms
+
+
+def training_loss(
+    model: Any,
+    batch: Batch,
+    lam: float,
+    cfg: dict[str, Any],
+    corr_layers: list[int],
+    corr_always: bool,
+    subsample_gen: torch.Generator,
+    world_size: int = 1,
+    denominators: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, Any], dict[str, torch.Tensor], torch.Tensor | None]:
+    """(loss, predictions, loss terms, per-layer L_corr or None) of ``model`` on ``batch``.
+
+    ``cfg``: the training config (its ``loss`` weights, ``decorrelation`` section; stress is
+    fitted when ``loss.stress_weight`` > 0 and the batch has stress labels); ``lam``:
+    lambda(t); ``corr_layers``: the decorrelated layers; ``corr_always``: compute L_corr
+    even at ``lam`` = 0 (detached; an adaptive scheduler observes it); ``subsample_gen``: the
+    edge subsampling generator; ``world_size``: data-parallel ranks (their gradients are
+    summed, so each rank's L_corr enters divided by it); ``denominators``: see
+    :func:`loss_terms`."""
+    dc, lo = cfg["decorrelation"], cfg["loss"]
+    want_corr = dc["enabled"] and (lam != 0.0 or corr_always)
+    out = predict(
+        model,
+        batch,
+        forces=True,
+        stress=lo["stress_weight"] > 0 and batch.stress is not None,
+        create_graph=True,
+        features=want_corr,
+        feature_kind=variant_feature_kind(dc["variant"]),
+    )
+    terms = loss_terms(out, batch, denominators)
+    loss = lo["energy_weight"] * terms["energy"] + lo["forces_weight"] * terms["forces"]
+    if "stress" in terms:
+        loss = loss + lo["stress_weight"] * terms["stress"]
+    per_layer = None
+    if want_corr:
+        feats = [out["features"][k] for k in corr_layers]
+        if lam == 0.0:
+            feats = [f.detach() for f in feats]
+        pairs = None
+        if dc["variant"] == "per_pair":
+            pairs = edge_pair_ids(batch.species, batch.edge_index, model.num_species)
+        lc, per_layer = variant_loss(dc["variant"], feats, pairs, dc["max_edges"], subsample_gen)
+        terms["corr"] = lc
+        if lam != 0.0:
+            loss = loss + lam * lc / world_size
+    return loss, out, terms, per_layer

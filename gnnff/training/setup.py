@@ -4,6 +4,7 @@ normalisation, and the optimizer with its learning-rate schedule."""
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -163,6 +164,17 @@ def decorrelation_layers(dc: dict[str, Any], num_layers: int) -> list[int]:
             f"decorrelation.layers {bad} out of range: the model has {nl} layers (0..{nl - 1})"
         )
     return layers
+
+
+def steps_per_epoch(num_train: int, batch_size: int, world_size: int) -> int:
+    """Optimisation steps per epoch (each takes ``world_size x batch_size`` structures);
+    ConfigError when a data-parallel rank would get no structure at all."""
+    if num_train < world_size:
+        raise ConfigError(
+            f"{world_size} data-parallel processes but only {num_train} training structures: "
+            "every process needs at least one; use fewer processes (torchrun --nproc_per_node)"
+        )
+    return math.ceil(num_train / (batch_size * world_size))
 
 
 def build_optimizer(

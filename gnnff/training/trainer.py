@@ -1,13 +1,7 @@
-"""The trainer's core loop: set-up, the epoch/step loop (single process or data-parallel,
-:mod:`gnnff.training.distributed`), validation and the final evaluation and export.
-
-Everything else is a callback (:mod:`gnnff.training.callbacks`): the lambda(t) schedule, the
-EMA of the weights, best weights and early stopping, metrics log and plots, checkpoints
-(:mod:`gnnff.training.checkpointing`) and the progress bar; users add their own with
-``Trainer(..., callbacks=[...])``. The loss (:meth:`Trainer.compute_loss`) is
-L = w_E L_E + w_F L_F (+ w_S L_S) + lambda(t) L_corr (:mod:`gnnff.training.loss`,
-:mod:`gnnff.training.decorrelation`); L_corr is not computed at all when the decorrelation is
-disabled or lambda(t) = 0 with a non-adaptive scheduler.
+"""The trainer's core loop: set-up (:mod:`gnnff.training.setup`), the epoch/step loop
+(single process or data-parallel, :mod:`gnnff.training.distributed`), validation and the final
+evaluation and export. Everything else is a callback (:mod:`gnnff.training.callbacks`,
+:mod:`gnnff.training.checkpointing`); the loss is :func:`gnnff.training.loss.training_loss`.
 """
 
 from __future__ import annotations
@@ -22,8 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnnff.io_utils import atomic_write_json
-
 from .callbacks import (
     EMA,
     Callback,
@@ -36,9 +28,10 @@ from .callbacks import (
 from .checkpointing import Checkpointing, open_checkpoint, rng_state, set_rng_state
 from .config import ConfigError
 from .data import Batch, Structure, collate
-from .decorrelation import CorrelationAccumulator, edge_pair_ids, variant_feature_kind, variant_loss
+from .decorrelation import CorrelationAccumulator
 from .evaluation import ErrorStats, evaluate
-from .loss import label_counts, loss_terms, predict
+from .final import finish_run
+from .loss import label_counts, training_loss
 from .schedulers import build_lambda_scheduler
 from .setup import (
     build_optimizer,
@@ -46,6 +39,7 @@ from .setup import (
     decorrelation_layers,
     load_training_data,
     seed_everything,
+    steps_per_epoch,
 )
 
 
@@ -100,21 +94,15 @@ class Trainer:
         self.data = data.structures
         self.data_hashes = data.hashes
         self.stability_reference = data.stability_reference
-        self.use_stress = self.cfg["loss"]["stress_weight"] > 0
         self.model = build_training_model(
             data, init_state if ckpt is None else None, self.device, self.dtype
         )
         self.cfg["model"] = copy.deepcopy(self.model.config)
         dc = self.cfg["decorrelation"]
         self.corr_layers = decorrelation_layers(dc, self.model.num_layers)
-        train = self.data["train"]
-        if len(train) < self.dist.world_size:
-            raise ConfigError(
-                f"{self.dist.world_size} data-parallel processes but only {len(train)} training "
-                "structures: every process needs at least one; use fewer processes "
-                "(torchrun --nproc_per_node)"
-            )
-        self.steps_per_epoch = math.ceil(len(train) / (tr["batch_size"] * self.dist.world_size))
+        self.steps_per_epoch = steps_per_epoch(
+            len(self.data["train"]), tr["batch_size"], self.dist.world_size
+        )
         self.optimizer, self.lr_sched = build_optimizer(self.model, self.cfg["optim"], tr["epochs"])
 
         self.lambda_schedule = LambdaScheduling(
@@ -198,39 +186,19 @@ class Trainer:
         self, batch: Batch, lam: float, denominators: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, Any], dict[str, torch.Tensor], torch.Tensor | None]:
         """(loss, predictions, loss terms, per-layer L_corr or None) for one batch
-        (``denominators``: see :func:`~gnnff.training.loss.loss_terms`, for data-parallel
-        training)."""
-        dc = self.cfg["decorrelation"]
-        want_corr = dc["enabled"] and (lam != 0.0 or self.lambda_schedule.needs_losses)
-        out = predict(
+        (:func:`~gnnff.training.loss.training_loss`; ``denominators``: the global label
+        counts in data-parallel training)."""
+        return training_loss(
             self.model,
             batch,
-            forces=True,
-            stress=self.use_stress and batch.stress is not None,
-            create_graph=True,
-            features=want_corr,
-            feature_kind=variant_feature_kind(dc["variant"]),
+            lam,
+            self.cfg,
+            self.corr_layers,
+            self.lambda_schedule.needs_losses,
+            self.subsample_gen,
+            self.dist.world_size,
+            denominators,
         )
-        terms = loss_terms(out, batch, denominators)
-        lo = self.cfg["loss"]
-        loss = lo["energy_weight"] * terms["energy"] + lo["forces_weight"] * terms["forces"]
-        if "stress" in terms:
-            loss = loss + lo["stress_weight"] * terms["stress"]
-        per_layer = None
-        if want_corr:
-            feats = [out["features"][k] for k in self.corr_layers]
-            if lam == 0.0:
-                feats = [f.detach() for f in feats]
-            pairs = None
-            if dc["variant"] == "per_pair":
-                pairs = edge_pair_ids(batch.species, batch.edge_index, self.model.num_species)
-            lc, per_layer = variant_loss(
-                dc["variant"], feats, pairs, dc["max_edges"], self.subsample_gen
-            )
-            terms["corr"] = lc
-            if lam != 0.0:
-                loss = loss + lam * lc / self.dist.world_size  # ranks' gradients are summed
-        return loss, out, terms, per_layer
 
     def _step(self, chunk: list[Structure], lam: float) -> tuple[StepResult, dict[str, Any]]:
         """Forward and backward pass and optimizer step on this rank's share ``chunk`` of one
@@ -238,11 +206,10 @@ class Trainer:
         tr = self.cfg["training"]
         self.optimizer.zero_grad(set_to_none=True)
         batch = collate(chunk, self.dtype, self.device) if chunk else None
+        den: torch.Tensor | None = None
         if self.dist.enabled:  # every loss term is divided by the global label counts
-            counts = label_counts(batch) if batch is not None else torch.zeros(3).double()
-            den: torch.Tensor | None = self.dist.sum_(counts)
-        else:
-            den = None
+            zeros = torch.zeros(3, dtype=torch.float64)
+            den = self.dist.sum_(label_counts(batch) if batch is not None else zeros)
         if batch is None:
             zero = torch.zeros((), dtype=self.dtype, device=self.device)
             loss, out, terms, per_layer = zero, {}, {"forces": zero}, None
@@ -275,15 +242,10 @@ class Trainer:
     ) -> tuple[dict[str, float], CorrelationAccumulator]:
         """:func:`~gnnff.training.evaluation.evaluate` of ``state`` (default: the validation
         weights, EMA when enabled) on ``structs``."""
-        return evaluate(
-            self._eval_model(state),
-            structs,
-            self.cfg["training"]["valid_batch_size"],
-            self.dtype,
-            str(self.device),
-            self.use_stress,
-            self.cfg["loss"],
-        )
+        lo, batch_size = self.cfg["loss"], self.cfg["training"]["valid_batch_size"]
+        stress = lo["stress_weight"] > 0
+        model = self._eval_model(state)
+        return evaluate(model, structs, batch_size, self.dtype, str(self.device), stress, lo)
 
     # ---------------------------------------------------------------- epochs
     def train_epoch(self) -> dict[str, Any]:
@@ -332,20 +294,12 @@ class Trainer:
         main = self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        if not self.resume and main:
-            self.log(
-                f"training on {len(self.data['train'])} structures, validating on "
-                f"{len(self.data['valid'])}; species {self.model.species}, "
-                f"decorrelation {'on' if self.cfg['decorrelation']['enabled'] else 'off'}"
-            )
         for cb in self.callbacks:
             cb.on_train_begin(self)
         while self.epoch < self.cfg["training"]["epochs"] and not self.stop_training:
             t0 = time.perf_counter()
-            row: dict[str, Any] = {
-                "epoch": self.epoch + 1,
-                "lr": self.optimizer.param_groups[0]["lr"],
-            }
+            lr = self.optimizer.param_groups[0]["lr"]
+            row: dict[str, Any] = {"epoch": self.epoch + 1, "lr": lr}
             for cb in self.callbacks:
                 cb.on_epoch_begin(self)
             row.update(self.train_epoch())
@@ -374,37 +328,22 @@ class Trainer:
 
     def finish(self) -> dict[str, Any]:
         """Evaluate the chosen weights (``training.export``: best or last) on the validation
-        and test sets, write summary.json and the exported model.pt; returns the summary."""
-        from gnnff.potentials import export_model
-
+        and test sets, write summary.json and the exported model.pt; returns the summary
+        (:func:`~gnnff.training.final.finish_run`)."""
         best = self.early_stopping.best_state
         use_best = self.cfg["training"]["export"] == "best" and best is not None
-        final = self._eval_model(best if use_best else self.eval_state())
-        tr = self.cfg["training"]
-        args = (tr["valid_batch_size"], self.dtype, str(self.device), self.use_stress)
-        valid, acc = evaluate(final, self.data["valid"], *args, self.cfg["loss"])
-        self.final_correlation = acc
-        summary: dict[str, Any] = {
-            "data": {
-                k: {"path": self.cfg["data"][k], "sha256": h} for k, h in self.data_hashes.items()
-            },
-            "decorrelation": copy.deepcopy(self.cfg["decorrelation"]),
-            "loss": copy.deepcopy(self.cfg["loss"]),
-            "seed": tr["seed"],
-            "epochs_run": self.epoch,
-            "weights": "best" if use_best else "last",
-            "best_epoch": self.early_stopping.best_epoch,
-            "ema": self.ema is not None,
-            "final_valid": valid,
-            "final_lcorr": valid["lcorr"],
-            "final_lcorr_per_layer": [valid[f"lcorr_l{k}"] for k in range(len(acc.n))],
-            # final_lcorr is the residual-stream (basis-dependent) quantity, kept for old readers
-            "final_residual_stream_corr": valid["lcorr"],
-            "final_feature_corr": valid["feature_corr"],
-        }
-        if "test" in self.data:
-            summary["final_test"], _ = evaluate(final, self.data["test"], *args, self.cfg["loss"])
-        summary["stability_reference"] = self.stability_reference
-        atomic_write_json(self.run_dir / "summary.json", summary)
-        export_model(final, self.run_dir / "model.pt", dtype="float64", training_summary=summary)
+        summary, self.final_correlation = finish_run(
+            self.run_dir,
+            self._eval_model(best if use_best else self.eval_state()),
+            self.cfg,
+            self.data,
+            self.data_hashes,
+            self.stability_reference,
+            dtype=self.dtype,
+            device=str(self.device),
+            epochs_run=self.epoch,
+            weights="best" if use_best else "last",
+            best_epoch=self.early_stopping.best_epoch,
+            ema=self.ema is not None,
+        )
         return summary
