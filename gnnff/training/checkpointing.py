@@ -137,7 +137,7 @@ def rng_state() -> dict[str, Any]:
     """The global torch, numpy (legacy) and Python RNG states, as tensors and plain values
     (loadable with ``torch.load(..., weights_only=True)``)."""
     # the legacy global numpy RNG is saved on purpose: third-party code may draw from it
-    np_state = np.random.get_state()  # noqa: NPY002
+    np_state: Any = np.random.get_state()  # noqa: NPY002
     py_state = random.getstate()
     return {
         "torch": torch.get_rng_state(),

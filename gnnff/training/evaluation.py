@@ -109,8 +109,7 @@ def evaluate(
         acc.update(out["features"][: model.num_layers])
         diag.update(out["features"], batch.species, batch.edge_index)
         stats.add_batch(out, batch)
-        t = loss_terms(out, batch)
-        t = {k: float(v.detach()) for k, v in t.items()}
+        t = {k: float(v.detach()) for k, v in loss_terms(out, batch).items()}
         loss = weights["energy_weight"] * t["energy"] + weights["forces_weight"] * t["forces"]
         if "stress" in t:
             loss += weights["stress_weight"] * t["stress"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -138,7 +138,7 @@ def build_training_model(
                 f"the starting weights do not fit the model config: {exc}. "
                 "Use the model section the weights were trained with"
             ) from None
-        model.set_avg_num_neighbors(float(model.avg_num_neighbors))
+        model.set_avg_num_neighbors(float(cast(torch.Tensor, model.avg_num_neighbors)))
     model.to(device=device, dtype=dtype)
     return model
 

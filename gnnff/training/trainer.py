@@ -210,15 +210,16 @@ class Trainer:
         if self.dist.enabled:  # every loss term is divided by the global label counts
             zeros = torch.zeros(3, dtype=torch.float64)
             den = self.dist.sum_(label_counts(batch) if batch is not None else zeros)
+        out: dict[str, Any] = {}
+        per_layer: torch.Tensor | None = None
         if batch is None:
-            zero = torch.zeros((), dtype=self.dtype, device=self.device)
-            loss, out, terms, per_layer = zero, {}, {"forces": zero}, None
+            loss = torch.zeros((), dtype=self.dtype, device=self.device)
+            terms = {"forces": loss}
         else:
             loss, out, terms, per_layer = self.compute_loss(batch, lam, den)
-        if loss.requires_grad or self.dist.enabled:
-            # (a batch of isolated atoms with fixed E0s has nothing to fit)
+        if loss.requires_grad or self.dist.enabled:  # isolated atoms, fixed E0s: nothing to fit
             if loss.requires_grad:
-                loss.backward()
+                torch.autograd.backward(loss)
             self.dist.sum_gradients(self.model)
             if tr["grad_clip"]:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), tr["grad_clip"])
