@@ -265,7 +265,8 @@ class MetricsLog(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch (``training.progress``) showing the step's loss and lambda."""
+    """A tqdm bar over each epoch's steps (``training.progress``) showing the step's loss and
+    lambda; it disappears after the epoch's last step."""
 
     def __init__(self) -> None:
         self.bar: Any = None
@@ -281,6 +282,9 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{float(step.loss.detach()):.4g}", lam=f"{step.lam:.3g}")
             self.bar.update(1)
+            if self.bar.n >= self.bar.total:  # cleared before validation and the epoch's log
+                self.bar.close()
+                self.bar = None
 
     def on_epoch_end(self, trainer: TrainerView, row: dict[str, Any]) -> None:
         if self.bar is not None:
