@@ -90,7 +90,6 @@ class Trainer:
         seed = tr["seed"]
         seed_everything(seed)
         data = load_training_data(self.cfg)
-        self.cfg["model"] = data.model_config
         self.data = data.structures
         self.data_hashes = data.hashes
         self.stability_reference = data.stability_reference
