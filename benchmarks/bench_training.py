@@ -72,7 +72,7 @@ def _loss_only(trainer, batch, repeats: int) -> dict:
     import torch
 
     from gnnff.training.decorrelation import edge_pair_ids, variant_feature_kind, variant_loss
-    from gnnff.training.trainer import predict
+    from gnnff.training.loss import predict
 
     variant = trainer.cfg["decorrelation"]["variant"]
     out = predict(

@@ -35,7 +35,7 @@ def test_model_config_values_are_typed():
 
 def test_resume_compares_the_full_model_config():
     from gnnff.potentials import resolve_model_config
-    from gnnff.training.trainer import _comparable_model_configs, _config_diff
+    from gnnff.training.checkpointing import _comparable_model_configs, _config_diff
 
     stored = resolve_model_config(
         {"family": "allegro", "species": ["O", "Si"], "zbl": True, "avg_num_neighbors": 23.5}

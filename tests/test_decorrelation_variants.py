@@ -20,9 +20,10 @@ from gnnff.training.decorrelation import (
     variant_feature_kind,
     variant_loss,
 )
+from gnnff.training.loss import predict
 from gnnff.training.schedulers import DecayLambda, build_lambda_scheduler
 from gnnff.training.synthetic import make_dataset
-from gnnff.training.trainer import Trainer, predict
+from gnnff.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ from training_fixtures import SMALL_MODEL, config, one_thread, quiet  # noqa: F4
 
 from gnnff.training.config import ConfigError
 from gnnff.training.data import collate
+from gnnff.training.loss import predict
 from gnnff.training.synthetic import make_dataset
-from gnnff.training.trainer import Trainer, predict
+from gnnff.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

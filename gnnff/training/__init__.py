@@ -10,8 +10,9 @@ from gnnff._lazy import lazy_exports
 
 _EXPORTS = {
     "Trainer": "trainer",
-    "predict": "trainer",
-    "evaluate": "trainer",
+    "Callback": "callbacks",
+    "predict": "loss",
+    "evaluate": "evaluation",
     "decorrelation_loss": "decorrelation",
     "correlation_matrix": "decorrelation",
     "CorrelationAccumulator": "decorrelation",
@@ -28,6 +29,7 @@ _EXPORTS = {
 
 __all__ = [
     "AdaptiveLambda",
+    "Callback",
     "ConfigError",
     "ConstantLambda",
     "CorrelationAccumulator",

@@ -113,9 +113,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
-# Fields that change the meaning of a run: resuming with a different value is refused.
-RESUME_CRITICAL = ("model", "loss", "decorrelation", "optim", "data")
-
 
 def _did_you_mean(name: str, choices) -> str:
     close = difflib.get_close_matches(str(name), list(choices), n=1)

@@ -1,5 +1,7 @@
-"""Evaluate an exported model file on a labelled data set: errors and feature correlation
-(the invariant ``feature_corr`` and the basis-dependent ``residual_stream_corr``, see
+"""Errors and feature correlations of a model on labelled data: the error accumulator
+(:class:`ErrorStats`), the in-training evaluation of an eager model on structures
+(:func:`evaluate`) and of an exported model file on a data file (:func:`evaluate_model_file`),
+with the invariant ``feature_corr`` and the basis-dependent ``residual_stream_corr`` (see
 :mod:`gnnff.training.diagnostics`)."""
 
 from __future__ import annotations
@@ -8,12 +10,124 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from .data import build_structures, read_frames, split_index
+from .data import Batch, Structure, build_structures, collate, read_frames, split_index
+from .decorrelation import CorrelationAccumulator
 from .diagnostics import FeatureDiagnostics
+from .distributed import DistributedContext
 from .labels import LabelKeys
-from .trainer import ErrorStats
+from .loss import loss_terms, predict
+
+EV_PER_A3_TO_GPA = 160.2176634  # 1 eV/A^3 in GPa (e = 1.602176634e-19 C, exact in SI 2019)
+
+
+class ErrorStats:
+    """Accumulates absolute and squared errors and how many structures each label came from;
+    reports energy in meV/atom, forces in meV/A, stress in GPa."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list[float]] = {}
+
+    def add(self, name: str, err: torch.Tensor, frames: int = 1) -> None:
+        e = err.detach().to(torch.float64).reshape(-1)
+        s = self.sums.setdefault(name, [0.0, 0.0, 0, 0])
+        s[0] += float(e.abs().sum())
+        s[1] += float(e.pow(2).sum())
+        s[2] += e.numel()
+        s[3] += frames
+
+    def add_batch(self, out: dict[str, Any], batch: Batch) -> None:
+        n = batch.num_atoms.to(torch.float64)
+        em = batch.energy_mask
+        if bool(em.any()):
+            err = (out["energy"].detach().double() - batch.energy) / n
+            self.add("energy", err[em], int(em.sum()))
+        if "forces" in out:
+            fm = batch.forces_mask
+            if bool(fm.any()):
+                frames = int(batch.batch[fm].unique().numel())
+                self.add("force", out["forces"].detach()[fm] - batch.forces[fm], frames)
+        if "stress" in out and batch.stress is not None:
+            sm = batch.stress_mask
+            if bool(sm.any()):
+                self.add("stress", out["stress"].detach()[sm] - batch.stress[sm], int(sm.sum()))
+
+    def all_reduce(self, dist: DistributedContext) -> None:
+        """Sum the accumulated errors and counts over data-parallel ranks (every rank must
+        have seen the same label kinds)."""
+        for name in ("energy", "force", "stress"):
+            s = self.sums.setdefault(name, [0.0, 0.0, 0, 0])
+            t = dist.sum_(torch.tensor(s, dtype=torch.float64))
+            self.sums[name] = [float(t[0]), float(t[1]), int(t[2]), int(t[3])]
+
+    def summary(self) -> dict[str, float]:
+        """energy_mae/rmse (meV/atom), force_mae/rmse (meV/A), stress_mae/rmse (GPa), and
+        ``{name}_frames``: the number of structures that carried the label."""
+        res: dict[str, float] = {}
+        unit = {"energy": 1000.0, "force": 1000.0, "stress": EV_PER_A3_TO_GPA}
+        for name, (sa, s2, c, frames) in self.sums.items():
+            if c:
+                u = unit.get(name, 1000.0)
+                res[f"{name}_mae"] = u * sa / c
+                res[f"{name}_rmse"] = u * math.sqrt(s2 / c)
+                res[f"{name}_frames"] = frames
+        return res
+
+
+def evaluate(
+    model: Any,
+    structs: list[Structure],
+    batch_size: int = 16,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    stress: bool = False,
+    weights: dict[str, float] | None = None,
+) -> tuple[dict[str, float], CorrelationAccumulator]:
+    """Errors of ``model`` on ``structs`` and the exact per-layer feature correlation.
+
+    Returns (metrics, accumulator); metrics hold MAE/RMSE (meV units), ``loss`` (the weighted
+    MSE without the decorrelation term, eV^2 units), ``lcorr`` / ``lcorr_l{k}`` (the
+    residual-stream correlation, basis-dependent; kept under its old name) and the invariant
+    ``feature_corr`` / ``feature_corr_l{k}`` and ``tensor_norm_corr``
+    (:mod:`gnnff.training.diagnostics`)."""
+    weights = weights or {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 0.0}
+    was_training = model.training
+    model.eval()
+    stats = ErrorStats()
+    acc = CorrelationAccumulator()
+    diag = FeatureDiagnostics(model.num_layers, model.num_species)
+    loss_sum, count = 0.0, 0
+    for start in range(0, len(structs), batch_size):
+        chunk = structs[start : start + batch_size]
+        batch = collate(chunk, dtype, device)
+        do_stress = stress and batch.stress is not None
+        out = predict(
+            model, batch, forces=True, stress=do_stress, features=True, feature_kind="all"
+        )
+        acc.update(out["features"][: model.num_layers])
+        diag.update(out["features"], batch.species, batch.edge_index)
+        stats.add_batch(out, batch)
+        t = {k: float(v.detach()) for k, v in loss_terms(out, batch).items()}
+        loss = weights["energy_weight"] * t["energy"] + weights["forces_weight"] * t["forces"]
+        if "stress" in t:
+            loss += weights["stress_weight"] * t["stress"]
+        loss_sum += loss * len(chunk)
+        count += len(chunk)
+    model.train(was_training)
+    metrics = stats.summary()
+    metrics["loss"] = loss_sum / max(count, 1)
+    per = acc.per_layer()
+    metrics["lcorr"] = float(np.mean(per)) if per else float("nan")
+    for k, v in enumerate(per):
+        metrics[f"lcorr_l{k}"] = v
+    d = diag.summary()
+    metrics["feature_corr"] = d["feature_corr"]
+    for k, v in enumerate(d["feature_corr_per_layer"]):
+        metrics[f"feature_corr_l{k}"] = v
+    metrics["tensor_norm_corr"] = d["tensor_norm_corr"]
+    return metrics, acc
 
 
 def evaluate_model_file(
