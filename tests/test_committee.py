@@ -72,20 +72,38 @@ def test_committee_config_errors(quick_data, tmp_path):
         load(cfg({"size": 2, "f_lo": 0.1, "f_hi": 0.3, "sigma": 1}))
 
 
-def test_exploration_with_a_committee_of_two_models(quick_data, tmp_path):
-    """MD driven by the main model, the member evaluated every 4 steps: every checked frame is
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    """Two tiny untrained Allegro models (Si, O) with different seeds: a committee of two."""
+    import torch
+
+    from gnnff.potentials import build_model, export_model
+
+    out = tmp_path_factory.mktemp("committee")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        m = build_model(
+            {"family": "allegro", "species": ["Si", "O"], "cutoff": 4.0, "num_layers": 1,
+             "num_scalar": 8, "num_tensor": 2, "mlp_hidden": [8]}
+        )  # fmt: skip
+        paths.append(str(export_model(m.double(), out / f"m{seed}.pt", dtype="float64")))
+    return paths
+
+
+def test_exploration_with_a_committee_of_two_models(quick_data, tmp_path, two_models):
+    """MD driven by the main model, the member evaluated every 2 steps: every checked frame is
     a candidate (f_hi huge), its stored deviation equals one recomputed from the two
     calculators, and the run's stability is that of the same run without a committee."""
     import ase.io
 
+    from gnnff.active.loop import StabilizeLoop
     from gnnff.calculators import GNNFFCalculator
-    from gnnff.calculators.pretrained import pretrained_path
 
-    main = str(pretrained_path("sio2-allegro-baseline"))
-    member = str(pretrained_path("sio2-allegro-stable"))
+    main, member = two_models
     start = str(quick_data / "reference_md" / "a-SiO1.10_1000K.extxyz")
     explore = {
-        "time_ps": 0.02,
+        "time_ps": 0.01,
         "check_interval": 5,
         "runs": [{"structure": start, "temperature": 1000.0, "seed": 3}],
     }
@@ -100,15 +118,13 @@ def test_exploration_with_a_committee_of_two_models(quick_data, tmp_path):
         (row,) = loop._explore(tmp_path / name / "round_001", main, members)
         return row, tmp_path / name / "round_001" / "explore" / "run_00"
 
-    from gnnff.active.loop import StabilizeLoop
-
-    row, rund = explore_with({"size": 2, "f_lo": 0.0, "f_hi": 1e6, "interval": 4}, "com")
+    row, rund = explore_with({"size": 2, "f_lo": 0.0, "f_hi": 1e6, "interval": 2}, "com")
     counts = json.loads((rund / "committee.json").read_text())
     frames = ase.io.read(rund / "committee.extxyz", index=":")
     steps = [a.info["step"] for a in frames]
     assert counts["checked"] == counts["candidate"] == len(frames) >= 3
     assert counts["accurate"] == counts["failed"] == 0
-    assert steps == list(range(0, 4 * len(frames), 4))
+    assert steps == list(range(0, 2 * len(frames), 2))
     calcs = [GNNFFCalculator(main), GNNFFCalculator(member)]
     for a in frames:
         assert a.calc is None  # no model labels
@@ -126,12 +142,37 @@ def test_exploration_with_a_committee_of_two_models(quick_data, tmp_path):
     plain, plain_dir = explore_with(None, "plain")
     assert plain == row  # the committee does not change the MD
     assert not (plain_dir / "committee.extxyz").exists()
-    # f_hi below every deviation: all checked frames failed, none written
-    row2, rund2 = explore_with({"size": 2, "f_lo": 0.0, "f_hi": 1e-9, "interval": 4}, "hi")
-    counts2 = json.loads((rund2 / "committee.json").read_text())
-    assert counts2["failed"] == counts2["checked"] == counts["checked"]
-    assert (rund2 / "committee.extxyz").read_text() == ""
-    assert row2 == row
+
+
+def test_observer_counts_thresholds_and_interval():
+    """The observer on a frame with two Lennard-Jones calculators (main and member differ in
+    sigma): the deviation is that of the two force sets, checked every ``interval`` steps only,
+    and a frame at or above f_hi is counted failed and not kept."""
+    from ase.calculators.lj import LennardJones
+
+    from gnnff.active.committee import CommitteeObserver
+
+    rng = np.random.default_rng(2)
+    atoms = Atoms("Ar6", positions=rng.uniform(0, 6, (6, 3)), cell=[6, 6, 6], pbc=True)
+    atoms.calc = LennardJones(sigma=1.0, epsilon=0.01, rc=2.9)
+    member = LennardJones(sigma=1.05, epsilon=0.01, rc=2.9)
+    ref = atoms.copy()
+    ref.calc = member
+    dev = max_force_deviation(np.stack([atoms.get_forces(), ref.get_forces()]))
+    assert dev > 0
+    for f_lo, f_hi, kind in ((0.0, 2 * dev, "candidate"), (0.0, dev, "failed"),
+                             (2 * dev, 3 * dev, "accurate")):  # fmt: skip
+        obs = CommitteeObserver([member], f_lo, f_hi, interval=3, dt_fs=2.0, source="x")
+        for step in range(7):  # checks at 0, 3, 6
+            obs(atoms, step)
+        assert obs.counts["checked"] == obs.counts[kind] == 3
+        assert len(obs.frames) == (3 if kind == "candidate" else 0)
+        assert obs.max_deviation == pytest.approx(dev, rel=1e-12)
+    obs = CommitteeObserver([member], 0.0, 2 * dev, interval=3, dt_fs=2.0, source="x")
+    obs(atoms, 6)
+    (frame,) = obs.frames
+    assert frame.info["model_deviation"] == pytest.approx(dev, rel=1e-12)
+    assert frame.info["time_ps"] == pytest.approx(0.012) and frame.calc is None
 
 
 def _frame(pos, **info) -> Atoms:
@@ -195,3 +236,50 @@ def test_no_frame_selected_names_the_committee_thresholds(quick_data, tmp_path):
            "failed_pair": "Si-Si", "threshold": 1.9}  # fmt: skip
     with pytest.raises(StabilizeError, match=r"\[f_lo, f_hi\) = \[0.05, 0.4\) eV/A"):
         loop._select_and_label(rdir, [row])
+
+
+@pytest.mark.slow
+def test_loop_with_a_committee(quick_data, tmp_path):
+    """A loop from an initial model with a committee of 2: round 0 fine-tunes the member,
+    each retraining trains main model and member, committee frames come after failure frames,
+    and stabilize.md reports the accurate / candidate / failed fractions."""
+    import torch
+
+    from gnnff.active.loop import StabilizeLoop
+    from gnnff.potentials import build_model, export_model
+
+    torch.manual_seed(0)
+    m = build_model(
+        {"family": "allegro", "species": ["Si", "O"], "cutoff": 4.0, "num_layers": 1,
+         "num_scalar": 8, "num_tensor": 2, "mlp_hidden": [8]}
+    ).double()  # fmt: skip
+    # large random forces: the untrained model's MD fails, so the loop labels and retrains
+    m.set_species_shift_scale(torch.tensor([0.0, 0.0]), torch.tensor([30.0, 30.0]))
+    initial = str(export_model(m, tmp_path / "hot.pt", dtype="float64"))
+
+    start = str(quick_data / "reference_md" / "a-SiO1.10_1000K.extxyz")
+    p = _write_configs(
+        tmp_path, quick_data, initial_model=initial,
+        explore={"time_ps": 0.03, "check_interval": 5,
+                 "runs": [{"structure": start, "temperature": 3000.0, "seed": 1}]},
+        select={"failure_frames": 1, "max_frames_per_round": 2,
+                "committee": {"size": 2, "f_lo": 0.0, "f_hi": 1e6, "max_frames": 2}},
+    )  # fmt: skip
+    out = tmp_path / "out"
+    summary = StabilizeLoop(load(p), out, log=lambda *a: None).run()
+    assert (out / "round_000" / "train_member_1" / "model.pt").is_file()
+    cpu0 = json.loads((out / "round_000" / "cpu.json").read_text())
+    assert set(cpu0) == {"train_member_1"} and summary["initial_training_cpu_s"] > 0
+    first = summary["rounds"][0]
+    assert first["members"] == [str(out / "round_000" / "train_member_1" / "model.pt")]
+    assert first["committee"]["checked"] == first["committee"]["candidate"] > 0
+    report = (out / "stabilize.md").read_text()
+    assert "| round | checked | accurate | candidate | failed |" in report
+    assert first["runs"][0]["stability_index"] < 1.0  # retrained: main model and member
+    sel = json.loads((out / "round_001" / "select.json").read_text())
+    assert sel["committee_selected"] == 2 and sel["selected"] <= 2
+    assert first["frames_added"] == sel["selected"] + 2
+    assert (out / "round_001" / "train_member_1" / "model.pt").is_file()
+    assert summary["rounds"][1]["members"] == [
+        str(out / "round_001" / "train_member_1" / "model.pt")
+    ]

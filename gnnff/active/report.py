@@ -43,8 +43,8 @@ def committee_lines(summary: dict[str, Any]) -> list[str]:
         "",
         "Committee max force deviation of the checked frames (DP-GEN, Zhang et al., Comput. "
         "Phys. Commun. 253, 107206 (2020)): accurate dev < f_lo, candidate f_lo <= dev < f_hi, "
-        f"failed dev >= f_hi (K = {com.get('size', '?')} models, f_lo = {com.get('f_lo', '?')}, "
-        f"f_hi = {com.get('f_hi', '?')} eV/A):",
+        f"failed dev >= f_hi (K = {com.get('size', '?')} models, f_lo = {com.get('f_lo', 0):g}, "
+        f"f_hi = {com.get('f_hi', 0):g} eV/A):",
         "",
         "| round | checked | accurate | candidate | failed | committee frames selected |",
         "|---|---|---|---|---|---|",
