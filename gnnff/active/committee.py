@@ -122,15 +122,14 @@ class CommitteeObserver:
 
         from gnnff.io_utils import atomic_write, atomic_write_json
 
-        out = Path(out_dir)
-        atomic_write(
-            out / COMMITTEE_FILE,
-            lambda p: (
+        def writer(p: Path) -> None:
+            if self.frames:
                 ase.io.write(str(p), self.frames, format="extxyz")
-                if self.frames
-                else Path(p).write_text("")
-            ),
-        )
+            else:
+                p.write_text("")
+
+        out = Path(out_dir)
+        atomic_write(out / COMMITTEE_FILE, writer)
         record = {
             **self.counts,
             "f_lo": self.f_lo,
