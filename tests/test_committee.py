@@ -245,7 +245,7 @@ def test_loop_with_a_committee(quick_data, tmp_path):
     and stabilize.md reports the accurate / candidate / failed fractions."""
     import torch
 
-    from gnnff.active.loop import StabilizeLoop
+    from gnnff.active.loop import Interrupted, StabilizeLoop
     from gnnff.potentials import build_model, export_model
 
     torch.manual_seed(0)
@@ -266,7 +266,12 @@ def test_loop_with_a_committee(quick_data, tmp_path):
                 "committee": {"size": 2, "f_lo": 0.0, "f_hi": 1e6, "max_frames": 2}},
     )  # fmt: skip
     out = tmp_path / "out"
-    summary = StabilizeLoop(load(p), out, log=lambda *a: None).run()
+    with pytest.raises(Interrupted):  # stopped after the member of round 0 (a unit)
+        StabilizeLoop(load(p), out, log=lambda *a: None, stop_after_units=1).run()
+    assert (out / "round_000" / "train_member_1" / "model.pt").is_file()
+    summary = StabilizeLoop(load(p), out, resume=True, log=lambda *a: None).run()
+    again = StabilizeLoop(load(p), out, resume=True, log=lambda *a: None).run()
+    assert again["rounds"] == summary["rounds"]  # every unit cached
     assert (out / "round_000" / "train_member_1" / "model.pt").is_file()
     cpu0 = json.loads((out / "round_000" / "cpu.json").read_text())
     assert set(cpu0) == {"train_member_1"} and summary["initial_training_cpu_s"] > 0

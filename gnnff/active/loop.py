@@ -377,7 +377,7 @@ class StabilizeLoop:
             info["frames_added"] = self._select_and_label(rdir, rows)
             merged = self._merge(r)
             new_model = self._train(rdir, merged, model, r)
-            members = self._members(rdir, merged, members or [model], r)
+            members = self._members(rdir, merged, members, r)
             model = new_model
         for info in rounds:
             cpu = self._rdir(info["round"]) / "cpu.json"
