@@ -140,7 +140,9 @@ def test_exploration_with_a_committee_of_two_models(quick_data, tmp_path, two_mo
         assert a.info["model_deviation"] == pytest.approx(dev, rel=1e-5, abs=1e-6)
     assert counts["max_deviation"] == pytest.approx(max(a.info["model_deviation"] for a in frames))
     plain, plain_dir = explore_with(None, "plain")
-    assert plain == row  # the committee does not change the MD
+    assert plain == row  # the committee does not change the MD: the same report, check by check
+    report = (rund / "report.json").read_text().replace(str(tmp_path / "com"), "")
+    assert (plain_dir / "report.json").read_text().replace(str(tmp_path / "plain"), "") == report
     assert not (plain_dir / "committee.extxyz").exists()
 
 
