@@ -15,11 +15,27 @@ Sections (relative paths are taken from the YAML file's folder)::
     select:        failure_frames (5 snapshots before each failed check, plus the failing one),
                    max_frames_per_round (50), min_rms_displacement (0.05 A: a frame whose atoms
                    moved less than this, RMS, from a selected frame of the same run is a
-                   duplicate)
+                   duplicate), committee (null: off; see below)
     retrain:       mode (finetune | scratch), epochs (10), lr (null = train_config's)
     max_rounds:    5 (0: no retraining; one exploration measures initial_model, e.g. on
                    held-out starts)
     seed:          0
+
+``select.committee`` (optional; the DP-GEN convention, Zhang et al., Comput. Phys. Commun. 253,
+107206 (2020))::
+
+    committee: {size: K (>= 2 models: the main model and K-1 members trained with seeds
+                + 1000 k), f_lo: eV/A, f_hi: eV/A (0 <= f_lo < f_hi), max_frames (10): committee
+                frames selected per round (>= 1), interval: MD steps between deviation checks
+                (null = explore.check_interval)}
+
+Every ``interval`` steps of an exploration run the committee's forces on the current frame give
+the max force deviation ``dev = max_i sqrt(<|F_i - <F_i>|^2>)`` (eV/A; i over atoms, <> the
+mean over the K models, :func:`gnnff.active.committee.max_force_deviation`). Frames with
+``f_lo <= dev < f_hi`` are candidates for labelling (after the failure frames, which keep
+priority); ``dev >= f_hi`` frames are treated as unphysical and not labelled; ``dev < f_lo``
+frames are accurate. The MD is driven by the main model alone (results without a committee are
+unchanged). ASE engine only.
 
 Raises :class:`StabilizeConfigError` naming the key and the fix, before any work is done.
 """
@@ -52,7 +68,12 @@ DEFAULTS: dict[str, Any] = {
         "workers": 1,
         "runs": [],
     },
-    "select": {"failure_frames": 5, "max_frames_per_round": 50, "min_rms_displacement": 0.05},
+    "select": {
+        "failure_frames": 5,
+        "max_frames_per_round": 50,
+        "min_rms_displacement": 0.05,
+        "committee": None,
+    },
     "retrain": {"mode": "finetune", "epochs": 10, "lr": None},
     "max_rounds": 5,
     "seed": 0,
@@ -137,6 +158,53 @@ def _reference(ref: Any) -> dict[str, Any]:
     return {"calculator": ref["calculator"], "kwargs": kwargs}
 
 
+COMMITTEE_KEYS = ("size", "f_lo", "f_hi", "max_frames", "interval")
+
+
+def _committee(com: Any, ex: dict[str, Any]) -> dict[str, Any] | None:
+    """The validated ``select.committee`` (None: off); ``ex`` the validated explore section."""
+    if com is None:
+        return None
+    sec = "select.committee"
+    if not isinstance(com, dict):
+        raise StabilizeConfigError(
+            f"{sec} must be null (off) or a mapping {{size, f_lo, f_hi, max_frames, interval}}"
+        )
+    bad = set(com) - set(COMMITTEE_KEYS)
+    if bad:
+        raise StabilizeConfigError(
+            f"unknown keys {sec}.{sorted(bad)} (valid: {', '.join(COMMITTEE_KEYS)})"
+        )
+    missing = [k for k in ("size", "f_lo", "f_hi") if k not in com]
+    if missing:
+        raise StabilizeConfigError(
+            f"{sec} needs {missing}: size (models, >= 2) and the force-deviation thresholds "
+            "f_lo < f_hi in eV/A"
+        )
+    out = {
+        "size": _number(sec, "size", com["size"], 2, integer=True),
+        "f_lo": float(_number(sec, "f_lo", com["f_lo"], 0.0)),
+        "f_hi": float(_number(sec, "f_hi", com["f_hi"], 0.0)),
+        "max_frames": _number(sec, "max_frames", com.get("max_frames", 10), 1, integer=True),
+        "interval": com.get("interval"),
+    }
+    if out["f_lo"] >= out["f_hi"]:
+        raise StabilizeConfigError(
+            f"{sec}: f_lo ({out['f_lo']} eV/A) must be below f_hi ({out['f_hi']} eV/A); "
+            "candidates are frames with f_lo <= max force deviation < f_hi"
+        )
+    if out["interval"] is None:
+        out["interval"] = ex["check_interval"]
+    _number(sec, "interval", out["interval"], 1, integer=True)
+    if ex["engine"] != "ase":
+        raise StabilizeConfigError(
+            f"{sec} needs explore.engine ase (the committee's forces are evaluated in the ASE "
+            f"MD); engine {ex['engine']!r} cannot run one: use engine ase or set "
+            f"{sec} null"
+        )
+    return out
+
+
 def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     """Fill defaults, check every field, resolve paths; returns a new dict."""
     if not isinstance(raw, dict):
@@ -206,6 +274,7 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     _number("select", "failure_frames", se["failure_frames"], 0, integer=True)
     _number("select", "max_frames_per_round", se["max_frames_per_round"], 1, integer=True)
     _number("select", "min_rms_displacement", se["min_rms_displacement"], 0.0)
+    se["committee"] = _committee(se["committee"], ex)
     rt = cfg["retrain"]
     if rt["mode"] not in MODES:
         raise StabilizeConfigError(f"retrain.mode must be one of {MODES}, got {rt['mode']!r}")

@@ -18,6 +18,7 @@ def explore_run(
     rund: str,
     failure_frames: int,
     threads: int | None = None,
+    committee: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Run one exploration start; returns (its ``report.json`` content, CPU seconds).
 
@@ -26,6 +27,13 @@ def explore_run(
     of the base training set). CPU seconds are the process's CPU time for the ASE engine and
     wall time x ranks for LAMMPS (the ranks are other processes). ``threads`` sets torch's
     intra-op threads of a worker process.
+
+    ``committee`` (ASE engine only): ``{"members": [model.pt, ...], "f_lo", "f_hi",
+    "interval"}``; the MD is driven by ``model`` exactly as without it, and every ``interval``
+    steps a :class:`~gnnff.active.committee.CommitteeObserver` evaluates the members on the
+    current frame; its candidates go to ``committee.extxyz`` and its counts to
+    ``committee.json`` in ``rund`` (both written when the run ends, so an interrupted run
+    leaves neither). Members' force evaluations count in the CPU seconds.
     """
     from gnnff.calculators.md import read_structure
 
@@ -37,6 +45,8 @@ def explore_run(
         torch.set_num_threads(threads)
     start = read_structure(run["structure"], run["index"])
     if ex["engine"] == "lammps":
+        if committee is not None:
+            raise ValueError("a committee needs explore.engine ase")
         t0 = time.perf_counter()
         report = _explore_lammps(ex, start, model, run, out, reference_file)
         return report, ex["np"] * (time.perf_counter() - t0)
@@ -56,6 +66,18 @@ def explore_run(
         failure_frames=failure_frames,
     )
     t0 = time.process_time()
+    observer = None
+    if committee is not None:
+        from .committee import CommitteeObserver
+
+        observer = CommitteeObserver(
+            [GNNFFCalculator(m) for m in committee["members"]],
+            committee["f_lo"],
+            committee["f_hi"],
+            committee["interval"],
+            ex["dt_fs"],
+            source=str(out),
+        )
     report = run_md(
         start,
         GNNFFCalculator(model),
@@ -63,7 +85,10 @@ def explore_run(
         out,
         reference=StabilityReference.load(reference_file),
         progress=False,
+        observers=[observer] if observer is not None else (),
     )
+    if observer is not None:
+        observer.write(out)
     return dict(report), time.process_time() - t0
 
 

@@ -17,8 +17,11 @@ kill -9) loses at most the unit in flight. Layout of ``--out``::
 
     config.json  summary.json  stabilize.md  stabilize.png
     round_000/train/model.pt            (unless initial_model is given)
+    round_000/train_member_k/model.pt   (select.committee: members k = 1..K-1)
     round_001/explore/run_00/report.json, failing.extxyz, done.json
+        committee.extxyz, committee.json   (select.committee)
     round_001/selected.extxyz  labelled.extxyz  label_log.json  train.extxyz  train/model.pt
+              train_member_k/model.pt   (select.committee)
 """
 
 from __future__ import annotations
@@ -128,10 +131,19 @@ class StabilizeLoop:
 
     # ------------------------------------------------------------------ units
     def _train(
-        self, rdir: Path, train_file: Path | None, init_model: str | None, round_index: int
+        self,
+        rdir: Path,
+        train_file: Path | None,
+        init_model: str | None,
+        round_index: int,
+        member: int = 0,
     ) -> str:
-        model = rdir / "train" / "model.pt"
-        if model.is_file() and (rdir / "train" / "summary.json").is_file():
+        """Train (or load the cached) model of ``rdir``: the main model (``member`` 0, in
+        ``rdir/train``) or committee member k (``rdir/train_member_k``, seed + 1000 k). Round 0
+        members with an initial model are fine-tuned from it on the base set (any mode)."""
+        unit = "train" if member == 0 else f"train_member_{member}"
+        model = rdir / unit / "model.pt"
+        if model.is_file() and (rdir / unit / "summary.json").is_file():
             return str(model)
         import copy
 
@@ -140,27 +152,42 @@ class StabilizeLoop:
         tcfg = copy.deepcopy(self.tcfg)
         tcfg["training"]["progress"] = False
         init_state = None
-        if train_file is not None:
+        if train_file is None:  # round 0 from scratch, train_config as given
+            tcfg["training"]["seed"] = int(tcfg["training"]["seed"]) + 1000 * member
+        else:
             tcfg["data"]["train"] = str(train_file)
             rt = self.cfg["retrain"]
             tcfg["training"]["epochs"] = rt["epochs"]
-            tcfg["training"]["seed"] = self.cfg["seed"] + round_index
+            tcfg["training"]["seed"] = self.cfg["seed"] + round_index + 1000 * member
             if rt["lr"] is not None:
                 tcfg["optim"]["lr"] = rt["lr"]
-            if rt["mode"] == "finetune" and init_model:
+            if (rt["mode"] == "finetune" or round_index == 0) and init_model:
                 from gnnff.potentials import eager_from_file, read_metadata
 
                 tcfg["model"] = dict(read_metadata(init_model)["hyperparameters"])
                 init_state = eager_from_file(init_model).state_dict()
-        resume = (rdir / "train" / "checkpoint.pt").is_file()
+        resume = (rdir / unit / "checkpoint.pt").is_file()
         t0 = time.process_time()
-        Trainer(
-            tcfg, rdir / "train", resume=resume, log=lambda *a: None, init_state=init_state
-        ).fit()
-        self._cpu(rdir, "train", time.process_time() - t0)
+        Trainer(tcfg, rdir / unit, resume=resume, log=lambda *a: None, init_state=init_state).fit()
+        self._cpu(rdir, unit, time.process_time() - t0)
         self.log(f"  trained {model}")
         self._unit_done()
         return str(model)
+
+    def _members(
+        self, rdir: Path, train_file: Path | None, previous: list[str], round_index: int
+    ) -> list[str]:
+        """The K-1 committee members of ``rdir`` (none without ``select.committee``); member k
+        fine-tunes ``previous[k - 1]`` (the previous round's member k, or the initial model)."""
+        com = self.cfg["select"]["committee"]
+        if com is None:
+            return []
+        if len(previous) == 1:  # round 0: every member starts from the initial model
+            previous = previous * (com["size"] - 1)
+        return [
+            self._train(rdir, train_file, previous[k - 1] if previous else None, round_index, k)
+            for k in range(1, com["size"])
+        ]
 
     def _cpu(self, rdir: Path, unit: str, seconds: float) -> None:
         path = rdir / "cpu.json"
@@ -168,9 +195,12 @@ class StabilizeLoop:
         cpu[unit] = cpu.get(unit, 0.0) + seconds
         atomic_write_json(path, cpu)
 
-    def _explore(self, rdir: Path, model: str) -> list[dict[str, Any]]:
+    def _explore(
+        self, rdir: Path, model: str, members: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Every exploration run of the round not yet done (``explore.workers`` at once);
-        returns the round's stability table, in run order."""
+        returns the round's stability table, in run order. ``members``: the committee members
+        evaluated alongside ``model`` (``select.committee``)."""
         from .exploration import explore_run, summary_row
 
         ex = self.cfg["explore"]
@@ -187,6 +217,15 @@ class StabilizeLoop:
                 pending.append((k, run, rund))
         args = (model, str(reference_file))
         frames = self.cfg["select"]["failure_frames"]
+        com = self.cfg["select"]["committee"]
+        committee = None
+        if com is not None:
+            if not members or len(members) != com["size"] - 1:
+                raise StabilizeError(f"select.committee needs {com['size'] - 1} member models")
+            committee = {
+                "members": list(members),
+                **{k: com[k] for k in ("f_lo", "f_hi", "interval")},
+            }
 
         def finish(k: int, run: dict[str, Any], rund: Path, result: tuple) -> None:
             report, cpu = result
@@ -196,7 +235,9 @@ class StabilizeLoop:
 
         if ex["workers"] == 1 or len(pending) <= 1:
             for k, run, rund in pending:
-                finish(k, run, rund, explore_run(ex, run, *args, str(rund), frames))
+                finish(
+                    k, run, rund, explore_run(ex, run, *args, str(rund), frames, None, committee)
+                )
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -204,8 +245,9 @@ class StabilizeLoop:
             ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
             workers = min(ex["workers"], len(pending))
             with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                tail = (frames, 1, committee)  # failure frames, threads, committee
                 futures = {
-                    pool.submit(explore_run, ex, run, *args, str(rund), frames, 1): (k, run, rund)
+                    pool.submit(explore_run, ex, run, *args, str(rund), *tail): (k, run, rund)
                     for k, run, rund in pending
                 }
                 for fut in as_completed(futures):
@@ -219,7 +261,7 @@ class StabilizeLoop:
         from gnnff.stability.failing import FAILING_FILE as FILE_NAME
         from gnnff.training.data import read_frames
 
-        from .selection import select_frames
+        from .selection import select_committee_frames, select_frames
 
         sel = self.cfg["select"]
         selected = rdir / "selected.extxyz"
@@ -233,6 +275,20 @@ class StabilizeLoop:
             frames, counts = select_frames(
                 files, sel["max_frames_per_round"], sel["min_rms_displacement"]
             )
+            com = sel["committee"]
+            if com is not None:
+                from .committee import COMMITTEE_FILE
+
+                extra, more = select_committee_frames(
+                    [rdir / "explore" / f"run_{r['run']:02d}" / COMMITTEE_FILE for r in rows],
+                    frames,
+                    com["max_frames"],
+                    sel["min_rms_displacement"],
+                    com["f_lo"],
+                    com["f_hi"],
+                )
+                frames = frames + extra
+                counts.update(more)
             if not frames:
                 why = "; ".join(
                     f"run {r['run']}: {r['failed_criterion']} ({r['failed_pair']}, "
@@ -240,9 +296,15 @@ class StabilizeLoop:
                     for r in rows
                     if r["stability_index"] < 1.0
                 )
+                hint = ""
+                if com is not None:
+                    hint = (
+                        f"; no committee frame had a max force deviation in [f_lo, f_hi) = "
+                        f"[{com['f_lo']}, {com['f_hi']}) eV/A (select.committee)"
+                    )
                 raise StabilizeError(
                     f"round {rdir.name}: runs still fail ({why}) but no failure frame was "
-                    "selected; raise select.failure_frames or lower "
+                    f"selected{hint}; raise select.failure_frames or lower "
                     "select.min_rms_displacement"
                 )
             _write_frames(selected, frames)
@@ -288,16 +350,24 @@ class StabilizeLoop:
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:
         """Run to convergence or ``max_rounds``; returns (and writes) the summary."""
+        from .committee import read_counts
         from .report import write_report
 
-        model = self.cfg["initial_model"] or self._train(self._rdir(0), None, None, 0)
+        init = self.cfg["initial_model"]
+        model = init or self._train(self._rdir(0), None, None, 0)
+        base_train = Path(self.tcfg["data"]["train"]) if init else None
+        members = self._members(self._rdir(0), base_train, [init] if init else [], 0)
         rounds: list[dict[str, Any]] = []
         status = "max_rounds"
         for r in range(1, self.cfg["max_rounds"] + 2):
             rdir = self._rdir(r)
             self.log(f"round {r}: exploring with {model}")
-            rows = self._explore(rdir, model)
+            rows = self._explore(rdir, model, members)
             info: dict[str, Any] = {"round": r, "model": model, "runs": rows, "frames_added": 0}
+            if members:
+                info["members"] = members
+                runs_dirs = [rdir / "explore" / f"run_{k:02d}" for k in range(len(rows))]
+                info["committee"] = read_counts(runs_dirs)
             rounds.append(info)
             if all(row["stability_index"] >= 1.0 for row in rows):
                 status = "converged"
@@ -305,20 +375,29 @@ class StabilizeLoop:
             if r == self.cfg["max_rounds"] + 1:
                 break
             info["frames_added"] = self._select_and_label(rdir, rows)
-            model = self._train(rdir, self._merge(r), model, r)
+            merged = self._merge(r)
+            new_model = self._train(rdir, merged, model, r)
+            members = self._members(rdir, merged, members, r)
+            model = new_model
         for info in rounds:
             cpu = self._rdir(info["round"]) / "cpu.json"
             info["cpu_s"] = json.loads(cpu.read_text()) if cpu.is_file() else {}
+            sel = self._rdir(info["round"]) / "select.json"
+            if info.get("committee") and sel.is_file():
+                info["committee_selected"] = json.loads(sel.read_text()).get(
+                    "committee_selected", 0
+                )
         cpu0 = self._rdir(0) / "cpu.json"
         summary = {
             "status": status,
             "final_model": model,
             "rounds": rounds,
             "initial_training_cpu_s": (
-                json.loads(cpu0.read_text()).get("train", 0.0) if cpu0.is_file() else 0.0
+                sum(json.loads(cpu0.read_text()).values()) if cpu0.is_file() else 0.0
             ),
             "frames_added_total": sum(i["frames_added"] for i in rounds),
             "reference": self.reference.source,
+            "committee": self.cfg["select"]["committee"],
         }
         atomic_write_json(self.out / "summary.json", summary)
         write_report(summary, self.out)

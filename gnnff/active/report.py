@@ -32,6 +32,34 @@ def round_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def committee_lines(summary: dict[str, Any]) -> list[str]:
+    """The committee table (DP-GEN's accurate / candidate / failed fractions of the checked
+    frames per round); no lines when the loop ran without ``select.committee``."""
+    rounds = [i for i in summary["rounds"] if i.get("committee")]
+    if not rounds:
+        return []
+    com = summary.get("committee") or {}
+    lines = [
+        "",
+        "Committee max force deviation of the checked frames (DP-GEN, Zhang et al., Comput. "
+        "Phys. Commun. 253, 107206 (2020)): accurate dev < f_lo, candidate f_lo <= dev < f_hi, "
+        f"failed dev >= f_hi (K = {com.get('size', '?')} models, f_lo = {com.get('f_lo', 0):g}, "
+        f"f_hi = {com.get('f_hi', 0):g} eV/A):",
+        "",
+        "| round | checked | accurate | candidate | failed | committee frames selected |",
+        "|---|---|---|---|---|---|",
+    ]
+    for info in rounds:
+        c = info["committee"]
+        n = max(c["checked"], 1)
+        lines.append(
+            f"| {info['round']} | {c['checked']} | {c['accurate'] / n:.1%} | "
+            f"{c['candidate'] / n:.1%} | {c['failed'] / n:.1%} | "
+            f"{info.get('committee_selected', 0)} |"
+        )
+    return lines
+
+
 def write_report(summary: dict[str, Any], out: Path) -> None:
     rows = round_table(summary)
     lines = [
@@ -53,6 +81,7 @@ def write_report(summary: dict[str, Any], out: Path) -> None:
             f"{r['median_stable_ps']:.3g} | {r['S_eq_1']} | {r['frames_added']} | "
             f"{r['cpu_s']:.0f} |"
         )
+    lines += committee_lines(summary)
     lines += [
         "",
         "Runs of the last round:",

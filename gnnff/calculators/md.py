@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -123,11 +124,16 @@ def run_md(
     stability_config=None,
     reference=None,
     progress: bool = True,
+    observers: Sequence[Callable[[Atoms, int], None]] = (),
 ) -> dict:
     """Run MD on ``atoms`` with ``calc``; write ``md.traj`` (every ``traj_interval`` steps),
     ``report.json``/``report.png`` (stability) and ``run.json`` into ``out_dir``.
     ``reference``: a ``StabilityReference``, a path, ``"none"``, or None / ``"model"`` for the
     training-data reference stored in the model file (see ``resolve_reference``).
+    ``observers``: callables ``f(atoms, step)`` called before the first step (step 0) and after
+    every MD step with the live atoms (calculator results of the current frame cached; they must
+    not modify them) and the step number; they run before the stability check of the same step
+    and do not change the trajectory (e.g. :class:`gnnff.active.committee.CommitteeObserver`).
     Returns the stability report. A Ctrl-C still leaves a valid trajectory and report."""
     from ase.io import Trajectory
     from tqdm import tqdm
@@ -161,6 +167,8 @@ def run_md(
         last[0] = dyn.nsteps
 
     dyn.attach(advance, interval=max(1, settings.steps // 200))
+    for observer in observers:
+        dyn.attach(lambda f=observer: f(atoms, int(dyn.nsteps)), interval=1)
     monitor = StabilityMonitor(
         atoms,
         dyn,
