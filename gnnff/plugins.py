@@ -193,14 +193,26 @@ class Registry:
         """Every registered name (built-ins in registration order, then the others sorted);
         entry points are listed without being loaded."""
         self._load_builtins()
-        builtin = [n for n in self._entries if n in self._builtin]
+        builtin = list(self._builtin_order())
         others = (set(self._entries) | set(self._entry_points())) - self._builtin
         return (*builtin, *sorted(others))
 
     def builtin_names(self) -> tuple[str, ...]:
         """The names gnnff itself registers, in registration order."""
         self._load_builtins()
-        return tuple(n for n in self._entries if n in self._builtin)
+        return self._builtin_order()
+
+    def _builtin_order(self) -> tuple[str, ...]:
+        """Built-ins by the position of their module in ``builtin_modules``, then by
+        registration (so the order does not depend on which module was imported first)."""
+        ranks = {m: i for i, m in enumerate(self.builtin_modules)}
+        names = [n for n in self._entries if n in self._builtin]
+
+        def rank(name: str) -> int:
+            module = getattr(self._entries[name], "__module__", None)
+            return ranks.get(module, len(ranks)) if isinstance(module, str) else len(ranks)
+
+        return tuple(sorted(names, key=rank))
 
     def origin(self, name: str) -> str:
         """Who registered ``name``: "gnnff", "register()" or the entry point."""
@@ -225,7 +237,11 @@ MODELS = Registry("model family", "gnnff.models", ("gnnff.potentials.allegro_fam
 SOFTMAX = Registry(
     "softmax backend", "gnnff.softmax", ("gnnff.potentials.softmax", "gnnff.lut_accel.backends")
 )
-CRITERIA = Registry("stability criterion", "gnnff.criteria", ("gnnff.stability.criteria",))
+CRITERIA = Registry(
+    "stability criterion",
+    "gnnff.criteria",
+    ("gnnff.stability.criteria", "gnnff.stability.rdf_criterion"),
+)
 SCHEDULERS = Registry("decorrelation scheduler", "gnnff.schedulers", ("gnnff.training.schedulers",))
 REGISTRIES: dict[str, Registry] = {
     "models": MODELS,

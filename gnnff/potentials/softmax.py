@@ -92,4 +92,4 @@ def make_softmax_backend(
 def backend_spec(backend: torch.nn.Module) -> dict[str, Any]:
     """``{"backend": name, "bits": bits or None}`` of a built backend (what export records)."""
     bits = getattr(backend, "bits", None)
-    return {"backend": str(getattr(backend, "name")), "bits": None if bits is None else int(bits)}
+    return {"backend": str(backend.name), "bits": None if bits is None else int(bits)}
