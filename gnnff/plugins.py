@@ -33,9 +33,9 @@ import difflib
 import importlib
 import importlib.metadata
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 __all__ = [
     "CRITERIA",
@@ -84,6 +84,14 @@ class Registry:
         self._eps: dict[str, importlib.metadata.EntryPoint] | None = None
 
     # ------------------------------------------------------------------ registering
+    @overload
+    def register(
+        self, name: str, obj: None = None, *, replace: bool = False, builtin: bool = False
+    ) -> Callable[[T], T]: ...
+
+    @overload
+    def register(self, name: str, obj: T, *, replace: bool = False, builtin: bool = False) -> T: ...
+
     def register(
         self, name: str, obj: Any = None, *, replace: bool = False, builtin: bool = False
     ) -> Any:

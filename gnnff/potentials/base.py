@@ -87,6 +87,16 @@ class EdgeModel(torch.nn.Module):
         self.config["avg_num_neighbors"] = x
 
     @torch.jit.unused
+    def softmax_holders(self) -> dict[str, torch.nn.Module]:
+        """The submodules that hold an attention softmax backend (attribute ``softmax``), by
+        qualified name ("" = the model itself)."""
+        return {
+            name: mod
+            for name, mod in self.named_modules()
+            if isinstance(getattr(mod, "softmax", None), torch.nn.Module)
+        }
+
+    @torch.jit.unused
     def set_softmax_backend(self, name: str, bits: int | None = None, config: Any = None) -> None:
         """Swap the attention softmax (every submodule attribute named ``softmax``) for the
         registered backend ``name`` (weights unchanged) and record it in ``config["softmax"]``
@@ -97,14 +107,9 @@ class EdgeModel(torch.nn.Module):
                 f"family {self.family!r} has no attention softmax (its config has no 'softmax'; "
                 "families with one, e.g. 'allegro-attn', do)"
             )
-        spec: dict[str, Any] | None = None
-        for module in list(self.modules()):
-            if isinstance(getattr(module, "softmax", None), torch.nn.Module):
-                backend = make_softmax_backend(name, bits, config)
-                module.softmax = backend
-                spec = backend_spec(backend)
-        if spec is None:
-            spec = backend_spec(make_softmax_backend(name, bits, config))
+        spec = backend_spec(make_softmax_backend(name, bits, config))  # checks name and bits
+        for holder in self.softmax_holders().values():
+            holder.softmax = make_softmax_backend(name, bits, config)
         self.config["softmax"] = spec
 
     # ---------------------------------------------------------------- the model

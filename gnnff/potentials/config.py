@@ -39,7 +39,6 @@ _COMMON_DEFAULTS: dict[str, Any] = {
 }
 
 
-
 def default_model_config(family: str = "allegro") -> dict[str, Any]:
     """All hyperparameters of the registered ``family`` with their default values (``species``
     empty). ValueError (``gnnff.plugins.PluginError``) for an unknown family, listing the

@@ -211,20 +211,12 @@ def model_from_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any])
 
 
 # ------------------------------------------------------------------ model files
-def _softmax_holders(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """Submodules that hold an attention softmax backend (attribute ``softmax``), by name."""
-    return {
-        name: mod
-        for name, mod in model.named_modules()
-        if isinstance(getattr(mod, "softmax", None), torch.nn.Module)
-    }
-
-
-def softmax_spec_of(model: torch.nn.Module) -> dict[str, Any] | None:
+def softmax_spec_of(model: EdgeModel) -> dict[str, Any] | None:
     """``{"backend", "bits"}`` of the softmax backend the model actually runs (read from its
     modules, not its config), None for a model without one. ValueError when its layers run
     different backends (a model file records one)."""
-    specs = [backend_spec(h.softmax) for h in _softmax_holders(model).values()]  # type: ignore[arg-type]
+    holders = model.softmax_holders().values()
+    specs = [backend_spec(getattr(h, "softmax")) for h in holders]  # noqa: B009
     if not specs:
         return None
     if any(sp != specs[0] for sp in specs[1:]):
@@ -242,7 +234,7 @@ def _copy_model(model: EdgeModel) -> EdgeModel:
     # rebuild from the config rather than deep-copying: a deep copy of scripted e3nn pieces
     # fails in processes where other packages changed e3nn's global settings
     m = build_model(copy.deepcopy(model.config))
-    src, dst = _softmax_holders(model), _softmax_holders(m)
+    src, dst = model.softmax_holders(), m.softmax_holders()
     if set(src) != set(dst):
         raise ValueError(
             f"model family {model.family!r} rebuilt from its config has softmax backends at "
@@ -250,7 +242,7 @@ def _copy_model(model: EdgeModel) -> EdgeModel:
             "model's structure from its config"
         )
     for name, holder in dst.items():
-        holder.softmax = copy.deepcopy(src[name].softmax)
+        holder.softmax = copy.deepcopy(getattr(src[name], "softmax"))  # noqa: B009
     m.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     spec = softmax_spec_of(m)
     if spec is not None and "softmax" in m.config:

@@ -5,7 +5,7 @@ on import, like the criteria of :mod:`gnnff.stability.criteria`."""
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class RDFStructure(Criterion):
         self.ref_partial = {k: np.asarray(v) for k, v in (reference_partial or {}).items()}
         self.reference_source = "reference" if self.ref_total is not None else "first_window"
         self.reference_time_ps: float | None = None
-        self._frames: deque = deque()
+        self._frames: deque[tuple[float, np.ndarray, dict[str, np.ndarray]]] = deque()
         self._t_first: float | None = None
         self.last_window_total: np.ndarray | None = None
 
@@ -62,7 +62,7 @@ class RDFStructure(Criterion):
                 "rdf_reference='reference' but the stability reference has no RDF: "
                 "rebuild it with RDF frames, or set rdf_reference to auto/first_window"
             )
-        if use_ref and ref is not None:
+        if use_ref and ref is not None and ref.rdf_rmax is not None and ref.rdf_nbins is not None:
             return cls(config.rdf_threshold, config.rdf_window_ps, ref.rdf_rmax, ref.rdf_nbins,
                        config.rdf_mode, ref.rdf_total, ref.rdf_partial)  # fmt: skip
         return cls(config.rdf_threshold, config.rdf_window_ps, config.rdf_rmax,
@@ -77,7 +77,8 @@ class RDFStructure(Criterion):
         }
         return total, partial
 
-    def _error(self, total, partial, snap: Snapshot) -> float:
+    def _error(self, total: np.ndarray, partial: dict[str, np.ndarray], snap: Snapshot) -> float:
+        assert self.ref_total is not None  # set from the first window at the latest
         if self.mode == "total":
             return rdf_distance(total, self.ref_total, self.rmax)
         from ase.data import chemical_symbols
@@ -116,7 +117,7 @@ class RDFStructure(Criterion):
         err = self._error(total, partial, snap)
         return bool(err <= self.threshold), float(err)
 
-    def thresholds(self) -> dict:
+    def thresholds(self) -> dict[str, Any]:
         return {
             "max_error": self.threshold,
             "window_ps": self.window_ps,
@@ -127,7 +128,7 @@ class RDFStructure(Criterion):
             "reference_time_ps": self.reference_time_ps,
         }
 
-    def failure_detail(self) -> dict:
+    def failure_detail(self) -> dict[str, Any]:
         return {"threshold": self.threshold}
 
 
