@@ -134,6 +134,11 @@ class ExportedModel(torch.nn.Module):
         }
 
 
+def _float_dtype(state: dict[str, torch.Tensor]) -> torch.dtype:
+    """The floating dtype of a state dict (float32 when it has no floating tensor)."""
+    return next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+
+
 # ------------------------------------------------------------------ checkpoints
 def save_checkpoint_dict(
     model: EdgeModel,
@@ -205,6 +210,7 @@ def model_from_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any])
     use_ema = bool(ckpt.get("use_ema_for_export", summary.get("use_ema_for_export", False)))
     state = ckpt["ema_state"] if use_ema and ckpt.get("ema_state") is not None else None
     state = state if state is not None else ckpt["model_state"]
+    model = model.to(_float_dtype(state))  # no rounding of float64 weights through float32
     model.load_state_dict(state)
     model.config["avg_num_neighbors"] = float(model.avg_num_neighbors)  # type: ignore[arg-type]
     return model.eval()
@@ -243,7 +249,9 @@ def _copy_model(model: EdgeModel) -> EdgeModel:
         )
     for name, holder in dst.items():
         holder.softmax = copy.deepcopy(getattr(src[name], "softmax"))  # noqa: B009
-    m.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    m = m.to(_float_dtype(state))  # no rounding of float64 weights through float32
+    m.load_state_dict(state)
     spec = softmax_spec_of(m)
     if spec is not None and "softmax" in m.config:
         m.config["softmax"] = spec
@@ -365,6 +373,7 @@ def eager_from_file(path: str | os.PathLike[str]) -> EdgeModel:
     # tables) are taken from the file where they fit
     own = model.state_dict()
     state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model = model.to(getattr(torch, meta.get("dtype", "float64")))
     model.load_state_dict(state, strict=False)
     missing = [k for k in own if k not in state and ".softmax." not in k]
     if missing:
