@@ -5,6 +5,7 @@ discovered lazily and a broken one fails with a clear error."""
 
 # no `from __future__ import annotations`: TorchScript reads the toy modules' annotations
 import importlib
+import json
 import math
 from types import SimpleNamespace
 
@@ -296,7 +297,7 @@ class FakeEntryPoint:
         )
 
 
-def test_entry_points_are_discovered_lazily_and_broken_ones_named(monkeypatch):
+def test_entry_points_are_discovered_lazily_and_broken_ones_named(monkeypatch, capsys):
     good = FakeEntryPoint("ep-sharp", "toy_plugins.softmax:make", "gnnff.softmax", make_sharp)
     broken = FakeEntryPoint("ep-broken", "toy_plugins_missing.mod:make", "gnnff.softmax")
     asked: list[str] = []
@@ -325,6 +326,15 @@ def test_entry_points_are_discovered_lazily_and_broken_ones_named(monkeypatch):
         # a model config naming it fails at validation with the same message
         with pytest.raises(ValueError, match="toy-plugins"):
             build_model({"family": "allegro-attn", "species": ["O"], "softmax": "ep-broken"})
+        # `gnnff plugins` lists both, and says which one is broken
+        from gnnff.cli import main
+
+        assert main(["plugins", "--json"]) == 0
+        listing = json.loads(capsys.readouterr().out)
+        origin = {r["name"]: r["origin"] for r in listing["softmax"]}
+        assert origin["float"] == "gnnff" and "toy_plugins.softmax:make" in origin["ep-sharp"]
+        assert origin["ep-broken"].startswith("broken: ") and "toy-plugins" in origin["ep-broken"]
+        assert [r["name"] for r in listing["schedulers"]] == list(SCHEDULERS.builtin_names())
     finally:
         if "ep-sharp" in SOFTMAX._entries:
             SOFTMAX.unregister("ep-sharp")

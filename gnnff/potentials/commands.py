@@ -1,4 +1,5 @@
-"""`gnnff export` and `gnnff info`: write and inspect exported model files."""
+"""`gnnff export` and `gnnff info`: write and inspect exported model files; `gnnff plugins`:
+the registered model families, softmax backends, stability criteria and lambda schedulers."""
 
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ def register(subparsers: Any) -> None:
     q.add_argument("model", help="exported model file, or the name of a bundled model")
     q.add_argument("--json", action="store_true", help="print the raw metadata JSON")
     q.set_defaults(func=_cmd_info)
+
+    r = subparsers.add_parser(
+        "plugins",
+        help="list the registered model families, softmax backends, criteria and schedulers",
+        description="Every registered name per kind and where it comes from (gnnff, an entry "
+        "point of an installed package); see docs/architecture.md, 'Extending gnnff'.",
+    )
+    r.add_argument("--json", action="store_true", help="print the listing as JSON")
+    r.set_defaults(func=_cmd_plugins)
 
 
 def _load_yaml(path: str) -> dict[str, Any]:
@@ -125,4 +135,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print("size:        " + ", ".join(f"{k}={hp.get(k)}" for k in keys))
     training = meta.get("training")
     print(f"training:    {'untrained' if training is None else json.dumps(training)[:400]}")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from gnnff.plugins import describe
+
+    listing = describe()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    for kind, rows in listing.items():
+        print(f"{kind}:")
+        for row in rows:
+            print(f"  {row['name']:<22} {row['origin']}")
     return 0
