@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parents[1] / "gnnff"
 # rooms below cli; cli and demo sit on top.
 LAYER = {
     "gnnff": 0, "_lazy": 0, "io_utils": 0, "lammps_lib": 0, "lammps_geometry": 0,
-    "segment_ops": 0, "_mpi_hook": 0,
+    "segment_ops": 0, "_mpi_hook": 0, "plugins": 0,
     "lut_accel": 1,
     "potentials": 2, "stability": 2,
     "training": 3, "calculators": 3, "plugin": 3, "data": 3, "testing": 3,
@@ -99,6 +99,11 @@ def test_lut_accel_stands_alone():
         outside = [d for d in GRAPH[name] if LAYER[_room(d)] >= LAYER["lut_accel"]
                    and _room(d) != "lut_accel"]  # fmt: skip
         assert not outside, f"{name} imports {outside}"
+
+
+def test_the_registries_import_no_gnnff_module():
+    # gnnff.plugins names the built-in modules as strings and imports them on a look-up miss
+    assert GRAPH["gnnff.plugins"] == set()
 
 
 def test_calculators_and_plugin_never_import_training():

@@ -17,7 +17,8 @@ from gnnff.lut_accel.reference import (
     reference_segment_codes,
 )
 from gnnff.lut_accel.tables import compensation_table, numerator_table, quotient_table
-from gnnff.potentials.softmax import SOFTMAX_BACKENDS, make_softmax_backend
+from gnnff.plugins import SOFTMAX, PluginError
+from gnnff.potentials.softmax import make_softmax_backend
 from gnnff.segment_ops import float_segment_softmax
 
 CONFIGS = [("lut-rexp", 8), ("lut-rexp", 16), ("lut-2d", 8), ("lut-2d", 16)]
@@ -234,13 +235,15 @@ def test_torchscript_round_trip(key, tmp_path):
 
 
 def test_backends_listing_and_factory():
-    assert SOFTMAX_BACKENDS == ("float", "lut-rexp", "lut-2d")
-    for name in SOFTMAX_BACKENDS:
+    assert SOFTMAX.builtin_names() == ("float", "lut-rexp", "lut-2d")
+    for name in SOFTMAX.builtin_names():
         for bits in (8, 16):
             mod = make_softmax_backend(name, bits)
             assert mod.name == name
             torch.jit.script(mod)
     assert make_softmax_backend("lut-2d").bits == 8  # bits=None -> 8
+    with pytest.raises(PluginError, match="unknown softmax backend 'lut2d'; did you mean 'lut-2d'"):
+        make_softmax_backend("lut2d")
     custom = LUTConfig(method="rexp", bits=8, input_step=0.1, table_len=40, comp_mant_bits=3)
     mod = make_softmax_backend("lut-rexp", config=custom)
     assert isinstance(mod, LUTSoftmax) and mod.num_table.numel() == 40

@@ -8,7 +8,14 @@ import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from gnnff.data.structures import composition_counts, random_packing
-from gnnff.potentials import ExportedModel, build_model, eager_from_file, export_model, load
+from gnnff.potentials import (
+    ExportedModel,
+    build_model,
+    eager_from_file,
+    export_model,
+    load,
+    read_metadata,
+)
 from gnnff.potentials.softmax_eval import attention_logits, backend_errors
 
 
@@ -92,3 +99,47 @@ def test_report_refuses_non_attention_model(tmp_path):
     path = export_model(m, tmp_path / "a.pt")
     with pytest.raises(ValueError, match="no attention"):
         attention_logits(path, frames(1))
+
+
+def test_a_backend_swapped_at_run_time_is_exported_and_reloaded(attn_file, tmp_path, capsys):
+    """Export reproduces the model it is given: a non-default backend set on the in-memory
+    model (no ``softmax=`` argument) is what the file runs, records and reloads with."""
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.cli import main
+    from gnnff.lut_accel.backends import LUTSoftmax
+    from gnnff.lut_accel.config import LUTConfig
+    from gnnff.potentials.softmax_eval import _inputs
+
+    model = eager_from_file(attn_file)
+    model.set_softmax_backend("lut-2d")  # bits left to the backend's default (8)
+    assert model.config["softmax"] == {"backend": "lut-2d", "bits": 8}
+    path = export_model(model, tmp_path / "swapped.pt")
+    meta = read_metadata(path)
+    assert meta["softmax"] == {"backend": "lut-2d", "bits": 8}
+    assert meta["hyperparameters"]["softmax"] == meta["softmax"]
+    atoms = frames(1)[0][:9]  # few atoms: the eager LUT emulator is slow
+    atoms.calc = None
+    inp = _inputs(atoms, model.species, model.cutoff, torch.float64)
+    ref = ExportedModel(model)(*inp)
+    float_ref = ExportedModel(eager_from_file(attn_file))(*inp)
+    assert float(ref["energy"]) != float(float_ref["energy"])  # the LUT does change it
+    # the TorchScript file, through the ASE calculator, == the in-memory model
+    atoms.calc = GNNFFCalculator(str(path))
+    assert atoms.get_potential_energy() == pytest.approx(float(ref["energy"]), abs=1e-10)
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"].numpy(), rtol=0, atol=1e-10)
+    # `gnnff info` and the eager rebuild name the same backend
+    assert main(["info", str(path)]) == 0
+    assert "softmax:     lut-2d (bits 8)" in capsys.readouterr().out
+    again = eager_from_file(path)
+    assert again.config["softmax"] == {"backend": "lut-2d", "bits": 8}
+    assert all(layer.softmax.name == "lut-2d" for layer in again.layers)
+
+    # a backend assigned directly (not through set_softmax_backend), with a non-default LUT
+    # configuration, is exported as it is: the file runs the model's own tables
+    custom = LUTConfig(method="rexp", bits=8, input_step=0.1, table_len=40, comp_mant_bits=3)
+    direct = eager_from_file(attn_file)
+    for layer in direct.layers:
+        layer.softmax = LUTSoftmax(custom)
+    scripted2, meta2 = load(export_model(direct, tmp_path / "direct.pt"))
+    assert meta2["softmax"] == {"backend": "lut-rexp", "bits": 8}
+    assert getattr(scripted2.model.layers, "0").softmax.num_table.numel() == 40

@@ -355,10 +355,6 @@ def test_lmax2_equivariance_and_forces(family):
 
 @pytest.mark.parametrize("backend,bits", [("lut-rexp", 8), ("lut-2d", 16)])
 def test_export_with_lut_softmax(backend, bits, tmp_path):
-    from gnnff.potentials.softmax import SOFTMAX_BACKENDS
-
-    if backend not in SOFTMAX_BACKENDS:
-        pytest.skip(f"softmax backend {backend} not available yet")
     model = small_model("allegro-attn")
     atoms = sio2_cell()
     ref = evaluate(ExportedModel(model), atoms)

@@ -78,7 +78,7 @@ def test_config_errors_are_clear(tmp_path):
         )
     with pytest.raises(StudyConfigError, match="md.systems is empty"):
         load_study_config(_write(tmp_path, {"seeds": [0]}))
-    with pytest.raises(StudyConfigError, match="unknown family"):
+    with pytest.raises(StudyConfigError, match="unknown model family 'nequip'"):
         load_study_config(
             _write(
                 tmp_path, {"families": ["nequip"], "md": {"systems": {"a": {"starts": "x.extxyz"}}}}

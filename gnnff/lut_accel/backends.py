@@ -1,5 +1,6 @@
 """The LUT-softmax backends of the attention softmax interface (``gnnff.potentials.softmax``
-defines the interface and the exact ``float`` backend; it builds these by name).
+defines the interface and the exact ``float`` backend). Importing this module registers
+``lut-rexp`` and ``lut-2d`` in :data:`gnnff.plugins.SOFTMAX`; models build them by name.
 
 * ``lut-rexp`` / ``lut-2d``: the LUT-softmax accelerator emulator (:mod:`gnnff.lut_accel.config`
   documents the integer datapath), forward = bit-exact LUT result, backward = float softmax
@@ -12,6 +13,8 @@ weights of its edges are a softmax of their logits. This module imports nothing 
 ``gnnff.potentials`` (the emulator stands alone).
 """
 
+from collections.abc import Callable
+
 import torch
 
 from gnnff.lut_accel.config import LUTConfig, default_config
@@ -23,9 +26,10 @@ from gnnff.lut_accel.softmax import (
     lut_segment_codes,
 )
 from gnnff.lut_accel.tables import numerator_table, second_table
+from gnnff.plugins import SOFTMAX
 from gnnff.segment_ops import float_segment_softmax
 
-__all__ = ["LUT_BACKENDS", "LUTSoftmax", "make_lut_softmax"]
+__all__ = ["LUTSoftmax", "make_lut_softmax"]
 
 
 class LUTSoftmax(torch.nn.Module):
@@ -122,14 +126,13 @@ class LUTSoftmax(torch.nn.Module):
         return y
 
 
-LUT_BACKENDS = ("lut-rexp", "lut-2d")
 _METHOD_OF = {"lut-rexp": "rexp", "lut-2d": "lut2d"}
 
 
 def make_lut_softmax(
     name: str, bits: int | None = None, config: LUTConfig | None = None
 ) -> LUTSoftmax:
-    """Build the LUT backend ``name`` (one of ``LUT_BACKENDS``).
+    """Build the LUT backend ``name`` (``lut-rexp`` or ``lut-2d``).
 
     bits: 8 or 16 (None = 8). config: optional full :class:`LUTConfig` (its method must match
     ``name``, its bits override ``bits``); default = :func:`default_config` of the method at
@@ -137,7 +140,7 @@ def make_lut_softmax(
     """
     if name not in _METHOD_OF:
         raise ValueError(
-            f"unknown LUT softmax backend {name!r}; choose one of {', '.join(LUT_BACKENDS)}"
+            f"unknown LUT softmax backend {name!r}; choose one of {', '.join(_METHOD_OF)}"
         )
     method = _METHOD_OF[name]
     if config is None:
@@ -147,3 +150,15 @@ def make_lut_softmax(
             f"backend {name!r} needs a LUTConfig with method {method!r}, got {config.method!r}"
         )
     return LUTSoftmax(config)
+
+
+def _factory(name: str) -> Callable[[int | None, LUTConfig | None], LUTSoftmax]:
+    def make(bits: int | None = None, config: LUTConfig | None = None) -> LUTSoftmax:
+        return make_lut_softmax(name, bits, config)
+
+    make.__name__ = make.__qualname__ = f"make_{name.replace('-', '_')}"
+    return make
+
+
+for _name in _METHOD_OF:
+    SOFTMAX.register(_name, _factory(_name), builtin=True)

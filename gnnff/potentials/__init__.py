@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from gnnff._lazy import lazy_exports
 
 _EXPORTS = {
-    "FAMILIES": "config",
+    "EdgeModel": "base",
+    "ModelFamily": "families",
+    "family_names": "families",
     "default_model_config": "config",
     "resolve_model_config": "config",
     "ExportedModel": "export",
@@ -24,20 +26,24 @@ _EXPORTS = {
     "save_checkpoint": "export",
     "save_checkpoint_dict": "export",
     "GNNFFModel": "model",
+    "make_softmax_backend": "softmax",
     "build_model": "model",
     "neighbor_list": "neighbors",
 }
 
 __all__ = [
+    "EdgeModel",
     "ExportedModel",
-    "FAMILIES",
     "GNNFFModel",
+    "ModelFamily",
     "build_model",
     "default_model_config",
     "eager_from_file",
     "export_model",
+    "family_names",
     "load",
     "load_checkpoint",
+    "make_softmax_backend",
     "model_from_checkpoint",
     "neighbor_list",
     "read_metadata",
@@ -48,7 +54,8 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static view for type checkers and IDEs
-    from .config import FAMILIES, default_model_config, resolve_model_config
+    from .base import EdgeModel
+    from .config import default_model_config, resolve_model_config
     from .export import (
         ExportedModel,
         eager_from_file,
@@ -60,5 +67,7 @@ if TYPE_CHECKING:  # static view for type checkers and IDEs
         save_checkpoint,
         save_checkpoint_dict,
     )
+    from .families import ModelFamily, family_names
     from .model import GNNFFModel, build_model
     from .neighbors import neighbor_list
+    from .softmax import make_softmax_backend

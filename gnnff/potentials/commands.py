@@ -1,4 +1,5 @@
-"""`gnnff export` and `gnnff info`: write and inspect exported model files."""
+"""`gnnff export` and `gnnff info`: write and inspect exported model files; `gnnff plugins`:
+the registered model families, softmax backends, stability criteria and lambda schedulers."""
 
 from __future__ import annotations
 
@@ -25,11 +26,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.add_argument(
         "--softmax",
-        choices=["float", "lut-rexp", "lut-2d"],
+        metavar="BACKEND",
         default=None,
-        help="attention softmax backend (allegro-attn only; default: the model's own)",
+        help="export with this registered attention softmax backend (built in: float, "
+        "lut-rexp, lut-2d; packages add more), for families with attention "
+        "(default: the backend the model runs)",
     )
-    p.add_argument("--lut-bits", type=int, choices=[8, 16], default=None)
+    p.add_argument(
+        "--lut-bits",
+        "--softmax-bits",
+        dest="lut_bits",
+        type=int,
+        default=None,
+        help="bit width of the --softmax backend (LUT backends: 8 or 16, default 8)",
+    )
     p.add_argument("--seed", type=int, default=0, help="weight seed for --untrained")
     p.set_defaults(func=_cmd_export)
 
@@ -37,6 +47,15 @@ def register(subparsers: Any) -> None:
     q.add_argument("model", help="exported model file, or the name of a bundled model")
     q.add_argument("--json", action="store_true", help="print the raw metadata JSON")
     q.set_defaults(func=_cmd_info)
+
+    r = subparsers.add_parser(
+        "plugins",
+        help="list the registered model families, softmax backends, criteria and schedulers",
+        description="Every registered name per kind and where it comes from (gnnff, an entry "
+        "point of an installed package); see docs/architecture.md, 'Extending gnnff'.",
+    )
+    r.add_argument("--json", action="store_true", help="print the listing as JSON")
+    r.set_defaults(func=_cmd_plugins)
 
 
 def _load_yaml(path: str) -> dict[str, Any]:
@@ -57,19 +76,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print("error: give either CHECKPOINT or --untrained MODEL.yaml", file=sys.stderr)
         return 2
     softmax = None
-    if args.softmax is not None or args.lut_bits is not None:
-        name = args.softmax or "float"
-        if name.startswith("lut") and args.lut_bits is None:
-            print("error: --softmax lut-* needs --lut-bits 8 or 16", file=sys.stderr)
-            return 2
-        if args.lut_bits is not None and not name.startswith("lut"):
-            print(
-                f"error: --lut-bits applies to the lut-* softmax backends, not {name!r}; "
-                "add --softmax lut-rexp or lut-2d",
-                file=sys.stderr,
-            )
-            return 2
-        softmax = {"backend": name, "bits": args.lut_bits if name.startswith("lut") else None}
+    if args.lut_bits is not None and args.softmax is None:
+        print(
+            "error: --lut-bits applies to the lut-* softmax backends (or another backend "
+            "with a bit width); add --softmax NAME, e.g. --softmax lut-2d",
+            file=sys.stderr,
+        )
+        return 2
+    if args.softmax is not None:
+        softmax = {"backend": args.softmax, "bits": args.lut_bits}
     try:
         if args.untrained:
             torch.manual_seed(args.seed)
@@ -120,4 +135,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print("size:        " + ", ".join(f"{k}={hp.get(k)}" for k in keys))
     training = meta.get("training")
     print(f"training:    {'untrained' if training is None else json.dumps(training)[:400]}")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from gnnff.plugins import describe
+
+    listing = describe()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    for kind, rows in listing.items():
+        print(f"{kind}:")
+        for row in rows:
+            print(f"  {row['name']:<22} {row['origin']}")
     return 0

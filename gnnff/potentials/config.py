@@ -1,4 +1,8 @@
-"""Model configuration: defaults per family and validation with helpful messages."""
+"""Model configuration: defaults per family and validation with helpful messages.
+
+The hyperparameters below are common to every family; a registered family
+(:class:`gnnff.potentials.families.ModelFamily`) adds its own with their defaults and checks.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-FAMILIES = ("allegro", "allegro-attn")
+from gnnff.plugins import MODELS, SOFTMAX
+
+from .families import get_family
 
 _COMMON_DEFAULTS: dict[str, Any] = {
     "family": "allegro",
@@ -32,21 +38,36 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "zbl_pair_scale": None,
 }
 
-_ATTN_DEFAULTS: dict[str, Any] = {
-    "attn_heads": 1,
-    "softmax": {"backend": "float", "bits": None},
-}
-
 
 def default_model_config(family: str = "allegro") -> dict[str, Any]:
-    """All hyperparameters of ``family`` with their default values (``species`` empty)."""
-    if family not in FAMILIES:
-        raise ValueError(_unknown(family, FAMILIES, "model family"))
+    """All hyperparameters of the registered ``family`` with their default values (``species``
+    empty). ValueError (``gnnff.plugins.PluginError``) for an unknown family, listing the
+    registered ones."""
+    if not isinstance(family, str):
+        raise ValueError(f"model family must be a name (string), got {family!r}")
+    fam = get_family(family)
     cfg = copy.deepcopy(_COMMON_DEFAULTS)
     cfg["family"] = family
-    if family == "allegro-attn":
-        cfg.update(copy.deepcopy(_ATTN_DEFAULTS))
+    clash = sorted(set(fam.defaults) & set(cfg))
+    if clash:
+        raise ValueError(
+            f"model family {family!r} redefines the common hyperparameters {clash}; "
+            "a family may only add its own keys"
+        )
+    cfg.update(copy.deepcopy(dict(fam.defaults)))
     return cfg
+
+
+def _owner_families(key: str) -> list[str]:
+    """Registered families that define the hyperparameter ``key`` (for error messages)."""
+    owners = []
+    for name in MODELS.names():
+        try:
+            if key in get_family(name).defaults:
+                owners.append(name)
+        except (ValueError, TypeError):  # a broken plug-in must not hide the real error
+            continue
+    return owners
 
 
 def _unknown(name: str, choices: Iterable[Any], what: str) -> str:
@@ -62,14 +83,16 @@ def resolve_model_config(config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"model config must be a dict, got {type(config).__name__}")
     family = config.get("family")
     if family is None:
-        raise ValueError(f"model config needs 'family' (one of {', '.join(FAMILIES)})")
+        raise ValueError(f"model config needs 'family' (one of {', '.join(MODELS.names())})")
     cfg = default_model_config(family)
     for key, value in config.items():
         if key not in cfg:
-            if key in _ATTN_DEFAULTS:
+            owners = _owner_families(key)
+            if owners:
                 raise ValueError(
-                    f"model config key {key!r} only applies to family 'allegro-attn' "
-                    f"(this config is {family!r}); remove it or change the family"
+                    f"model config key {key!r} only applies to family "
+                    f"{' or '.join(repr(o) for o in owners)} (this config is {family!r}); "
+                    "remove it or change the family"
                 )
             raise ValueError(_unknown(key, sorted(cfg), "model config key"))
         cfg[key] = copy.deepcopy(value)
@@ -206,22 +229,27 @@ def _validate(cfg: dict[str, Any]) -> None:
     _validate_e0s(cfg)
     cfg["zbl_pair_windows"] = _pair_table(cfg, "zbl_pair_windows", _window)
     cfg["zbl_pair_scale"] = _pair_table(cfg, "zbl_pair_scale", _strength)
-    if cfg["family"] == "allegro-attn":
-        heads = cfg["attn_heads"]
-        if not isinstance(heads, int) or heads < 1 or cfg["num_tensor"] % heads:
-            raise ValueError(
-                f"attn_heads must be a positive integer dividing num_tensor "
-                f"({cfg['num_tensor']}), got {heads!r}"
-            )
-        sm = cfg["softmax"]
-        if isinstance(sm, str):
-            sm = {"backend": sm, "bits": None}
-        if not isinstance(sm, dict) or "backend" not in sm:
-            raise ValueError("softmax must be {'backend': name, 'bits': null|8|16}")
-        extra = set(sm) - {"backend", "bits"}
-        if extra:
-            raise ValueError(f"unknown softmax keys {sorted(extra)}; use 'backend' and 'bits'")
-        cfg["softmax"] = {"backend": str(sm["backend"]), "bits": sm.get("bits")}
+    if "softmax" in cfg:
+        cfg["softmax"] = _softmax_setting(cfg["softmax"])
+    fam = get_family(cfg["family"])
+    if fam.validate is not None:
+        fam.validate(cfg)
+
+
+def _softmax_setting(sm: Any) -> dict[str, Any]:
+    """{"backend": a registered softmax backend, "bits": None or a positive integer}."""
+    if isinstance(sm, str):
+        sm = {"backend": sm, "bits": None}
+    if not isinstance(sm, dict) or "backend" not in sm:
+        raise ValueError("softmax must be {'backend': name, 'bits': null|8|16}")
+    extra = set(sm) - {"backend", "bits"}
+    if extra:
+        raise ValueError(f"unknown softmax keys {sorted(extra)}; use 'backend' and 'bits'")
+    name, bits = str(sm["backend"]), sm.get("bits")
+    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or bits < 1):
+        raise ValueError(f"softmax bits must be null or a positive integer, got {bits!r}")
+    SOFTMAX.get(name)  # PluginError listing the registered backends when unknown
+    return {"backend": name, "bits": bits}
 
 
 E0S_MODES = ("average", "isolated_atoms")

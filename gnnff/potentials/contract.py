@@ -73,12 +73,14 @@ METADATA: tuple[MetadataKey, ...] = (
     MetadataKey("format_version", "int", f"{FORMAT_VERSION} (readers refuse other versions)"),
     MetadataKey("species", "list[str]", "element symbols in type order (`species` indices)"),
     MetadataKey("cutoff", "float", "radial cutoff (A); edges at r >= cutoff contribute zero"),
-    MetadataKey("family", "str", "model family that built the file (e.g. `allegro-attn`)"),
+    MetadataKey("family", "str",
+                "registered model family that built the file (e.g. `allegro-attn`)"),
     MetadataKey("hyperparameters", "dict", "the full model config (rebuilds the eager model)"),
     MetadataKey("dtype", "str", " or ".join(f'"{d}"' for d in DTYPES) + ": floating dtype"),
     MetadataKey("softmax", "dict",
-                'attention softmax: {"backend": "float", "lut-rexp" or "lut-2d", '
-                '"bits": null, 8 or 16}'),
+                'attention softmax the model runs: {"backend": a registered backend '
+                '("float", "lut-rexp", "lut-2d", ...), "bits": null, 8 or 16}; "float" for a '
+                'family without one'),
     MetadataKey("training", "dict or null", "training summary, null for an untrained model"),
     MetadataKey("gnnff_version", "str", "version of gnnff that wrote the file"),
 )  # fmt: skip

@@ -13,7 +13,9 @@ import torch
 from gnnff.io_utils import atomic_write
 
 from . import contract
-from .model import GNNFFModel, build_model
+from .base import EdgeModel
+from .model import build_model
+from .softmax import backend_spec
 
 MODEL_FORMAT = contract.FORMAT
 MODEL_FORMAT_VERSION = contract.FORMAT_VERSION
@@ -34,7 +36,7 @@ class ExportedModel(torch.nn.Module):
     scales with the block instead of the system. Set it on a loaded module
     (``module.max_block_edges = 50000``) or through ``GNNFFCalculator(max_block_edges=...)``."""
 
-    def __init__(self, model: GNNFFModel) -> None:
+    def __init__(self, model: EdgeModel) -> None:
         super().__init__()
         self.model = model
         self.max_block_edges: int = 0
@@ -132,9 +134,14 @@ class ExportedModel(torch.nn.Module):
         }
 
 
+def _float_dtype(state: dict[str, torch.Tensor]) -> torch.dtype:
+    """The floating dtype of a state dict (float32 when it has no floating tensor)."""
+    return next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+
+
 # ------------------------------------------------------------------ checkpoints
 def save_checkpoint_dict(
-    model: GNNFFModel,
+    model: EdgeModel,
     training_summary: dict[str, Any] | None = None,
     ema_state: dict[str, Any] | None = None,
     **extra: Any,
@@ -153,7 +160,7 @@ def save_checkpoint_dict(
     return ckpt
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: GNNFFModel, **kwargs: Any) -> Path:
+def save_checkpoint(path: str | os.PathLike[str], model: EdgeModel, **kwargs: Any) -> Path:
     """Write :func:`save_checkpoint_dict` atomically to ``path``."""
     ckpt = save_checkpoint_dict(model, **kwargs)
     return atomic_write(path, lambda p: torch.save(ckpt, p))
@@ -194,7 +201,7 @@ def load_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> di
     return ckpt
 
 
-def model_from_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> GNNFFModel:
+def model_from_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> EdgeModel:
     """Rebuild the model of a checkpoint; uses ``ema_state`` when the checkpoint sets
     ``use_ema_for_export`` (top level or in its training summary), else ``model_state``."""
     ckpt = load_checkpoint(path_or_dict)
@@ -203,49 +210,88 @@ def model_from_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any])
     use_ema = bool(ckpt.get("use_ema_for_export", summary.get("use_ema_for_export", False)))
     state = ckpt["ema_state"] if use_ema and ckpt.get("ema_state") is not None else None
     state = state if state is not None else ckpt["model_state"]
+    model = model.to(_float_dtype(state))  # no rounding of float64 weights through float32
     model.load_state_dict(state)
     model.config["avg_num_neighbors"] = float(model.avg_num_neighbors)  # type: ignore[arg-type]
     return model.eval()
 
 
 # ------------------------------------------------------------------ model files
-def _softmax_spec(softmax: str | dict[str, Any] | None, model: GNNFFModel) -> dict[str, Any] | None:
-    if softmax is None:
-        return model.config.get("softmax")
+def softmax_spec_of(model: EdgeModel) -> dict[str, Any] | None:
+    """``{"backend", "bits"}`` of the softmax backend the model actually runs (read from its
+    modules, not its config), None for a model without one. ValueError when its layers run
+    different backends (a model file records one)."""
+    holders = model.softmax_holders().values()
+    specs = [backend_spec(getattr(h, "softmax")) for h in holders]  # noqa: B009
+    if not specs:
+        return None
+    if any(sp != specs[0] for sp in specs[1:]):
+        raise ValueError(
+            f"the model's layers run different softmax backends {specs}; set one backend for "
+            "all of them (model.set_softmax_backend) before exporting"
+        )
+    return specs[0]
+
+
+def _copy_model(model: EdgeModel) -> EdgeModel:
+    """A float copy of ``model`` rebuilt from its config through its registered family, with
+    the model's own softmax backends (deep copies: a backend swapped in at run time, with its
+    tables and settings, is kept) and weights."""
+    # rebuild from the config rather than deep-copying: a deep copy of scripted e3nn pieces
+    # fails in processes where other packages changed e3nn's global settings
+    m = build_model(copy.deepcopy(model.config))
+    src, dst = model.softmax_holders(), m.softmax_holders()
+    if set(src) != set(dst):
+        raise ValueError(
+            f"model family {model.family!r} rebuilt from its config has softmax backends at "
+            f"{sorted(dst)}, the model at {sorted(src)}; the family's build must reproduce the "
+            "model's structure from its config"
+        )
+    for name, holder in dst.items():
+        holder.softmax = copy.deepcopy(getattr(src[name], "softmax"))  # noqa: B009
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    m = m.to(_float_dtype(state))  # no rounding of float64 weights through float32
+    m.load_state_dict(state)
+    spec = softmax_spec_of(m)
+    if spec is not None and "softmax" in m.config:
+        m.config["softmax"] = spec
+    return m.eval()
+
+
+def _softmax_override(softmax: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(softmax, str):
         return {"backend": softmax, "bits": None}
     return {"backend": softmax["backend"], "bits": softmax.get("bits")}
 
 
 def export_model(
-    model: GNNFFModel,
+    model: EdgeModel,
     path: str | os.PathLike[str],
     dtype: str = "float64",
     training_summary: dict[str, Any] | None = None,
     softmax: str | dict[str, Any] | None = None,
 ) -> Path:
-    """Script ``model`` (a copy in ``dtype``, optionally with another attention softmax
-    backend: a name or {"backend", "bits"}) and write it atomically to ``path`` with its
-    metadata."""
+    """Script ``model`` (a copy in ``dtype``) and write it atomically to ``path`` with its
+    metadata. The file reproduces the model it is given: its registered family and config,
+    its weights and the softmax backend it runs (also one swapped in at run time), recorded as
+    ``softmax`` {"backend", "bits"} in the metadata and the hyperparameters. ``softmax`` (a
+    registered backend name or {"backend", "bits"}) exports with another backend instead
+    (the source model is unchanged)."""
     import gnnff
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    # rebuild from the config rather than deep-copying: a deep copy of scripted e3nn pieces
-    # fails in processes where other packages changed e3nn's global settings
-    m = build_model(copy.deepcopy(model.config))
-    m.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    m = m.eval()
-    spec = _softmax_spec(softmax, m)
-    if softmax is not None and spec is not None:  # a given softmax always yields a spec
-        if m.family != "allegro-attn":
-            if spec["backend"] != "float":
-                raise ValueError(
-                    f"--softmax applies to family 'allegro-attn' only; this model is {m.family!r}"
-                )
-            spec = None
-        else:
-            m.set_softmax_backend(spec["backend"], spec["bits"])
+    m = _copy_model(model)
+    if softmax is not None:
+        override = _softmax_override(softmax)
+        if "softmax" in m.config:
+            m.set_softmax_backend(override["backend"], override["bits"])
+        elif override["backend"] != "float":
+            raise ValueError(
+                f"--softmax applies to families with an attention softmax (e.g. 'allegro-attn'); "
+                f"{m.family!r} has none"
+            )
+    spec = softmax_spec_of(m)
     m = m.to(getattr(torch, dtype))
     for p in m.parameters():
         p.requires_grad_(False)
@@ -316,16 +362,18 @@ def load(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str
     return module.eval(), meta
 
 
-def eager_from_file(path: str | os.PathLike[str]) -> GNNFFModel:
+def eager_from_file(path: str | os.PathLike[str]) -> EdgeModel:
     """Rebuild the eager model of an exported file (config from its metadata, weights from the
     TorchScript module), e.g. to re-export it with another softmax backend or to inspect it."""
     module, meta = load(path)
     cfg = copy.deepcopy(meta["hyperparameters"])
     model = build_model(cfg)
     state = {k.removeprefix("model."): v for k, v in module.state_dict().items()}
-    # LUT tables are buffers of the backend the file was exported with: rebuild with float
+    # the softmax backend is rebuilt from its recorded name and bits; its buffers (e.g. LUT
+    # tables) are taken from the file where they fit
     own = model.state_dict()
-    state = {k: v for k, v in state.items() if k in own}
+    state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model = model.to(getattr(torch, meta.get("dtype", "float64")))
     model.load_state_dict(state, strict=False)
     missing = [k for k in own if k not in state and ".softmax." not in k]
     if missing:

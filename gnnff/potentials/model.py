@@ -1,5 +1,6 @@
 """Strictly-local equivariant edge models: ``allegro`` and its attention variant
-``allegro-attn``.
+``allegro-attn`` (registered by :mod:`gnnff.potentials.allegro_families`), and
+:func:`build_model`, which builds any registered family.
 
 Every quantity lives on the directed edges i->j of a full neighbour list. Layer by layer,
 each edge carries invariant latents x_ij [E, num_scalar] and equivariant features
@@ -22,6 +23,7 @@ from e3nn import o3
 
 from gnnff.potentials.softmax import make_softmax_backend
 
+from .base import EdgeModel
 from .blocks import (
     MLP,
     BesselBasis,
@@ -31,6 +33,7 @@ from .blocks import (
     ZBLPrior,
 )
 from .config import pair_tables, resolve_model_config
+from .families import get_family
 
 # log u is clamped at 1e-30 so that edges at or beyond the cutoff (u = 0) get a finite logit
 
@@ -122,28 +125,17 @@ class AttentionAllegroLayer(AllegroLayer):
         return self.env_weight(x) * alpha * u.unsqueeze(-1)
 
 
-class GNNFFModel(torch.nn.Module):
+class GNNFFModel(EdgeModel):
     """A gnnff edge model (family ``allegro`` or ``allegro-attn``); build it with
     :func:`build_model`. Energies in eV, distances in A."""
 
-    species: list[str]
-    cutoff: float
-    num_layers: int
     l_max: int
-    num_species: int
-    family: str
     use_zbl: bool
 
     def __init__(self, config: dict) -> None:
-        super().__init__()
         cfg = resolve_model_config(config)
-        self.config = cfg
-        self.species = list(cfg["species"])
-        self.num_species = len(self.species)
-        self.cutoff = float(cfg["cutoff"])
-        self.num_layers = int(cfg["num_layers"])
+        super().__init__(cfg)
         self.l_max = int(cfg["l_max"])
-        self.family = cfg["family"]
         s, c, k = cfg["num_scalar"], cfg["num_tensor"], cfg["species_embed_dim"]
         self.envelope = PolynomialEnvelope(self.cutoff, cfg["poly_p"])
         self.radial = BesselBasis(self.cutoff, cfg["num_bessel"])
@@ -163,48 +155,8 @@ class GNNFFModel(torch.nn.Module):
         zs = [atomic_numbers[sym] for sym in self.species]
         windows, strengths = pair_tables(cfg)
         self.zbl = ZBLPrior(zs, cfg["zbl_r_on"], cfg["zbl_r_off"], windows, strengths)
-        self.register_buffer("per_species_shift", torch.zeros(self.num_species))
-        self.register_buffer("per_species_scale", torch.ones(self.num_species))
-        self.register_buffer("avg_num_neighbors", torch.tensor(cfg["avg_num_neighbors"]))
 
     # ---------------------------------------------------------------- setters (eager only)
-    @torch.jit.unused
-    def set_species_shift_scale(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
-        """Set per-species energy shift (eV) and scale, each [num_species]:
-        E_i = scale[s_i] * raw_i + shift[s_i]."""
-        shift = torch.as_tensor(shift).reshape(-1)
-        scale = torch.as_tensor(scale).reshape(-1)
-        for name, t in (("shift", shift), ("scale", scale)):
-            if t.numel() != self.num_species:
-                raise ValueError(
-                    f"{name} needs one value per species ({self.num_species}: {self.species}), "
-                    f"got {t.numel()}"
-                )
-        with torch.no_grad():
-            self.per_species_shift.copy_(shift)
-            self.per_species_scale.copy_(scale)
-
-    @torch.jit.unused
-    def set_avg_num_neighbors(self, x: float) -> None:
-        """Set the neighbour-count normalisation of the environment sums."""
-        x = float(x)
-        if not x > 0:
-            raise ValueError(f"avg_num_neighbors must be > 0, got {x}")
-        with torch.no_grad():
-            self.avg_num_neighbors.fill_(x)
-        self.config["avg_num_neighbors"] = x
-
-    @torch.jit.unused
-    def set_softmax_backend(self, name: str, bits: int | None = None) -> None:
-        """Swap the attention softmax of every layer (weights unchanged)."""
-        if self.family != "allegro-attn":
-            raise ValueError(
-                f"family {self.family!r} has no attention softmax; only 'allegro-attn' does"
-            )
-        for layer in self.layers:
-            layer.softmax = make_softmax_backend(name, bits)
-        self.config["softmax"] = {"backend": name, "bits": bits}
-
     @torch.jit.unused
     def set_zbl(self, enabled: bool) -> None:
         """Toggle the ZBL pair prior."""
@@ -239,40 +191,7 @@ class GNNFFModel(torch.nn.Module):
                 "feature_kind must be one of residual, post_activation, tensor, all; got "
                 + feature_kind
             )
-        if species.shape[0] != num_atoms:
-            raise ValueError(
-                "species has "
-                + str(species.shape[0])
-                + " entries but num_atoms is "
-                + str(num_atoms)
-            )
-        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-            raise ValueError("edge_index must have shape [2, E]")
-        if edge_vec.shape[0] != edge_index.shape[1]:
-            raise ValueError(
-                "edge_vec has "
-                + str(edge_vec.shape[0])
-                + " rows but edge_index has "
-                + str(edge_index.shape[1])
-                + " edges"
-            )
-        if num_atoms > 0:
-            smin = int(species.min())
-            smax = int(species.max())
-            if smin < 0 or smax >= self.num_species:
-                raise ValueError(
-                    "species index out of range: got values in ["
-                    + str(smin)
-                    + ", "
-                    + str(smax)
-                    + "] but the model knows "
-                    + str(self.num_species)
-                    + " species "
-                    + str(self.species)
-                    + " (indices 0.."
-                    + str(self.num_species - 1)
-                    + ")"
-                )
+        self.check_inputs(edge_vec, species, edge_index, num_atoms)
         centre = edge_index[0]
         neighbor = edge_index[1]
         features: list[torch.Tensor] = []
@@ -330,20 +249,18 @@ class GNNFFModel(torch.nn.Module):
             atomic = atomic.index_add(0, centre, self.zbl(r, si, sj))
         return atomic, features
 
-    def forward(
-        self,
-        edge_vec: torch.Tensor,
-        species: torch.Tensor,
-        edge_index: torch.Tensor,
-        num_atoms: int,
-    ) -> torch.Tensor:
-        """Atomic energies [num_atoms] (eV); see :meth:`energy_from_edges`."""
-        return self.energy_from_edges(edge_vec, species, edge_index, num_atoms, False, "residual")[
-            0
-        ]
 
-
-def build_model(config: dict) -> GNNFFModel:
-    """Build a model from a config dict (needs ``family``, ``species``, ``cutoff``; every other
-    hyperparameter has a default, see :func:`default_model_config`)."""
-    return GNNFFModel(config)
+def build_model(config: dict) -> EdgeModel:
+    """Build a model from a config dict through its registered family (needs ``family``,
+    ``species``, ``cutoff``; every other hyperparameter has a default, see
+    :func:`default_model_config`). Raises ValueError for a bad config or an unknown family
+    (listing the registered ones), TypeError when a family builds something that is not an
+    :class:`EdgeModel`."""
+    cfg = resolve_model_config(config)
+    model = get_family(cfg["family"]).build(cfg)
+    if not isinstance(model, EdgeModel):
+        raise TypeError(
+            f"model family {cfg['family']!r} built a {type(model).__name__}; a family must "
+            "build a gnnff.potentials.base.EdgeModel subclass"
+        )
+    return model

@@ -93,6 +93,7 @@ def with_short_range_prior(
         cfg["zbl_pair_scale"] = table
     dtype: torch.dtype = model.per_species_shift.dtype  # type: ignore[assignment]
     new = build_model(cfg)
+    assert isinstance(new, GNNFFModel)  # the same family as ``model``
     new.load_state_dict(model.state_dict())
     return new.to(dtype).train(model.training), changed
 

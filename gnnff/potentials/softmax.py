@@ -8,24 +8,32 @@ A softmax backend is a TorchScript-compatible ``torch.nn.Module`` with
   their logits; empty segments are allowed;
 * ``dense(x, dim: int = -1) -> weights``: the softmax of ``x`` over ``dim``.
 
-``float`` is the exact floating-point softmax (here). ``lut-rexp`` and ``lut-2d`` are the
-LUT-softmax accelerator emulator's backends, provided by :mod:`gnnff.lut_accel.backends` and
-imported only when one is asked for, so a float model never imports the emulator.
+and, when it has a bit width, ``bits: int`` (recorded too; None otherwise).
+
+Backends are registered by name in :data:`gnnff.plugins.SOFTMAX` as factories
+``factory(bits: int | None, config: object | None) -> Module`` (``config``: an optional
+backend-specific settings object, e.g. a ``LUTConfig``). ``float`` is the exact floating-point
+softmax (registered here). ``lut-rexp`` and ``lut-2d`` are the LUT-softmax accelerator
+emulator's backends, registered by :mod:`gnnff.lut_accel.backends`, which the registry imports
+only when one is asked for, so a float model never imports the emulator. Other packages add
+backends through the ``gnnff.softmax`` entry-point group (docs/architecture.md).
 """
 
 # no `from __future__ import annotations`: TorchScript reads FloatSoftmax's annotations
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
+from gnnff.plugins import SOFTMAX
 from gnnff.segment_ops import float_segment_softmax
 
-if TYPE_CHECKING:
-    from gnnff.lut_accel.config import LUTConfig
-
-SOFTMAX_BACKENDS = ("float", "lut-rexp", "lut-2d")
-
-__all__ = ["SOFTMAX_BACKENDS", "FloatSoftmax", "float_segment_softmax", "make_softmax_backend"]
+__all__ = [
+    "FloatSoftmax",
+    "backend_spec",
+    "float_segment_softmax",
+    "make_softmax_backend",
+    "softmax_backend_names",
+]
 
 
 class FloatSoftmax(torch.nn.Module):
@@ -48,21 +56,40 @@ class FloatSoftmax(torch.nn.Module):
         return torch.softmax(x, dim)
 
 
+@SOFTMAX.register("float", builtin=True)
+def _make_float(bits: int | None = None, config: Any = None) -> torch.nn.Module:
+    return FloatSoftmax()
+
+
+def softmax_backend_names() -> tuple[str, ...]:
+    """The registered softmax backends (built-ins first; loads no entry point)."""
+    return SOFTMAX.names()
+
+
 def make_softmax_backend(
-    name: str = "float", bits: int | None = None, config: "LUTConfig | None" = None
+    name: str = "float", bits: int | None = None, config: Any = None
 ) -> torch.nn.Module:
-    """Build the softmax backend ``name`` (one of ``SOFTMAX_BACKENDS``).
+    """Build the registered softmax backend ``name``.
 
     bits: 8 or 16 for the LUT backends (None = 8); ignored by ``float``.
-    config: optional full ``LUTConfig`` for a LUT backend (its method must match ``name``, its
-    bits override ``bits``). Raises ``ValueError`` for an unknown name or bad LUT settings.
+    config: backend-specific settings, e.g. a full ``LUTConfig`` for a LUT backend (its method
+    must match ``name``, its bits override ``bits``). Raises ``gnnff.plugins.PluginError`` (a
+    ``ValueError``) for an unknown name, listing the registered ones, ``ValueError`` for bad
+    settings and ``TypeError`` when the factory does not return a ``torch.nn.Module`` with a
+    ``name``.
     """
-    if name == "float":
-        return FloatSoftmax()
-    if name not in SOFTMAX_BACKENDS:
-        raise ValueError(
-            f"unknown softmax backend {name!r}; choose one of {', '.join(SOFTMAX_BACKENDS)}"
+    backend = SOFTMAX.get(name)(bits, config)
+    if not isinstance(backend, torch.nn.Module) or not isinstance(
+        getattr(backend, "name", None), str
+    ):
+        raise TypeError(
+            f"softmax backend {name!r} ({SOFTMAX.origin(name)}) must build a torch.nn.Module "
+            f"with a str attribute 'name', got {type(backend).__name__}"
         )
-    from gnnff.lut_accel.backends import make_lut_softmax
+    return backend
 
-    return make_lut_softmax(name, bits, config)
+
+def backend_spec(backend: torch.nn.Module) -> dict[str, Any]:
+    """``{"backend": name, "bits": bits or None}`` of a built backend (what export records)."""
+    bits = getattr(backend, "bits", None)
+    return {"backend": str(backend.name), "bits": None if bits is None else int(bits)}

@@ -55,11 +55,12 @@ def attention_logits(
     """All attention logits of the model on ``frames`` (every layer and head), as one segment
     problem: (logits [E] float64, segment [E] int64, number of segments)."""
     model = eager_from_file(model_path)
-    if model.family != "allegro-attn":
+    holders = model.softmax_holders()
+    if not holders:
         raise ValueError(f"{model_path} is a {model.family!r} model: it has no attention")
     store: list[Any] = []
-    for layer in model.layers:
-        layer.softmax = _LogitRecorder(store)
+    for holder in holders.values():
+        holder.softmax = _LogitRecorder(store)
     dtype = next(model.parameters()).dtype
     for atoms in frames:
         with torch.no_grad():

@@ -15,7 +15,8 @@ run is checked against:
 Stable time tau = time of the first failed check (the run length t_run if none); Stability
 Index S = tau / t_run in [0, 1]. Over several runs: median tau, mean S, fraction with S = 1 and
 which criterion ended each run (``summarize_runs``). Thresholds are configurable
-(``StabilityConfig``) and written into every report. The same tracker serves ASE
+(``StabilityConfig``) and written into every report; more criteria plug in through
+``gnnff.plugins.CRITERIA`` (docs/architecture.md). The same tracker serves ASE
 (``StabilityMonitor``) and the LAMMPS driver (which feeds ``Snapshot`` objects).
 
 Public names are imported lazily (``gnnff._lazy``) so that ``gnnff --help`` stays free of
@@ -29,13 +30,16 @@ from typing import TYPE_CHECKING
 from gnnff._lazy import lazy_exports
 
 _EXPORTS = {
-    "CRITERIA_NAMES": "config",
     "StabilityConfig": "config",
+    "default_criteria": "config",
     "CloseContact": "criteria",
     "Criterion": "criteria",
+    "CriterionContext": "criteria",
     "EnergyConservation": "criteria",
     "Finite": "criteria",
-    "RDFStructure": "criteria",
+    "NotApplicable": "criteria",
+    "criterion_class": "criteria",
+    "RDFStructure": "rdf_criterion",
     "Temperature": "criteria",
     "load_reports": "index",
     "summarize_runs": "index",
@@ -48,11 +52,12 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "CRITERIA_NAMES",
     "CloseContact",
     "Criterion",
+    "CriterionContext",
     "EnergyConservation",
     "Finite",
+    "NotApplicable",
     "RDFStructure",
     "Snapshot",
     "StabilityConfig",
@@ -61,6 +66,8 @@ __all__ = [
     "StabilityStop",
     "StabilityTracker",
     "Temperature",
+    "criterion_class",
+    "default_criteria",
     "load_reports",
     "run_monitored",
     "summarize_runs",
@@ -68,17 +75,20 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static view for type checkers and IDEs
-    from gnnff.stability.config import CRITERIA_NAMES, StabilityConfig
+    from gnnff.stability.config import StabilityConfig, default_criteria
     from gnnff.stability.criteria import (
         CloseContact,
         Criterion,
+        CriterionContext,
         EnergyConservation,
         Finite,
-        RDFStructure,
+        NotApplicable,
         Temperature,
+        criterion_class,
     )
     from gnnff.stability.index import load_reports, summarize_runs
     from gnnff.stability.monitor import StabilityMonitor, StabilityStop, run_monitored
+    from gnnff.stability.rdf_criterion import RDFStructure
     from gnnff.stability.reference import StabilityReference
     from gnnff.stability.snapshot import Snapshot
     from gnnff.stability.tracker import StabilityTracker

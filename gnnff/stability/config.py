@@ -8,13 +8,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-CRITERIA_NAMES: tuple[str, ...] = (
-    "finite",
-    "temperature",
-    "close_contact",
-    "energy_conservation",
-    "rdf",
-)
+
+def default_criteria() -> list[str]:
+    """The criteria enabled when none are named: every built-in one (finite, temperature,
+    close_contact, energy_conservation, rdf); plug-in criteria are enabled by name."""
+    from gnnff.plugins import CRITERIA
+
+    return list(CRITERIA.builtin_names())
 
 
 def _suggest(name: str, options: Iterable[str]) -> str:
@@ -26,8 +26,10 @@ def _suggest(name: str, options: Iterable[str]) -> str:
 class StabilityConfig:
     """Thresholds and cadence of the stability checks.
 
-    interval: MD steps between checks. criteria: names of the enabled checks, among
-    ``CRITERIA_NAMES`` (energy_conservation applies to NVE runs only).
+    interval: MD steps between checks. criteria: names of the enabled checks, registered in
+    ``gnnff.plugins.CRITERIA`` (default: the built-in ones; energy_conservation applies to NVE
+    runs only). criterion_options: {criterion name: {option: value}} for criteria that take
+    options (plug-ins; the built-ins read the settings below).
     Temperature: fail when T > t_max (K) if given, else T > t_max_factor x target temperature;
     optional lower bound t_min (K).
     Close contact: fail when a species pair comes closer than contact_factor x the smallest
@@ -46,7 +48,7 @@ class StabilityConfig:
     """
 
     interval: int = 10
-    criteria: list[str] = field(default_factory=lambda: list(CRITERIA_NAMES))
+    criteria: list[str] = field(default_factory=default_criteria)
     t_max_factor: float = 3.0
     t_max: float | None = None
     t_min: float | None = None
@@ -61,6 +63,7 @@ class StabilityConfig:
     rdf_reference: str = "auto"
     distance_radius: float | None = None
     stop_on_failure: bool = True
+    criterion_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -70,12 +73,23 @@ class StabilityConfig:
         if isinstance(self.criteria, str):
             self.criteria = [self.criteria]
         self.criteria = list(self.criteria)
+        from gnnff.plugins import CRITERIA
+
         for name in self.criteria:
-            if name not in CRITERIA_NAMES:
-                raise ValueError(
-                    f"unknown stability criterion '{name}'{_suggest(name, CRITERIA_NAMES)}; "
-                    f"choose from {', '.join(CRITERIA_NAMES)}"
-                )
+            if not isinstance(name, str):
+                raise ValueError(CRITERIA.unknown_message(name))
+            CRITERIA.get(name)  # PluginError listing the registered criteria when unknown
+        opts = self.criterion_options
+        if not isinstance(opts, dict) or not all(isinstance(v, dict) for v in opts.values()):
+            raise ValueError(
+                f"criterion_options must map criterion names to mappings, got {opts!r}"
+            )
+        unused = sorted(set(opts) - set(self.criteria))
+        if unused:
+            raise ValueError(
+                f"criterion_options names {unused}, which are not enabled criteria "
+                f"{self.criteria}; add them to 'criteria' or remove their options"
+            )
         if int(self.interval) != self.interval or self.interval < 1:
             raise ValueError(f"interval must be a positive integer (steps), got {self.interval}")
         self.interval = int(self.interval)

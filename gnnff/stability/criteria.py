@@ -4,19 +4,30 @@ Every criterion has a ``name``, its thresholds (``thresholds()``, written into t
 ``check(snapshot, state) -> (ok, value)``. ``value`` is the measured quantity (None when it
 cannot be measured at this frame, which counts as ok). After a failed check,
 ``failure_detail()`` gives the threshold that was crossed and any detail (e.g. the pair).
+
+Criteria are registered by name in :data:`gnnff.plugins.CRITERIA` (the classes themselves;
+the built-ins here and in :mod:`gnnff.stability.rdf_criterion`, other packages through the
+``gnnff.criteria`` entry-point group). The tracker builds each enabled one with
+``cls.from_config(config, context)``; ``order`` fixes which is reported first when several
+fail at the same check.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 
-from gnnff.stability.geometry import FrameGeometry, all_pair_keys, rdf_distance
+from gnnff.plugins import CRITERIA, PluginError
+from gnnff.stability.geometry import FrameGeometry, all_pair_keys
 from gnnff.stability.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from gnnff.stability.config import StabilityConfig
+    from gnnff.stability.reference import StabilityReference
 
 
 @dataclass
@@ -38,10 +49,40 @@ class CheckState:
         return self._geometry
 
 
+class NotApplicable(Exception):
+    """Raised by ``Criterion.from_config`` when the criterion does not apply to this run (the
+    reason is written into the report, e.g. energy conservation under a thermostat)."""
+
+
+@dataclass
+class CriterionContext:
+    """What a criterion may need besides the settings: the run's reference data, ensemble
+    ("nve", "nvt" or "npt"), thermostat target (K, or None) and its own ``options`` (the
+    ``criterion_options[name]`` mapping of the StabilityConfig, {} when not given)."""
+
+    reference: StabilityReference | None = None
+    ensemble: str = "nvt"
+    target_temperature: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 class Criterion:
-    """Base class. Subclasses set ``name`` and implement ``check``."""
+    """Base class. Subclasses set ``name`` (= the registered name) and implement ``check``;
+    ``from_config`` builds one for a run (override it to read settings or options)."""
 
     name: str = ""
+    order: float = 100.0
+
+    @classmethod
+    def from_config(cls, config: StabilityConfig, context: CriterionContext) -> Criterion:
+        """The criterion for a run. Raise :class:`NotApplicable` to skip it (with the reason),
+        ValueError for bad options. Default: ``cls(**context.options)``."""
+        try:
+            return cls(**context.options)
+        except TypeError as exc:
+            raise ValueError(
+                f"stability criterion {cls.name!r}: bad criterion_options {context.options}: {exc}"
+            ) from None
 
     def check(self, snap: Snapshot, state: CheckState) -> tuple[bool, float | None]:
         raise NotImplementedError
@@ -66,6 +107,7 @@ class Finite(Criterion):
     value = number of non-finite entries (plus any engine-reported count)."""
 
     name = "finite"
+    order = 0.0
 
     def check(self, snap: Snapshot, state: CheckState) -> tuple[bool, float | None]:
         count = (
@@ -93,6 +135,7 @@ class Temperature(Criterion):
     the target."""
 
     name = "temperature"
+    order = 1.0
 
     def __init__(
         self,
@@ -107,6 +150,10 @@ class Temperature(Criterion):
         self.target_source = "given" if target_temperature is not None else None
         self.t_min = t_min
         self._last_bound: float | None = None
+
+    @classmethod
+    def from_config(cls, config: StabilityConfig, context: CriterionContext) -> Criterion:
+        return cls(config.t_max, config.t_max_factor, context.target_temperature, config.t_min)
 
     def _resolve(self, temp: float) -> None:
         if self.t_max is not None:
@@ -152,6 +199,7 @@ class CloseContact(Criterion):
     value = the distance (A) of the pair closest to (or furthest below) its threshold."""
 
     name = "close_contact"
+    order = 2.0
 
     def __init__(
         self,
@@ -165,6 +213,15 @@ class CloseContact(Criterion):
         self.pair_thresholds: dict[str, float] = {}
         self.pair_sources: dict[str, str] = {}
         self._last: dict = {}
+
+    @classmethod
+    def from_config(cls, config: StabilityConfig, context: CriterionContext) -> Criterion:
+        ref = context.reference
+        return cls(
+            config.contact_factor,
+            ref.pair_min_distances if ref is not None else None,
+            config.contact_fallback,
+        )
 
     def resolve(self, symbols: list[str], first_geometry: FrameGeometry | None = None) -> None:
         """Fix the per-pair thresholds (A) for the species present."""
@@ -231,10 +288,17 @@ class EnergyConservation(Criterion):
     checked frame with both energies. value = the drift per atom (eV)."""
 
     name = "energy_conservation"
+    order = 3.0
 
     def __init__(self, per_atom: float = 0.05) -> None:
         self.per_atom = float(per_atom)
         self.e0: float | None = None
+
+    @classmethod
+    def from_config(cls, config: StabilityConfig, context: CriterionContext) -> Criterion:
+        if context.ensemble != "nve":
+            raise NotApplicable(f"checked in NVE only (ensemble={context.ensemble})")
+        return cls(config.energy_drift_per_atom)
 
     def check(self, snap: Snapshot, state: CheckState) -> tuple[bool, float | None]:
         etot = snap.total_energy
@@ -254,98 +318,23 @@ class EnergyConservation(Criterion):
         return {"threshold": self.per_atom}
 
 
-class RDFStructure(Criterion):
-    """Windowed g(r) vs the reference g(r): integral |g - g_ref| dr over [0, rmax] <= threshold.
+def criterion_class(name: str) -> type[Criterion]:
+    """The registered criterion ``name``: PluginError (a ValueError) listing the registered
+    ones when unknown, TypeError when the registered object is not a Criterion subclass whose
+    ``name`` is the registered name."""
+    cls = CRITERIA.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, Criterion)):
+        raise TypeError(
+            f"stability criterion {name!r} ({CRITERIA.origin(name)}) must be registered as a "
+            f"gnnff.stability.criteria.Criterion subclass, got {cls!r}"
+        )
+    if cls.name != name:
+        raise PluginError(
+            f"stability criterion registered as {name!r} ({CRITERIA.origin(name)}) has "
+            f"name {cls.name!r}; the two must agree"
+        )
+    return cls
 
-    g(r) is averaged over the frames of the last ``window_ps`` ps (frames with
-    t > t_now - window_ps). It is evaluated once the run has covered one full window; earlier
-    checks return value None. Without a reference g(r), the first full window becomes the
-    reference (its error is 0 by construction). value = the error (A).
-    """
 
-    name = "rdf"
-
-    def __init__(
-        self,
-        threshold: float = 1.0,
-        window_ps: float = 0.5,
-        rmax: float = 6.0,
-        nbins: int = 120,
-        mode: str = "total",
-        reference_total: np.ndarray | None = None,
-        reference_partial: dict[str, np.ndarray] | None = None,
-    ) -> None:
-        self.threshold = float(threshold)
-        self.window_ps = float(window_ps)
-        self.rmax = float(rmax)
-        self.nbins = int(nbins)
-        self.mode = mode
-        self.ref_total = None if reference_total is None else np.asarray(reference_total)
-        self.ref_partial = {k: np.asarray(v) for k, v in (reference_partial or {}).items()}
-        self.reference_source = "reference" if self.ref_total is not None else "first_window"
-        self.reference_time_ps: float | None = None
-        self._frames: deque = deque()
-        self._t_first: float | None = None
-        self.last_window_total: np.ndarray | None = None
-
-    def _window_mean(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        total = np.mean([f[1] for f in self._frames], axis=0)
-        keys = sorted({k for f in self._frames for k in f[2]})
-        partial = {
-            k: np.mean([f[2].get(k, np.zeros(self.nbins)) for f in self._frames], axis=0)
-            for k in keys
-        }
-        return total, partial
-
-    def _error(self, total, partial, snap: Snapshot) -> float:
-        if self.mode == "total":
-            return rdf_distance(total, self.ref_total, self.rmax)
-        from ase.data import chemical_symbols
-
-        counts: dict[str, int] = {}
-        for z in snap.numbers:
-            s = chemical_symbols[int(z)]
-            counts[s] = counts.get(s, 0) + 1
-        n = float(snap.n_atoms)
-        err = 0.0
-        for key in sorted(set(partial) | set(self.ref_partial)):
-            a, b = key.split("-")
-            w = counts.get(a, 0) * counts.get(b, 0) / (n * n) * (1.0 if a == b else 2.0)
-            g = partial.get(key, np.zeros(self.nbins))
-            g_ref = self.ref_partial.get(key, np.zeros(self.nbins))
-            err += w * rdf_distance(g, g_ref, self.rmax)
-        return err
-
-    def check(self, snap: Snapshot, state: CheckState) -> tuple[bool, float | None]:
-        geom = state.geometry
-        if geom is None or geom.rdf_total is None:
-            return True, None
-        t = snap.time_ps
-        if self._t_first is None:
-            self._t_first = t
-        self._frames.append((t, geom.rdf_total, geom.rdf_partial))
-        while self._frames and self._frames[0][0] <= t - self.window_ps + 1e-9:
-            self._frames.popleft()
-        if t - self._t_first < self.window_ps - 1e-9:
-            return True, None
-        total, partial = self._window_mean()
-        self.last_window_total = total
-        if self.ref_total is None:
-            self.ref_total, self.ref_partial = total, partial
-            self.reference_time_ps = t
-        err = self._error(total, partial, snap)
-        return bool(err <= self.threshold), float(err)
-
-    def thresholds(self) -> dict:
-        return {
-            "max_error": self.threshold,
-            "window_ps": self.window_ps,
-            "rmax": self.rmax,
-            "nbins": self.nbins,
-            "mode": self.mode,
-            "reference_source": self.reference_source,
-            "reference_time_ps": self.reference_time_ps,
-        }
-
-    def failure_detail(self) -> dict:
-        return {"threshold": self.threshold}
+for _cls in (Finite, Temperature, CloseContact, EnergyConservation):
+    CRITERIA.register(_cls.name, _cls, builtin=True)

@@ -20,12 +20,10 @@ from gnnff.io_utils import atomic_write, atomic_write_json
 from gnnff.stability.config import StabilityConfig
 from gnnff.stability.criteria import (
     CheckState,
-    CloseContact,
     Criterion,
-    EnergyConservation,
-    Finite,
-    RDFStructure,
-    Temperature,
+    CriterionContext,
+    NotApplicable,
+    criterion_class,
 )
 from gnnff.stability.geometry import all_pair_keys, frame_geometry, symbols_of
 from gnnff.stability.reference import StabilityReference
@@ -112,69 +110,22 @@ class StabilityTracker:
 
     # -- setup ---------------------------------------------------------------------------
     def _build_criteria(self) -> list[Criterion]:
+        """Each enabled registered criterion, built by its ``from_config``, in ``order`` (the
+        first listed wins when several fail at the same step; ties keep the config's order)."""
         cfg = self.config
-        ref = self.reference
         out: list[Criterion] = []
         for name in cfg.criteria:
-            if name == "finite":
-                out.append(Finite())
-            elif name == "temperature":
-                out.append(
-                    Temperature(cfg.t_max, cfg.t_max_factor, self.target_temperature, cfg.t_min)
-                )
-            elif name == "close_contact":
-                out.append(
-                    CloseContact(
-                        cfg.contact_factor,
-                        ref.pair_min_distances if ref else None,
-                        cfg.contact_fallback,
-                    )
-                )
-            elif name == "energy_conservation":
-                if self.ensemble != "nve":
-                    self.not_applicable[name] = f"checked in NVE only (ensemble={self.ensemble})"
-                    continue
-                out.append(EnergyConservation(cfg.energy_drift_per_atom))
-            elif name == "rdf":
-                use_ref = (
-                    cfg.rdf_reference in ("auto", "reference") and ref is not None and ref.has_rdf
-                )
-                if cfg.rdf_reference == "reference" and not use_ref:
-                    raise ValueError(
-                        "rdf_reference='reference' but the stability reference has no RDF: "
-                        "rebuild it with RDF frames, or set rdf_reference to auto/first_window"
-                    )
-                if use_ref:
-                    out.append(
-                        RDFStructure(
-                            cfg.rdf_threshold,
-                            cfg.rdf_window_ps,
-                            ref.rdf_rmax,
-                            ref.rdf_nbins,
-                            cfg.rdf_mode,
-                            ref.rdf_total,
-                            ref.rdf_partial,
-                        )
-                    )
-                else:
-                    out.append(
-                        RDFStructure(
-                            cfg.rdf_threshold,
-                            cfg.rdf_window_ps,
-                            cfg.rdf_rmax,
-                            cfg.rdf_nbins,
-                            cfg.rdf_mode,
-                        )
-                    )
-        # fixed, documented order: the first listed wins when several fail at the same step
-        order = {
-            "finite": 0,
-            "temperature": 1,
-            "close_contact": 2,
-            "energy_conservation": 3,
-            "rdf": 4,
-        }
-        return sorted(out, key=lambda c: order[c.name])
+            context = CriterionContext(
+                reference=self.reference,
+                ensemble=self.ensemble,
+                target_temperature=self.target_temperature,
+                options=dict(cfg.criterion_options.get(name, {})),
+            )
+            try:
+                out.append(criterion_class(name).from_config(cfg, context))
+            except NotApplicable as exc:
+                self.not_applicable[name] = str(exc)
+        return sorted(out, key=lambda c: c.order)
 
     def _criterion(self, name: str) -> Criterion | None:
         return next((c for c in self.criteria if c.name == name), None)

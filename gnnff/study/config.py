@@ -97,11 +97,11 @@ def load_study_config(path: str | Path) -> dict[str, Any]:
         if not isinstance(spec, dict) or "starts" not in spec:
             raise StudyConfigError(f"{path}: md.systems.{name} needs a 'starts' file")
         _check(spec, {"starts": 0, "reference": 0}, f"{path}: md.systems.{name}")
-    from gnnff.potentials.config import FAMILIES
+    from gnnff.plugins import MODELS
 
     for fam in cfg["families"]:
-        if fam not in FAMILIES:
-            raise StudyConfigError(f"{path}: unknown family {fam!r} (valid: {FAMILIES})")
+        if not isinstance(fam, str) or fam not in MODELS:
+            raise StudyConfigError(f"{path}: {MODELS.unknown_message(fam)}")
     try:
         _check_values(cfg)
     except ValueError as exc:

@@ -150,7 +150,6 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 DECORRELATION_VARIANTS = ("residual", "post_activation", "per_pair", "tensor")
-SCHEDULERS = ("constant", "cosine", "adaptive", "decay")
 
 
 def _check_variant_fits_model(variant: str, model: dict[str, Any]) -> None:
@@ -174,6 +173,18 @@ def _check_variant_fits_model(variant: str, model: dict[str, Any]) -> None:
             "decorrelation.variant 'tensor' acts on the norms of the l > 0 tensor features, "
             f"but model.l_max is {l_max}; set model.l_max >= 1 or choose another variant"
         )
+
+
+def _check_scheduler(name: Any) -> None:
+    """A registered lambda scheduler (gnnff.plugins.SCHEDULERS), else ConfigError listing them."""
+    from gnnff.plugins import SCHEDULERS
+
+    if not isinstance(name, str):
+        raise ConfigError(f"decorrelation.scheduler: {SCHEDULERS.unknown_message(name)}")
+    try:
+        SCHEDULERS.get(name)
+    except ValueError as exc:
+        raise ConfigError(f"decorrelation.scheduler: {exc}") from None
 
 
 def _check_number(sec: str, key: str, value, lo=None, hi=None, integer=False, allow_none=False):
@@ -280,7 +291,7 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
         "decorrelation", "max_edges", dc["max_edges"], lo=2, integer=True, allow_none=True
     )
     _check_choice("decorrelation", "variant", dc["variant"], DECORRELATION_VARIANTS)
-    _check_choice("decorrelation", "scheduler", dc["scheduler"], SCHEDULERS)
+    _check_scheduler(dc["scheduler"])
     _check_choice("decorrelation", "decay_shape", dc["decay_shape"], ("cosine", "exponential"))
     dc["decay_epochs"] = _check_number(
         "decorrelation", "decay_epochs", dc["decay_epochs"], lo=1e-9, allow_none=True

@@ -15,12 +15,20 @@ trainer (``steps = round(epochs * steps_per_epoch)``).
   finish unconstrained). ``cosine``: lambda(t) = lambda_end + (lambda_max - lambda_end)
   (1 + cos(pi t / D)) / 2 for t < D, lambda_end after; ``exponential``:
   lambda(t) = lambda_end + (lambda_max - lambda_end) exp(-t / D) (D the e-folding time).
+
+Schedulers are registered by name in :data:`gnnff.plugins.SCHEDULERS` as factories
+``(decorrelation_config, steps_per_epoch, total_epochs) -> LambdaScheduler`` (the four above
+here; other packages through the ``gnnff.schedulers`` entry-point group). A scheduler reads
+the ``decorrelation`` section's settings (lambda_max, warmup_epochs, ...); its ``state_dict``
+is saved in checkpoints so a resumed run continues it.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from gnnff.plugins import SCHEDULERS
 
 
 class LambdaScheduler:
@@ -136,43 +144,62 @@ class DecayLambda(LambdaScheduler):
         return self.lambda_end + span * 0.5 * (1.0 + math.cos(math.pi * step / self.steps))
 
 
+@SCHEDULERS.register("constant", builtin=True)
+def _constant(cfg: dict[str, Any], steps_per_epoch: int, total_epochs: int) -> LambdaScheduler:
+    return ConstantLambda(cfg["lambda_max"])
+
+
+@SCHEDULERS.register("cosine", builtin=True)
+def _cosine(cfg: dict[str, Any], steps_per_epoch: int, total_epochs: int) -> LambdaScheduler:
+    warm = cfg["warmup_steps"]
+    if warm is None:
+        warm = round(cfg["warmup_epochs"] * steps_per_epoch)
+    anneal = cfg["anneal_epochs"]
+    if cfg["after_warmup"] == "anneal":
+        if anneal is None:
+            anneal_steps = max(total_epochs * steps_per_epoch - warm, 1)
+        else:
+            anneal_steps = round(anneal * steps_per_epoch)
+    else:
+        anneal_steps = None
+    return CosineLambda(
+        cfg["lambda_max"], warm, cfg["after_warmup"], anneal_steps, cfg["lambda_end"]
+    )
+
+
+@SCHEDULERS.register("adaptive", builtin=True)
+def _adaptive(cfg: dict[str, Any], steps_per_epoch: int, total_epochs: int) -> LambdaScheduler:
+    return AdaptiveLambda(
+        cfg["target_fraction"],
+        cfg["lambda_min"],
+        cfg["lambda_max"],
+        cfg["momentum"],
+        cfg["lambda_init"],
+    )
+
+
+@SCHEDULERS.register("decay", builtin=True)
+def _decay(cfg: dict[str, Any], steps_per_epoch: int, total_epochs: int) -> LambdaScheduler:
+    total = max(total_epochs * steps_per_epoch, 1)
+    if cfg["decay_epochs"] is None:
+        steps = total if cfg["decay_shape"] == "cosine" else max(round(total / 5), 1)
+    else:
+        steps = max(round(cfg["decay_epochs"] * steps_per_epoch), 1)
+    return DecayLambda(cfg["lambda_max"], steps, cfg["decay_shape"], cfg["lambda_end"])
+
+
 def build_lambda_scheduler(
     cfg: dict[str, Any], steps_per_epoch: int, total_epochs: int
 ) -> LambdaScheduler:
-    """Scheduler from the (validated) ``decorrelation`` config section."""
+    """Scheduler from the (validated) ``decorrelation`` config section: the registered
+    scheduler ``cfg["scheduler"]`` (:data:`gnnff.plugins.SCHEDULERS`; a factory
+    ``(cfg, steps_per_epoch, total_epochs) -> LambdaScheduler``). Raises PluginError (a
+    ValueError) for an unknown name, TypeError when the factory returns no LambdaScheduler."""
     kind = cfg["scheduler"]
-    if kind == "constant":
-        return ConstantLambda(cfg["lambda_max"])
-    if kind == "cosine":
-        warm = cfg["warmup_steps"]
-        if warm is None:
-            warm = round(cfg["warmup_epochs"] * steps_per_epoch)
-        anneal = cfg["anneal_epochs"]
-        if cfg["after_warmup"] == "anneal":
-            if anneal is None:
-                anneal_steps = max(total_epochs * steps_per_epoch - warm, 1)
-            else:
-                anneal_steps = round(anneal * steps_per_epoch)
-        else:
-            anneal_steps = None
-        return CosineLambda(
-            cfg["lambda_max"], warm, cfg["after_warmup"], anneal_steps, cfg["lambda_end"]
+    sched = SCHEDULERS.get(kind)(cfg, steps_per_epoch, total_epochs)
+    if not isinstance(sched, LambdaScheduler):
+        raise TypeError(
+            f"decorrelation scheduler {kind!r} ({SCHEDULERS.origin(kind)}) returned a "
+            f"{type(sched).__name__}; it must return a gnnff.training.schedulers.LambdaScheduler"
         )
-    if kind == "adaptive":
-        return AdaptiveLambda(
-            cfg["target_fraction"],
-            cfg["lambda_min"],
-            cfg["lambda_max"],
-            cfg["momentum"],
-            cfg["lambda_init"],
-        )
-    if kind == "decay":
-        total = max(total_epochs * steps_per_epoch, 1)
-        if cfg["decay_epochs"] is None:
-            steps = total if cfg["decay_shape"] == "cosine" else max(round(total / 5), 1)
-        else:
-            steps = max(round(cfg["decay_epochs"] * steps_per_epoch), 1)
-        return DecayLambda(cfg["lambda_max"], steps, cfg["decay_shape"], cfg["lambda_end"])
-    raise ValueError(
-        f"unknown decorrelation scheduler {kind!r} (valid: constant, cosine, adaptive, decay)"
-    )
+    return sched
