@@ -272,7 +272,7 @@ def test_parallel_exploration_and_evaluation_only(quick_data, tmp_path):
         assert summary["final_model"] == model  # nothing retrained
     rows_s, rows_p = serial["rounds"][0]["runs"], parallel["rounds"][0]["runs"]
     assert [r["run"] for r in rows_p] == [0, 1] and [r["index"] for r in rows_p] == [0, 1]
-    for a, b in zip(rows_s, rows_p):
+    for a, b in zip(rows_s, rows_p, strict=True):
         assert b["stable_time_ps"] == pytest.approx(a["stable_time_ps"], abs=0.011)
     assert json.loads((tmp_path / "parallel" / "round_001" / "cpu.json").read_text())["explore"] > 0
     resumed = StabilizeLoop(config(2), tmp_path / "serial", resume=True, log=lambda *a: None)
