@@ -91,6 +91,7 @@ def two_models(tmp_path_factory):
     return paths
 
 
+@pytest.mark.slow
 def test_exploration_with_a_committee_of_two_models(quick_data, tmp_path, two_models):
     """MD driven by the main model, the member evaluated every 2 steps: every checked frame is
     a candidate (f_hi huge), its stored deviation equals one recomputed from the two

@@ -192,8 +192,9 @@ def test_toys_through_config_training_export_ase_and_stability(toys, data, tmp_p
     # training: the toy family and scheduler are built by name, a few steps run
     torch.manual_seed(0)
     tr = Trainer(cfg, tmp_path / "run", log=quiet)
-    assert isinstance(tr.model, ToyPair) and isinstance(tr.lam_sched, StepLambda)
-    assert tr.lam_sched.value(0) == 0.0 and tr.lam_sched.value(3) == 0.5
+    assert isinstance(tr.model, ToyPair) and isinstance(tr.lambda_schedule.scheduler, StepLambda)
+    sched = tr.lambda_schedule.scheduler
+    assert sched.value(0) == 0.0 and sched.value(3) == 0.5
     before = tr.model.pair_weight.detach().clone()
     tr.fit()
     assert not torch.equal(before, tr.model.pair_weight.detach())
@@ -210,7 +211,8 @@ def test_toys_through_config_training_export_ase_and_stability(toys, data, tmp_p
     atoms = make_dataset(1, seed=7, n_formula=3)[0]
     atoms.calc = GNNFFCalculator(str(path))
     e_file, f_file = atoms.get_potential_energy(), atoms.get_forces()
-    exported = tr.best_state if tr.best_state is not None else tr.eval_state()  # export: best
+    best = tr.early_stopping.best_state
+    exported = best if best is not None else tr.eval_state()  # export: best
     final = tr._eval_model(exported).double()
     ref = _evaluate(ExportedModel(final), atoms)
     assert e_file == pytest.approx(float(ref["energy"]), abs=1e-9)

@@ -249,6 +249,7 @@ def test_lammps_exploration_unit(quick_data, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_parallel_exploration_and_evaluation_only(quick_data, tmp_path):
     """explore.workers 2 runs two starts in worker processes (same table, in run order, as one
     at a time), max_rounds 0 only measures initial_model, and a loop started with one worker
