@@ -36,7 +36,12 @@ from fixtures import jiggle, sio2_cell  # noqa: E402
 
 TOL = 1e-6
 BLOCK_EDGES = 500_000  # edges per backward pass in the bounded-memory timing
-MODELS = ("sio2-allegro-baseline", "sio2-allegro-decorrelated", "sio2-attn-baseline", "sio2-attn-decorrelated")
+MODELS = (
+    "sio2-allegro-baseline",
+    "sio2-allegro-decorrelated",
+    "sio2-attn-baseline",
+    "sio2-attn-decorrelated",
+)
 
 
 def _save(out: Path, results: dict) -> None:
