@@ -154,7 +154,7 @@ def _measure_lammps(rep: int, dtype: str, model: str, block: int, nprocs: int) -
 def run(
     quick: bool = False,
     reps: tuple[int, ...] = (1, 4),
-    models: tuple[str, ...] = ("untrained", "sio2-allegro-stable"),
+    models: tuple[str, ...] = ("untrained", "sio2-allegro-decorrelated"),
     blocks: tuple[int, ...] = (0, 20000),
 ) -> list[dict]:
     """Rows for every model x size x dtype x edge-block setting (0 = one pass)."""
@@ -186,7 +186,7 @@ if __name__ == "__main__":
     ap.add_argument(
         "--models",
         nargs="+",
-        default=["untrained", "sio2-allegro-stable"],
+        default=["untrained", "sio2-allegro-decorrelated"],
         help="'untrained' (default small config) and/or model files or bundled names",
     )
     ap.add_argument(

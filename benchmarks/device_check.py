@@ -36,7 +36,12 @@ from fixtures import jiggle, sio2_cell  # noqa: E402
 
 TOL = 1e-6
 BLOCK_EDGES = 500_000  # edges per backward pass in the bounded-memory timing
-MODELS = ("sio2-allegro-baseline", "sio2-allegro-stable", "sio2-attn-baseline", "sio2-attn-stable")
+MODELS = (
+    "sio2-allegro-baseline",
+    "sio2-allegro-decorrelated",
+    "sio2-attn-baseline",
+    "sio2-attn-decorrelated",
+)
 
 
 def _save(out: Path, results: dict) -> None:
@@ -246,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(results))
     files = model_files(MODELS[:2] if args.quick else MODELS, work)
     results["model_files"] = {k: Path(v).name for k, v in files.items()}
-    main_model = files["sio2-allegro-stable"]
+    main_model = files["sio2-allegro-decorrelated"]
     for part in args.parts:
         t0 = time.perf_counter()
         print(f"== {part}", flush=True)

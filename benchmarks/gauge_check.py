@@ -18,7 +18,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(1, str(HERE.parent))
 
-MODELS = ("sio2-allegro-baseline", "sio2-allegro-stable", "sio2-attn-baseline", "sio2-attn-stable")
+MODELS = (
+    "sio2-allegro-baseline",
+    "sio2-allegro-decorrelated",
+    "sio2-attn-baseline",
+    "sio2-attn-decorrelated",
+)
 
 
 def _edges(model, atoms):

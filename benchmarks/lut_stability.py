@@ -5,7 +5,7 @@ NVT (Langevin, 1 fs, float32) from reference-MD starting structures, judged by t
 stability criteria. Prints mean Stability Index, median stable time and which criterion ended
 each run, per backend. Not part of ``make bench`` (tens of minutes).
 
-    python benchmarks/lut_stability.py [--model sio2-attn-stable] [--data data/sio2]
+    python benchmarks/lut_stability.py [--model sio2-attn-decorrelated] [--data data/sio2]
         [--systems SiO2 SiO1.55] [--starts 2] [--time-ps 10] [--temperature 1000] [--jobs 2]
 """
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run(
-    model: str = "sio2-attn-stable",
+    model: str = "sio2-attn-decorrelated",
     data: str | None = None,
     systems: tuple[str, ...] = ("SiO2", "SiO1.55"),
     starts: int = 2,
@@ -41,7 +41,7 @@ def run(
     if eager.family != "allegro-attn":
         raise SystemExit(
             f"{model} is a {eager.family!r} model: softmax backends apply to "
-            "allegro-attn models only (e.g. --model sio2-attn-stable)"
+            "allegro-attn models only (e.g. --model sio2-attn-decorrelated)"
         )
     data_dir = Path(data) if data else REPO / "data" / "sio2"
     if not (data_dir / "reference_md").is_dir():
@@ -86,7 +86,7 @@ def run(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="sio2-attn-stable", help="file or bundled name")
+    ap.add_argument("--model", default="sio2-attn-decorrelated", help="file or bundled name")
     ap.add_argument("--data", help="data folder with reference_md/ (default data/sio2)")
     ap.add_argument("--systems", nargs="+", default=["SiO2", "SiO1.55"])
     ap.add_argument("--starts", type=int, default=2)

@@ -110,9 +110,11 @@ def run(
     if model is None:
         from gnnff.calculators.pretrained import available_pretrained, pretrained_path
 
-        if "sio2-allegro-stable" not in available_pretrained():
-            return [{"error": "give --model (no bundled sio2-allegro-stable in this install)"}]
-        model = str(pretrained_path("sio2-allegro-stable"))
+        if "sio2-allegro-decorrelated" not in available_pretrained():
+            return [
+                {"error": "give --model (no bundled sio2-allegro-decorrelated in this install)"}
+            ]
+        model = str(pretrained_path("sio2-allegro-decorrelated"))
     time_ps = time_ps or (0.2 if quick else 5.0)
     atoms = ase.io.read(structure or DEFAULT_STRUCTURE, index=-1)
     atoms.calc = None

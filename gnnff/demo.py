@@ -1,7 +1,7 @@
 """``gnnff demo``: the main job on the bundled default, end to end in a few minutes on 2 cores.
 
 1. quick SiO2 / SiO_x reference data from the Tersoff potential (LAMMPS);
-2. the bundled stabilized model and its baseline (``sio2-allegro-stable`` /
+2. the bundled stabilized model and its baseline (``sio2-allegro-decorrelated`` /
    ``sio2-allegro-baseline``); where they are not bundled, both are trained here on the quick
    data (baseline vs decorrelation loss, same seed) so the pipeline still runs end to end;
 3. each model runs a short out-of-distribution MD (amorphous SiO_1.55, 1000 K) in ASE and in
@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-PAIR = {"stable": "sio2-allegro-stable", "baseline": "sio2-allegro-baseline"}
+PAIR = {"decorrelated": "sio2-allegro-decorrelated", "baseline": "sio2-allegro-baseline"}
 
 
 def register(subparsers) -> None:
@@ -55,7 +55,7 @@ def _models(out: Path, data: Path, seed: int) -> dict[str, Path]:
     print("    (no bundled trained models in this install: training both on the quick data)")
     base = Path(__file__).parent / "training" / "demo.yaml"
     paths = {}
-    for label, decor in (("baseline", "false"), ("stable", "true")):
+    for label, decor in (("baseline", "false"), ("decorrelated", "true")):
         run = out / "models" / label
         cfg = load_config(
             base,
@@ -172,10 +172,10 @@ def run_demo(args: argparse.Namespace) -> int:
             (label, f"LAMMPS x{args.np}", json.loads((run / "report.json").read_text()), run)
         )
     print("\n[4] stability (same criteria in both engines)")
-    print(f"{'model':10s} {'engine':10s} {'stable (ps)':>12s} {'S':>6s}  ended by")
+    print(f"{'model':12s} {'engine':10s} {'stable (ps)':>12s} {'S':>6s}  ended by")
     for label, engine, rep, _ in rows:
         print(
-            f"{label:10s} {engine:10s} {rep['stable_time_ps']:12.3f} "
+            f"{label:12s} {engine:10s} {rep['stable_time_ps']:12.3f} "
             f"{rep['stability_index']:6.2f}  {rep.get('failed_criterion') or '-'}"
         )
     s = {
@@ -183,8 +183,8 @@ def run_demo(args: argparse.Namespace) -> int:
         for lab in models
     }
     print(
-        f"\nmean S: stable {s['stable']:.2f} vs baseline {s['baseline']:.2f} (one seed, one "
-        "start: what holds across seeds is in the README's study section)"
+        f"\nmean S: decorrelated {s['decorrelated']:.2f} vs baseline {s['baseline']:.2f} "
+        "(one seed, one start: what holds across seeds is in the README's study section)"
     )
     print(f"report plots: {out}/runs/*/report.png")
     if not args.skip_stabilize:

@@ -74,7 +74,7 @@ def test_cli_report_on_a_models_attention_logits(tmp_path, capsys):
             "--groups",
             "20",
             "--model",
-            "sio2-attn-stable",
+            "sio2-attn-decorrelated",
             "--data",
             str(data),
             "--max-frames",

@@ -15,9 +15,9 @@ NAMES = available_pretrained()
 
 def test_models_are_bundled():
     assert {
-        "sio2-allegro-stable",
+        "sio2-allegro-decorrelated",
         "sio2-allegro-baseline",
-        "sio2-attn-stable",
+        "sio2-attn-decorrelated",
         "sio2-attn-baseline",
     } <= set(NAMES)
     assert SMALL_TEST.is_file()

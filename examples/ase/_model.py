@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-PREFERRED = "sio2-allegro-stable"
+PREFERRED = "sio2-allegro-decorrelated"
 
 
 def example_model() -> Path:

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Run the SiO2 example on 2 MPI ranks with pair_style gnnff and write a stability report.
-#   ./run_mpi.sh [MODEL.pt|BUNDLED-NAME] [nvt|nve] [STEPS]    (default: sio2-allegro-stable)
+#   ./run_mpi.sh [MODEL.pt|BUNDLED-NAME] [nvt|nve] [STEPS]    (default: sio2-allegro-decorrelated)
 # Needs the gnnff environment active (its python, mpirun, lmp and gnnff on PATH).
 # PLAIN=1 ./run_mpi.sh MODEL.pt  runs the bare LAMMPS binary instead: native checks only
 # (gnnff_stability.jsonl, failing.extxyz, stop on failure), no RDF, report or Stability Index.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-model=${1:-sio2-allegro-stable}
+model=${1:-sio2-allegro-decorrelated}
 [ -f "$model" ] || model=$(gnnff path "$model")   # a bundled model by registry name
 model=$(realpath "$model")
 kind=${2:-nvt}

@@ -50,7 +50,7 @@ def check_bundle_args(model_path: str | Path, name: str, data_dir: str | Path) -
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name) or name.endswith(".pt"):
         raise ValueError(
             f"registry name {name!r}: use lower-case letters, digits, '.', '_' "
-            "and '-' (e.g. sio2-allegro-stable), no path and no .pt suffix"
+            "and '-' (e.g. sio2-allegro-decorrelated), no path and no .pt suffix"
         )
     read_metadata(model_path)  # raises with a clear message for a missing / non-gnnff file
     data = Path(data_dir)

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     t.set_defaults(func=_status)
     b = sub.add_parser("bundle", help="ship a trained model in the package (with its figures)")
     b.add_argument("model", help="exported model file (e.g. STUDY/train/<id>/model.pt)")
-    b.add_argument("--name", required=True, help="registry name, e.g. sio2-allegro-stable")
+    b.add_argument("--name", required=True, help="registry name, e.g. sio2-allegro-decorrelated")
     b.add_argument("--data", required=True, help="the data set folder (reference MD, tests)")
     b.add_argument("--time-ps", type=float, default=5.0, help="length of each check run")
     b.add_argument("--starts", type=int, default=2, help="starting structures per system")
