@@ -57,3 +57,20 @@ def test_loads_by_name(name, capsys):
     assert calc.species == ["O", "Si"]
     assert main(["path", name]) == 0
     assert capsys.readouterr().out.strip() == str(pretrained_path(name))
+
+
+def test_active_learning_model_records_its_loop_and_held_out_stability():
+    """`sio2-allegro-al` carries how it was made (rounds, frames added, CPU seconds) and its
+    held-out stability by state point, judged against the base training set."""
+    if "sio2-allegro-al" not in NAMES:
+        pytest.skip("sio2-allegro-al is not bundled in this install")
+    bundle = read_metadata(pretrained_path("sio2-allegro-al"))["training"]["bundle"]
+    al = bundle["active_learning"]
+    assert al["frames_added_total"] > 0 and al["retrainings"] >= 1
+    assert set(al["cpu_s_total"]) >= {"explore", "label", "train"}
+    stab = bundle["stability"]
+    assert stab["settings"]["time_ps"] == 10.0
+    assert stab["overall"]["n_runs"] == stab["settings"]["runs_finished"] >= 3
+    for group in stab["by_state"].values():
+        lo, hi = group["fraction_stable_ci95"]
+        assert 0.0 <= lo <= group["fraction_stable"] <= hi <= 1.0
