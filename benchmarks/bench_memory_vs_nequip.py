@@ -35,18 +35,12 @@ def _vs_nequip():
     return module
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def _child(code: str, dtype: str, rep: int, block: int) -> dict:
     import torch
 
     sys.path.insert(0, str(HERE))
     sys.path.insert(1, str(ROOT))
+    from bench_memory import _status_kb
     from fixtures import sio2_cell
 
     vs = _vs_nequip()
