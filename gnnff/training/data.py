@@ -247,7 +247,9 @@ def check_structures(
 
 
 def collate(
-    structs: list[Structure], dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    structs: Sequence[Structure],
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
 ) -> Batch:
     """Concatenate structures into one graph: edge indices offset by the atoms before them;
     missing labels zero-filled and masked."""

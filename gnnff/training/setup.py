@@ -75,7 +75,7 @@ def load_training_data(cfg: dict[str, Any], log: Callable[[str], Any] = print) -
     _check_unseen(mcfg["species"], present)
     need_stress = lo["stress_weight"] > 0
     keys = LabelKeys.from_config(d)
-    structures = {
+    structures: dict[str, Sequence[Structure]] = {
         k: build_structures(
             f,
             split_index(d[k])[0],
@@ -127,7 +127,8 @@ def _load_cached(cfg: dict[str, Any], log: Callable[[str], Any]) -> TrainingData
     ``build_structures``), the label requirements and the close-contact reference come from
     the manifest. Species left out of the config are read from the training cache's manifest
     when it is of the same file, else in one streamed pass over the file."""
-    from .edge_cache import load_or_build, read_manifest, scan_species
+    from .edge_cache import load_or_build, read_manifest
+    from .edge_cache_build import scan_species
 
     d, lo = cfg["data"], cfg["loss"]
     root = Path(d["cache"])
