@@ -222,3 +222,22 @@ def test_training_with_cache_is_identical(tmp_path):
     tr = Trainer(config(tmp_path, str(tmp_path / "cache")), tmp_path / "again", log=lines.append)
     assert [s.split(": ")[1].split(" ")[0] for s in lines[:2]] == ["reusing", "reusing"]
     assert tr.cfg["model"]["species"] == m0["species"] == ["O", "Si"]
+
+
+def test_cli_data_only_builds_the_cache(tmp_path, capsys):
+    from gnnff.cli import main
+
+    ase.io.write(tmp_path / "train.extxyz", make_dataset(4, seed=1, n_formula=3))
+    ase.io.write(tmp_path / "valid.extxyz", make_dataset(2, seed=2, n_formula=3))
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text(
+        "data: {train: train.extxyz, valid: valid.extxyz, cache: cache}\n"
+        "model: {cutoff: 4.0, num_layers: 1, num_scalar: 8, num_tensor: 2}\n"
+    )
+    assert main(["train", str(yaml), "--data-only"]) == 0
+    out = capsys.readouterr().out
+    assert "data ok: train 4, valid 2 structures; species ['O', 'Si']" in out
+    assert out.count("building") == 2
+    assert (tmp_path / "cache" / "valid" / "manifest.json").is_file()
+    assert main(["train", str(yaml)]) == 2
+    assert "--out is required" in capsys.readouterr().err
