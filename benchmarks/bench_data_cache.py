@@ -20,7 +20,10 @@ Then one epoch of the data side only: a shuffled pass over the training split in
 ``--batch`` structures, each collated into float32 torch tensors (``collate``); no model.
 Reported per row: load seconds, epoch seconds, peak resident set (``VmHWM``, MB, read as in
 bench_memory.py), its increase over the resident set after the imports (every module either
-path uses is imported first), the resident set increase right after loading, the cache size.
+path uses is imported first), the same for the peak during loading alone and for the resident
+set right after loading, the anonymous and file-backed resident sets after the epoch (the
+cache's memory-mapped pages count in ``VmHWM`` as file-backed memory the kernel may drop),
+and the cache size.
 Writes ``benchmarks/results/bench_data_cache.json``.
 """
 
@@ -94,7 +97,7 @@ def _child(spec: dict) -> dict:
     t0 = time.perf_counter()
     data = load_training_data(cfg, log=lambda s: None)
     load_s = time.perf_counter() - t0
-    after_load_kb = _status_kb("VmRSS")
+    after_load_kb, load_peak_kb = _status_kb("VmRSS"), _status_kb("VmHWM")
     train = data.structures["train"]
     perm = np.random.default_rng(0).permutation(len(train))
     t0 = time.perf_counter()
@@ -113,6 +116,11 @@ def _child(spec: dict) -> dict:
         "peak_rss_MB": round(peak_kb / 1024, 1),
         "peak_increase_MB": round((peak_kb - base_kb) / 1024, 1),
         "rss_after_load_increase_MB": round((after_load_kb - base_kb) / 1024, 1),
+        "peak_during_load_increase_MB": round((load_peak_kb - base_kb) / 1024, 1),
+        # after the epoch: anonymous memory vs pages of mapped files (the cache's memory
+        # maps; the kernel may drop them under pressure)
+        "rss_anon_MB": round(_status_kb("RssAnon") / 1024, 1),
+        "rss_file_MB": round(_status_kb("RssFile") / 1024, 1),
     }
 
 

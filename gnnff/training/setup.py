@@ -140,22 +140,21 @@ def _load_cached(cfg: dict[str, Any], log: Callable[[str], Any]) -> TrainingData
     hashes = {k: sha256_file(paths[k]) for k in splits}
     mcfg = dict(cfg["model"])
     fit_neighbors = "avg_num_neighbors" not in mcfg
-    if not mcfg.get("species"):
+    if not mcfg.get("species"):  # present species: from a cache of this very file if any
+        present = None
         try:
-            old = read_manifest(root / "train")["inputs"]
-            same = (old["data_sha256"], old["index"]) == (
-                hashes["train"],
-                split_index(d["train"])[1],
-            )
-            mcfg["species"] = read_manifest(root / "train")["present_species"] if same else None
-        except (DataError, KeyError):
-            mcfg["species"] = None
-        mcfg["species"] = mcfg["species"] or scan_species(d["train"], "train")
+            m = read_manifest(root / "train")
+            this = (hashes["train"], split_index(d["train"])[1])
+            if (m["inputs"]["data_sha256"], m["inputs"]["index"]) == this:
+                present = list(m["present_species"])
+        except (DataError, KeyError, TypeError):
+            pass
+        mcfg["species"] = present or scan_species(d["train"], "train")
     mcfg = _resolve_model(mcfg)
     keys = LabelKeys.from_config(d)
-    structures: dict[str, Sequence[Structure]] = {}
+    caches = {}
     for k in splits:
-        cached = load_or_build(
+        caches[k] = cached = load_or_build(
             root / k,
             d[k],
             mcfg["species"],
@@ -179,8 +178,7 @@ def _load_cached(cfg: dict[str, Any], log: Callable[[str], Any]) -> TrainingData
                 need_forces=lo["forces_weight"] > 0,
                 need_stress=lo["stress_weight"] > 0,
             )
-        structures[k] = cached
-    train = cast(Any, structures["train"])
+    train = caches["train"]
     reference = StabilityReference(
         pair_min_distances=dict(train.manifest["pair_min_distances"]),
         species=sorted(train.manifest["present_species"]),
@@ -188,6 +186,7 @@ def _load_cached(cfg: dict[str, Any], log: Callable[[str], Any]) -> TrainingData
         distance_cutoff=float(mcfg["cutoff"]),
         source=f"training set {paths['train'].name} (sha256 {hashes['train'][:12]})",
     ).to_dict()
+    structures: dict[str, Sequence[Structure]] = dict(caches)
     return TrainingData(structures, hashes, reference, mcfg, fit_neighbors)
 
 
