@@ -130,6 +130,11 @@ def test_changed_inputs_rebuild(data_file, tmp_path):
         cached = load_or_build(folder, data_file, **kw, log=lines.append)
         assert why in lines[0] and hashed() not in (h0, h_before)
         assert_same(cached, direct(data_file, **kw))
+    lines.clear()  # a frame selection (file@index) is an input too
+    cached = load_or_build(folder, f"{data_file}@2:-1", SPECIES, 4.0, log=lines.append)
+    assert "index ':' -> '2:-1'" in lines[0]
+    sel = ase.io.read(data_file, "2:-1")
+    assert_same(cached, build_structures(sel, data_file, SPECIES, 4.0))
     ase.io.write(data_file, mixed_frames(seed=4))  # new content under the same name
     lines.clear()
     cached = load_or_build(folder, data_file, SPECIES, 4.0, log=lines.append)
