@@ -22,7 +22,8 @@ from gnnff.training.data import (
     force_rms,
     isolated_atom_energies,
 )
-from gnnff.training.edge_cache import CachedStructures, CacheError, load_or_build
+from gnnff.training.edge_cache import CachedStructures, CacheError
+from gnnff.training.edge_cache_build import load_or_build
 from gnnff.training.labels import LabelKeys
 from gnnff.training.synthetic import make_dataset
 from gnnff.training.trainer import Trainer

@@ -32,16 +32,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 
-from gnnff.io_utils import sha256_file
-
-from .data import DataError, Structure, split_index
+from .data import DataError, Structure
 from .labels import LABEL_KEYS, LabelKeys
 
 FORMAT = "gnnff-edge-cache"
@@ -240,46 +237,3 @@ class CachedStructures(Sequence[Structure]):
         """[n,3] the force labels of the frames that have them, in frame order (one copy)."""
         mask = np.repeat(np.asarray(self.arrays["forces_mask"]), self.num_atoms)
         return np.asarray(self.arrays["forces"][mask])
-
-
-def load_or_build(
-    folder: str | Path,
-    spec: str | Path,
-    species: Sequence[str],
-    cutoff: float,
-    keys: LabelKeys | None = None,
-    *,
-    split: str = "data",
-    data_sha256: str | None = None,
-    log: Callable[[str], Any] = print,
-) -> CachedStructures:
-    """The cache of ``spec`` in ``folder``: reused when its hash is the one these inputs give
-    and its arrays are complete, else (re)built, with a log line saying why."""
-    folder = Path(folder)
-    keys = keys or LabelKeys()
-    path, index = split_index(spec)
-    data_sha256 = data_sha256 or sha256_file(path)
-    inputs = cache_inputs(data_sha256, index, species, cutoff, keys)
-    reason = "no cache yet"
-    if folder.exists():
-        check_replaceable(folder)
-        try:
-            manifest = read_manifest(folder)
-            if manifest.get("hash") == inputs_hash(inputs):
-                cached = CachedStructures(folder)
-                log(f"data cache {folder}: reusing ({len(cached)} frames, {path.name})")
-                return cached
-            reason = changed_inputs(manifest.get("inputs", {}), inputs)
-        except CacheError as exc:
-            reason = f"unusable ({exc})"
-    from .edge_cache_build import build_cache
-
-    log(f"data cache {folder}: building from {path.name}: {reason}")
-    t0 = time.perf_counter()
-    build_cache(folder, spec, species, cutoff, keys, split=split, data_sha256=data_sha256)
-    cached = CachedStructures(folder)
-    log(
-        f"data cache {folder}: built {len(cached)} frames, {cached.manifest['num_edges']} "
-        f"edges in {time.perf_counter() - t0:.1f} s"
-    )
-    return cached

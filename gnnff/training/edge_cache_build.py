@@ -1,14 +1,16 @@
 """Building a data cache (:mod:`gnnff.training.edge_cache`): the frames are read one at a time
 (``ase.io.iread``), checked by :func:`gnnff.training.data.structure_from_frame` (so every error
 is the one :func:`~gnnff.training.data.build_structures` raises), and written chunk by chunk to
-raw files that become ``.npy`` arrays; the finished folder is renamed over the cache."""
+raw files that become ``.npy`` arrays; the finished folder is renamed over the cache.
+:func:`load_or_build` reuses a cache whose hash matches and builds it otherwise."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,7 +24,10 @@ from .edge_cache import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    CachedStructures,
+    CacheError,
     cache_inputs,
+    changed_inputs,
     check_replaceable,
     inputs_hash,
     read_manifest,
@@ -259,3 +264,44 @@ def _install(tmp: Path, folder: Path, want: str) -> None:
         if read_manifest(folder).get("hash") != want:
             raise
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_or_build(
+    folder: str | Path,
+    spec: str | Path,
+    species: Sequence[str],
+    cutoff: float,
+    keys: LabelKeys | None = None,
+    *,
+    split: str = "data",
+    data_sha256: str | None = None,
+    log: Callable[[str], Any] = print,
+) -> CachedStructures:
+    """The cache of ``spec`` in ``folder``: reused when its hash is the one these inputs give
+    and its arrays are complete, else (re)built, with a log line saying why."""
+    folder = Path(folder)
+    keys = keys or LabelKeys()
+    path, index = split_index(spec)
+    data_sha256 = data_sha256 or sha256_file(path)
+    inputs = cache_inputs(data_sha256, index, species, cutoff, keys)
+    reason = "no cache yet"
+    if folder.exists():
+        check_replaceable(folder)
+        try:
+            manifest = read_manifest(folder)
+            if manifest.get("hash") == inputs_hash(inputs):
+                cached = CachedStructures(folder)
+                log(f"data cache {folder}: reusing ({len(cached)} frames, {path.name})")
+                return cached
+            reason = changed_inputs(manifest.get("inputs", {}), inputs)
+        except CacheError as exc:
+            reason = f"unusable ({exc})"
+    log(f"data cache {folder}: building from {path.name}: {reason}")
+    t0 = time.perf_counter()
+    build_cache(folder, spec, species, cutoff, keys, split=split, data_sha256=data_sha256)
+    cached = CachedStructures(folder)
+    log(
+        f"data cache {folder}: built {len(cached)} frames, {cached.manifest['num_edges']} "
+        f"edges in {time.perf_counter() - t0:.1f} s"
+    )
+    return cached

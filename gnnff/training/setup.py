@@ -127,8 +127,8 @@ def _load_cached(cfg: dict[str, Any], log: Callable[[str], Any]) -> TrainingData
     ``build_structures``), the label requirements and the close-contact reference come from
     the manifest. Species left out of the config are read from the training cache's manifest
     when it is of the same file, else in one streamed pass over the file."""
-    from .edge_cache import load_or_build, read_manifest
-    from .edge_cache_build import scan_species
+    from .edge_cache import read_manifest
+    from .edge_cache_build import load_or_build, scan_species
 
     d, lo = cfg["data"], cfg["loss"]
     root = Path(d["cache"])
