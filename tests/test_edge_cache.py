@@ -247,3 +247,18 @@ def test_cli_data_only_builds_the_cache(tmp_path, capsys):
     assert (tmp_path / "cache" / "valid" / "manifest.json").is_file()
     assert main(["train", str(yaml)]) == 2
     assert "--out is required" in capsys.readouterr().err
+
+
+def test_chunked_build_equals_one_pass(data_file, tmp_path):
+    """Frames written 2 at a time: the same arrays, and the same close-contact reference as
+    StabilityReference.from_frames over all frames at once."""
+    from gnnff.stability.reference import StabilityReference
+    from gnnff.training.edge_cache_build import build_cache
+
+    manifest = build_cache(tmp_path / "c", data_file, SPECIES, 4.0, chunk=2)
+    assert_same(CachedStructures(tmp_path / "c"), direct(data_file))
+    ref = StabilityReference.from_frames(
+        ase.io.read(data_file, ":"), with_rdf=False, distance_cutoff=4.0
+    )
+    assert manifest["pair_min_distances"] == ref.pair_min_distances
+    assert len(ref.pair_min_distances) == 3
