@@ -262,3 +262,15 @@ def test_chunked_build_equals_one_pass(data_file, tmp_path):
     )
     assert manifest["pair_min_distances"] == ref.pair_min_distances
     assert len(ref.pair_min_distances) == 3
+
+
+def test_resume_may_switch_the_cache(tmp_path):
+    from gnnff.training.checkpointing import check_resume
+
+    ase.io.write(tmp_path / "train.extxyz", make_dataset(2, seed=1))
+    ase.io.write(tmp_path / "valid.extxyz", make_dataset(1, seed=2))
+    old, new = config(tmp_path, None), config(tmp_path, True)
+    check_resume({"config": old}, new, tmp_path / "checkpoint.pt")  # no error
+    new["data"]["energy_key"] = "REF_energy"
+    with pytest.raises(ConfigError, match="data.energy_key"):
+        check_resume({"config": old}, new, tmp_path / "checkpoint.pt")
