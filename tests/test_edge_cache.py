@@ -265,11 +265,14 @@ def test_chunked_build_equals_one_pass(data_file, tmp_path):
 
 
 def test_resume_may_switch_the_cache(tmp_path):
+    from gnnff.potentials import resolve_model_config
     from gnnff.training.checkpointing import check_resume
 
     ase.io.write(tmp_path / "train.extxyz", make_dataset(2, seed=1))
     ase.io.write(tmp_path / "valid.extxyz", make_dataset(1, seed=2))
     old, new = config(tmp_path, None), config(tmp_path, True)
+    model = resolve_model_config({**old["model"], "species": SPECIES})
+    old["model"], new["model"] = model, dict(model)  # as stored after set-up
     check_resume({"config": old}, new, tmp_path / "checkpoint.pt")  # no error
     new["data"]["energy_key"] = "REF_energy"
     with pytest.raises(ConfigError, match="data.energy_key"):
