@@ -78,8 +78,12 @@ def data(tmp_path_factory):
     return tmp
 
 
-def test_two_processes_equal_one_with_twice_the_batch(data):
-    one = _run(data, _config(data, 4), "one", 1)
+@pytest.fixture(scope="module")
+def one(data):
+    return _run(data, _config(data, 4), "one", 1)
+
+
+def test_two_processes_equal_one_with_twice_the_batch(data, one):
     two = _run(data, _config(data, 2), "two", 2)
     assert one["step"] == two["step"] == 4
     for k, v in one["model_state"].items():
@@ -87,6 +91,16 @@ def test_two_processes_equal_one_with_twice_the_batch(data):
     a, b = one["metrics_rows"][-1], two["metrics_rows"][-1]
     assert b["train_force_mae"] == pytest.approx(a["train_force_mae"], rel=1e-8)
     assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-8)
+
+
+def test_two_processes_with_a_data_cache(data, one):
+    """Rank 0 builds the cache while rank 1 waits, then both read it: the same steps."""
+    cfg = _config(data, 2)
+    cfg["data"]["cache"] = str(data / "cache")
+    two = _run(data, cfg, "two_cached", 2)
+    assert sorted(p.name for p in (data / "cache").iterdir()) == ["train", "valid"]
+    for k, v in one["model_state"].items():
+        torch.testing.assert_close(two["model_state"][k], v, rtol=0, atol=1e-8, msg=k)
 
 
 def test_more_processes_than_frames_is_refused(data, tmp_path, monkeypatch):

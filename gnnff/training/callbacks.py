@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,7 +63,7 @@ class TrainerView(Protocol):
     cfg: dict[str, Any]  # the training config (its model section resolved: species, ...)
     run_dir: Path
     resume: bool
-    data: dict[str, list[Structure]]  # train, valid (and test) structures
+    data: dict[str, Sequence[Structure]]  # train, valid (and test) structures
     dist: DistributedContext
     epoch: int  # completed epochs
     step: int  # completed optimisation steps

@@ -72,7 +72,7 @@ def open_checkpoint(run_dir: Path, resume: bool, cfg: dict[str, Any]) -> dict[st
 
 def check_resume(ckpt: dict[str, Any], cfg: dict[str, Any], path: Path) -> None:
     """Raise ConfigError naming every config difference between the checkpoint at ``path`` and
-    ``cfg`` other than the free ``training`` fields (``_RESUME_FREE``)."""
+    ``cfg`` other than the free ``training`` fields (``_RESUME_FREE``) and ``data.cache``."""
     old = ckpt.get("config")
     if not isinstance(old, dict):
         raise ConfigError(f"{path} has no training config")
@@ -87,6 +87,9 @@ def check_resume(ckpt: dict[str, Any], cfg: dict[str, Any], path: Path) -> None:
         if sec == "training":
             a = {k: v for k, v in (a or {}).items() if k not in _RESUME_FREE}
             b = {k: v for k, v in b.items() if k not in _RESUME_FREE}
+        elif sec == "data":  # the cache changes where the data is kept, not the run
+            a = {k: v for k, v in (a or {}).items() if k != "cache"}
+            b = {k: v for k, v in b.items() if k != "cache"}
         diffs += _config_diff(a, b, f"{sec}.")
     if diffs:
         raise ConfigError(

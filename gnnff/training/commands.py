@@ -20,7 +20,12 @@ def register(subparsers) -> None:
         "process; see gnnff.training.distributed).",
     )
     p.add_argument("config", help="training config (YAML)")
-    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--out", help="run folder (required unless --data-only)")
+    p.add_argument(
+        "--data-only",
+        action="store_true",
+        help="read and check every split and build the data.cache arrays (if set), then stop",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument(
         "--set",
@@ -68,8 +73,18 @@ def _train(args: argparse.Namespace) -> int:
     from .data import DataError
     from .trainer import Trainer
 
+    if args.out is None and not args.data_only:
+        print("gnnff train: error: --out is required (the run folder)", file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.data_only:
+            from .setup import load_training_data
+
+            data = load_training_data(cfg)
+            sizes = ", ".join(f"{k} {len(v)}" for k, v in data.structures.items())
+            print(f"data ok: {sizes} structures; species {data.model_config['species']}")
+            return 0
         trainer = Trainer(cfg, args.out, resume=args.resume)
         summary = trainer.fit()
     except (ConfigError, DataError) as exc:

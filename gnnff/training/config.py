@@ -11,6 +11,12 @@ data
   ``REF_energy`` in ``atoms.info`` / ``REF_forces`` in ``atoms.arrays``; null = the frames'
   calculator results (virial: not read). Units eV, eV/A, eV/A^3 (ASE sign), virial eV; see
   :mod:`gnnff.training.labels`. A frame may lack some labels: it adds no term for those.
+  cache (null): null = read every split into memory (ASE, one ``Structure`` per frame); a
+  folder (relative to the config file) = keep each split as flat numpy arrays in
+  ``<folder>/<split>/`` (memory-mapped, :mod:`gnnff.training.edge_cache`), built on the first
+  run and rebuilt, with a log line saying why, when the data file, its frame selection,
+  cutoff, species, label keys or the cache format change; ``true`` = the folder
+  ``<training file>.gnnff-cache`` next to the training file. Results are identical either way.
 model
   passed to ``gnnff.potentials.build_model`` (``family`` default "allegro"); ``species`` may be
   omitted and is then inferred from the training data (sorted by atomic number). ``e0s``:
@@ -67,6 +73,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "forces_key": None,
         "stress_key": None,
         "virial_key": None,
+        "cache": None,
     },
     "model": {},
     "loss": {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 0.0},
@@ -210,6 +217,25 @@ def _check_choice(sec: str, key: str, value, choices):
     return value
 
 
+def _check_cache(value: Any, base: Path, train: str) -> str | None:
+    """``data.cache`` as an absolute folder path (None: off); ConfigError for a bad value."""
+    if value is None or value is False:
+        return None
+    if value is True:  # next to the training file (``file@index``: the file)
+        text = str(train)
+        value = (text if Path(text).exists() else text.rsplit("@", 1)[0]) + ".gnnff-cache"
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"data.cache must be null (no cache), true (a folder next to the training file) or "
+            f"a folder path, got {value!r}"
+        )
+    p = Path(value).expanduser()
+    p = (p if p.is_absolute() else base / p).resolve()
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"data.cache {p} exists and is not a folder; give a folder path")
+    return str(p)
+
+
 def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = None) -> dict:
     """Fill defaults, check every field, resolve data paths. Returns a new dict.
 
@@ -262,6 +288,7 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
                 "fix the path; relative paths are relative to the config file)"
             )
         d[key] = str(p.resolve()) + (f"@{index}" if index is not None else "")
+    d["cache"] = _check_cache(d["cache"], base, d["train"])
     for key in ("energy_key", "forces_key", "stress_key", "virial_key"):
         if d[key] is not None and (not isinstance(d[key], str) or not d[key]):
             raise ConfigError(f"data.{key} must be a key name (string) or null, got {d[key]!r}")

@@ -3,8 +3,10 @@ collation of several structures into one graph."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -14,6 +16,32 @@ from .labels import LabelError, LabelKeys, check_keys_exist, missing_labels_mess
 
 class DataError(ValueError):
     """A data file that cannot be used for training; the message names file, frame and fix."""
+
+
+@runtime_checkable
+class FrameTable(Protocol):
+    """A sequence of structures that also offers whole-set arrays (e.g. the on-disk cache,
+    :class:`gnnff.training.edge_cache.CachedStructures`), so the dataset statistics below need
+    not build every :class:`Structure`. Arrays are per frame [F] unless said otherwise."""
+
+    num_atoms: np.ndarray  # [F] int
+    num_edges: np.ndarray  # [F] int
+    energy: np.ndarray  # [F] eV (0 where energy_mask is False)
+    energy_mask: np.ndarray  # [F] bool
+
+    def __len__(self) -> int: ...
+
+    def species_counts(self, num_species: int) -> np.ndarray:
+        """[F, num_species] number of atoms of each species per frame."""
+        ...
+
+    def first_species(self, frame: int) -> int:
+        """The species index of the first atom of ``frame``."""
+        ...
+
+    def labelled_forces(self) -> np.ndarray:
+        """[n,3] the force labels of every frame that has them, in frame order (eV/A)."""
+        ...
 
 
 @dataclass
@@ -106,8 +134,6 @@ def build_structures(
     Raises :class:`DataError` naming file, frame and atoms for unknown species, non-finite
     positions or labels, coincident atoms, missing labels (listing the keys present) and a
     cutoff that leaves every atom without neighbours."""
-    from gnnff.potentials.neighbors import coincident_pair, neighbor_list
-
     keys = keys or LabelKeys()
     path = Path(path)
     try:
@@ -115,55 +141,95 @@ def build_structures(
     except LabelError as exc:
         raise DataError(str(exc)) from None
     index = {s: k for k, s in enumerate(species)}
-    out = []
-    for k, atoms in enumerate(frames):
-        where = f"{path.name} frame {k}"
-        symbols = atoms.get_chemical_symbols()
-        unknown = sorted(set(symbols) - set(index))
-        if unknown:
-            raise DataError(
-                f"{where} contains species {unknown} that the model config lacks "
-                f"(model species: {species}); add them to model.species or drop those frames"
-            )
-        try:
-            labels = read_labels(atoms, keys, where)
-        except LabelError as exc:
-            raise DataError(str(exc)) from None
-        if labels.energy is None and labels.forces is None:
-            raise DataError(missing_labels_message(atoms, keys, where))
-        pos = np.asarray(atoms.get_positions(), dtype=np.float64)
-        if not np.all(np.isfinite(pos)):
-            bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))[:10].tolist()
-            raise DataError(f"{where} has non-finite positions (atoms {bad}); fix or drop it")
-        pbc = atoms.get_pbc()
-        cell = np.asarray(atoms.get_cell()[:], dtype=np.float64)
-        try:
-            ei, es = neighbor_list(pos, cell, pbc, cutoff)
-        except ValueError as exc:
-            raise DataError(f"{where}: {exc}") from None
-        same = coincident_pair(pos, ei, es)
-        if same is not None:
-            raise DataError(
-                f"{where}: atoms {same[0]} and {same[1]} sit at the same place "
-                f"(distance {same[2]:.2e} A); remove the duplicate atom or drop the frame"
-            )
-        volume = float(abs(np.linalg.det(cell))) if pbc.all() else 0.0
-        stress = labels.stress if volume > 0.0 else None
-        out.append(
-            Structure(
-                pos=pos,
-                species=np.array([index[s] for s in symbols], dtype=np.int64),
-                edge_index=ei,
-                edge_shift=es,
-                energy=labels.energy,
-                forces=labels.forces,
-                stress=stress,
-                volume=volume,
-            )
-        )
-    if out and all(s.edge_index.shape[1] == 0 for s in out):
+    out = [
+        structure_from_frame(atoms, f"{path.name} frame {k}", species, index, cutoff, keys)
+        for k, atoms in enumerate(frames)
+    ]
+    check_structures(
+        path.name,
+        cutoff,
+        keys,
+        len(out),
+        any(s.edge_index.shape[1] > 0 for s in out),
+        {lab: sum(getattr(s, lab) is not None for s in out) for lab in LABELS},
+        need_energy=need_energy,
+        need_forces=need_forces,
+        need_stress=need_stress,
+    )
+    return out
+
+
+LABELS = ("energy", "forces", "stress")
+
+
+def structure_from_frame(
+    atoms, where: str, species: list[str], index: dict[str, int], cutoff: float, keys: LabelKeys
+) -> Structure:
+    """One frame as a :class:`Structure` (``where``: "file frame k" for the errors;
+    ``index``: symbol -> position in ``species``); the per-frame checks of
+    :func:`build_structures`, raising the same :class:`DataError`."""
+    from gnnff.potentials.neighbors import coincident_pair, neighbor_list
+
+    symbols = atoms.get_chemical_symbols()
+    unknown = sorted(set(symbols) - set(index))
+    if unknown:
         raise DataError(
-            f"{path.name}: no atom pair in any frame lies within the {cutoff} A cutoff, so the "
+            f"{where} contains species {unknown} that the model config lacks "
+            f"(model species: {species}); add them to model.species or drop those frames"
+        )
+    try:
+        labels = read_labels(atoms, keys, where)
+    except LabelError as exc:
+        raise DataError(str(exc)) from None
+    if labels.energy is None and labels.forces is None:
+        raise DataError(missing_labels_message(atoms, keys, where))
+    pos = np.asarray(atoms.get_positions(), dtype=np.float64)
+    if not np.all(np.isfinite(pos)):
+        bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))[:10].tolist()
+        raise DataError(f"{where} has non-finite positions (atoms {bad}); fix or drop it")
+    pbc = atoms.get_pbc()
+    cell = np.asarray(atoms.get_cell()[:], dtype=np.float64)
+    try:
+        ei, es = neighbor_list(pos, cell, pbc, cutoff)
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    same = coincident_pair(pos, ei, es)
+    if same is not None:
+        raise DataError(
+            f"{where}: atoms {same[0]} and {same[1]} sit at the same place "
+            f"(distance {same[2]:.2e} A); remove the duplicate atom or drop the frame"
+        )
+    volume = float(abs(np.linalg.det(cell))) if pbc.all() else 0.0
+    stress = labels.stress if volume > 0.0 else None
+    return Structure(
+        pos=pos,
+        species=np.array([index[s] for s in symbols], dtype=np.int64),
+        edge_index=ei,
+        edge_shift=es,
+        energy=labels.energy,
+        forces=labels.forces,
+        stress=stress,
+        volume=volume,
+    )
+
+
+def check_structures(
+    name: str,
+    cutoff: float,
+    keys: LabelKeys,
+    num_frames: int,
+    any_edges: bool,
+    labelled: dict[str, int],
+    need_energy: bool = False,
+    need_forces: bool = False,
+    need_stress: bool = False,
+) -> None:
+    """The whole-file checks of :func:`build_structures` on a summary of its structures:
+    ``num_frames``, whether any has an edge, and ``labelled`` {"energy"|"forces"|"stress":
+    number of frames with that label}. Raises :class:`DataError` (file ``name``)."""
+    if num_frames and not any_edges:
+        raise DataError(
+            f"{name}: no atom pair in any frame lies within the {cutoff} A cutoff, so the "
             "model would see no neighbours; raise model.cutoff (typically 4-6 A)"
         )
     for label, needed, weight in (
@@ -171,18 +237,19 @@ def build_structures(
         ("forces", need_forces, "forces_weight"),
         ("stress", need_stress, "stress_weight"),
     ):
-        if needed and out and all(getattr(s, label) is None for s in out):
+        if needed and num_frames and not labelled[label]:
             extra = " (stress needs periodic frames with a cell)" if label == "stress" else ""
             raise DataError(
-                f"{path.name}: no frame has a {label} label under {keys.describe()}{extra}, but "
+                f"{name}: no frame has a {label} label under {keys.describe()}{extra}, but "
                 f"loss.{weight} > 0; set loss.{weight} to 0, label {label}, or name the key "
                 f"(data.{label}_key)"
             )
-    return out
 
 
 def collate(
-    structs: list[Structure], dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    structs: Sequence[Structure],
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
 ) -> Batch:
     """Concatenate structures into one graph: edge indices offset by the atoms before them;
     missing labels zero-filled and masked."""
@@ -222,25 +289,44 @@ def collate(
     )
 
 
-def fit_species_shift(structs: list[Structure], num_species: int) -> np.ndarray:
+def _table(structs) -> FrameTable | None:
+    """``structs`` as a :class:`FrameTable` when it offers whole-set arrays, else None."""
+    return structs if isinstance(structs, FrameTable) else None
+
+
+def fit_species_shift(structs: Sequence[Structure], num_species: int) -> np.ndarray:
     """Per-species energy shift [S] (eV/atom): least squares of E ~ sum_s n_s shift_s over the
     structures with an energy label (zeros when none has one)."""
-    labelled = [s for s in structs if s.energy is not None]
-    if not labelled:
-        return np.zeros(num_species)
-    counts = np.stack([np.bincount(s.species, minlength=num_species) for s in labelled])
-    energies = np.array([s.energy for s in labelled])
+    table = _table(structs)
+    if table is not None:
+        mask = np.asarray(table.energy_mask, dtype=bool)
+        if not mask.any():
+            return np.zeros(num_species)
+        counts = table.species_counts(num_species)[mask]
+        energies = np.asarray(table.energy, dtype=np.float64)[mask]
+    else:
+        labelled = [s for s in structs if s.energy is not None]
+        if not labelled:
+            return np.zeros(num_species)
+        counts = np.stack([np.bincount(s.species, minlength=num_species) for s in labelled])
+        energies = np.array([s.energy for s in labelled])
     shift, *_ = np.linalg.lstsq(counts.astype(np.float64), energies, rcond=None)
     return shift
 
 
-def isolated_atom_energies(structs: list[Structure], species: list[str]) -> np.ndarray:
+def isolated_atom_energies(structs: Sequence[Structure], species: list[str]) -> np.ndarray:
     """E0s [S] (eV) from single-atom structures with an energy label (MACE's ``IsolatedAtom``
     frames). Raises :class:`DataError` naming the species that have none."""
     e0 = np.full(len(species), np.nan)
-    for s in structs:
-        if len(s.pos) == 1 and s.energy is not None:
-            e0[int(s.species[0])] = s.energy
+    table = _table(structs)
+    if table is not None:
+        single = (np.asarray(table.num_atoms) == 1) & np.asarray(table.energy_mask, dtype=bool)
+        for k in np.flatnonzero(single):  # in frame order: a later frame wins, as below
+            e0[table.first_species(int(k))] = float(table.energy[k])
+    else:
+        for s in structs:
+            if len(s.pos) == 1 and s.energy is not None:
+                e0[int(s.species[0])] = s.energy
     missing = [species[k] for k in np.flatnonzero(np.isnan(e0))]
     if missing:
         raise DataError(
@@ -251,16 +337,25 @@ def isolated_atom_energies(structs: list[Structure], species: list[str]) -> np.n
     return e0
 
 
-def force_rms(structs: list[Structure]) -> float:
+def force_rms(structs: Sequence[Structure]) -> float:
     """RMS of all labelled force components (eV/A); 1.0 when there are none or all are zero."""
-    parts = [s.forces.ravel() for s in structs if s.forces is not None]
-    f = np.concatenate(parts) if parts else np.zeros(0)
+    table = _table(structs)
+    if table is not None:
+        f = table.labelled_forces().ravel()
+    else:
+        parts = [s.forces.ravel() for s in structs if s.forces is not None]
+        f = np.concatenate(parts) if parts else np.zeros(0)
     rms = float(np.sqrt(np.mean(f**2))) if f.size else 0.0
     return rms if rms > 0 else 1.0
 
 
-def avg_num_neighbors(structs: list[Structure]) -> float:
+def avg_num_neighbors(structs: Sequence[Structure]) -> float:
     """Mean number of neighbours per atom within the cutoff."""
-    n_edges = sum(s.edge_index.shape[1] for s in structs)
-    n_atoms = sum(len(s.pos) for s in structs)
+    table = _table(structs)
+    if table is not None:
+        n_edges = int(np.sum(table.num_edges))
+        n_atoms = int(np.sum(table.num_atoms))
+    else:
+        n_edges = sum(s.edge_index.shape[1] for s in structs)
+        n_atoms = sum(len(s.pos) for s in structs)
     return max(n_edges / max(n_atoms, 1), 1.0)

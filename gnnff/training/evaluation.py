@@ -7,6 +7,7 @@ with the invariant ``feature_corr`` and the basis-dependent ``residual_stream_co
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ class ErrorStats:
 
 def evaluate(
     model: Any,
-    structs: list[Structure],
+    structs: Sequence[Structure],
     batch_size: int = 16,
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",

@@ -5,6 +5,7 @@ its metadata)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ def finish_run(
     run_dir: Path,
     model: Any,
     cfg: dict[str, Any],
-    data: dict[str, list[Structure]],
+    data: dict[str, Sequence[Structure]],
     data_hashes: dict[str, str],
     stability_reference: dict[str, Any],
     *,

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -17,9 +19,11 @@ from gnnff.stability.reference import StabilityReference
 
 from .config import ConfigError
 from .data import (
+    DataError,
     Structure,
     avg_num_neighbors,
     build_structures,
+    check_structures,
     fit_species_shift,
     force_rms,
     isolated_atom_energies,
@@ -36,7 +40,7 @@ class TrainingData:
     SHA-256, the training data's close-contact reference (a ``StabilityReference`` dict) and
     the model config resolved against the data (``species`` filled in)."""
 
-    structures: dict[str, list[Structure]]
+    structures: dict[str, Sequence[Structure]]
     hashes: dict[str, str]
     stability_reference: dict[str, Any]
     model_config: dict[str, Any]
@@ -50,14 +54,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def load_training_data(cfg: dict[str, Any]) -> TrainingData:
-    """Read and check every split of ``cfg["data"]`` and resolve ``cfg["model"]``.
+def load_training_data(cfg: dict[str, Any], log: Callable[[str], Any] = print) -> TrainingData:
+    """Read and check every split of ``cfg["data"]`` and resolve ``cfg["model"]``; with
+    ``data.cache`` set, through the on-disk cache (:func:`_load_cached`, ``log`` gets its
+    build/reuse lines).
 
     Raises ConfigError for a bad model section or a ``model.species`` element absent from
     the training data, DataError (:mod:`gnnff.training.data`) for unreadable or unlabelled
     frames."""
-    from gnnff.potentials import resolve_model_config
-
+    if cfg["data"].get("cache"):
+        return _load_cached(cfg, log)
     d, lo = cfg["data"], cfg["loss"]
     frames = {k: read_frames(d[k], k) for k in ("train", "valid", "test") if d[k]}
     mcfg = dict(cfg["model"])
@@ -65,20 +71,11 @@ def load_training_data(cfg: dict[str, Any]) -> TrainingData:
     present = species_in(frames["train"])
     if not mcfg.get("species"):
         mcfg["species"] = present
-    try:
-        mcfg = resolve_model_config(mcfg)
-    except ValueError as exc:
-        raise ConfigError(f"model section: {exc}") from exc
-    unseen = sorted(set(mcfg["species"]) - set(present))
-    if unseen:
-        raise ConfigError(
-            f"model.species lists {unseen}, which no training frame contains: the model "
-            "would claim to know elements it never saw. Remove them from model.species "
-            "or add training data with them"
-        )
+    mcfg = _resolve_model(mcfg)
+    _check_unseen(mcfg["species"], present)
     need_stress = lo["stress_weight"] > 0
     keys = LabelKeys.from_config(d)
-    structures = {
+    structures: dict[str, Sequence[Structure]] = {
         k: build_structures(
             f,
             split_index(d[k])[0],
@@ -101,6 +98,95 @@ def load_training_data(cfg: dict[str, Any]) -> TrainingData:
         # the file's name, not its path: model files travel to other machines
         source=f"training set {split_index(d['train'])[0].name} (sha256 {hashes['train'][:12]})",
     ).to_dict()
+    return TrainingData(structures, hashes, reference, mcfg, fit_neighbors)
+
+
+def _check_unseen(species: list[str], present: list[str]) -> None:
+    unseen = sorted(set(species) - set(present))
+    if unseen:
+        raise ConfigError(
+            f"model.species lists {unseen}, which no training frame contains: the model "
+            "would claim to know elements it never saw. Remove them from model.species "
+            "or add training data with them"
+        )
+
+
+def _resolve_model(mcfg: dict[str, Any]) -> dict[str, Any]:
+    from gnnff.potentials import resolve_model_config
+
+    try:
+        resolved: dict[str, Any] = resolve_model_config(mcfg)
+    except ValueError as exc:
+        raise ConfigError(f"model section: {exc}") from exc
+    return resolved
+
+
+def _load_cached(cfg: dict[str, Any], log: Callable[[str], Any]) -> TrainingData:
+    """:func:`load_training_data` through the on-disk cache ``data.cache`` (one subfolder per
+    split): the splits are checked frame by frame while the cache is built (the errors of
+    ``build_structures``), the label requirements and the close-contact reference come from
+    the manifest. Species left out of the config are read from the training cache's manifest
+    when it is of the same file, else in one streamed pass over the file."""
+    from .edge_cache import read_manifest
+    from .edge_cache_build import load_or_build, scan_species
+
+    d, lo = cfg["data"], cfg["loss"]
+    root = Path(d["cache"])
+    splits = [k for k in ("train", "valid", "test") if d[k]]
+    paths = {k: split_index(d[k])[0] for k in splits}
+    for k in splits:
+        if not paths[k].is_file():
+            raise DataError(f"{k} file not found: {paths[k]}")
+    hashes = {k: sha256_file(paths[k]) for k in splits}
+    mcfg = dict(cfg["model"])
+    fit_neighbors = "avg_num_neighbors" not in mcfg
+    if not mcfg.get("species"):  # present species: from a cache of this very file if any
+        present = None
+        try:
+            m = read_manifest(root / "train")
+            this = (hashes["train"], split_index(d["train"])[1])
+            if (m["inputs"]["data_sha256"], m["inputs"]["index"]) == this:
+                present = list(m["present_species"])
+        except (DataError, KeyError, TypeError):
+            pass
+        mcfg["species"] = present or scan_species(d["train"], "train")
+    mcfg = _resolve_model(mcfg)
+    keys = LabelKeys.from_config(d)
+    caches = {}
+    for k in splits:
+        caches[k] = cached = load_or_build(
+            root / k,
+            d[k],
+            mcfg["species"],
+            mcfg["cutoff"],
+            keys,
+            split=k,
+            data_sha256=hashes[k],
+            log=log,
+        )
+        m = cached.manifest
+        if k == "train":
+            _check_unseen(mcfg["species"], m["present_species"])
+            check_structures(
+                paths[k].name,
+                mcfg["cutoff"],
+                keys,
+                m["num_frames"],
+                m["num_edges"] > 0,
+                m["labelled"],
+                need_energy=lo["energy_weight"] > 0,
+                need_forces=lo["forces_weight"] > 0,
+                need_stress=lo["stress_weight"] > 0,
+            )
+    train = caches["train"]
+    reference = StabilityReference(
+        pair_min_distances=dict(train.manifest["pair_min_distances"]),
+        species=sorted(train.manifest["present_species"]),
+        n_frames=len(train),
+        distance_cutoff=float(mcfg["cutoff"]),
+        source=f"training set {paths['train'].name} (sha256 {hashes['train'][:12]})",
+    ).to_dict()
+    structures: dict[str, Sequence[Structure]] = dict(caches)
     return TrainingData(structures, hashes, reference, mcfg, fit_neighbors)
 
 
@@ -143,7 +229,7 @@ def build_training_model(
     return model
 
 
-def _e0s(train: list[Structure], mcfg: dict[str, Any]) -> np.ndarray:
+def _e0s(train: Sequence[Structure], mcfg: dict[str, Any]) -> np.ndarray:
     """The per-species energy shift [S] (eV) from ``model.e0s``."""
     e0s, species = mcfg["e0s"], mcfg["species"]
     if e0s == "average":

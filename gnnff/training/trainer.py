@@ -89,7 +89,13 @@ class Trainer:
         ckpt = open_checkpoint(self.run_dir, resume, self.cfg)
         seed = tr["seed"]
         seed_everything(seed)
-        data = load_training_data(self.cfg)
+        # with a data cache, rank 0 builds it while the other ranks wait, then they reuse it
+        cache_first = self.dist.enabled and bool(self.cfg["data"].get("cache"))
+        if cache_first and not self.dist.is_main:
+            self.dist.barrier()
+        data = load_training_data(self.cfg, log=self.log)
+        if cache_first and self.dist.is_main:
+            self.dist.barrier()
         self.data = data.structures
         self.data_hashes = data.hashes
         self.stability_reference = data.stability_reference
@@ -238,7 +244,7 @@ class Trainer:
         return m
 
     def evaluate_split(
-        self, structs: list[Structure], state: dict[str, torch.Tensor] | None = None
+        self, structs: Sequence[Structure], state: dict[str, torch.Tensor] | None = None
     ) -> tuple[dict[str, float], CorrelationAccumulator]:
         """:func:`~gnnff.training.evaluation.evaluate` of ``state`` (default: the validation
         weights, EMA when enabled) on ``structs``."""
