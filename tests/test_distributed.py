@@ -93,6 +93,7 @@ def test_two_processes_equal_one_with_twice_the_batch(data, one):
     assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-8)
 
 
+@pytest.mark.slow
 def test_two_processes_with_a_data_cache(data, one):
     """Rank 0 builds the cache while rank 1 waits, then both read it: the same steps."""
     cfg = _config(data, 2)
