@@ -83,13 +83,23 @@ class _GnnffRunner:
         self.train, self.valid = structs("train.extxyz"), structs("valid.extxyz")
         self.norm = _normalisation(self.train)
         torch.manual_seed(seed)
-        self.model = build_model({
-            "family": "allegro", "species": SPECIES, "cutoff": CUTOFF, "l_max": 1,
-            "num_layers": 2, "num_scalar": SIZE["num_scalar"], "num_tensor": SIZE["num_tensor"],
-            "mlp_hidden": [SIZE["hidden"]], "num_bessel": 8, "poly_p": 6,
-        })
+        self.model = build_model(
+            {
+                "family": "allegro",
+                "species": SPECIES,
+                "cutoff": CUTOFF,
+                "l_max": 1,
+                "num_layers": 2,
+                "num_scalar": SIZE["num_scalar"],
+                "num_tensor": SIZE["num_tensor"],
+                "mlp_hidden": [SIZE["hidden"]],
+                "num_bessel": 8,
+                "poly_p": 6,
+            }
+        )
         self.model.set_species_shift_scale(
-            torch.tensor(self.norm["shifts"]), torch.full((2,), self.norm["scale"]))
+            torch.tensor(self.norm["shifts"]), torch.full((2,), self.norm["scale"])
+        )
         self.model.set_avg_num_neighbors(self.norm["avg_num_neighbors"])
         self.model.to(torch.float32)
 
@@ -103,8 +113,13 @@ class _GnnffRunner:
         from gnnff.training.loss import predict
 
         out = predict(self.model, batch, forces=True, create_graph=training)
-        return out["energy"], out["forces"], batch.energy.to(out["energy"].dtype), batch.forces, \
-            batch.num_atoms
+        return (
+            out["energy"],
+            out["forces"],
+            batch.energy.to(out["energy"].dtype),
+            batch.forces,
+            batch.num_atoms,
+        )
 
 
 class _NequipRunner:
@@ -119,26 +134,42 @@ class _NequipRunner:
         from gnnff.training.data import build_structures, read_frames
 
         set_global_state()
-        train_s = build_structures(read_frames(data / "train.extxyz"), data / "train.extxyz",
-                                   SPECIES, CUTOFF)
+        train_s = build_structures(
+            read_frames(data / "train.extxyz"), data / "train.extxyz", SPECIES, CUTOFF
+        )
         self.norm = _normalisation(train_s)
         self.model = AllegroModel(
-            seed=seed, model_dtype="float32", type_names=SPECIES, r_max=CUTOFF, l_max=1,
+            seed=seed,
+            model_dtype="float32",
+            type_names=SPECIES,
+            r_max=CUTOFF,
+            l_max=1,
             parity=False,
-            radial_chemical_embed={"_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
-                                   "num_bessels": 8, "polynomial_cutoff_p": 6},
+            radial_chemical_embed={
+                "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
+                "num_bessels": 8,
+                "polynomial_cutoff_p": 6,
+            },
             scalar_embed_mlp_hidden_layers_depth=1,
             scalar_embed_mlp_hidden_layers_width=SIZE["hidden"],
-            num_layers=2, num_scalar_features=SIZE["num_scalar"],
+            num_layers=2,
+            num_scalar_features=SIZE["num_scalar"],
             num_tensor_features=SIZE["num_tensor"],
-            allegro_mlp_hidden_layers_depth=1, allegro_mlp_hidden_layers_width=SIZE["hidden"],
-            readout_mlp_hidden_layers_depth=1, readout_mlp_hidden_layers_width=SIZE["hidden"],
+            allegro_mlp_hidden_layers_depth=1,
+            allegro_mlp_hidden_layers_width=SIZE["hidden"],
+            readout_mlp_hidden_layers_depth=1,
+            readout_mlp_hidden_layers_width=SIZE["hidden"],
             avg_num_neighbors=self.norm["avg_num_neighbors"],
-            per_type_energy_shifts=dict(zip(SPECIES, self.norm["shifts"])),
+            per_type_energy_shifts=dict(zip(SPECIES, self.norm["shifts"], strict=True)),
             per_type_energy_scales={s: self.norm["scale"] for s in SPECIES},
         )
-        transforms = basic_transforms(self.model.metadata, CUTOFF, SPECIES,
-                                      {t: t for t in SPECIES}, neighborlist_backend="vesin")
+        transforms = basic_transforms(
+            self.model.metadata,
+            CUTOFF,
+            SPECIES,
+            {t: t for t in SPECIES},
+            neighborlist_backend="vesin",
+        )
         self.K = AtomicDataDict
 
         def prepare(name: str) -> list[dict]:
@@ -183,8 +214,10 @@ def _evaluate(runner, torch) -> dict[str, float]:
         e_err += float(((e.detach() - e_ref) / n.to(e.dtype)).abs().sum())
         f_err += float((f.detach() - f_ref).abs().sum())
         n_f += f_ref.numel()
-    return {"valid_energy_mae_mev_atom": 1e3 * e_err / n_valid,
-            "valid_force_mae_mev_a": 1e3 * f_err / n_f}
+    return {
+        "valid_energy_mae_mev_atom": 1e3 * e_err / n_valid,
+        "valid_force_mae_mev_a": 1e3 * f_err / n_f,
+    }
 
 
 def child(code: str, seed: int, data: Path, budget: float, every: float, out: Path) -> None:
@@ -203,14 +236,17 @@ def child(code: str, seed: int, data: Path, budget: float, every: float, out: Pa
     step_cpu: list[float] = []
     step_wall: list[float] = []
     next_eval = every
-    print(f"[{code} seed {seed}] {sum(p.numel() for p in params)} parameters; "
-          f"start MAE {curve[0]['valid_force_mae_mev_a']:.1f} meV/A; set-up "
-          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"[{code} seed {seed}] {sum(p.numel() for p in params)} parameters; "
+        f"start MAE {curve[0]['valid_force_mae_mev_a']:.1f} meV/A; set-up "
+        f"{time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
     while cpu_train < budget:
         order = rng.permutation(len(runner.train))
         epoch += 1
         for s in range(0, len(order) - BATCH + 1, BATCH):
-            batch = runner.batches(order[s:s + BATCH].tolist())
+            batch = runner.batches(order[s : s + BATCH].tolist())
             c0, w0 = proc_cpu(), time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss = _loss(*runner.predict(batch, training=True))
@@ -224,20 +260,34 @@ def child(code: str, seed: int, data: Path, budget: float, every: float, out: Pa
                 step_cpu.append(dc)
                 step_wall.append(dw)
             if cpu_train >= next_eval or cpu_train >= budget:
-                row = {"cpu_s": cpu_train, "wall_s": wall_train, "step": step, "epoch": epoch,
-                       **_evaluate(runner, torch)}
+                row = {
+                    "cpu_s": cpu_train,
+                    "wall_s": wall_train,
+                    "step": step,
+                    "epoch": epoch,
+                    **_evaluate(runner, torch),
+                }
                 curve.append(row)
                 next_eval += every
-                print(f"[{code} seed {seed}] {cpu_train:7.0f} CPU-s step {step:5d}: force MAE "
-                      f"{row['valid_force_mae_mev_a']:.1f} meV/A, energy "
-                      f"{row['valid_energy_mae_mev_atom']:.1f} meV/atom", flush=True)
+                print(
+                    f"[{code} seed {seed}] {cpu_train:7.0f} CPU-s step {step:5d}: force MAE "
+                    f"{row['valid_force_mae_mev_a']:.1f} meV/A, energy "
+                    f"{row['valid_energy_mae_mev_atom']:.1f} meV/atom",
+                    flush=True,
+                )
             if cpu_train >= budget:
                 break
     result = {
-        "code": code, "seed": seed, "budget_cpu_s": budget, "threads": THREADS,
-        "parameters": int(sum(p.numel() for p in params)), "normalisation": runner.norm,
-        "train_frames": len(runner.train), "valid_frames": len(runner.valid),
-        "steps": step, "epochs": epoch,
+        "code": code,
+        "seed": seed,
+        "budget_cpu_s": budget,
+        "threads": THREADS,
+        "parameters": int(sum(p.numel() for p in params)),
+        "normalisation": runner.norm,
+        "train_frames": len(runner.train),
+        "valid_frames": len(runner.valid),
+        "steps": step,
+        "epochs": epoch,
         "step_cpu_s_median": statistics.median(step_cpu or [cpu_train / step]),
         "step_wall_s_median": statistics.median(step_wall or [wall_train / step]),
         "curve": curve,
@@ -250,40 +300,54 @@ def child(code: str, seed: int, data: Path, budget: float, every: float, out: Pa
 def _mae_at(curve: list[dict], cpu_s: float) -> float:
     """The validation force MAE of the last evaluation at or before ``cpu_s``."""
     return min((r for r in curve if r["cpu_s"] <= cpu_s + 1e-9), key=lambda r: -r["cpu_s"])[
-        "valid_force_mae_mev_a"]
+        "valid_force_mae_mev_a"
+    ]
 
 
 def summarise(out: Path, seeds: list[int], budget: float) -> dict[str, Any]:
-    runs = {c: [json.loads((out / f"{c}_seed{s}.json").read_text()) for s in seeds
-                if (out / f"{c}_seed{s}.json").exists()] for c in CODES}
+    runs = {
+        c: [
+            json.loads((out / f"{c}_seed{s}.json").read_text())
+            for s in seeds
+            if (out / f"{c}_seed{s}.json").exists()
+        ]
+        for c in CODES
+    }
     marks = [budget * f for f in (0.125, 0.25, 0.5, 1.0)]
     rows = {}
     for c, rs in runs.items():
         if not rs:
             continue
         rows[c] = {
-            "seeds": [r["seed"] for r in rs], "parameters": rs[0]["parameters"],
+            "seeds": [r["seed"] for r in rs],
+            "parameters": rs[0]["parameters"],
             "step_cpu_s": statistics.median(r["step_cpu_s_median"] for r in rs),
             "step_wall_s": statistics.median(r["step_wall_s_median"] for r in rs),
             "steps_in_budget": statistics.median(r["steps"] for r in rs),
             "force_mae_at": {f"{m:.0f}": [_mae_at(r["curve"], m) for r in rs] for m in marks},
-            "final_energy_mae_mev_atom": [r["curve"][-1]["valid_energy_mae_mev_atom"]
-                                          for r in rs],
+            "final_energy_mae_mev_atom": [r["curve"][-1]["valid_energy_mae_mev_atom"] for r in rs],
         }
     summary = {"budget_cpu_s": budget, "rows": rows}
     from gnnff.io_utils import atomic_write_json
 
     atomic_write_json(out / "summary.json", summary)
     _plot(runs, out / "training_vs_nequip.png")
-    head = ["code", "parameters", "step CPU s", "step wall s", "steps"] + [
-        f"force MAE @ {m:.0f} CPU-s" for m in marks] + ["final E MAE (meV/atom)"]
+    head = (
+        ["code", "parameters", "step CPU s", "step wall s", "steps"]
+        + [f"force MAE @ {m:.0f} CPU-s" for m in marks]
+        + ["final E MAE (meV/atom)"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c, r in rows.items():
         maes = [" / ".join(f"{v:.0f}" for v in r["force_mae_at"][f"{m:.0f}"]) for m in marks]
-        lines.append(f"| {c} | {r['parameters']} | {r['step_cpu_s']:.3f} | "
-                     f"{r['step_wall_s']:.3f} | {r['steps_in_budget']:.0f} | "
-                     + " | ".join(maes) + " | "
-                     + " / ".join(f"{v:.1f}" for v in r["final_energy_mae_mev_atom"]) + " |")
+        lines.append(
+            f"| {c} | {r['parameters']} | {r['step_cpu_s']:.3f} | "
+            f"{r['step_wall_s']:.3f} | {r['steps_in_budget']:.0f} | "
+            + " | ".join(maes)
+            + " | "
+            + " / ".join(f"{v:.1f}" for v in r["final_energy_mae_mev_atom"])
+            + " |"
+        )
     print("\n".join(lines))
     (out / "table.md").write_text("\n".join(lines) + "\n")
     return summary
@@ -301,12 +365,24 @@ def _plot(runs: dict[str, list[dict]], path: Path) -> None:
         for k, r in enumerate(rs):
             cpu = [p["cpu_s"] / 60 for p in r["curve"]]
             label = f"{c}" if k == 0 else None
-            axes[0].plot(cpu, [p["valid_force_mae_mev_a"] for p in r["curve"]],
-                         color=colours[c], alpha=0.8, label=label, marker=".")
-            axes[1].plot(cpu, [p["valid_energy_mae_mev_atom"] for p in r["curve"]],
-                         color=colours[c], alpha=0.8, label=label, marker=".")
-    for ax, name in zip(axes, ("validation force MAE (meV/A)", "validation energy MAE "
-                                                                 "(meV/atom)")):
+            axes[0].plot(
+                cpu,
+                [p["valid_force_mae_mev_a"] for p in r["curve"]],
+                color=colours[c],
+                alpha=0.8,
+                label=label,
+                marker=".",
+            )
+            axes[1].plot(
+                cpu,
+                [p["valid_energy_mae_mev_atom"] for p in r["curve"]],
+                color=colours[c],
+                alpha=0.8,
+                label=label,
+                marker=".",
+            )
+    names = ("validation force MAE (meV/A)", "validation energy MAE (meV/atom)")
+    for ax, name in zip(axes, names, strict=True):
         ax.set_xlabel(f"training CPU-minutes ({THREADS} threads)")
         ax.set_ylabel(name)
         ax.set_yscale("log")
@@ -330,18 +406,29 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.child:
         code, seed = args.child[0], int(args.child[1])
-        child(code, seed, args.data, args.budget_cpu_s, args.eval_every_cpu_s,
-              args.out / f"{code}_seed{seed}.json")
+        child(
+            code,
+            seed,
+            args.data,
+            args.budget_cpu_s,
+            args.eval_every_cpu_s,
+            args.out / f"{code}_seed{seed}.json",
+        )
         return 0
     if not (args.data / "train.extxyz").is_file():
-        p.error(f"--data {args.data}: no train.extxyz; create it with "
-                "`gnnff data generate --preset sio2-tersoff --out DIR`")
+        p.error(
+            f"--data {args.data}: no train.extxyz; create it with "
+            "`gnnff data generate --preset sio2-tersoff --out DIR`"
+        )
     try:
         import allegro  # noqa: F401
+
         python = sys.executable
     except ImportError:
         if not BENCH_PY.exists():
-            raise SystemExit(f"no {BENCH_PY}: create it with `bash benchmarks/nequip_env.sh`")
+            raise SystemExit(
+                f"no {BENCH_PY}: create it with `bash benchmarks/nequip_env.sh`"
+            ) from None
         python = str(BENCH_PY)
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.plot_only:
@@ -351,10 +438,25 @@ def main(argv: list[str] | None = None) -> int:
             for code in order:
                 if (args.out / f"{code}_seed{seed}.json").exists():
                     continue
-                subprocess.run([python, __file__, "--child", code, str(seed), "--data",
-                                str(args.data), "--budget-cpu-s", str(args.budget_cpu_s),
-                                "--eval-every-cpu-s", str(args.eval_every_cpu_s), "--out",
-                                str(args.out)], check=True, env=env)
+                subprocess.run(
+                    [
+                        python,
+                        __file__,
+                        "--child",
+                        code,
+                        str(seed),
+                        "--data",
+                        str(args.data),
+                        "--budget-cpu-s",
+                        str(args.budget_cpu_s),
+                        "--eval-every-cpu-s",
+                        str(args.eval_every_cpu_s),
+                        "--out",
+                        str(args.out),
+                    ],
+                    check=True,
+                    env=env,
+                )
     summarise(args.out, seeds, args.budget_cpu_s)
     return 0
 

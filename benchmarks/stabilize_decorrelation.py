@@ -73,18 +73,28 @@ def loop_config(arm: str, seed: int, data: Path, train_yaml: Path, args) -> dict
 
     model = "sio2-allegro-baseline" if arm == "baseline" else "sio2-allegro-decorrelated"
     runs = [
-        {"structure": str(data / "reference_md" / traj), "index": frame,
-         "temperature": temp, "seed": 100 * seed + k + 1}
+        {
+            "structure": str(data / "reference_md" / traj),
+            "index": frame,
+            "temperature": temp,
+            "seed": 100 * seed + k + 1,
+        }
         for k, (traj, frame, temp) in enumerate(STARTS)
     ]
     return {
         "train_config": str(train_yaml),
         "initial_model": str(pretrained_path(model)),
         "reference": {"preset": "sio2-tersoff"},
-        "explore": {"engine": "ase", "ensemble": "nvt", "time_ps": args.time_ps, "dt_fs": 1.0,
-                    "check_interval": 10, "workers": args.workers, "runs": runs},
-        "select": {"failure_frames": 5, "max_frames_per_round": 60,
-                   "min_rms_displacement": 0.05},
+        "explore": {
+            "engine": "ase",
+            "ensemble": "nvt",
+            "time_ps": args.time_ps,
+            "dt_fs": 1.0,
+            "check_interval": 10,
+            "workers": args.workers,
+            "runs": runs,
+        },
+        "select": {"failure_frames": 5, "max_frames_per_round": 60, "min_rms_displacement": 0.05},
         "retrain": {"mode": "finetune", "epochs": args.epochs, "lr": 0.001},
         "max_rounds": args.max_rounds,
         "seed": seed,
@@ -105,15 +115,28 @@ def run_loops(args) -> None:
         for seed in args.seeds:
             ldir = out / arm / f"seed_{seed}"
             cfg_path = out / arm / f"loop_seed_{seed}.yaml"
-            atomic_write_text(cfg_path, yaml.safe_dump(
-                loop_config(arm, seed, data, train_yaml.resolve(), args), sort_keys=False))
+            atomic_write_text(
+                cfg_path,
+                yaml.safe_dump(
+                    loop_config(arm, seed, data, train_yaml.resolve(), args), sort_keys=False
+                ),
+            )
             summary = ldir / "summary.json"
             if summary.exists() and json.loads(summary.read_text()).get("status") in (
-                    "converged", "max_rounds"):
+                "converged",
+                "max_rounds",
+            ):
                 print(f"[{arm} seed {seed}] done", flush=True)
                 continue
-            cmd = [sys.executable, "-m", "gnnff.cli", "stabilize", str(cfg_path),
-                   "--out", str(ldir)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "gnnff.cli",
+                "stabilize",
+                str(cfg_path),
+                "--out",
+                str(ldir),
+            ]
             if ldir.exists():
                 cmd.append("--resume")
             print(f"[{arm} seed {seed}] {' '.join(cmd)}", flush=True)
@@ -143,13 +166,16 @@ def paired(base: list[float], test: list[float]) -> dict[str, Any]:
     """Paired differences test - base over seeds: median, sign counts, Wilcoxon p (two-sided)."""
     from scipy import stats
 
-    diffs = [t - b for b, t in zip(base, test)]
-    res: dict[str, Any] = {"differences": diffs,
-                           "lower": sum(d < 0 for d in diffs), "higher": sum(d > 0 for d in diffs)}
+    diffs = [t - b for b, t in zip(base, test, strict=True)]
+    res: dict[str, Any] = {
+        "differences": diffs,
+        "lower": sum(d < 0 for d in diffs),
+        "higher": sum(d > 0 for d in diffs),
+    }
     nonzero = [d for d in diffs if d != 0]
     n = len(nonzero)
     res["sign_test_p"] = float(stats.binomtest(res["lower"], n).pvalue) if n else 1.0
-    res["wilcoxon_p"] = (float(stats.wilcoxon(nonzero).pvalue) if n >= 1 else 1.0)
+    res["wilcoxon_p"] = float(stats.wilcoxon(nonzero).pvalue) if n >= 1 else 1.0
     # With n paired seeds the smallest attainable two-sided Wilcoxon p is 2 / 2**n.
     res["smallest_attainable_p"] = 2.0 / 2 ** len(diffs) if diffs else 1.0
     return res
@@ -167,27 +193,47 @@ def report(args) -> dict[str, Any]:
     seeds = [s for s in args.seeds if all(s in rows[a] for a in ARMS)]
     comparison = {}
     for key in ("retraining_rounds", "frames", "cpu_s", "first_round_mean_S"):
-        comparison[key] = paired([rows["baseline"][s][key] for s in seeds],
-                                 [rows["decorrelated"][s][key] for s in seeds])
-    result = {"settings": {"time_ps": args.time_ps, "epochs": args.epochs,
-                           "max_rounds": args.max_rounds, "seeds": args.seeds},
-              "loops": {a: {str(s): r for s, r in rows[a].items()} for a in ARMS},
-              "paired_seeds": seeds, "decorrelated_minus_baseline": comparison}
-    lines = ["| arm | seed | status | retraining rounds | frames | CPU s | mean S round 1 "
-             "| mean S last |", "|---|---|---|---|---|---|---|---|"]
+        comparison[key] = paired(
+            [rows["baseline"][s][key] for s in seeds], [rows["decorrelated"][s][key] for s in seeds]
+        )
+    result = {
+        "settings": {
+            "time_ps": args.time_ps,
+            "epochs": args.epochs,
+            "max_rounds": args.max_rounds,
+            "seeds": args.seeds,
+        },
+        "loops": {a: {str(s): r for s, r in rows[a].items()} for a in ARMS},
+        "paired_seeds": seeds,
+        "decorrelated_minus_baseline": comparison,
+    }
+    lines = [
+        "| arm | seed | status | retraining rounds | frames | CPU s | mean S round 1 "
+        "| mean S last |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for arm in ARMS:
         for s, r in sorted(rows[arm].items()):
-            lines.append(f"| {arm} | {s} | {r['status']} | {r['retraining_rounds']} | "
-                         f"{r['frames']} | {r['cpu_s']:.0f} | {r['first_round_mean_S']:.3f} | "
-                         f"{r['last_round_mean_S']:.3f} |")
-    lines += ["", f"Paired over seeds {seeds} (decorrelated - baseline):", "",
-              "| quantity | differences | lower / higher | sign-test p | Wilcoxon p "
-              "| smallest attainable p |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {arm} | {s} | {r['status']} | {r['retraining_rounds']} | "
+                f"{r['frames']} | {r['cpu_s']:.0f} | {r['first_round_mean_S']:.3f} | "
+                f"{r['last_round_mean_S']:.3f} |"
+            )
+    lines += [
+        "",
+        f"Paired over seeds {seeds} (decorrelated - baseline):",
+        "",
+        "| quantity | differences | lower / higher | sign-test p | Wilcoxon p "
+        "| smallest attainable p |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, c in comparison.items():
         diffs = ", ".join(f"{d:+.3g}" for d in c["differences"])
-        lines.append(f"| {key} | {diffs} | {c['lower']} / {c['higher']} | "
-                     f"{c['sign_test_p']:.3g} | {c['wilcoxon_p']:.3g} | "
-                     f"{c['smallest_attainable_p']:.3g} |")
+        lines.append(
+            f"| {key} | {diffs} | {c['lower']} / {c['higher']} | "
+            f"{c['sign_test_p']:.3g} | {c['wilcoxon_p']:.3g} | "
+            f"{c['smallest_attainable_p']:.3g} |"
+        )
     atomic_write_text(args.out / "report.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -196,8 +242,12 @@ def report(args) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, required=True,
-                   help="SiO2 data folder from `gnnff data generate --preset sio2-tersoff`")
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="SiO2 data folder from `gnnff data generate --preset sio2-tersoff`",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "al_decorr")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--time-ps", type=float, default=1.0)
@@ -208,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     if not (args.data / "reference_md").is_dir():
-        p.error(f"--data {args.data}: no reference_md/ folder; generate it with "
-                "`gnnff data generate --preset sio2-tersoff --out DIR`")
+        p.error(
+            f"--data {args.data}: no reference_md/ folder; generate it with "
+            "`gnnff data generate --preset sio2-tersoff --out DIR`"
+        )
     if not args.report_only:
         run_loops(args)
     report(args)
