@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from gnnff.calculators import GNNFFCalculator
+from gnnff.calculators.ase_calculator import CPU_BLOCK_EDGES
 from gnnff.potentials import build_model, export_model, load
 from gnnff.training.synthetic import random_sio2
 
@@ -96,7 +97,9 @@ def test_edge_blocks_give_the_one_pass_result(tmp_path, atoms, family, extra):
     )
     path = export_model(m.double(), tmp_path / "m.pt", dtype="float64")
     ref = atoms.copy()
-    ref.calc = GNNFFCalculator(path)
+    ref.calc = GNNFFCalculator(path, max_block_edges=0)
+    assert ref.calc.module.max_block_edges == 0
+    assert GNNFFCalculator(path).module.max_block_edges == CPU_BLOCK_EDGES  # the CPU default
     blk = atoms.copy()
     blk.calc = GNNFFCalculator(path, max_block_edges=30)
     n_edges = blk.calc.model_inputs(blk)["edge_index"].shape[1]
