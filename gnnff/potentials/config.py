@@ -15,6 +15,8 @@ from gnnff.plugins import MODELS, SOFTMAX
 
 from .families import get_family
 
+WEIGHT_INITS = ("variance_preserving", "torch")
+
 _COMMON_DEFAULTS: dict[str, Any] = {
     "family": "allegro",
     "species": [],
@@ -34,6 +36,11 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "zbl_r_off": 2.0,
     # per-element reference energies: "average" (least squares), "isolated_atoms" or {el: eV}
     "e0s": "average",
+    # initial weights of every Linear layer: "variance_preserving" (unit second moment through
+    # each layer, gnnff.potentials.blocks.variance_preserving_init) or "torch" (PyTorch's
+    # default; the bundled models were trained with it; it learned slower per CPU-second in
+    # benchmarks/bench_training_vs_nequip.py)
+    "weight_init": "variance_preserving",
     "zbl_pair_windows": None,
     "zbl_pair_scale": None,
 }
@@ -204,6 +211,8 @@ def _validate(cfg: dict[str, Any]) -> None:
         cfg[key] = float(value)
     if not isinstance(cfg["zbl"], bool):
         raise ValueError(f"model config 'zbl' must be true or false, got {cfg['zbl']!r}")
+    if cfg["weight_init"] not in WEIGHT_INITS:
+        raise ValueError(_unknown(cfg["weight_init"], WEIGHT_INITS, "model config weight_init"))
     if not cfg["cutoff"] > 0:
         raise ValueError(f"cutoff must be > 0 A, got {cfg['cutoff']}")
     if cfg["l_max"] not in (1, 2):

@@ -31,6 +31,7 @@ from .blocks import (
     IrrepLinear,
     PolynomialEnvelope,
     ZBLPrior,
+    variance_preserving_init,
 )
 from .config import pair_tables, resolve_model_config
 from .families import get_family
@@ -155,6 +156,8 @@ class GNNFFModel(EdgeModel):
         zs = [atomic_numbers[sym] for sym in self.species]
         windows, strengths = pair_tables(cfg)
         self.zbl = ZBLPrior(zs, cfg["zbl_r_on"], cfg["zbl_r_off"], windows, strengths)
+        if cfg["weight_init"] == "variance_preserving":
+            variance_preserving_init(self)
 
     # ---------------------------------------------------------------- setters (eager only)
     @torch.jit.unused
