@@ -92,8 +92,12 @@ def test_reparameterisation_preserves_outputs_and_invariant_diagnostic(family, k
     # the old quantity is a property of the basis: it moves (whitening drives it to ~0)
     moved = abs(d1["residual_stream_corr"] - d0["residual_stream_corr"])
     assert moved > 5e-3, (d0["residual_stream_corr"], d1["residual_stream_corr"])
-    if kind == "zca":
-        assert d1["residual_stream_corr"] < 0.05 < d0["residual_stream_corr"]
+    if kind == "zca":  # one T for all layers cannot whiten each exactly: a 4x fall at least
+        assert d1["residual_stream_corr"] < 0.25 * d0["residual_stream_corr"], (
+            d0["residual_stream_corr"],
+            d1["residual_stream_corr"],
+        )
+        assert d1["residual_stream_corr"] < 0.1
 
 
 def test_features_follow_the_transform():
