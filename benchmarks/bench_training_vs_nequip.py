@@ -127,11 +127,20 @@ class _GnnffRunner:
         )
 
 
+def _bench_vs_nequip():
+    """``bench_vs_nequip.py`` (the matched allegro model and sizes) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_vs_nequip", HERE / "bench_vs_nequip.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class _NequipRunner:
     def __init__(self, seed: int, data: Path) -> None:
         import ase.io
         import torch
-        from allegro.model import AllegroModel
         from nequip.data import AtomicDataDict, from_ase
         from nequip.integrations.utils import basic_transforms
         from nequip.utils.global_state import set_global_state
@@ -143,27 +152,10 @@ class _NequipRunner:
             read_frames(data / "train.extxyz"), data / "train.extxyz", SPECIES, CUTOFF
         )
         self.norm = _normalisation(train_s)
-        self.model = AllegroModel(
-            seed=seed,
-            model_dtype="float32",
-            type_names=SPECIES,
-            r_max=CUTOFF,
-            l_max=1,
-            parity=False,
-            radial_chemical_embed={
-                "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
-                "num_bessels": 8,
-                "polynomial_cutoff_p": 6,
-            },
-            scalar_embed_mlp_hidden_layers_depth=1,
-            scalar_embed_mlp_hidden_layers_width=SIZE["hidden"],
-            num_layers=2,
-            num_scalar_features=SIZE["num_scalar"],
-            num_tensor_features=SIZE["num_tensor"],
-            allegro_mlp_hidden_layers_depth=1,
-            allegro_mlp_hidden_layers_width=SIZE["hidden"],
-            readout_mlp_hidden_layers_depth=1,
-            readout_mlp_hidden_layers_width=SIZE["hidden"],
+        self.model = _bench_vs_nequip().allegro_model(
+            "small",
+            "float32",
+            seed,
             avg_num_neighbors=self.norm["avg_num_neighbors"],
             per_type_energy_shifts=dict(zip(SPECIES, self.norm["shifts"], strict=True)),
             per_type_energy_scales={s: self.norm["scale"] for s in SPECIES},
@@ -390,22 +382,17 @@ def _plot(runs: dict[str, list[dict]], path: Path) -> None:
         for k, r in enumerate(rs):
             cpu = [p["cpu_s"] / 60 for p in r["curve"]]
             label = f"{c}" if k == 0 else None
-            axes[0].plot(
-                cpu,
-                [p["valid_force_mae_mev_a"] for p in r["curve"]],
-                color=colours[c],
-                alpha=0.8,
-                label=label,
-                marker=".",
-            )
-            axes[1].plot(
-                cpu,
-                [p["valid_energy_mae_mev_atom"] for p in r["curve"]],
-                color=colours[c],
-                alpha=0.8,
-                label=label,
-                marker=".",
-            )
+            for ax, key in zip(
+                axes, ("valid_force_mae_mev_a", "valid_energy_mae_mev_atom"), strict=True
+            ):
+                ax.plot(
+                    cpu,
+                    [p[key] for p in r["curve"]],
+                    color=colours[c],
+                    alpha=0.8,
+                    label=label,
+                    marker=".",
+                )
     names = ("validation force MAE (meV/A)", "validation energy MAE (meV/atom)")
     for ax, name in zip(axes, names, strict=True):
         ax.set_xlabel(f"training CPU-minutes ({THREADS} threads)")

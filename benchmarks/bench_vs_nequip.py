@@ -91,6 +91,40 @@ def gnnff_calculator(size: str, dtype: str, workdir: Path):
     return GNNFFCalculator(path), n_params
 
 
+def allegro_model(size: str, dtype: str, seed: int = 0, **extra):
+    """A randomly initialised nequip ``AllegroModel`` with the hyperparameters matched to gnnff's
+    (``SIZES[size]``, module docstring); ``extra`` overrides keywords (avg_num_neighbors, per-type
+    energy shifts / scales)."""
+    from allegro.model import AllegroModel
+
+    s = SIZES[size]
+    kwargs = {
+        "seed": seed,
+        "model_dtype": dtype,
+        "type_names": SPECIES,
+        "r_max": CUTOFF,
+        "l_max": 1,
+        "parity": False,
+        "radial_chemical_embed": {
+            "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
+            "num_bessels": NUM_BESSEL,
+            "polynomial_cutoff_p": 6,
+        },
+        "scalar_embed_mlp_hidden_layers_depth": 1,
+        "scalar_embed_mlp_hidden_layers_width": s["hidden"],
+        "num_layers": 2,
+        "num_scalar_features": s["num_scalar"],
+        "num_tensor_features": s["num_tensor"],
+        "allegro_mlp_hidden_layers_depth": 1,
+        "allegro_mlp_hidden_layers_width": s["hidden"],
+        "readout_mlp_hidden_layers_depth": 1,
+        "readout_mlp_hidden_layers_width": s["hidden"],
+        "avg_num_neighbors": 20.0,
+        **extra,
+    }
+    return AllegroModel(**kwargs)
+
+
 def nequip_calculator(size: str, dtype: str):
     """nequip ``NequIPCalculator`` around an eager, randomly initialised ``AllegroModel``;
     also its parameter count.
@@ -101,7 +135,6 @@ def nequip_calculator(size: str, dtype: str):
     TorchScript model runs as it would on its own.
     """
     import torch
-    from allegro.model import AllegroModel
     from nequip.integrations.ase import NequIPCalculator
     from nequip.integrations.utils import basic_transforms
     from nequip.utils.global_state import set_global_state
@@ -110,30 +143,7 @@ def nequip_calculator(size: str, dtype: str):
     set_global_state()
     torch.jit.set_fusion_strategy(fusion)
 
-    s = SIZES[size]
-    model = AllegroModel(
-        seed=0,
-        model_dtype=dtype,
-        type_names=SPECIES,
-        r_max=CUTOFF,
-        l_max=1,
-        parity=False,
-        radial_chemical_embed={
-            "_target_": "allegro.nn.TwoBodyBesselScalarEmbed",
-            "num_bessels": NUM_BESSEL,
-            "polynomial_cutoff_p": 6,
-        },
-        scalar_embed_mlp_hidden_layers_depth=1,
-        scalar_embed_mlp_hidden_layers_width=s["hidden"],
-        num_layers=2,
-        num_scalar_features=s["num_scalar"],
-        num_tensor_features=s["num_tensor"],
-        allegro_mlp_hidden_layers_depth=1,
-        allegro_mlp_hidden_layers_width=s["hidden"],
-        readout_mlp_hidden_layers_depth=1,
-        readout_mlp_hidden_layers_width=s["hidden"],
-        avg_num_neighbors=20.0,
-    )
+    model = allegro_model(size, dtype)
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     transforms = basic_transforms(
