@@ -127,19 +127,10 @@ class _GnnffRunner:
         )
 
 
-def _bench_vs_nequip():
-    """``bench_vs_nequip.py`` (the matched allegro model and sizes) as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_vs_nequip", HERE / "bench_vs_nequip.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class _NequipRunner:
     def __init__(self, seed: int, data: Path) -> None:
         import ase.io
+        import bench_vs_nequip  # this folder (sys.path[0] when run as a script)
         import torch
         from nequip.data import AtomicDataDict, from_ase
         from nequip.integrations.utils import basic_transforms
@@ -152,7 +143,7 @@ class _NequipRunner:
             read_frames(data / "train.extxyz"), data / "train.extxyz", SPECIES, CUTOFF
         )
         self.norm = _normalisation(train_s)
-        self.model = _bench_vs_nequip().allegro_model(
+        self.model = bench_vs_nequip.allegro_model(
             "small",
             "float32",
             seed,
