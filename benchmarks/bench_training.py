@@ -26,7 +26,10 @@ from timing import busy_columns, paired_ratio, timed_side_by_side  # noqa: E402
 
 
 def _trainers(
-    tmp: Path, quick: bool, max_edges: int | None = None, variants: tuple[str, ...] = ("residual",)
+    tmp: Path,
+    quick: bool,
+    max_edges: int | str | None = None,
+    variants: tuple[str, ...] = ("residual",),
 ):
     import ase.io
 
@@ -71,7 +74,12 @@ def _loss_only(trainer, batch, repeats: int) -> dict:
     cost, free of the step-to-step noise of the full step)."""
     import torch
 
-    from gnnff.training.decorrelation import edge_pair_ids, variant_feature_kind, variant_loss
+    from gnnff.training.decorrelation import (
+        edge_pair_ids,
+        resolve_max_edges,
+        variant_feature_kind,
+        variant_loss,
+    )
     from gnnff.training.loss import predict
 
     variant = trainer.cfg["decorrelation"]["variant"]
@@ -84,19 +92,20 @@ def _loss_only(trainer, batch, repeats: int) -> dict:
     )
     feats = [f.detach().requires_grad_(True) for f in out["features"]]
     pairs = edge_pair_ids(batch.species, batch.edge_index, trainer.model.num_species)
-    m = trainer.cfg["decorrelation"]["max_edges"]
+    m = resolve_max_edges(trainer.cfg["decorrelation"]["max_edges"], feats)
     gen = torch.Generator().manual_seed(0)
 
     def fn() -> None:
         loss, _ = variant_loss(variant, feats, pairs, m, gen)
         loss.backward()
 
-    return timed_side_by_side({"loss": fn}, repeats * 5, warmup=5)["loss"]
+    timing = timed_side_by_side({"loss": fn}, repeats * 5, warmup=5)["loss"]
+    return {**timing, "max_edges": m}
 
 
 def run(
     quick: bool = False,
-    max_edges: int | None = None,
+    max_edges: int | str | None = None,
     repeats: int | None = None,
     variants: tuple[str, ...] = ("residual",),
 ) -> list[dict]:
@@ -108,7 +117,6 @@ def run(
     repeats = repeats or (6 if quick else 40)
     with tempfile.TemporaryDirectory() as d:
         trainers, n_atoms = _trainers(Path(d), quick, max_edges, variants)
-        m_used = trainers[variants[0]].cfg["decorrelation"]["max_edges"]
         batches = {k: collate(t.data["train"], t.dtype) for k, t in trainers.items()}
         n_edges = int(batches["baseline"].edge_index.shape[1])
         fns = {k: (lambda t=t, b=batches[k]: _step(t, b)) for k, t in trainers.items()}
@@ -126,12 +134,21 @@ def run(
             "overhead_pct": 100.0 * (r["median_s"] / base - 1.0),
             "paired_overhead_pct": paired[k],
             "loss_fwd_bwd_ms": 1e3 * loss_only[k]["median_s"] if k in loss_only else "-",
-            "max_edges": m_used if k in loss_only else "-",
+            "max_edges": loss_only[k]["max_edges"] if k in loss_only else "-",
             "threads": torch.get_num_threads(),
             **busy_columns(r),
         }
         for k, r in res.items()
     ]
+
+
+def _max_edges_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
 
 
 def main() -> None:
@@ -140,9 +157,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument(
         "--max-edges",
-        type=int,
         default=None,
-        help="decorrelation.max_edges (default: the config default)",
+        type=_max_edges_arg,
+        help="decorrelation.max_edges: an integer or 'auto' (default: the config default)",
     )
     p.add_argument("--repeats", type=int, default=None, help="timed steps per variant")
     p.add_argument(
@@ -165,7 +182,12 @@ def main() -> None:
 
     print(
         format_table(
-            run(quick=args.quick, max_edges=args.max_edges, repeats=args.repeats, variants=variants)
+            run(
+                quick=args.quick,
+                max_edges=args.max_edges,
+                repeats=args.repeats,
+                variants=variants,
+            )
         )
     )
 

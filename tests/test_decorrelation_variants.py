@@ -14,6 +14,7 @@ from gnnff.training.config import ConfigError
 from gnnff.training.data import collate
 from gnnff.training.decorrelation import (
     VARIANTS,
+    auto_max_edges,
     decorrelation_loss,
     edge_pair_ids,
     per_pair_decorrelation_loss,
@@ -113,8 +114,28 @@ def test_config_errors(data):
         )
     with pytest.raises(ConfigError, match="l_max is 0"):
         config(data, model={"l_max": 0}, decorrelation={"enabled": True, "variant": "tensor"})
+    with pytest.raises(ConfigError, match=r"max_edges must be an integer >= 2, null .* or 'auto'"):
+        config(data, decorrelation={"max_edges": "all"})
     cfg = config(data)
     assert cfg["decorrelation"]["variant"] == "residual"  # old configs behave as before
+    assert cfg["decorrelation"]["max_edges"] == "auto"
+
+
+def test_auto_max_edges_keeps_the_gram_cost_of_4096_edges_of_32_channels():
+    assert auto_max_edges(32) == 4096 and auto_max_edges(8) == 4096  # never above the old 4096
+    assert auto_max_edges(64) == 1024  # post-activation width of the default model
+    assert auto_max_edges(48) == 4096 * 32 * 32 // (48 * 48)
+    assert auto_max_edges(1024) == 512  # floor
+    with pytest.raises(ValueError, match="channels must be >= 1"):
+        auto_max_edges(0)
+    # "auto" in variant_loss is the explicit count of the widest layer, same generator draws
+    rng = np.random.default_rng(3)
+    feats = [torch.tensor(rng.normal(size=(3000, 64))), torch.tensor(rng.normal(size=(3000, 16)))]
+    auto = variant_loss("post_activation", feats, None, "auto", torch.Generator().manual_seed(1))
+    explicit = variant_loss("post_activation", feats, None, 1024, torch.Generator().manual_seed(1))
+    assert torch.equal(auto[1], explicit[1])
+    with pytest.raises(ValueError, match="max_edges must be an integer, None or 'auto'"):
+        variant_loss("residual", feats, None, "some", None)
 
 
 def test_decay_schedule():

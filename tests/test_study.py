@@ -88,6 +88,52 @@ def test_config_errors_are_clear(tmp_path):
         load_study_config(tmp_path / "missing.yaml")
 
 
+def _arms_config(tmp_path, variants: dict):
+    base = tmp_path / "train.yaml"
+    base.write_text(yaml.safe_dump({"data": {"train": "x", "valid": "x"}}))
+    return _write(
+        tmp_path,
+        {
+            "training": {"base": str(base)},
+            "families": ["allegro"],
+            "variants": variants,
+            "md": {"systems": {"a": {"starts": "x.extxyz"}}},
+        },
+    )
+
+
+def test_pretrained_and_control_arms(tmp_path):
+    from gnnff.potentials.registry import pretrained_path
+    from gnnff.study.runner import train_unit, training_overrides
+    from gnnff.study.units import ModelUnit
+
+    good = {
+        "baseline": {"decorrelation.enabled": False},
+        "start": {"pretrained": "sio2-allegro-baseline"},
+        "al": {"pretrained": "sio2-allegro-al", "control": "start"},
+    }
+    cfg = load_study_config(_arms_config(tmp_path, good))
+    assert cfg["variants"]["al"]["pretrained"] == str(pretrained_path("sio2-allegro-al"))
+    unit = ModelUnit("allegro", "al", 3)
+    assert not any(o.startswith(("pretrained", "control")) for o in training_overrides(cfg, unit))
+    info = train_unit(cfg, unit, str(tmp_path / "run"))  # copies, never trains
+    assert info == {"pretrained": str(pretrained_path("sio2-allegro-al"))}
+    copied = (tmp_path / "run" / "model.pt").read_bytes()
+    assert copied == pretrained_path("sio2-allegro-al").read_bytes()
+    bad = [
+        ({"x": {"pretrained": "no-such-model"}}, "neither a file .* nor a bundled model"),
+        ({"x": {"decorrelation.enabled": True, "control": "nope"}}, "control 'nope' is not"),
+        (
+            {"x": {"pretrained": "sio2-allegro-al", "decorrelation.enabled": True}},
+            "is pretrained: training keys",
+        ),
+        ({"x": {"pretrainde": "sio2-allegro-al"}}, "names no training-config section"),
+    ]
+    for variants, message in bad:
+        with pytest.raises(StudyConfigError, match=message):
+            load_study_config(_arms_config(tmp_path, {"baseline": {}, **variants}))
+
+
 @pytest.mark.slow  # trains and runs MD for a whole tiny study: make test-all / make bench
 def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path, capsys):
     base = tmp_path / "train.yaml"

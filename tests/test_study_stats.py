@@ -55,6 +55,11 @@ def test_per_seed_and_cluster_bootstrap():
     (comp,) = all_comparisons(rows, ["a"], ["baseline", "x"])
     assert comp["wilcoxon_log_stable_time"]["median_difference"] == pytest.approx(math.log(4))
     assert comp["wilcoxon_log_stable_time"]["p"] == pytest.approx(2 / 32)
+    # an arm compared against another arm than the baseline (e.g. AL vs its starting model)
+    rows += rows_of({("a", "y", s): [0.8 * (s + 1), 1.6 * (s + 1)] for s in range(5)})
+    comps = all_comparisons(rows, ["a"], ["baseline", "x", "y"], controls={"y": "x"})
+    assert [(c["treated"], c["control"]) for c in comps] == [("x", "baseline"), ("y", "x")]
+    assert comps[1]["wilcoxon_log_stable_time"]["median_difference"] == pytest.approx(math.log(2))
 
 
 def test_variance_components_and_power_on_synthetic_data():
@@ -90,11 +95,12 @@ def test_bench_config_loads_and_refuses_missing_starts(tmp_path):
 
     cfg = load_study_config(ROOT / "examples/study/bench_sio_rich.yaml")
     models = model_units(cfg)
-    assert len(models) == 6 * 8  # six arms, eight seeds
-    assert len(md_units(cfg, models)) == len(models) * 2 * 2 * 2
+    assert len(models) == 8 * 8  # six trained arms, two pretrained ones, eight seeds
+    assert len(md_units(cfg, models)) == len(models) * 2 * 2 * 1
+    assert cfg["variants"]["al"]["control"] == "bundled_baseline"
     cfg["data"]["dir"] = str(tmp_path)
     cfg["eval"] = []
-    with pytest.raises(FileNotFoundError, match=r"SiO1.10 at 1000 K start 1"):
+    with pytest.raises(FileNotFoundError, match=r"SiO1.10 at 1000 K start 0"):
         _check_inputs(cfg)
 
 

@@ -7,7 +7,12 @@ data
 training
   base: a ``gnnff train`` YAML every model starts from; set: {dotted.key: value} for all models.
 families: model families to train (``allegro``, ``allegro-attn``).
-variants: name -> {dotted.key: value} (e.g. baseline / decorrelated).
+variants: name -> {dotted.key: value} (e.g. baseline / decorrelated). Two keys without a dot:
+  ``control: ARM`` compares the arm against ARM in the seed-level statistics (default
+  ``baseline``); ``pretrained: MODEL`` (a bundled model name or a model file, relative to the
+  YAML) makes an arm that is not trained: MODEL runs at every seed (the seed then sets only
+  the MD random seeds), e.g. the bundled active-learning model against the model it started
+  from.
 seeds: training seeds.
 md
   systems: name -> {starts: extxyz of starting structures (relative to data.dir, ``{T}`` is
@@ -54,6 +59,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+ARM_KEYS = ("control", "pretrained")
+"""Keys of a variant that are not training-config keys (see the module docstring)."""
+
+
 class StudyConfigError(ValueError):
     """A study config that cannot be used."""
 
@@ -91,6 +100,9 @@ def load_study_config(path: str | Path) -> dict[str, Any]:
     cfg["data"]["dir"] = str((base / cfg["data"]["dir"]).resolve())
     if cfg["training"]["base"]:
         cfg["training"]["base"] = str((base / cfg["training"]["base"]).resolve())
+    for name, sets in (cfg["variants"] if isinstance(cfg["variants"], dict) else {}).items():
+        if isinstance(sets, dict) and "pretrained" in sets:
+            sets["pretrained"] = _pretrained_file(sets["pretrained"], base, f"{path}: {name}")
     if not cfg["md"]["systems"]:
         raise StudyConfigError(f"{path}: md.systems is empty: name at least one MD system")
     for name, spec in cfg["md"]["systems"].items():
@@ -108,6 +120,23 @@ def load_study_config(path: str | Path) -> dict[str, Any]:
         raise StudyConfigError(f"{path}: {exc}") from None
     cfg["_source"] = str(path.resolve())
     return cfg
+
+
+def _pretrained_file(value: Any, base: Path, where: str) -> str:
+    """A pretrained arm's model as an absolute file path (a path relative to the YAML, or a
+    bundled model name)."""
+    from gnnff.potentials.registry import available_pretrained, pretrained_path
+
+    if not isinstance(value, str) or not value:
+        raise StudyConfigError(f"{where}: pretrained must be a model file or bundled model name")
+    if (base / value).is_file():
+        return str((base / value).resolve())
+    if value in available_pretrained():
+        return str(pretrained_path(value))
+    raise StudyConfigError(
+        f"{where}: pretrained model {value!r} is neither a file (relative to the YAML) nor a "
+        f"bundled model ({', '.join(available_pretrained())})"
+    )
 
 
 def _positive_int(value: Any, where: str, zero_ok: bool = False) -> None:
@@ -152,7 +181,18 @@ def _check_values(cfg: dict[str, Any]) -> None:
     for name, sets in cfg["variants"].items():
         if sets is not None and not isinstance(sets, dict):
             raise ValueError(f"variants.{name} must be a mapping of dotted.key: value")
-        _check_dotted(sets or {}, f"variants.{name}")
+        sets = sets or {}
+        _check_dotted([k for k in sets if k not in ARM_KEYS], f"variants.{name}")
+        control = sets.get("control", "baseline")
+        if "control" in sets and (control not in cfg["variants"] or control == name):
+            others = ", ".join(v for v in cfg["variants"] if v != name)
+            raise ValueError(f"variants.{name}.control {control!r} is not another arm ({others})")
+        if "pretrained" in sets:
+            extra = [k for k in sets if k not in ARM_KEYS]
+            if extra:
+                raise ValueError(
+                    f"variants.{name} is pretrained: training keys {extra} do not apply to it"
+                )
     for key in ("families", "seeds", "eval"):
         if not isinstance(cfg[key], list) or not cfg[key]:
             raise ValueError(f"{key} must be a non-empty list")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from gnnff.io_utils import atomic_write_json
+from gnnff.study.config import ARM_KEYS
 from gnnff.study.units import MDUnit, ModelUnit, md_units, model_units
 
 __all__ = ["MDUnit", "ModelUnit", "md_units", "model_units", "run_study", "study_status"]
@@ -38,7 +40,9 @@ def training_overrides(cfg: dict, unit: ModelUnit) -> list[str]:
         "training.num_threads": int(cfg["threads"]),
     }
     sets.update(cfg["training"].get("set") or {})
-    sets.update(cfg["variants"][unit.variant] or {})
+    sets.update(
+        {k: v for k, v in (cfg["variants"][unit.variant] or {}).items() if k not in ARM_KEYS}
+    )
     return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sets.items()]
 
 
@@ -51,6 +55,15 @@ def train_unit(cfg: dict, unit: ModelUnit, run_dir: str) -> dict:
     run = Path(run_dir)
     if (run / "model.pt").is_file() and (run / "summary.json").is_file():
         return json.loads((run / "summary.json").read_text())
+    pretrained = (cfg["variants"][unit.variant] or {}).get("pretrained")
+    if pretrained:  # not trained: the arm's model file, copied so that the run folder is whole
+        run.mkdir(parents=True, exist_ok=True)
+        tmp = run / "model.pt.tmp"
+        shutil.copyfile(pretrained, tmp)
+        os.replace(tmp, run / "model.pt")
+        info = {"pretrained": pretrained}
+        atomic_write_json(run / "summary.json", info)
+        return info
     base = cfg["training"]["base"]
     if base is None:
         raise ValueError("study config needs training.base (a gnnff train YAML)")

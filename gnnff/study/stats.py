@@ -116,11 +116,18 @@ def arm_comparison(
 
 
 def all_comparisons(
-    rows: list[dict[str, Any]], families: list[str], variants: list[str], control: str = "baseline"
+    rows: list[dict[str, Any]],
+    families: list[str],
+    variants: list[str],
+    control: str = "baseline",
+    controls: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`arm_comparison` of every non-control variant in every family."""
+    """:func:`arm_comparison` of every variant that is not ``control`` against ``control``, or
+    against ``controls[variant]`` where given (e.g. an active-learning model against the model
+    it started from)."""
+    controls = controls or {}
     return [
-        arm_comparison(rows, fam, var, control)
+        arm_comparison(rows, fam, var, controls.get(var, control))
         for fam in families
         for var in variants
         if var != control

@@ -252,8 +252,10 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
                 100.0 * (e["epoch_s"] / base - 1.0) if base and e["epoch_s"] else None
             )
     by_model: dict[str, list[dict]] = {}
-    for r in rows:
-        by_model.setdefault(f"{r['family']}__{r['variant']}__s{r['seed']}", []).append(r)
+    pretrained = {v for v, sets in cfg["variants"].items() if "pretrained" in (sets or {})}
+    for r in rows:  # a pretrained arm is one model at every seed: no per-model points
+        if r["variant"] not in pretrained:
+            by_model.setdefault(f"{r['family']}__{r['variant']}__s{r['seed']}", []).append(r)
     per_model = [
         {
             "model": mid,
@@ -325,8 +327,11 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     if "baseline" in cfg["variants"] and len(cfg["variants"]) > 1:
         from gnnff.study.stats import all_comparisons
 
+        controls = {
+            v: (sets or {}).get("control", "baseline") for v, sets in cfg["variants"].items()
+        }
         summary["seed_statistics"] = all_comparisons(
-            rows, list(cfg["families"]), list(cfg["variants"])
+            rows, list(cfg["families"]), list(cfg["variants"]), controls=controls
         )
     atomic_write_text(out / "summary.md", render_markdown(cfg, summary))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
@@ -499,12 +504,13 @@ def render_markdown(cfg: dict, summary: dict) -> str:
             "species pair) vs mean S, per model: "
             f"{_f(summary['spearman_feature_corr_vs_S'])}",
         ]
-    lines += _seed_statistics_table(summary.get("seed_statistics") or [])
+    lines += _seed_statistics_table(summary.get("seed_statistics") or [], summary["groups"])
     return "\n".join(lines) + "\n"
 
 
-def _seed_statistics_table(comps: list[dict]) -> list[str]:
-    """Markdown table of :func:`gnnff.study.stats.all_comparisons` (seed-level statistics)."""
+def _seed_statistics_table(comps: list[dict], groups: dict[str, Any]) -> list[str]:
+    """Markdown table of :func:`gnnff.study.stats.all_comparisons` (seed-level statistics), with
+    each arm's mean ID and OOD force MAE from ``groups``."""
     if not comps:
         return []
 
@@ -515,11 +521,12 @@ def _seed_statistics_table(comps: list[dict]) -> list[str]:
         "",
         "Seed-level statistics (unit = training seed; median stable time over the "
         "arm's runs and mean S with 95 % cluster-bootstrap CIs over seeds; p: two-sided "
-        "paired Wilcoxon signed-rank over seeds vs baseline):",
+        "paired Wilcoxon signed-rank over seeds vs the arm in 'vs'; force MAE in meV/A, "
+        "mean over the arm's models):",
         "",
-        "| family | arm | seeds | median stable time (ps) [CI] | mean S [CI] | "
-        "p (log stable time) | p (S) |",
-        "|---|---|---|---|---|---|---|",
+        "| family | arm | ID F MAE | OOD F MAE | seeds | median stable time (ps) [CI] | "
+        "mean S [CI] | vs | p (log stable time) | p (S) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     shown = set()
     for c in comps:
@@ -533,9 +540,12 @@ def _seed_statistics_table(comps: list[dict]) -> list[str]:
             shown.add((c["family"], name))
             p1 = _f(test["wilcoxon_log_stable_time"]["p"]) if test else "-"
             p2 = _f(test["wilcoxon_mean_S"]["p"]) if test else "-"
+            g = groups.get(f"{c['family']}/{name}", {})
             lines.append(
-                f"| {c['family']} | {name} | {summ['n_seeds']} | "
+                f"| {c['family']} | {name} | {_f(g.get('id_force_mae'))} | "
+                f"{_f(g.get('ood_force_mae'))} | {summ['n_seeds']} | "
                 f"{_f(summ['median_stable_ps'])} {ci(summ['median_stable_ci'])} | "
-                f"{_f(summ['mean_S'])} {ci(summ['mean_S_ci'])} | {p1} | {p2} |"
+                f"{_f(summ['mean_S'])} {ci(summ['mean_S_ci'])} | "
+                f"{c['control'] if test else '-'} | {p1} | {p2} |"
             )
     return lines

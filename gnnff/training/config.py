@@ -29,7 +29,10 @@ loss
 decorrelation
   enabled (false), variant ("residual" | "post_activation" | "per_pair" | "tensor", which
   features the loss acts on, see ``gnnff.training.decorrelation``), layers ("all" or a list of
-  0-based layer indices), max_edges (4096, random edge subsample per batch, null = all edges),
+  0-based layer indices), max_edges ("auto", random edge subsample per batch: an
+  integer, null = all edges, or "auto" = 4096 for <= 32 channels and fewer for wider features
+  so that the loss's cost stays that of 4096 x 32 channels, 1024 for 64; see
+  ``gnnff.training.decorrelation.auto_max_edges``),
   scheduler ("cosine" | "constant" | "adaptive" | "decay"), lambda_max (0.05),
   cosine: warmup_epochs (2.0) or warmup_steps (overrides when set), after_warmup ("hold" |
   "anneal"), anneal_epochs (null = to the end), lambda_end (0.0);
@@ -81,7 +84,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": False,
         "variant": "residual",
         "layers": "all",
-        "max_edges": 4096,
+        "max_edges": "auto",
         "scheduler": "cosine",
         "lambda_max": 0.05,
         "warmup_epochs": 2.0,
@@ -314,9 +317,15 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
         raise ConfigError(
             f"decorrelation.layers must be 'all' or a list of layer indices, got {layers!r}"
         )
-    dc["max_edges"] = _check_number(
-        "decorrelation", "max_edges", dc["max_edges"], lo=2, integer=True, allow_none=True
-    )
+    if dc["max_edges"] != "auto":
+        if isinstance(dc["max_edges"], str):
+            raise ConfigError(
+                f"decorrelation.max_edges must be an integer >= 2, null (all edges) or 'auto', "
+                f"got {dc['max_edges']!r}"
+            )
+        dc["max_edges"] = _check_number(
+            "decorrelation", "max_edges", dc["max_edges"], lo=2, integer=True, allow_none=True
+        )
     _check_choice("decorrelation", "variant", dc["variant"], DECORRELATION_VARIANTS)
     _check_scheduler(dc["scheduler"])
     _check_choice("decorrelation", "decay_shape", dc["decay_shape"], ("cosine", "exponential"))
