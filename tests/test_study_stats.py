@@ -100,7 +100,11 @@ def test_bench_config_loads_and_refuses_missing_starts(tmp_path):
     assert cfg["variants"]["al"]["control"] == "bundled_baseline"
     cfg["data"]["dir"] = str(tmp_path)
     cfg["eval"] = []
-    with pytest.raises(FileNotFoundError, match=r"SiO1.10 at 1000 K start 0"):
+    missing = (
+        r"sio2-bench-starts-0/reference_md/a-SiO1.10_1000K.extxyz "
+        r"\(md.systems.SiO1.10 at 1000 K start 0\)"
+    )
+    with pytest.raises(FileNotFoundError, match=missing):
         _check_inputs(cfg)
 
 

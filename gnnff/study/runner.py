@@ -276,14 +276,15 @@ def _check_inputs(cfg: dict) -> None:
             for k in starts:
                 if _system_file(cfg, spec["starts"], float(t), k) is None:
                     at = f" start {k}" if k is not None else ""
-                    missing.append(
-                        f"{data / spec['starts']} (md.systems.{name} at {float(t):g} K{at})"
-                    )
+                    file = spec["starts"].replace("{T}", f"{float(t):g}")
+                    file = file.replace("{start}", str(k))
+                    missing.append(f"{data / file} (md.systems.{name} at {float(t):g} K{at})")
     if missing:
         raise FileNotFoundError(
             "study inputs not found: "
             + "; ".join(missing)
-            + ". Fix the paths in the study config (relative to data.dir; {T} is the temperature)"
+            + ". Fix the paths in the study config (relative to data.dir; {T} is the temperature, "
+            "{start} the start index) or make the files (see the config's header)"
         )
 
 

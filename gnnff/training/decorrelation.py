@@ -240,15 +240,18 @@ def per_pair_decorrelation_loss(
     if n_edges == 0:
         return zero.mean(), zero
     idx = subsample_edges(n_edges, max_edges, generator, features[0].device)
-    rows = [x if idx is None else x.index_select(0, idx) for x in features]
     pid = pair_ids if idx is None else pair_ids.index_select(0, idx)
     order = torch.argsort(pid, stable=True)  # edges grouped by pair: contiguous slices
     _, counts = torch.unique_consecutive(pid.index_select(0, order), return_counts=True)
     sizes = counts.tolist()
+    # one gather per layer (subsample and grouping composed): each gather's backward
+    # allocates a gradient of the full [E, C] features
+    pick = order if idx is None else idx.index_select(0, order)
+    rows = [x.index_select(0, pick) for x in features]
     if all(x.shape[1] == rows[0].shape[1] for x in rows):
-        groups = [torch.stack(rows).index_select(1, order)]  # [L, M, C]
+        groups = [torch.stack(rows)]  # [L, M, C]
     else:  # layers of different widths: one at a time
-        groups = [x.index_select(0, order).unsqueeze(0) for x in rows]
+        groups = [x.unsqueeze(0) for x in rows]
     per_layer = []
     for g in groups:
         total, used = g.new_zeros(g.shape[0]), 0
