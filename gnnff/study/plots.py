@@ -38,28 +38,94 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     fig.savefig(out / "stable_time.png", dpi=120)
     plt.close(fig)
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(15, 4))
     colours = {fam: f"C{k}" for k, fam in enumerate(sorted({m["family"] for m in per_model}))}
-    markers = {"baseline": "o"}
+    variants = sorted({m["variant"] for m in per_model}, key=lambda v: (v != "baseline", v))
+    markers = {v: "o^sDv<>ph*"[k % 10] for k, v in enumerate(variants)}
+    inv = [(m["feature_corr"], m["mean_S"]) for m in per_model if m.get("feature_corr")]
     for m in per_model:
-        style = {"color": colours[m["family"]], "marker": markers.get(m["variant"], "^"), "s": 36}
+        style = {"color": colours[m["family"]], "marker": markers[m["variant"]], "s": 36}
+        if m.get("feature_corr") is not None:
+            a0.scatter(m["feature_corr"], m["mean_S"], **style)
         if m["lcorr"] is not None:
             a1.scatter(m["lcorr"], m["mean_S"], **style)
         if m["force_mae"] is not None:
             a2.scatter(m["force_mae"], m["mean_S"], **style)
     handles = [plt.Line2D([], [], color=c, marker="s", ls="", label=f) for f, c in colours.items()]
     handles += [
-        plt.Line2D([], [], color="grey", marker=mk, ls="", label=v)
-        for v, mk in (("baseline", "o"), ("decorrelated", "^"))
+        plt.Line2D([], [], color="grey", marker=mk, ls="", label=v) for v, mk in markers.items()
     ]
-    a1.legend(handles=handles, fontsize=7)
-    a1.set_xlabel("residual-stream correlation L_corr (ID test; basis-dependent)")
-    a1.set_ylabel("mean Stability Index (one point per model)")
-    a1.set_title(f"Spearman rho = {rho:.2f}")
+    a0.legend(handles=handles, fontsize=7)
+    if len(inv) >= 3:
+        from gnnff.study.summary import spearman
+
+        rho_inv = spearman([c for c, _ in inv], [x for _, x in inv])
+        a0.set_title(f"invariant: Spearman rho = {rho_inv:.2f}")
+    a0.set_xlabel("feature correlation (post-activation, per pair; ID test)")
+    a0.set_ylabel("mean Stability Index (one point per model)")
+    a1.set_xlabel("residual-stream L_corr (ID test; basis-dependent, a gauge)")
+    a1.set_title(f"gauge: Spearman rho = {rho:.2f}")
     a2.set_xlabel("force MAE, ID test (meV/A)")
     a2.set_ylabel("mean Stability Index")
     fig.tight_layout()
     fig.savefig(out / "stability_vs_correlation_and_mae.png", dpi=120)
+    plt.close(fig)
+
+
+def plot_seed_arms(comparisons: list[dict], rows: list[dict], out: Path) -> None:
+    """Per seed and arm: median stable time (log axis) and mean S, one line per seed across
+    the arms (``comparisons``: :func:`gnnff.study.stats.all_comparisons`), with each arm's
+    median and bootstrap CI as a bar. Written to ``out/seed_arms.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gnnff.study.stats import per_seed
+
+    if not comparisons:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    families = sorted({c["family"] for c in comparisons})
+    fig, axes = plt.subplots(2, len(families), figsize=(11 * len(families), 7), squeeze=False)
+    for col, fam in enumerate(families):
+        comps = [c for c in comparisons if c["family"] == fam]
+        arms = [comps[0]["control"]] + [c["treated"] for c in comps]
+        arms = list(dict.fromkeys(arms))
+        summ = {c["control"]: c["control_summary"] for c in comps}
+        summ |= {c["treated"]: c["treated_summary"] for c in comps}
+        seeds_of = {a: per_seed(rows, fam, a) for a in arms}
+        seeds = sorted({k for d in seeds_of.values() for k in d})
+        for row, (key, ci_key, label) in enumerate(
+            (
+                ("median_stable_ps", "median_stable_ci", "median stable time (ps)"),
+                ("mean_S", "mean_S_ci", "mean Stability Index"),
+            )
+        ):
+            ax = axes[row][col]
+            for i, sd in enumerate(seeds):
+                xs = [k for k, a in enumerate(arms) if sd in seeds_of[a]]
+                ys = [max(seeds_of[arms[k]][sd][key], 1e-3) for k in xs]
+                ax.plot(xs, ys, color=f"C{i % 10}", marker="o", ms=4, lw=0.8, alpha=0.6)
+            for k, a in enumerate(arms):
+                s_ = summ.get(a) or {}
+                if s_.get(key) is not None and s_.get(ci_key):
+                    lo, hi = s_[ci_key]
+                    ax.errorbar(
+                        k + 0.15,
+                        max(s_[key], 1e-3),
+                        yerr=[[max(s_[key] - lo, 0)], [max(hi - s_[key], 0)]],
+                        color="k",
+                        marker="s",
+                        capsize=3,
+                    )
+            if row == 0:
+                ax.set_yscale("log")
+                ax.set_title(f"{fam}: one line per seed; black: arm value, 95 % CI over seeds")
+            ax.set_xticks(range(len(arms)), arms, fontsize=8, rotation=20)
+            ax.set_ylabel(label)
+    fig.tight_layout()
+    fig.savefig(out / "seed_arms.png", dpi=120)
     plt.close(fig)
 
 

@@ -336,10 +336,11 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     atomic_write_text(out / "summary.md", render_markdown(cfg, summary))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     try:
-        from gnnff.study.plots import plot_matched_runs, plot_study
+        from gnnff.study.plots import plot_matched_runs, plot_seed_arms, plot_study
 
         plot_study(rows, per_model, rho, out / "plots")
         plot_matched_runs(matched_runs(rows), out / "plots")
+        plot_seed_arms(summary.get("seed_statistics") or [], rows, out / "plots")
     except Exception as exc:  # plots never lose the numbers
         print(f"warning: study plots failed: {exc}")
     return summary
