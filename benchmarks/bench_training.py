@@ -90,7 +90,7 @@ def _loss_only(trainer, batch, repeats: int) -> dict:
         features=True,
         feature_kind=variant_feature_kind(variant),
     )
-    feats = [f.detach().requires_grad_(True) for f in out["features"]]
+    feats = [out["features"][k].detach().requires_grad_(True) for k in trainer.corr_layers]
     pairs = edge_pair_ids(batch.species, batch.edge_index, trainer.model.num_species)
     m = resolve_max_edges(trainer.cfg["decorrelation"]["max_edges"], feats)
     gen = torch.Generator().manual_seed(0)

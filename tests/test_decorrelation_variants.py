@@ -117,7 +117,7 @@ def test_config_errors(data):
     with pytest.raises(ConfigError, match=r"max_edges must be an integer >= 2, null .* or 'auto'"):
         config(data, decorrelation={"max_edges": "all"})
     cfg = config(data)
-    assert cfg["decorrelation"]["variant"] == "residual"  # old configs behave as before
+    assert cfg["decorrelation"]["variant"] == "residual"  # old configs keep their loss
     assert cfg["decorrelation"]["max_edges"] == "auto"
 
 
@@ -227,17 +227,22 @@ def test_each_variant_lowers_its_own_lcorr(data, tmp_path):
 
 
 def test_runs_from_before_the_variants_resume(data, tmp_path):
-    """A checkpoint whose config predates decorrelation.variant / decay_* resumes (the missing
-    keys meant the defaults), and a real change of variant is still refused."""
+    """A checkpoint whose config predates decorrelation.variant / decay_* / max_edges "auto"
+    resumes (the missing keys meant the defaults; a stored edge count is kept), and a real
+    change of variant is still refused."""
     cfg = config(data, train="small.extxyz", training={"epochs": 1})
     Trainer(cfg, tmp_path / "old", log=quiet).fit()
     path = tmp_path / "old" / "checkpoint.pt"
     ckpt = torch.load(path, weights_only=True)
     for key in ("variant", "decay_shape", "decay_epochs"):
         del ckpt["config"]["decorrelation"][key]
+    ckpt["config"]["decorrelation"]["max_edges"] = 4096  # the default before "auto"
     torch.save(ckpt, path)
     more = config(data, train="small.extxyz", training={"epochs": 2})
-    assert Trainer(more, tmp_path / "old", resume=True, log=quiet).epoch == 1
+    assert more["decorrelation"]["max_edges"] == "auto"
+    resumed = Trainer(more, tmp_path / "old", resume=True, log=quiet)
+    assert resumed.epoch == 1
+    assert resumed.cfg["decorrelation"]["max_edges"] == 4096  # the run keeps its edge count
     other = config(
         data, train="small.extxyz", training={"epochs": 2}, decorrelation={"variant": "per_pair"}
     )

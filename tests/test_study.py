@@ -120,8 +120,13 @@ def test_pretrained_and_control_arms(tmp_path):
     assert info == {"pretrained": str(pretrained_path("sio2-allegro-al"))}
     copied = (tmp_path / "run" / "model.pt").read_bytes()
     assert copied == pretrained_path("sio2-allegro-al").read_bytes()
+    (tmp_path / "run" / "summary.json").write_text(json.dumps({"pretrained": "other.pt"}))
+    with pytest.raises(ValueError, match="now says .*sio2-allegro-al.pt: move"):
+        train_unit(cfg, unit, str(tmp_path / "run"))  # a redefined arm never reuses results
     bad = [
         ({"x": {"pretrained": "no-such-model"}}, "neither a file .* nor a bundled model"),
+        ({"x": {"pretrained": "sio2-attn-baseline"}}, "is a 'allegro-attn' model, but"),
+        ({"x": {"decorrelation.enabled": True, "control": ["baseline"]}}, "is not another arm"),
         ({"x": {"decorrelation.enabled": True, "control": "nope"}}, "control 'nope' is not"),
         (
             {"x": {"pretrained": "sio2-allegro-al", "decorrelation.enabled": True}},

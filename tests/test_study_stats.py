@@ -60,6 +60,14 @@ def test_per_seed_and_cluster_bootstrap():
     comps = all_comparisons(rows, ["a"], ["baseline", "x", "y"], controls={"y": "x"})
     assert [(c["treated"], c["control"]) for c in comps] == [("x", "baseline"), ("y", "x")]
     assert comps[1]["wilcoxon_log_stable_time"]["median_difference"] == pytest.approx(math.log(2))
+    # no baseline arm: only arms whose control exists are compared; the table has every arm once
+    rows2 = [r for r in rows if r["variant"] != "baseline"]
+    comps = all_comparisons(rows2, ["a"], ["y", "x"], controls={"y": "x"})
+    assert [(c["treated"], c["control"]) for c in comps] == [("y", "x")]
+    from gnnff.study.summary import _seed_statistics_table
+
+    table = _seed_statistics_table(comps, {})
+    assert [line.split("|")[2].strip() for line in table[5:]] == ["x", "y"]
 
 
 def test_variance_components_and_power_on_synthetic_data():

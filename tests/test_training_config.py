@@ -33,7 +33,7 @@ def base(files):
 
 def test_defaults_filled(files):
     cfg = validate_config(base(files))
-    assert cfg["decorrelation"]["max_edges"] == 4096
+    assert cfg["decorrelation"]["max_edges"] == "auto"
     assert cfg["decorrelation"]["enabled"] is False
     assert cfg["training"]["epochs"] == 100
     assert cfg["model"]["family"] == "allegro"

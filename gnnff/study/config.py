@@ -139,6 +139,18 @@ def _pretrained_file(value: Any, base: Path, where: str) -> str:
     )
 
 
+def _check_pretrained_family(model: str, families: Any, where: str) -> None:
+    """A pretrained arm runs in every family of the study: its model must be of the one."""
+    from gnnff.potentials.export import read_metadata
+
+    family = read_metadata(model)["family"]
+    if families != [family]:
+        raise ValueError(
+            f"{where}: the pretrained model is a {family!r} model, but the study's families are "
+            f"{families}: put pretrained arms in a study with families: [{family}]"
+        )
+
+
 def _positive_int(value: Any, where: str, zero_ok: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero_ok else 1):
         kind = "non-negative" if zero_ok else "positive"
@@ -184,7 +196,9 @@ def _check_values(cfg: dict[str, Any]) -> None:
         sets = sets or {}
         _check_dotted([k for k in sets if k not in ARM_KEYS], f"variants.{name}")
         control = sets.get("control", "baseline")
-        if "control" in sets and (control not in cfg["variants"] or control == name):
+        if "control" in sets and (
+            not isinstance(control, str) or control not in cfg["variants"] or control == name
+        ):
             others = ", ".join(v for v in cfg["variants"] if v != name)
             raise ValueError(f"variants.{name}.control {control!r} is not another arm ({others})")
         if "pretrained" in sets:
@@ -193,6 +207,7 @@ def _check_values(cfg: dict[str, Any]) -> None:
                 raise ValueError(
                     f"variants.{name} is pretrained: training keys {extra} do not apply to it"
                 )
+            _check_pretrained_family(sets["pretrained"], cfg["families"], f"variants.{name}")
     for key in ("families", "seeds", "eval"):
         if not isinstance(cfg[key], list) or not cfg[key]:
             raise ValueError(f"{key} must be a non-empty list")

@@ -42,7 +42,7 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     colours = {fam: f"C{k}" for k, fam in enumerate(sorted({m["family"] for m in per_model}))}
     variants = sorted({m["variant"] for m in per_model}, key=lambda v: (v != "baseline", v))
     markers = {v: "o^sDv<>ph*"[k % 10] for k, v in enumerate(variants)}
-    inv = [(m["feature_corr"], m["mean_S"]) for m in per_model if m.get("feature_corr")]
+    inv = [(m["feature_corr"], m["mean_S"]) for m in per_model if m.get("feature_corr") is not None]
     for m in per_model:
         style = {"color": colours[m["family"]], "marker": markers[m["variant"]], "s": 36}
         if m.get("feature_corr") is not None:
@@ -65,6 +65,7 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     a0.set_ylabel("mean Stability Index (one point per model)")
     a1.set_xlabel("residual-stream L_corr (ID test; basis-dependent, a gauge)")
     a1.set_title(f"gauge: Spearman rho = {rho:.2f}")
+    a1.set_ylabel("mean Stability Index")
     a2.set_xlabel("force MAE, ID test (meV/A)")
     a2.set_ylabel("mean Stability Index")
     fig.tight_layout()

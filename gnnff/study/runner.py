@@ -53,9 +53,17 @@ def train_unit(cfg: dict, unit: ModelUnit, run_dir: str) -> dict:
 
     _set_threads(cfg["threads"])
     run = Path(run_dir)
-    if (run / "model.pt").is_file() and (run / "summary.json").is_file():
-        return json.loads((run / "summary.json").read_text())
     pretrained = (cfg["variants"][unit.variant] or {}).get("pretrained")
+    if (run / "model.pt").is_file() and (run / "summary.json").is_file():
+        done = json.loads((run / "summary.json").read_text())
+        if done.get("pretrained") != pretrained:  # the arm was redefined: old results lie
+            was = done.get("pretrained") or "a trained model"
+            raise ValueError(
+                f"{run} holds {was}, but variants.{unit.variant} now says "
+                f"{pretrained or 'train a model'}: move {run} and its eval/md results away, "
+                "or use another arm name"
+            )
+        return done
     if pretrained:  # not trained: the arm's model file, copied so that the run folder is whole
         run.mkdir(parents=True, exist_ok=True)
         tmp = run / "model.pt.tmp"

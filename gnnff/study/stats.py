@@ -7,6 +7,10 @@ and starts); arms are compared with a paired Wilcoxon signed-rank test over seed
 the same seed in both arms; on log stable time and on S), and each arm's median stable time and
 mean S get a percentile bootstrap CI that resamples seeds (a cluster bootstrap: the runs of a
 drawn seed come along together).
+
+An arm that is not trained (a pretrained model, ``gnnff.study.config``) is one model at every
+seed: its "seeds" are MD random seeds only, its CI covers MD noise, not training noise, and a
+test against a trained arm pairs MD seeds with training seeds.
 """
 
 from __future__ import annotations
@@ -126,9 +130,10 @@ def all_comparisons(
     against ``controls[variant]`` where given (e.g. an active-learning model against the model
     it started from)."""
     controls = controls or {}
+    pairs = [(var, controls.get(var, control)) for var in variants]
     return [
-        arm_comparison(rows, fam, var, controls.get(var, control))
+        arm_comparison(rows, fam, var, ctl)
         for fam in families
-        for var in variants
-        if var != control
+        for var, ctl in pairs
+        if ctl != var and ctl in variants
     ]

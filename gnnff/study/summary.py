@@ -324,7 +324,7 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     summary["spearman_feature_corr_vs_S"] = (
         spearman([c for c, _ in inv], [x for _, x in inv]) if len(inv) >= 3 else None
     )
-    if "baseline" in cfg["variants"] and len(cfg["variants"]) > 1:
+    if len(cfg["variants"]) > 1:
         from gnnff.study.stats import all_comparisons
 
         controls = {
@@ -520,7 +520,8 @@ def _seed_statistics_table(comps: list[dict], groups: dict[str, Any]) -> list[st
 
     lines = [
         "",
-        "Seed-level statistics (unit = training seed; median stable time over the "
+        "Seed-level statistics (unit = training seed; for a pretrained arm, one model, the "
+        "seeds are MD seeds only; median stable time over the "
         "arm's runs and mean S with 95 % cluster-bootstrap CIs over seeds; p: two-sided "
         "paired Wilcoxon signed-rank over seeds vs the arm in 'vs'; force MAE in meV/A, "
         "mean over the arm's models):",
@@ -529,16 +530,18 @@ def _seed_statistics_table(comps: list[dict], groups: dict[str, Any]) -> list[st
         "mean S [CI] | vs | p (log stable time) | p (S) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    treated = {(c["family"], c["treated"]) for c in comps}
     shown = set()
-    for c in comps:
+    for c in comps:  # one row per comparison; a control that is never compared gets its own
         for arm, summ, test in (
             ("control", c["control_summary"], None),
             ("treated", c["treated_summary"], c),
         ):
             name = c[arm]
-            if (c["family"], name) in shown:
+            key = (c["family"], name)
+            if key in shown or (test is None and key in treated):
                 continue
-            shown.add((c["family"], name))
+            shown.add(key)
             p1 = _f(test["wilcoxon_log_stable_time"]["p"]) if test else "-"
             p2 = _f(test["wilcoxon_mean_S"]["p"]) if test else "-"
             g = groups.get(f"{c['family']}/{name}", {})

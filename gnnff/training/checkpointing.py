@@ -72,7 +72,9 @@ def open_checkpoint(run_dir: Path, resume: bool, cfg: dict[str, Any]) -> dict[st
 
 def check_resume(ckpt: dict[str, Any], cfg: dict[str, Any], path: Path) -> None:
     """Raise ConfigError naming every config difference between the checkpoint at ``path`` and
-    ``cfg`` other than the free ``training`` fields (``_RESUME_FREE``) and ``data.cache``."""
+    ``cfg`` other than the free ``training`` fields (``_RESUME_FREE``) and ``data.cache``.
+    ``decorrelation.max_edges: auto`` against a run that stored an edge count is no
+    difference: ``cfg`` takes the stored count (set in place)."""
     old = ckpt.get("config")
     if not isinstance(old, dict):
         raise ConfigError(f"{path} has no training config")
@@ -84,6 +86,10 @@ def check_resume(ckpt: dict[str, Any], cfg: dict[str, Any], path: Path) -> None:
         elif sec == "decorrelation" and isinstance(a, dict):
             # keys added later (variant, decay_*) take the defaults the old run used
             a = {**default_config()["decorrelation"], **a}
+            if b.get("max_edges") == "auto" and a.get("max_edges") != "auto":
+                # runs from before "auto" stored their edge count (the old default 4096):
+                # the resumed run keeps it, so that it continues exactly
+                b["max_edges"] = a.get("max_edges")
         if sec == "training":
             a = {k: v for k, v in (a or {}).items() if k not in _RESUME_FREE}
             b = {k: v for k, v in b.items() if k not in _RESUME_FREE}

@@ -30,9 +30,10 @@ decorrelation
   enabled (false), variant ("residual" | "post_activation" | "per_pair" | "tensor", which
   features the loss acts on, see ``gnnff.training.decorrelation``), layers ("all" or a list of
   0-based layer indices), max_edges ("auto", random edge subsample per batch: an
-  integer, null = all edges, or "auto" = 4096 for <= 32 channels and fewer for wider features
-  so that the loss's cost stays that of 4096 x 32 channels, 1024 for 64; see
-  ``gnnff.training.decorrelation.auto_max_edges``),
+  integer, null = all edges, or "auto" = 4096 (32 / C)^2 clamped to [512, 4096] for the widest
+  decorrelated layer's C channels, the Gram cost of 4096 x 32 channels: 4096 for the residual
+  stream and tensor norms, 1024 for the 64 hidden units of post_activation / per_pair; before
+  "auto" the default was 4096; see ``gnnff.training.decorrelation.auto_max_edges``),
   scheduler ("cosine" | "constant" | "adaptive" | "decay"), lambda_max (0.05),
   cosine: warmup_epochs (2.0) or warmup_steps (overrides when set), after_warmup ("hold" |
   "anneal"), anneal_epochs (null = to the end), lambda_end (0.0);
