@@ -103,7 +103,7 @@ def test_bench_config_loads_and_refuses_missing_starts(tmp_path):
 
     cfg = load_study_config(ROOT / "examples/study/bench_sio_rich.yaml")
     models = model_units(cfg)
-    assert len(models) == 8 * 8  # six trained arms, two pretrained ones, eight seeds
+    assert len(models) == 8 * 6  # six trained arms, two pretrained ones, six seeds
     assert len(md_units(cfg, models)) == len(models) * 2 * 2 * 1
     assert cfg["variants"]["al"]["control"] == "bundled_baseline"
     cfg["data"]["dir"] = str(tmp_path)
