@@ -87,6 +87,14 @@ def test_variance_components_and_power_on_synthetic_data():
     assert big > 0.95 and none < 0.15
 
 
+def test_power_cli_names_the_arms_it_has(capsys):
+    from gnnff.study.power import main
+
+    with pytest.raises(SystemExit):
+        main([str(ROOT / "docs/study/full/results.csv"), "--arms", "baseline,residual"])
+    assert "the results have the arms baseline, decorrelated" in capsys.readouterr().err
+
+
 def test_existing_study_results_give_seed_statistics():
     with open(ROOT / "docs/study/full/results.csv") as fh:
         rows = list(csv.DictReader(fh))

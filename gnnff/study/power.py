@@ -212,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rho",
         default="auto",
         help="seed-effect correlation of paired arms: a number, or 'auto' (estimated "
-        "from the study's baseline vs decorrelated arms; 0 is also reported)",
+        "from the study's two --arms; 0 is also reported)",
+    )
+    p.add_argument(
+        "--arms",
+        default="baseline,decorrelated",
+        help="the two arms whose same-seed correlation --rho auto estimates",
     )
     args = p.parse_args(argv)
     with open(Path(args.results)) as fh:
@@ -230,8 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     systems = [s for s in args.systems.split(",") if s]
     temps = [float(t) for t in args.temperatures.split(",") if t]
     if args.rho == "auto":
-        rho_est = seed_correlation(rows, "baseline", "decorrelated", systems, temps)
-        print(f"seed-effect correlation baseline vs decorrelated (same seed): {rho_est:.2f}")
+        arms = [a for a in args.arms.split(",") if a]
+        if len(arms) != 2:
+            p.error(f"--arms needs two arm names separated by a comma, got {args.arms!r}")
+        known = sorted({r["variant"] for r in rows})
+        if not set(arms) <= set(known):
+            p.error(f"--arms {args.arms}: the results have the arms {', '.join(known)}")
+        rho_est = seed_correlation(rows, arms[0], arms[1], systems, temps)
+        print(f"seed-effect correlation {arms[0]} vs {arms[1]} (same seed): {rho_est:.2f}")
         rhos = [0.0, max(rho_est, 0.0)]
     else:
         rhos = [float(args.rho)]
