@@ -57,7 +57,7 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     ]
     a0.legend(handles=handles, fontsize=7)
     if len(inv) >= 3:
-        from gnnff.study.summary import spearman
+        from gnnff.study.stats import spearman
 
         rho_inv = spearman([c for c, _ in inv], [x for _, x in inv])
         a0.set_title(f"invariant: Spearman rho = {rho_inv:.2f}")

@@ -24,6 +24,27 @@ import numpy as np
 FINISHED = ("completed", "failed")
 
 
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); nan for < 3 points."""
+    if len(x) < 3:
+        return float("nan")
+
+    def ranks(v):
+        v = np.asarray(v, dtype=float)
+        order = np.argsort(v, kind="mergesort")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        for val in np.unique(v):  # ties share their mean rank
+            idx = v == val
+            r[idx] = r[idx].mean()
+        return r
+
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
 def per_seed(rows: list[dict[str, Any]], family: str, variant: str) -> dict[int, dict[str, Any]]:
     """{seed: {"stable_times": [ps], "S": [..], "median_stable_ps", "mean_S", "runs"}} over the
     finished runs of one arm."""

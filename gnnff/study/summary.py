@@ -12,27 +12,9 @@ from typing import Any
 import numpy as np
 
 from gnnff.io_utils import atomic_write_text
+from gnnff.study.stats import spearman
 
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); nan for < 3 points."""
-    if len(x) < 3:
-        return float("nan")
-
-    def ranks(v):
-        v = np.asarray(v, dtype=float)
-        order = np.argsort(v, kind="mergesort")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=float)
-        for val in np.unique(v):  # ties share their mean rank
-            idx = v == val
-            r[idx] = r[idx].mean()
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
+__all__ = ["collect_rows", "matched_runs", "seed_comparison", "spearman", "summarize_study"]
 
 
 _FINISHED = ("completed", "failed")
