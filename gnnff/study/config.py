@@ -194,7 +194,8 @@ def _check_values(cfg: dict[str, Any]) -> None:
         if sets is not None and not isinstance(sets, dict):
             raise ValueError(f"variants.{name} must be a mapping of dotted.key: value")
         sets = sets or {}
-        _check_dotted([k for k in sets if k not in ARM_KEYS], f"variants.{name}")
+        training_keys = [k for k in sets if k not in ARM_KEYS]
+        _check_dotted(training_keys, f"variants.{name}")
         control = sets.get("control", "baseline")
         if "control" in sets and (
             not isinstance(control, str) or control not in cfg["variants"] or control == name
@@ -202,10 +203,10 @@ def _check_values(cfg: dict[str, Any]) -> None:
             others = ", ".join(v for v in cfg["variants"] if v != name)
             raise ValueError(f"variants.{name}.control {control!r} is not another arm ({others})")
         if "pretrained" in sets:
-            extra = [k for k in sets if k not in ARM_KEYS]
-            if extra:
+            if training_keys:
                 raise ValueError(
-                    f"variants.{name} is pretrained: training keys {extra} do not apply to it"
+                    f"variants.{name} is pretrained: training keys {training_keys} do not apply "
+                    "to it"
                 )
             _check_pretrained_family(sets["pretrained"], cfg["families"], f"variants.{name}")
     for key in ("families", "seeds", "eval"):

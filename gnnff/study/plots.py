@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -> None:
-    """``per_model``: dicts with family, variant, mean_S, lcorr, force_mae (meV/A)."""
+def plot_study(
+    rows: list[dict], per_model: list[dict], rho: float, out: Path, rho_inv: float | None = None
+) -> None:
+    """``per_model``: dicts with family, variant, mean_S, lcorr, feature_corr, force_mae (meV/A);
+    ``rho`` / ``rho_inv``: Spearman rho of L_corr / of the invariant feature_corr vs mean S."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,7 +45,6 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
     colours = {fam: f"C{k}" for k, fam in enumerate(sorted({m["family"] for m in per_model}))}
     variants = sorted({m["variant"] for m in per_model}, key=lambda v: (v != "baseline", v))
     markers = {v: "o^sDv<>ph*"[k % 10] for k, v in enumerate(variants)}
-    inv = [(m["feature_corr"], m["mean_S"]) for m in per_model if m.get("feature_corr") is not None]
     for m in per_model:
         style = {"color": colours[m["family"]], "marker": markers[m["variant"]], "s": 36}
         if m.get("feature_corr") is not None:
@@ -56,10 +58,7 @@ def plot_study(rows: list[dict], per_model: list[dict], rho: float, out: Path) -
         plt.Line2D([], [], color="grey", marker=mk, ls="", label=v) for v, mk in markers.items()
     ]
     a0.legend(handles=handles, fontsize=7)
-    if len(inv) >= 3:
-        from gnnff.study.stats import spearman
-
-        rho_inv = spearman([c for c, _ in inv], [x for _, x in inv])
+    if rho_inv is not None:
         a0.set_title(f"invariant: Spearman rho = {rho_inv:.2f}")
     a0.set_xlabel("feature correlation (post-activation, per pair; ID test)")
     a0.set_ylabel("mean Stability Index (one point per model)")

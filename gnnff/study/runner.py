@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from gnnff.io_utils import atomic_write_json
+from gnnff.io_utils import atomic_write, atomic_write_json
 from gnnff.study.config import ARM_KEYS
 from gnnff.study.units import MDUnit, ModelUnit, md_units, model_units
 
@@ -66,9 +66,7 @@ def train_unit(cfg: dict, unit: ModelUnit, run_dir: str) -> dict:
         return done
     if pretrained:  # not trained: the arm's model file, copied so that the run folder is whole
         run.mkdir(parents=True, exist_ok=True)
-        tmp = run / "model.pt.tmp"
-        shutil.copyfile(pretrained, tmp)
-        os.replace(tmp, run / "model.pt")
+        atomic_write(run / "model.pt", lambda p: shutil.copyfile(pretrained, p))
         info = {"pretrained": pretrained}
         atomic_write_json(run / "summary.json", info)
         return info
@@ -108,11 +106,14 @@ def _system_file(
     independent melt-quench runs, one file each) or None when it does not exist."""
     if not template:
         return None
-    name = template.replace("{T}", f"{temperature:g}")
-    if start is not None:
-        name = name.replace("{start}", str(start))
-    path = Path(cfg["data"]["dir"]) / name
+    path = Path(cfg["data"]["dir"]) / _system_name(template, temperature, start)
     return path if path.is_file() else None
+
+
+def _system_name(template: str, temperature: float, start: int | None = None) -> str:
+    """``template`` with {T} (temperature, K) and {start} (start index) filled in."""
+    name = template.replace("{T}", f"{temperature:g}")
+    return name if start is None else name.replace("{start}", str(start))
 
 
 def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
@@ -284,8 +285,7 @@ def _check_inputs(cfg: dict) -> None:
             for k in starts:
                 if _system_file(cfg, spec["starts"], float(t), k) is None:
                     at = f" start {k}" if k is not None else ""
-                    file = spec["starts"].replace("{T}", f"{float(t):g}")
-                    file = file.replace("{start}", str(k))
+                    file = _system_name(spec["starts"], float(t), k)
                     missing.append(f"{data / file} (md.systems.{name} at {float(t):g} K{at})")
     if missing:
         raise FileNotFoundError(

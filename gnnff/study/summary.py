@@ -320,7 +320,7 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
     try:
         from gnnff.study.plots import plot_matched_runs, plot_seed_arms, plot_study
 
-        plot_study(rows, per_model, rho, out / "plots")
+        plot_study(rows, per_model, rho, out / "plots", summary.get("spearman_feature_corr_vs_S"))
         plot_matched_runs(matched_runs(rows), out / "plots")
         plot_seed_arms(summary.get("seed_statistics") or [], rows, out / "plots")
     except Exception as exc:  # plots never lose the numbers

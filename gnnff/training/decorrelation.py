@@ -282,7 +282,6 @@ def variant_loss(
     ``max_edges``: an edge count, None (all edges) or "auto" (:func:`auto_max_edges` of the
     widest layer)."""
     variant_feature_kind(variant)  # validates
-    max_edges = resolve_max_edges(max_edges, features)
     if variant == "per_pair":
         if pair_ids is None:
             raise ValueError("the per_pair variant needs the edges' species-pair ids")
