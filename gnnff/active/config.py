@@ -7,6 +7,8 @@ Sections (relative paths are taken from the YAML file's folder)::
     initial_model: model.pt to start from (null: round 0 trains one from train_config)
     reference:     {preset: sio2-tersoff}  (labels through LAMMPS, as `gnnff data generate`)
                    or {calculator: "package.module:Class", kwargs: {...}}  (any ASE calculator)
+                   or {teacher: sevennet-0, threads: N}  (a foundation-model teacher, needs
+                   ``pip install "gnnff[teacher]"``; see gnnff.data.reference)
     explore:       engine (ase | lammps: the bundled NVT input on ``np`` MPI ranks, monitored by
                    ``fix gnnff/stability``), np (1), ensemble (nvt), time_ps (1.0), dt_fs (1.0),
                    check_interval (10), thermostat (langevin), workers (1: runs at once, each
@@ -43,7 +45,6 @@ Raises :class:`StabilizeConfigError` naming the key and the fix, before any work
 from __future__ import annotations
 
 import copy
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -104,58 +105,15 @@ def _number(sec: str, key: str, value: Any, lo: float, integer: bool = False) ->
     return value
 
 
-def resolve_calculator_class(spec: str):
-    """``"package.module:Class"`` -> the class; raises StabilizeConfigError unless it is an
-    importable ASE calculator class."""
-    if not isinstance(spec, str) or ":" not in spec:
-        raise StabilizeConfigError(
-            f"reference.calculator must look like 'package.module:Class' "
-            f"(e.g. 'ase.calculators.emt:EMT'), got {spec!r}"
-        )
-    mod_name, cls_name = spec.split(":", 1)
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise StabilizeConfigError(
-            f"reference.calculator: cannot import {mod_name!r} ({exc}); "
-            "install the package or fix the path"
-        ) from None
-    cls = getattr(module, cls_name, None)
-    if cls is None:
-        raise StabilizeConfigError(f"reference.calculator: {mod_name!r} has no {cls_name!r}")
-    from ase.calculators.calculator import BaseCalculator
-
-    if not (isinstance(cls, type) and issubclass(cls, BaseCalculator)):
-        raise StabilizeConfigError(
-            f"reference.calculator: {spec} is not an ASE calculator "
-            "class (a subclass of ase.calculators.calculator."
-            "BaseCalculator)"
-        )
-    return cls
-
-
 def _reference(ref: Any) -> dict[str, Any]:
-    if not isinstance(ref, dict) or (("preset" in ref) == ("calculator" in ref)):
-        raise StabilizeConfigError(
-            "reference must be {preset: NAME} (a gnnff data preset, e.g. sio2-tersoff) or "
-            "{calculator: 'package.module:Class', kwargs: {...}} (any ASE calculator)"
-        )
-    if "preset" in ref:
-        from gnnff.data.presets import PresetError, load_preset
+    """The ``reference`` section, checked by :func:`gnnff.data.reference.validate_reference`
+    (preset, ASE calculator or foundation-model teacher)."""
+    from gnnff.data.reference import ReferenceSpecError, validate_reference
 
-        try:
-            load_preset(ref["preset"])
-        except (PresetError, FileNotFoundError, ValueError) as exc:
-            raise StabilizeConfigError(f"reference.preset: {exc}") from None
-        return {"preset": ref["preset"]}
-    resolve_calculator_class(ref["calculator"])
-    kwargs = ref.get("kwargs") or {}
-    if not isinstance(kwargs, dict):
-        raise StabilizeConfigError("reference.kwargs must be a mapping of keyword arguments")
-    extra = set(ref) - {"calculator", "kwargs"}
-    if extra:
-        raise StabilizeConfigError(f"unknown reference keys {sorted(extra)}")
-    return {"calculator": ref["calculator"], "kwargs": kwargs}
+    try:
+        return validate_reference(ref)
+    except ReferenceSpecError as exc:
+        raise StabilizeConfigError(str(exc)) from None
 
 
 COMMITTEE_KEYS = ("size", "f_lo", "f_hi", "max_frames", "interval")

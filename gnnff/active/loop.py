@@ -114,7 +114,7 @@ class StabilizeLoop:
                     f"explore.runs[{k}] ({run['structure']}) holds {lacking}, which the model "
                     f"lacks (species {species}); drop the run or add training data with them"
                 )
-        self.labeller = Labeller(self.cfg["reference"])
+        self.labeller = Labeller(self.cfg["reference"])  # cache_dir set per round
         cutoff = float(self.tcfg["model"].get("cutoff", 5.0))
         self.reference = StabilityReference.from_frames(
             self.base_frames,
@@ -312,18 +312,21 @@ class StabilizeLoop:
             self._unit_done()
         labelled = rdir / "labelled.extxyz"
         if not labelled.is_file():
+            from .labelling import LabellingError
+
             t0 = time.process_time()
-            res = self.labeller.label(read_frames(selected))
+            # one file per labelled frame: an interrupted round loses at most the frame in flight
+            self.labeller.cache_dir = rdir / "label_cache"
+            try:
+                res = self.labeller.label(read_frames(selected))
+            except LabellingError as exc:
+                raise StabilizeError(f"round {rdir.name}: {exc}") from None
             self._cpu(rdir, "label", time.process_time() - t0)
             atomic_write_json(
-                rdir / "label_log.json", {"labelled": len(res.frames), "skipped": res.skipped}
+                rdir / "label_log.json",
+                {"labelled": len(res.frames), "skipped": res.skipped,
+                 "from_cache": res.from_cache},
             )
-            if not res.frames:
-                reasons = sorted({s["reason"] for s in res.skipped})
-                raise StabilizeError(
-                    f"round {rdir.name}: the reference labelled none of the "
-                    f"{len(res.skipped)} selected frames ({'; '.join(reasons)})"
-                )
             _write_frames(labelled, res.frames)
             self._unit_done()
         return len(read_frames(labelled))

@@ -37,8 +37,9 @@ def _find_manifest(path: Path) -> dict | None:
     return None
 
 
-def check_file(path: str | Path, preset: str | None = None, n_sample: int = 3,
-               seed: int = 0) -> dict:
+def check_file(
+    path: str | Path, preset: str | None = None, n_sample: int = 3, seed: int = 0
+) -> dict:
     """Validate one extxyz file: readable, labels present and finite, species consistent,
     no two atoms closer than 0.7 A, and (when the labelling potential is known from
     ``preset`` or a ``manifest.json`` beside the file) ``n_sample`` frames re-labelled by
@@ -90,6 +91,10 @@ def check_file(path: str | Path, preset: str | None = None, n_sample: int = 3,
         if d < MIN_DISTANCE:
             problems.append(f"{where}: two atoms {d:.3f} A apart (< {MIN_DISTANCE} A)")
     max_de = max_df = None
+    if preset is None and (manifest or {}).get("labels"):
+        # labelled by a teacher or calculator (manifest "labels"): the preset's potential only
+        # sampled the structures, so LAMMPS cannot reproduce these labels
+        lammps_spec = None
     if lammps_spec is not None and not problems:
         max_de, max_df = _relabel_errors(frames, lammps_spec, n_sample, seed)
         if max_de > ENERGY_TOL or max_df > FORCE_TOL:
@@ -99,16 +104,26 @@ def check_file(path: str | Path, preset: str | None = None, n_sample: int = 3,
             )
     if problems:
         raise DataCheckError("\n".join(problems))
-    return {"file": str(path), "frames": len(frames), "min_distance": min_d,
-            "relabel_max_energy_err": max_de, "relabel_max_force_err": max_df}
+    return {
+        "file": str(path),
+        "frames": len(frames),
+        "min_distance": min_d,
+        "relabel_max_energy_err": max_de,
+        "relabel_max_force_err": max_df,
+    }
 
 
 def _relabel_errors(frames, lammps_spec: dict, n_sample: int, seed: int) -> tuple[float, float]:
     from gnnff.data.reference_md import ReferenceMD
 
     rng = np.random.default_rng(seed)
-    picks = sorted(set([0] + list(rng.choice(len(frames), min(n_sample, len(frames)) - 1,
-                                             replace=False)))) if n_sample > 1 else [0]
+    picks = (
+        sorted(
+            set([0] + list(rng.choice(len(frames), min(n_sample, len(frames)) - 1, replace=False)))
+        )
+        if n_sample > 1
+        else [0]
+    )
     max_de = max_df = 0.0
     for i in picks:
         atoms = frames[i]

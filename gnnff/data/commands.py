@@ -17,6 +17,15 @@ def register(subparsers) -> None:
     g.add_argument("--quick", action="store_true", help="small, fast version (tests, demo)")
     g.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     g.add_argument("--no-check", action="store_true", help="skip validation of the output")
+    g.add_argument(
+        "--label-cache",
+        default=None,
+        help="folder of per-frame labels of a preset with a `labels` reference (teacher); "
+        "rerunning the same command reuses it (default: .<out name>.label-cache beside --out)",
+    )
+    g.add_argument(
+        "--threads", type=int, default=None, help="torch threads of a teacher (default: torch's)"
+    )
     g.set_defaults(func=_generate)
 
     c = sub.add_parser("check", help="validate labelled extxyz files")
@@ -35,10 +44,20 @@ def _generate(args: argparse.Namespace) -> int:
     from gnnff.data.generate import generate_dataset
 
     t0 = time.perf_counter()
-    manifest = generate_dataset(args.preset, args.out, seed=args.seed, quick=args.quick,
-                                overwrite=args.overwrite, check=not args.no_check)
-    print(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s (preset {manifest['preset']}, "
-          f"seed {manifest['seed']}{', quick' if manifest['quick'] else ''})")
+    manifest = generate_dataset(
+        args.preset,
+        args.out,
+        seed=args.seed,
+        quick=args.quick,
+        overwrite=args.overwrite,
+        check=not args.no_check,
+        label_cache=args.label_cache,
+        threads=args.threads,
+    )
+    print(
+        f"wrote {args.out} in {time.perf_counter() - t0:.1f} s (preset {manifest['preset']}, "
+        f"seed {manifest['seed']}{', quick' if manifest['quick'] else ''})"
+    )
     for name, n in manifest["frames"].items():
         print(f"  {name:36s} {n:5d} frames")
     return 0
@@ -48,8 +67,9 @@ def _check(args: argparse.Namespace) -> int:
     from gnnff.data.check import DataCheckError, check_file
 
     if args.samples < 0:
-        raise ValueError(f"--samples must be >= 0 (frames re-labelled by LAMMPS), got "
-                         f"{args.samples}")
+        raise ValueError(
+            f"--samples must be >= 0 (frames re-labelled by LAMMPS), got {args.samples}"
+        )
     status = 0
     for f in args.files:
         try:

@@ -15,15 +15,44 @@ from ..io_utils import load_yaml
 PRESET_DIR = Path(__file__).parent / "presets"
 
 _TOP_KEYS = {
-    "name", "description", "lammps", "timestep_fs", "thermostat_damp_fs", "frame_spacing_fs",
-    "equilibration_fs", "min_distance", "melt", "id_split", "systems", "reference_md", "quick",
+    "name",
+    "description",
+    "lammps",
+    "timestep_fs",
+    "thermostat_damp_fs",
+    "frame_spacing_fs",
+    "equilibration_fs",
+    "min_distance",
+    "melt",
+    "id_split",
+    "systems",
+    "reference_md",
+    "quick",
+    "labels",
 }
 _SYSTEM_KEYS = {
-    "name", "kind", "composition", "n_atoms", "density", "density_factors", "temperatures",
-    "frames", "split", "crystal", "repeat",
+    "name",
+    "kind",
+    "composition",
+    "n_atoms",
+    "density",
+    "density_factors",
+    "temperatures",
+    "frames",
+    "split",
+    "crystal",
+    "repeat",
+    "sampler",
+    "rattle",
 }
+SAMPLERS = ("md", "rattle")
 _QUICK_KEYS = {
-    "frames", "density_factors", "temperatures", "n_atoms", "equilibration_fs", "melt",
+    "frames",
+    "density_factors",
+    "temperatures",
+    "n_atoms",
+    "equilibration_fs",
+    "melt",
     "reference_md",
 }
 
@@ -45,6 +74,28 @@ def _check_keys(d: dict, allowed: set[str], where: str) -> None:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise PresetError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _check_sampler(sysd: dict, where: str) -> None:
+    """``sampler: md`` (reference MD, default) or ``rattle`` (crystals only: thermal
+    displacements and strains of the ideal cell, no MD; needs ``rattle.sigma_300K``)."""
+    sampler = sysd.get("sampler", "md")
+    name = sysd.get("name", "?")
+    if sampler not in SAMPLERS:
+        raise PresetError(
+            f"{where}: system {name}: sampler {sampler!r} is not available; choose one of "
+            f"{', '.join(SAMPLERS)}"
+        )
+    if sampler != "rattle":
+        return
+    if sysd.get("kind") != "crystal":
+        raise PresetError(f"{where}: system {name}: sampler rattle needs kind: crystal")
+    sigma = (sysd.get("rattle") or {}).get("sigma_300K")
+    if not isinstance(sigma, dict) or set(sigma) != set(sysd["crystal"]["symbols"]):
+        raise PresetError(
+            f"{where}: system {name}: rattle.sigma_300K must give the RMS displacement (A) at "
+            f"300 K of each element of the crystal, {sysd['crystal']['symbols']}"
+        )
 
 
 def load_preset(name_or_path: str, quick: bool = False) -> dict[str, Any]:
@@ -73,8 +124,12 @@ def load_preset(name_or_path: str, quick: bool = False) -> dict[str, Any]:
         _check_keys(sysd, _SYSTEM_KEYS, f"{path}: system {sysd.get('name', '?')}")
         if sysd.get("kind") not in ("amorphous", "crystal"):
             raise PresetError(f"{path}: system {sysd.get('name')}: kind must be amorphous|crystal")
-        syms = sysd.get("composition", {}) if sysd["kind"] == "amorphous" else {
-            s: 1 for s in sysd["crystal"]["symbols"]}
+        _check_sampler(sysd, str(path))
+        syms = (
+            sysd.get("composition", {})
+            if sysd["kind"] == "amorphous"
+            else {s: 1 for s in sysd["crystal"]["symbols"]}
+        )
         missing = set(syms) - set(elements)
         if missing:
             raise PresetError(

