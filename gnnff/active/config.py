@@ -131,7 +131,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
             if not isinstance(schema, dict):
                 raise StabilizeConfigError(f"--set {text!r}: {where[:-1]} is not a section")
             if part not in schema:
-                raise StabilizeConfigError(f"--set {text!r}: " + str(_unknown(where, [part], schema)))
+                raise StabilizeConfigError(
+                    f"--set {text!r}: " + str(_unknown(where, [part], schema))
+                )
             schema = schema[part]
             if where + part == "select.committee":
                 schema = dict.fromkeys(COMMITTEE_KEYS)
