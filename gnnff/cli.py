@@ -12,6 +12,7 @@ import copy
 import importlib
 import os
 import sys
+from typing import Any
 
 # room modules that provide ``register(subparsers)``; a room missing from an install is skipped
 _ROOMS = (
@@ -54,7 +55,7 @@ class GnnffArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose help shows defaults (:class:`DefaultsHelpFormatter`); nested
     subcommands inherit it."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
