@@ -8,9 +8,11 @@ one line; ``gnnff -T ...`` shows the full traceback instead.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import os
 import sys
+from typing import Any
 
 # room modules that provide ``register(subparsers)``; a room missing from an install is skipped
 _ROOMS = (
@@ -27,10 +29,41 @@ _ROOMS = (
 )
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default ("(default: 300.0)"), unless the help text
+    already names the default, the default is None / empty, or the option is a flag."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        shown = action.default
+        hidden = (
+            action.help == argparse.SUPPRESS
+            or shown is None
+            or shown == argparse.SUPPRESS
+            or isinstance(shown, bool)
+            or shown == []
+            or not (action.option_strings or action.nargs in ("?", "*"))
+            or "default" in (action.help or "").lower()
+        )
+        if not hidden:
+            action = copy.copy(action)
+            note = "(default: %(default)s)"
+            action.help = f"{action.help} {note}" if action.help else note
+        return super()._format_action(action)
+
+
+class GnnffArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose help shows defaults (:class:`DefaultsHelpFormatter`); nested
+    subcommands inherit it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import gnnff
 
-    parser = argparse.ArgumentParser(
+    parser = GnnffArgumentParser(
         prog="gnnff", description="Stable GNN force fields: train, export, run MD, measure."
     )
     parser.add_argument("--version", action="version", version=f"gnnff {gnnff.__version__}")

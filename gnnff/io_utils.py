@@ -1,4 +1,5 @@
-"""Small I/O helpers shared by every room: atomic writes and hashing."""
+"""Small I/O helpers shared by every room: atomic writes, hashing, YAML, and the one rule for
+relative paths (:func:`resolve_path`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,46 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+@dataclass(frozen=True)
+class ResolvedPath:
+    """A path as the user gave it, made absolute, with the rule that was applied (so an error
+    can say why a relative path points where it does)."""
+
+    given: str
+    path: Path
+    rule: str
+    """``"absolute"``, ``"relative to the working directory DIR"`` or ``"relative to the
+    config file's folder DIR"``."""
+
+    def describe(self, key: str) -> str:
+        """``"KEY: GIVEN (RULE)"``, adding the absolute path when the rule does not show it."""
+        where = "" if self.rule == "absolute" else f" -> {self.path}"
+        return f"{key}: {self.given} ({self.rule}{where})"
+
+    def missing(self, key: str, fix: str) -> str:
+        """The message for a path that does not exist: what was given, where it was looked
+        for and why, and ``fix``."""
+        return f"{self.describe(key)} does not exist; {fix}"
+
+
+def resolve_path(
+    value: str | os.PathLike[str], config_dir: str | os.PathLike[str] | None = None
+) -> ResolvedPath:
+    """Make ``value`` absolute by gnnff's one rule for relative paths: a path written inside a
+    config file is relative to that file's folder (``config_dir``); a path typed on the command
+    line (a flag, ``--set section.key=PATH``) is relative to the current working directory
+    (``config_dir`` None). ``~`` is expanded. The path need not exist."""
+    given = os.fspath(value)
+    p = Path(given).expanduser()
+    if p.is_absolute():
+        return ResolvedPath(given, p, "absolute")
+    if config_dir is None:
+        base, rule = Path.cwd(), "relative to the working directory"
+    else:
+        base, rule = Path(config_dir).resolve(), "relative to the config file's folder"
+    return ResolvedPath(given, (base / p).resolve(), f"{rule} {base}")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -68,7 +68,7 @@ def test_committee_config_errors(quick_data, tmp_path):
         load(cfg({"size": 2, "f_lo": 0.1, "f_hi": 0.3}, engine="lammps"))
     with pytest.raises(StabilizeConfigError, match=r"needs \['f_hi'\]"):
         load(cfg({"size": 2, "f_lo": 0.1}))
-    with pytest.raises(StabilizeConfigError, match="unknown keys select.committee"):
+    with pytest.raises(StabilizeConfigError, match="unknown key select.committee.sigma"):
         load(cfg({"size": 2, "f_lo": 0.1, "f_hi": 0.3, "sigma": 1}))
 
 

@@ -14,6 +14,8 @@ The isolated-atom energy of a Tersoff potential is 0 eV for every element.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -21,6 +23,7 @@ from ase import Atoms
 
 from gnnff.data.presets import load_preset
 from gnnff.data.reference_md import ReferenceMD
+from gnnff.io_utils import read_frames
 
 ap = argparse.ArgumentParser()
 ap.add_argument("inp")
@@ -34,8 +37,16 @@ ap.add_argument(
 ap.add_argument("--radius", type=float, default=4.5, help="cluster radius (A)")
 ap.add_argument("--preset", default="sio2-tersoff", help="reference potential (gnnff preset)")
 args = ap.parse_args()
-
-frames = ase.io.read(args.inp, index=":")
+if args.clusters < 0:
+    ap.error(f"--clusters must be >= 0, got {args.clusters}")
+out_path = Path(args.out)
+if out_path.is_dir():
+    ap.error(f"OUT {out_path} is a folder; give a file name such as {out_path / 'train.extxyz'}")
+try:
+    frames = read_frames(args.inp)  # a missing or unreadable file: one line naming the fix
+    preset = load_preset(args.preset)
+except (OSError, ValueError) as exc:
+    sys.exit(f"to_ref_keys.py: error: {exc}")
 out, clusters = [], []
 for atoms in frames:
     a = Atoms(
@@ -51,7 +62,6 @@ for atoms in frames:
 # clusters: atoms within --radius of a frame's centre (minimum image), in a box with more
 # vacuum than the cutoff, labelled by the reference potential through LAMMPS, written
 # non-periodic (energies and forces only)
-preset = load_preset(args.preset)
 for k, a in enumerate(out[: args.clusters]):
     centre = a.cell.array.sum(axis=0) / 2
     d = a.positions - centre
@@ -78,7 +88,8 @@ for s in symbols:
     iso.arrays["REF_forces"] = np.zeros((1, 3))
     iso.info["config_type"] = "IsolatedAtom"
     out.append(iso)
-ase.io.write(args.out, out, format="extxyz")
+out_path.parent.mkdir(parents=True, exist_ok=True)  # e.g. data/own/ on the first run
+ase.io.write(out_path, out, format="extxyz")
 print(
     f"wrote {args.out}: {len(frames)} frames with REF_* keys, {len(clusters)} clusters "
     f"without stress, isolated atoms {symbols}"

@@ -19,6 +19,16 @@ def register(subparsers) -> None:
     p.add_argument("config", help="stabilize config (YAML)")
     p.add_argument("--out", required=True, help="loop folder")
     p.add_argument("--resume", action="store_true", help="continue the loop in --out")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (YAML value), e.g. --set max_rounds=2 or --set "
+        "explore.time_ps=0.5; repeatable. Paths given here are relative to the working "
+        "directory (those in the YAML: to its folder)",
+    )
     p.set_defaults(func=_stabilize)
 
 
@@ -27,7 +37,7 @@ def _stabilize(args: argparse.Namespace) -> int:
     from .loop import StabilizeError, StabilizeLoop
 
     try:
-        loop = StabilizeLoop(load(args.config), args.out, resume=args.resume)
+        loop = StabilizeLoop(load(args.config, args.overrides), args.out, resume=args.resume)
         summary = loop.run()
     except (StabilizeConfigError, StabilizeError) as exc:
         print(f"gnnff stabilize: error: {exc}", file=sys.stderr)

@@ -1,6 +1,12 @@
 """The ``gnnff stabilize`` configuration (YAML): schema, defaults and validation.
 
-Sections (relative paths are taken from the YAML file's folder)::
+Relative paths follow gnnff's one rule (:func:`gnnff.io_utils.resolve_path`): in the YAML file
+they are relative to its folder; given with ``gnnff stabilize --set KEY=VALUE`` (e.g.
+``--set train_config=runs/x.yaml``) they are relative to the working directory. ``--set`` takes
+top-level keys (``max_rounds=2``) and dotted ones (``explore.time_ps=0.5``,
+``select.committee.size=3``); an unknown key is refused with a "did you mean" hint.
+
+Sections::
 
     train_config: training YAML (``gnnff train`` schema): its data.train/valid are the base
                   set, its model/loss/optim/training sections are used for every retraining
@@ -45,10 +51,11 @@ Raises :class:`StabilizeConfigError` naming the key and the fix, before any work
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any
 
-from gnnff.io_utils import load_yaml
+from gnnff.io_utils import load_yaml, resolve_path, yaml_value
 
 ENGINES = ("ase", "lammps")
 ENSEMBLES = ("nvt", "nve")
@@ -85,16 +92,61 @@ class StabilizeConfigError(ValueError):
     """A stabilize config that cannot be used; the message names the key and the fix."""
 
 
-def _path(value: Any, key: str, base: Path) -> str:
+def _did_you_mean(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown(where: str, bad: Any, valid: Any) -> StabilizeConfigError:
+    bad = sorted(bad)
+    return StabilizeConfigError(
+        f"unknown key {where}{bad[0]}{_did_you_mean(bad[0], valid)} (valid: {', '.join(valid)})"
+    )
+
+
+def _path(value: Any, key: str, base: Path | None) -> str:
+    """``value`` as an absolute file path; ``base`` the config file's folder (None: the value
+    came from the command line and is relative to the working directory)."""
     if not isinstance(value, str) or not value:
         raise StabilizeConfigError(f"{key} must be a file path, got {value!r}")
-    p = Path(value).expanduser()
-    p = p if p.is_absolute() else base / p
-    if not p.is_file():
-        raise StabilizeConfigError(
-            f"{key}: file not found: {p} (paths are relative to the config file)"
-        )
-    return str(p.resolve())
+    r = resolve_path(value, base)
+    if not r.path.is_file():
+        raise StabilizeConfigError(r.missing(key, "fix the path or create the file"))
+    return str(r.path)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` overrides (VALUE parsed as YAML) applied to a raw config; each key
+    is checked against the schema first (StabilizeConfigError with a "did you mean")."""
+    raw = copy.deepcopy(raw)
+    for text in overrides or []:
+        key, sep, value = text.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise StabilizeConfigError(
+                f"--set expects KEY=VALUE (e.g. max_rounds=2 or explore.time_ps=0.5), got {text!r}"
+            )
+        schema: Any = DEFAULTS
+        for depth, part in enumerate(parts):
+            where = ".".join(parts[:depth]) + ("." if depth else "")
+            if not isinstance(schema, dict):
+                raise StabilizeConfigError(f"--set {text!r}: {where[:-1]} is not a section")
+            if part not in schema:
+                raise StabilizeConfigError(
+                    f"--set {text!r}: " + str(_unknown(where, [part], schema))
+                )
+            schema = schema[part]
+            if where + part == "select.committee":
+                schema = dict.fromkeys(COMMITTEE_KEYS)
+        node = raw
+        for part in parts[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise StabilizeConfigError(f"--set {text!r}: {part!r} is not a mapping")
+        node[parts[-1]] = yaml_value(value)
+    return raw
 
 
 def _number(sec: str, key: str, value: Any, lo: float, integer: bool = False) -> Any:
@@ -130,9 +182,7 @@ def _committee(com: Any, ex: dict[str, Any]) -> dict[str, Any] | None:
         )
     bad = set(com) - set(COMMITTEE_KEYS)
     if bad:
-        raise StabilizeConfigError(
-            f"unknown keys {sec}.{sorted(bad)} (valid: {', '.join(COMMITTEE_KEYS)})"
-        )
+        raise _unknown(f"{sec}.", bad, COMMITTEE_KEYS)
     missing = [k for k in ("size", "f_lo", "f_hi") if k not in com]
     if missing:
         raise StabilizeConfigError(
@@ -163,28 +213,42 @@ def _committee(com: Any, ex: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Fill defaults, check every field, resolve paths; returns a new dict."""
+def validate(
+    raw: dict[str, Any],
+    base: Path | None,
+    cli_keys: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Fill defaults, check every field, resolve paths; returns a new dict.
+
+    ``base``: the config file's folder (None: relative paths are relative to the working
+    directory); ``cli_keys``: dotted keys given with ``--set``, whose paths are relative to the
+    working directory."""
     if not isinstance(raw, dict):
         raise StabilizeConfigError("the stabilize config must be a YAML mapping")
+
+    def base_for(key: str) -> Path | None:  # --set explore={...} covers explore.runs too
+        parts = key.split(".")
+        given = any(".".join(parts[: n + 1]) in cli_keys for n in range(len(parts)))
+        return None if given else base
+
     cfg = copy.deepcopy(DEFAULTS)
     for key, value in raw.items():
         if key not in DEFAULTS:
-            raise StabilizeConfigError(f"unknown key {key!r} (valid: {', '.join(DEFAULTS)})")
+            raise _unknown("", [key], DEFAULTS)
         if isinstance(DEFAULTS[key], dict):
             if not isinstance(value, dict):
                 raise StabilizeConfigError(f"{key} must be a mapping")
             bad = set(value) - set(DEFAULTS[key])
             if bad:
-                raise StabilizeConfigError(
-                    f"unknown keys {key}.{sorted(bad)} (valid: {', '.join(DEFAULTS[key])})"
-                )
+                raise _unknown(f"{key}.", bad, DEFAULTS[key])
             cfg[key].update(copy.deepcopy(value))
         else:
             cfg[key] = copy.deepcopy(value)
-    cfg["train_config"] = _path(cfg["train_config"], "train_config", base)
+    cfg["train_config"] = _path(cfg["train_config"], "train_config", base_for("train_config"))
     if cfg["initial_model"] is not None:
-        cfg["initial_model"] = _path(cfg["initial_model"], "initial_model", base)
+        cfg["initial_model"] = _path(
+            cfg["initial_model"], "initial_model", base_for("initial_model")
+        )
     cfg["reference"] = _reference(cfg["reference"])
     ex = cfg["explore"]
     if ex["engine"] not in ENGINES:
@@ -217,7 +281,9 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             raise StabilizeConfigError(f"explore.runs[{k}]: unknown keys {sorted(bad)}")
         runs.append(
             {
-                "structure": _path(run["structure"], f"explore.runs[{k}].structure", base),
+                "structure": _path(
+                    run["structure"], f"explore.runs[{k}].structure", base_for("explore.runs")
+                ),
                 "index": _number(
                     "explore.runs", "index", run.get("index", 0), -(10**9), integer=True
                 ),
@@ -244,8 +310,9 @@ def validate(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     return cfg
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """Read and validate a stabilize YAML file."""
+def load(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a stabilize YAML file, apply ``--set`` overrides (:func:`apply_overrides`),
+    validate."""
     path = Path(path)
     if not path.is_file():
         raise StabilizeConfigError(f"config file not found: {path}")
@@ -253,4 +320,6 @@ def load(path: str | Path) -> dict[str, Any]:
         raw = load_yaml(path) or {}
     except ValueError as exc:
         raise StabilizeConfigError(str(exc)) from None
-    return validate(raw, path.parent)
+    raw = apply_overrides(raw, overrides)
+    cli_keys = {text.partition("=")[0].strip() for text in overrides or []}
+    return validate(raw, path.parent, cli_keys)

@@ -324,8 +324,7 @@ class StabilizeLoop:
             self._cpu(rdir, "label", time.process_time() - t0)
             atomic_write_json(
                 rdir / "label_log.json",
-                {"labelled": len(res.frames), "skipped": res.skipped,
-                 "from_cache": res.from_cache},
+                {"labelled": len(res.frames), "skipped": res.skipped, "from_cache": res.from_cache},
             )
             _write_frames(labelled, res.frames)
             self._unit_done()

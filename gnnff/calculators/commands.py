@@ -11,10 +11,15 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help="model file, or the name of a bundled model")
     p.add_argument("--structure", required=True, help="any ASE-readable structure file")
     p.add_argument("--index", type=int, default=0, help="frame of the structure file")
-    p.add_argument("--ensemble", choices=["nve", "nvt"], default="nvt")
-    p.add_argument("--temperature", type=float, default=300.0, help="K")
-    p.add_argument("--time-ps", type=float, required=True)
-    p.add_argument("--dt-fs", type=float, default=1.0)
+    p.add_argument("--ensemble", choices=["nve", "nvt"], default="nvt", help="MD ensemble")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=300.0,
+        help="K: the initial velocities' temperature and, for nvt, the thermostat's target",
+    )
+    p.add_argument("--time-ps", type=float, required=True, help="run length (ps)")
+    p.add_argument("--dt-fs", type=float, default=1.0, help="time step (fs)")
     p.add_argument(
         "--thermostat",
         choices=["langevin", "bussi", "nose-hoover"],
@@ -24,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--tau-fs", type=float, default=None, help="thermostat time constant, fs (default 100)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of velocities and thermostat noise")
     p.add_argument("--traj-interval", type=int, default=10, help="steps between frames")
     p.add_argument(
         "--failure-frames",
@@ -43,8 +48,13 @@ def register(subparsers) -> None:
         "distances stored in the model file), 'none', or a JSON from "
         "`gnnff stability reference` / frames readable by ASE",
     )
-    p.add_argument("--dtype", choices=["float32", "float64"], default=None)
-    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default=None,
+        help="model precision (default: the precision the model file was exported in)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument(
         "--overwrite", action="store_true", help="replace the files of an earlier run in --out"
@@ -59,7 +69,7 @@ def register(subparsers) -> None:
     d.add_argument("--model", required=True, help="model file, or the name of a bundled model")
     d.add_argument("--r-min", type=float, default=0.5, help="A (default 0.5)")
     d.add_argument("--r-max", type=float, default=None, help="A (default: the model's cutoff)")
-    d.add_argument("--points", type=int, default=91)
+    d.add_argument("--points", type=int, default=91, help="distances between --r-min and --r-max")
     d.add_argument("--out", required=True, help="folder for dimer.json and dimer.png")
     d.set_defaults(func=_dimer)
 

@@ -212,12 +212,11 @@ def read_structure(path: str | Path, index: int = 0) -> Atoms:
 
 
 def format_report_line(report: dict) -> str:
-    failed = report.get("failed_criterion")
-    return (
-        f"stable {report['stable_time_ps']:.3f} ps of {report.get('t_run_ps', 0):.3f} ps, "
-        f"S = {report['stability_index']:.3f}"
-        + (f", ended by {failed} at step {report.get('failed_step')}" if failed else "")
-    )
+    """The report's one-line verdict (:func:`gnnff.stability.verdict.format_verdict`, shared
+    with ``gnnff lammps run``)."""
+    from gnnff.stability.verdict import format_verdict
+
+    return format_verdict(report)
 
 
 def report_json(report: dict) -> str:

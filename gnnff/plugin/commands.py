@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -44,6 +45,11 @@ def register(subparsers) -> None:
     )
     r.add_argument("--temperature", type=float, help="thermostat target in K (override)")
     r.add_argument("--out", required=True, help="run folder for report.json/png and the log")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print run.json (status, ranks, S, ...) instead of the one-line verdict",
+    )
     r.set_defaults(func=cmd_run)
 
 
@@ -73,5 +79,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         stability=args.stability, reference=args.reference, ensemble=args.ensemble,
         temperature=args.temperature,
     )  # fmt: skip
-    print(json.dumps(info, indent=2))
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(run_verdict(info, Path(args.out)))
     return 0 if info.get("status") != "lammps-error" else 3
+
+
+def run_verdict(info: dict, out: Path) -> str:
+    """What ``gnnff lammps run`` prints: the report's verdict line (the formatter ``gnnff md``
+    uses), or the run's status and error when no report was written, then where the files
+    are."""
+    from gnnff.stability.verdict import format_verdict
+
+    report_path = out / "report.json"
+    if info.get("stability_index") is not None and report_path.is_file():
+        line = format_verdict(json.loads(report_path.read_text()))
+    else:
+        line = f"{info.get('status', '?')}: {info.get('error', 'no stability report')}"
+    if info.get("status") == "lammps-error":
+        line += " (LAMMPS stopped with an error; see log.lammps)"
+    names = ("report.json", "report.png", "failing.extxyz", "run.json", "log.lammps")
+    return f"{line}\n{', '.join(n for n in names if (out / n).is_file())} in {out}"

@@ -49,6 +49,7 @@ _EXPORTS = {
     "StabilityReference": "reference",
     "Snapshot": "snapshot",
     "StabilityTracker": "tracker",
+    "format_verdict": "verdict",
 }
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "Temperature",
     "criterion_class",
     "default_criteria",
+    "format_verdict",
     "load_reports",
     "run_monitored",
     "summarize_runs",
@@ -92,3 +94,4 @@ if TYPE_CHECKING:  # static view for type checkers and IDEs
     from gnnff.stability.reference import StabilityReference
     from gnnff.stability.snapshot import Snapshot
     from gnnff.stability.tracker import StabilityTracker
+    from gnnff.stability.verdict import format_verdict

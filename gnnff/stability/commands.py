@@ -94,6 +94,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from gnnff.stability.reference import StabilityReference
     from gnnff.stability.snapshot import Snapshot
     from gnnff.stability.tracker import StabilityTracker
+    from gnnff.stability.verdict import format_verdict
 
     try:
         if args.dt_fs is not None and not args.dt_fs > 0:
@@ -120,13 +121,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for atoms, (step, t) in zip(frames, times, strict=True):
         tracker.update(Snapshot.from_atoms(atoms, step, t))
     rep = tracker.write(args.out)
-    msg = (
-        f"{rep['status']}: tau = {rep['stable_time_ps']:.4g} ps of {rep['t_run_ps']:.4g} ps, "
-        f"S = {rep['stability_index']:.3f}"
-    )
-    if rep["failed_criterion"]:
-        msg += f" (first failure: {rep['failed_criterion']} at step {rep['failed_step']})"
-    print(msg)
+    print(format_verdict(rep))
     print(f"wrote {Path(args.out) / 'report.json'} and report.png")
     return 0
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .verdict import format_verdict
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _arr(values: Iterable[float | None]) -> np.ndarray:
@@ -17,27 +22,47 @@ def _crit(report: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((c for c in report.get("criteria", []) if c["name"] == name), None)
 
 
-def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Draw the report's panels (T, E_tot drift per atom, per-pair minimum distances, max force,
-    RDF error, final g(r)) into a PNG at ``path``."""
+def report_panels(report: dict[str, Any]) -> list[str]:
+    """The panels ``report.png`` draws, top to bottom: ``temperature``; ``energy_drift`` for
+    NVE runs only (energy is not conserved under a thermostat or barostat);
+    ``min_distance``; ``max_force``; ``rdf_error`` when the run has an RDF error value (a run
+    shorter than the RDF window has none); ``g_r`` when the report holds a g(r)."""
+    s = report["series"]
+    names = ["temperature"]
+    if str(report.get("ensemble", "nve")).lower() == "nve":  # old reports: keep the panel
+        names.append("energy_drift")
+    names += ["min_distance", "max_force"]
+    if np.any(np.isfinite(_arr(s.get("rdf_error", [])))):
+        names.append("rdf_error")
+    rdf = report.get("rdf") or {}
+    if rdf.get("g_ref") is not None or rdf.get("g_last_window") is not None:
+        names.append("g_r")
+    return names
+
+
+def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> Figure:
+    """Draw the report's panels (:func:`report_panels`: T, E_tot drift per atom, per-pair
+    minimum distances, max force, RDF error, final g(r)) into a PNG at ``path``, titled with
+    the report's verdict line; returns the figure (each axes labelled with its panel name)."""
     # a bare Figure (no pyplot) leaves the user's backend and global state alone
     from matplotlib.figure import Figure
 
     s = report["series"]
     t = _arr(s["time_ps"])
-    rdf = report.get("rdf") or {}
-    has_g = rdf.get("g_ref") is not None or rdf.get("g_last_window") is not None
-    n_panels = 6 if has_g else 5
-    fig = Figure(figsize=(7.5, 2.0 * n_panels))
-    axes = fig.subplots(n_panels, 1, squeeze=False)
-    axes = axes[:, 0]
+    names = report_panels(report)
+    fig = Figure(figsize=(7.5, 2.0 * len(names)))
+    axes = dict(zip(names, fig.subplots(len(names), 1, squeeze=False)[:, 0], strict=True))
     tau = report.get("failed_time_ps")
-
-    def mark(ax: Any) -> None:
+    for name, ax in axes.items():
+        ax.set_label(name)
+        if name == "g_r":
+            continue
         if tau is not None:
             ax.axvline(tau, color="red", lw=1.2, ls="--", label="first failure")
+        if name != "temperature":
+            ax.sharex(axes["temperature"])
 
-    ax = axes[0]
+    ax = axes["temperature"]
     ax.plot(t, _arr(s["temperature"]), color="tab:orange", lw=1)
     c = _crit(report, "temperature")
     if c and c.get("t_max") is not None:
@@ -45,19 +70,18 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
     if c and c.get("t_min") is not None:
         ax.axhline(c["t_min"], color="k", ls=":", lw=1)
     ax.set_ylabel("T (K)")
-    mark(ax)
 
-    ax = axes[1]
-    ax.plot(t, _arr(s["energy_drift_per_atom"]), color="tab:blue", lw=1)
-    c = _crit(report, "energy_conservation")
-    if c and c.get("applicable"):
-        lim = c["max_drift_per_atom"]
-        ax.axhline(lim, color="k", ls=":", lw=1)
-        ax.axhline(-lim, color="k", ls=":", lw=1)
-    ax.set_ylabel("dE_tot/N (eV)")
-    mark(ax)
+    if "energy_drift" in axes:
+        ax = axes["energy_drift"]
+        ax.plot(t, _arr(s["energy_drift_per_atom"]), color="tab:blue", lw=1)
+        c = _crit(report, "energy_conservation")
+        if c and c.get("applicable"):
+            lim = c["max_drift_per_atom"]
+            ax.axhline(lim, color="k", ls=":", lw=1)
+            ax.axhline(-lim, color="k", ls=":", lw=1)
+        ax.set_ylabel("dE_tot/N (eV)")
 
-    ax = axes[2]
+    ax = axes["min_distance"]
     c = _crit(report, "close_contact") or {}
     thresholds = c.get("pair_min_distance", {})
     for k, (pair, values) in enumerate(sorted(s["min_distance"].items())):
@@ -70,29 +94,27 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
     ax.set_ylabel("min dist (A)")
     if s["min_distance"]:
         ax.legend(fontsize=7, ncol=4, loc="best")
-    mark(ax)
 
-    ax = axes[3]
+    ax = axes["max_force"]
     f = _arr(s["max_force"])
     ax.plot(t, f, color="tab:green", lw=1)
     if np.any(np.isfinite(f) & (f > 0)):
         ax.set_yscale("log")
     ax.set_ylabel("max |F| (eV/A)")
-    mark(ax)
 
-    ax = axes[4]
-    ax.plot(t, _arr(s["rdf_error"]), color="tab:purple", lw=1, marker=".", ms=2)
-    c = _crit(report, "rdf")
-    if c:
-        ax.axhline(c["max_error"], color="k", ls=":", lw=1)
-    ax.set_ylabel("RDF error (A)")
-    ax.set_xlabel("time (ps)")
-    mark(ax)
-    for a in axes[1:5]:
-        a.sharex(axes[0])
+    if "rdf_error" in axes:
+        ax = axes["rdf_error"]
+        ax.plot(t, _arr(s["rdf_error"]), color="tab:purple", lw=1, marker=".", ms=2)
+        c = _crit(report, "rdf")
+        if c:
+            ax.axhline(c["max_error"], color="k", ls=":", lw=1)
+        ax.set_ylabel("RDF error (A)")
+    time_axes = [a for n, a in axes.items() if n != "g_r"]
+    time_axes[-1].set_xlabel("time (ps)")
 
-    if has_g:
-        ax = axes[5]
+    if "g_r" in axes:
+        ax = axes["g_r"]
+        rdf = report["rdf"]
         r = _arr(rdf["r"])
         if rdf.get("g_ref") is not None:
             ax.plot(r, _arr(rdf["g_ref"]), color="k", lw=1, label="reference")
@@ -102,13 +124,7 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
         ax.set_ylabel("g(r)")
         ax.legend(fontsize=7)
 
-    status = report.get("status", "?")
-    title = (
-        f"{status}: tau = {report.get('stable_time_ps', 0):.4g} ps, "
-        f"S = {report.get('stability_index', 0):.3f}"
-    )
-    if report.get("failed_criterion"):
-        title += f" ({report['failed_criterion']} at step {report.get('failed_step')})"
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(format_verdict(report), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=90)
+    return fig

@@ -2,7 +2,7 @@
 existing study's per-run results (this project's recipe).
 
     python -m gnnff.study.power docs/study/full/results.csv [--systems SiO1.10,SiO1.55]
-        [--temperatures 1000] [--t-run 2.0] [--starts 2] [--state-points 4]
+        [--temperatures 1000] [--t-run 2.0] [--runs-per-seed 8]
 
 Model (log stable time, fitted to the finished runs of the chosen systems/temperatures):
 log T = mu_cell + u_seed + e_run, u_seed ~ N(0, sigma_seed^2) (a trained model's own

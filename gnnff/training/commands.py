@@ -33,7 +33,9 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override a config field (YAML value), e.g. --set training.epochs=5; repeatable",
+        help="override a config field (YAML value), e.g. --set training.epochs=5; repeatable. "
+        "Paths given here are relative to the working directory (those in the YAML: to its "
+        "folder)",
     )
     p.set_defaults(func=_train)
 

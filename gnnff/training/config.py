@@ -1,8 +1,13 @@
 """The training configuration (YAML) for ``gnnff train``: schema, defaults, validation.
 
 Every field has a default; only ``data.train`` and ``data.valid`` are required. Unknown keys
-are errors (with a "did you mean" hint). Relative data paths are resolved against the folder of
-the YAML file. Sections and fields:
+are errors (with a "did you mean" hint).
+
+Relative paths (``data.train``/``valid``/``test``/``cache``) follow gnnff's one rule
+(:func:`gnnff.io_utils.resolve_path`): a path written in the YAML file is relative to the YAML
+file's folder; a path given on the command line (``--set data.train=PATH``) is relative to the
+current working directory. A missing file raises :class:`ConfigError` naming the path as given,
+the rule applied and the absolute path. Sections and fields:
 
 data
   train, valid (required), test (optional): any file ``ase.io.read`` reads (extxyz, traj,
@@ -61,7 +66,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from ..io_utils import load_yaml, yaml_value
+from ..io_utils import load_yaml, resolve_path, yaml_value
 
 
 class ConfigError(ValueError):
@@ -221,7 +226,12 @@ def _check_choice(sec: str, key: str, value, choices):
     return value
 
 
-def _check_cache(value: Any, base: Path, train: str) -> str | None:
+def override_keys(overrides: list[str] | None) -> set[str]:
+    """The dotted keys (``"data.train"``) that ``--set`` overrides name."""
+    return {".".join(parse_override(text)[0]) for text in overrides or []}
+
+
+def _check_cache(value: Any, base: str | Path | None, train: str) -> str | None:
     """``data.cache`` as an absolute folder path (None: off); ConfigError for a bad value."""
     if value is None or value is False:
         return None
@@ -233,15 +243,23 @@ def _check_cache(value: Any, base: Path, train: str) -> str | None:
             f"data.cache must be null (no cache), true (a folder next to the training file) or "
             f"a folder path, got {value!r}"
         )
-    p = Path(value).expanduser()
-    p = (p if p.is_absolute() else base / p).resolve()
-    if p.exists() and not p.is_dir():
-        raise ConfigError(f"data.cache {p} exists and is not a folder; give a folder path")
-    return str(p)
+    r = resolve_path(value, base)
+    if r.path.exists() and not r.path.is_dir():
+        raise ConfigError(f"{r.describe('data.cache')} exists and is not a folder; give a folder")
+    return str(r.path)
 
 
-def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = None) -> dict:
+def validate_config(
+    raw: dict[str, Any] | None,
+    base_dir: str | Path | None = None,
+    cli_keys: set[str] | frozenset[str] = frozenset(),
+) -> dict:
     """Fill defaults, check every field, resolve data paths. Returns a new dict.
+
+    ``base_dir``: the folder of the YAML file the config came from (None: the config was not
+    read from a file; relative paths are then relative to the working directory).
+    ``cli_keys``: dotted keys set on the command line (``--set``), whose relative paths are
+    relative to the working directory whatever ``base_dir`` is.
 
     Raises :class:`ConfigError` on unknown keys, wrong types or values, missing data files.
     The ``model`` section is checked by ``gnnff.potentials`` once species are known.
@@ -268,7 +286,9 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
                 )
             cfg[sec][key] = copy.deepcopy(value)
 
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    def base_for(key: str) -> str | Path | None:
+        return None if key in cli_keys else base_dir
+
     d = cfg["data"]
     for key in ("train", "valid", "test"):
         if d[key] is None:
@@ -278,21 +298,22 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
                     "(extxyz or any format ase.io.read reads)"
                 )
             continue
-        text = str(d[key])
-        p = Path(text).expanduser()
-        if not p.is_absolute():
-            p = base / p
-        index = None
+        r = resolve_path(str(d[key]), base_for(f"data.{key}"))
+        p, index = r.path, None
         if not p.exists() and "@" in p.name:  # ASE's file@index
             name, index = p.name.rsplit("@", 1)
             p = p.with_name(name)
         if not p.is_file():
             raise ConfigError(
-                f"data.{key} file not found: {p} (generate it with `gnnff data generate` or "
-                "fix the path; relative paths are relative to the config file)"
+                r.missing(
+                    f"data.{key}",
+                    "create it (e.g. `gnnff data generate --preset sio2-tersoff --out DIR`) or "
+                    "fix the path (in the YAML: relative to the YAML file's folder; with --set: "
+                    "relative to the working directory)",
+                )
             )
-        d[key] = str(p.resolve()) + (f"@{index}" if index is not None else "")
-    d["cache"] = _check_cache(d["cache"], base, d["train"])
+        d[key] = str(p) + (f"@{index}" if index is not None else "")
+    d["cache"] = _check_cache(d["cache"], base_for("data.cache"), d["train"])
     for key in ("energy_key", "forces_key", "stress_key", "virial_key"):
         if d[key] is not None and (not isinstance(d[key], str) or not d[key]):
             raise ConfigError(f"data.{key} must be a key name (string) or null, got {d[key]!r}")
@@ -391,7 +412,8 @@ def validate_config(raw: dict[str, Any] | None, base_dir: str | Path | None = No
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Read a YAML training config, apply ``--set`` overrides, validate."""
+    """Read a YAML training config, apply ``--set`` overrides, validate. Relative paths in the
+    file are relative to its folder, those in ``overrides`` to the working directory."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -400,4 +422,4 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     raw = apply_overrides(raw, overrides or [])
-    return validate_config(raw, base_dir=path.parent)
+    return validate_config(raw, base_dir=path.parent, cli_keys=override_keys(overrides))

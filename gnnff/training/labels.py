@@ -199,7 +199,7 @@ def missing_labels_message(atoms, keys: LabelKeys, where: str) -> str:
     alt = alternative_keys(atoms)
     msg = f"{where} has no energy or force labels under {keys.describe()}"
     if alt:
-        opts = []
+        opts, names = [], []
         for k in alt:
             store, name = k.split(":", 1)
             opt = (
@@ -214,9 +214,13 @@ def missing_labels_message(atoms, keys: LabelKeys, where: str) -> str:
                 )
             )
             opts.append(f"data.{opt}: {name}")
+            names.append((opt, name))
+        train = " ".join(f"--set data.{opt}={name}" for opt, name in names)
+        evaluate = " ".join(f"--{opt.replace('_', '-')} {name}" for opt, name in names)
         return (
-            f"{msg}, but it carries {', '.join(alt)}: set {'; '.join(opts)} in the config "
-            "(`--set data.energy_key=...` on the command line)"
+            f"{msg}, but it carries {', '.join(alt)}: set {'; '.join(opts)} in the training "
+            f"config (or `gnnff train CONFIG --out DIR {train}`); with gnnff eval: "
+            f"`gnnff eval MODEL DATA {evaluate}`"
         )
     return (
         f"{msg} (the frame carries {', '.join(present_keys(atoms)) or 'no labels at all'}); "
