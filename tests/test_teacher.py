@@ -232,6 +232,13 @@ def test_generate_with_a_teacher_labels_every_frame_and_resumes(standin, tmp_pat
         g = f.copy()
         g.calc = _lj()
         assert f.get_potential_energy() == pytest.approx(g.get_potential_energy(), abs=1e-6)
+    from gnnff.training.final import label_provenance
+
+    # what a model trained on this data records in its metadata (training_summary.labels)
+    assert label_provenance(out / "train.extxyz") == {
+        k: v for k, v in manifest["labels"].items() if k not in ("skipped", "from_cache")
+    }
+    assert label_provenance(tmp_path / "elsewhere" / "train.extxyz") is None
     standin["n"] = 0
     again = generate_dataset(_rattle_preset(), out, progress=False, overwrite=True)
     assert again["labels"]["from_cache"] == 6 and standin["n"] == 0

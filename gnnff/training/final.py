@@ -18,6 +18,22 @@ from .decorrelation import CorrelationAccumulator
 from .evaluation import evaluate
 
 
+def label_provenance(train_path: str | Path) -> dict[str, Any] | None:
+    """What labelled the training data (teacher name, version, weights sha256, ...): the
+    ``labels`` entry of the ``manifest.json`` that ``gnnff data generate`` wrote beside the
+    training file, without its per-frame log; None when there is none."""
+    import json
+
+    manifest = Path(train_path).parent / "manifest.json"
+    try:
+        labels = json.loads(manifest.read_text()).get("labels")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(labels, dict):
+        return None
+    return {k: v for k, v in labels.items() if k not in ("skipped", "from_cache")}
+
+
 def finish_run(
     run_dir: Path,
     model: Any,
@@ -39,7 +55,8 @@ def finish_run(
     The summary holds the data files and their SHA-256, the decorrelation and loss sections,
     the seed, ``epochs_run``, ``best_epoch``, ``final_valid`` (and ``final_test`` with a test
     split; :func:`~gnnff.training.evaluation.evaluate` metrics), the final correlations and
-    the training data's close-contact reference."""
+    the training data's close-contact reference, and ``labels`` (what labelled the training
+    data: :func:`label_provenance`)."""
     from gnnff.potentials import export_model
 
     tr = cfg["training"]
@@ -65,6 +82,9 @@ def finish_run(
     if "test" in data:
         summary["final_test"], _ = evaluate(model, data["test"], *args)
     summary["stability_reference"] = stability_reference
+    labels = label_provenance(cfg["data"]["train"])
+    if labels:
+        summary["labels"] = labels
     atomic_write_json(run_dir / "summary.json", summary)
     export_model(model, run_dir / "model.pt", dtype="float64", training_summary=summary)
     return summary, acc
