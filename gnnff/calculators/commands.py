@@ -15,10 +15,27 @@ def register(subparsers) -> None:
     p.add_argument(
         "--temperature",
         type=float,
-        default=300.0,
-        help="K: the initial velocities' temperature and, for nvt, the thermostat's target",
+        default=None,
+        help="K: the initial velocities' temperature and, for nvt, the thermostat's target "
+        "(default 300)",
     )
-    p.add_argument("--time-ps", type=float, required=True, help="run length (ps)")
+    p.add_argument(
+        "--temperature-ramp",
+        type=float,
+        nargs=2,
+        metavar=("T_START", "T_END"),
+        default=None,
+        help="NVT: the thermostat's target goes linearly from T_START to T_END (K) over the "
+        "run (langevin or bussi); the temperature check follows it",
+    )
+    p.add_argument(
+        "--heating-ramp",
+        action="store_true",
+        help="MLIP Arena's heating test: NVT 300 -> 3000 K linearly over 10 ps (--time-ps "
+        "changes the length); S is the fraction of the ramp run before the first failed check",
+    )
+    p.add_argument("--time-ps", type=float, default=None, help="run length (required unless "
+                   "--heating-ramp)")  # fmt: skip
     p.add_argument("--dt-fs", type=float, default=1.0, help="time step (fs)")
     p.add_argument(
         "--thermostat",
@@ -98,10 +115,12 @@ def _md(args: argparse.Namespace) -> int:
         )
     if args.ensemble == "nve" and (args.thermostat or args.tau_fs is not None):
         raise ValueError("--thermostat and --tau-fs apply to --ensemble nvt; drop them for NVE")
+    temperature, temperature_end, time_ps = _md_temperatures(args)
     settings = MDSettings(
         ensemble=args.ensemble,
-        temperature=args.temperature,
-        time_ps=args.time_ps,
+        temperature=temperature,
+        temperature_end=temperature_end,
+        time_ps=time_ps,
         dt_fs=args.dt_fs,
         thermostat=args.thermostat or "langevin",
         tau_fs=100.0 if args.tau_fs is None else args.tau_fs,
@@ -134,6 +153,33 @@ def _md(args: argparse.Namespace) -> int:
     print(format_report_line(report))
     print(f"trajectory, report.json and report.png in {args.out}")
     return 0
+
+
+def _md_temperatures(args: argparse.Namespace) -> tuple[float, float | None, float]:
+    """(start temperature, ramp end or None, run length in ps) from the md options."""
+    from gnnff.calculators.md import HEATING_RAMP
+
+    options = {
+        "--temperature": args.temperature,
+        "--temperature-ramp": args.temperature_ramp,
+        "--heating-ramp": args.heating_ramp or None,
+    }
+    given = [name for name, value in options.items() if value is not None]
+    if len(given) > 1:
+        raise ValueError(f"give one of {', '.join(given)} (each sets the temperature)")
+    if (args.temperature_ramp or args.heating_ramp) and args.ensemble != "nvt":
+        raise ValueError("a temperature ramp is an NVT run: drop --ensemble nve")
+    time_ps = args.time_ps
+    if args.heating_ramp:
+        start, end = HEATING_RAMP["temperature"], HEATING_RAMP["temperature_end"]
+        time_ps = HEATING_RAMP["time_ps"] if time_ps is None else time_ps
+    elif args.temperature_ramp:
+        start, end = args.temperature_ramp
+    else:
+        start, end = (300.0 if args.temperature is None else args.temperature), None
+    if time_ps is None:
+        raise ValueError("--time-ps is required (the run length in ps)")
+    return start, end, time_ps
 
 
 def _dimer(args: argparse.Namespace) -> int:

@@ -12,14 +12,22 @@ import numpy as np
 from ase import Atoms, units
 
 THERMOSTATS = ("langevin", "bussi", "nose-hoover")
+RAMP_THERMOSTATS = ("langevin", "bussi")
+# MLIP Arena's heating-ramp stability test: NVT, 300 K -> 3000 K linearly over 10 ps
+HEATING_RAMP = {"temperature": 300.0, "temperature_end": 3000.0, "time_ps": 10.0}
 
 
 @dataclass
 class MDSettings:
-    """One MD run. Times in ps/fs, temperature in K, thermostat time constant in fs."""
+    """One MD run. Times in ps/fs, temperature in K, thermostat time constant in fs.
+
+    ``temperature_end`` (NVT, Langevin or Bussi): the thermostat's target goes linearly from
+    ``temperature`` at step 0 to ``temperature_end`` at the last step; the stability check's
+    temperature bound follows it (t_max_factor x the target at each check)."""
 
     ensemble: str = "nvt"  # nve | nvt
     temperature: float = 300.0
+    temperature_end: float | None = None
     time_ps: float = 1.0
     dt_fs: float = 1.0
     thermostat: str = "langevin"
@@ -44,6 +52,16 @@ class MDSettings:
                 f"an NVT thermostat needs a temperature > 0 K, got {self.temperature}; "
                 "for a run from rest use the nve ensemble with temperature 0"
             )
+        if self.temperature_end is not None:
+            if self.ensemble != "nvt" or self.thermostat not in RAMP_THERMOSTATS:
+                raise ValueError(
+                    "a temperature ramp needs --ensemble nvt with the langevin or bussi "
+                    f"thermostat (got {self.ensemble}, {self.thermostat})"
+                )
+            if not self.temperature_end > 0:
+                raise ValueError(
+                    f"the ramp's end temperature must be > 0 K, got {self.temperature_end}"
+                )
         if self.steps < 1:
             raise ValueError(
                 f"time_ps {self.time_ps} is shorter than one {self.dt_fs} fs step; "
@@ -65,6 +83,24 @@ class MDSettings:
     @property
     def steps(self) -> int:
         return int(round(self.time_ps * 1000.0 / self.dt_fs))
+
+    def target_at(self, step: int) -> float:
+        """The thermostat's target (K) at ``step``: ``temperature``, or the ramp's value."""
+        if self.temperature_end is None:
+            return self.temperature
+        frac = min(1.0, max(0.0, step / self.steps))
+        return self.temperature + frac * (self.temperature_end - self.temperature)
+
+
+def set_thermostat_target(dynamics, temperature: float) -> None:
+    """Set an ASE Langevin or Bussi thermostat's target to ``temperature`` K."""
+    if hasattr(dynamics, "set_temperature"):  # Langevin
+        dynamics.set_temperature(temperature_K=temperature)
+    elif hasattr(dynamics, "target_kinetic_energy"):  # Bussi
+        dynamics.temp = temperature * units.kB
+        dynamics.target_kinetic_energy = 0.5 * dynamics.temp * dynamics.ndof
+    else:
+        raise TypeError(f"cannot set the target temperature of {type(dynamics).__name__}")
 
 
 def make_dynamics(atoms: Atoms, s: MDSettings, logfile: str | None = None):
@@ -151,9 +187,12 @@ def run_md(
     atoms.get_forces()  # bad species or cell fail here, before anything in out_dir is touched
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if not np.any(atoms.get_velocities()):
+    initialized = not np.any(atoms.get_velocities())
+    if initialized:
         init_velocities(atoms, settings.temperature, settings.seed)
     dyn = make_dynamics(atoms, settings)
+    if settings.temperature_end is not None:  # before the monitor: a check sees this step's
+        dyn.attach(lambda: set_thermostat_target(dyn, settings.target_at(int(dyn.nsteps))))
     cfg = stability_config or StabilityConfig()
     if stability_config is None:
         cfg.interval = settings.check_interval
@@ -175,7 +214,11 @@ def run_md(
         config=cfg,
         reference=reference,
         ensemble=settings.ensemble,
-        target_temperature=settings.temperature if settings.temperature > 0 else None,
+        # NVT: the thermostat's live target (a ramp included); NVE: the temperature the
+        # velocities were drawn at, else (the structure's own velocities) the initial one
+        target_temperature=settings.temperature
+        if settings.ensemble == "nve" and initialized and settings.temperature > 0
+        else None,
         total_steps=settings.steps,
         out_dir=out,
         keep_frames=settings.failure_frames,

@@ -3,16 +3,20 @@
    Every N steps of a run, and at the setup (step 0) of every run, evaluates gnnff's stability
    checks natively (MPI-reduced) and appends one JSON line per check to a record file:
      finite         positions, velocities, forces, model outputs, PE and T are finite
-     temperature    T (thermo_temp) <= tmax, or tfactor x the thermostat's target temperature
-                    (t_target of the first thermostat fix; else `target`; else the first
-                    positive T checked); T >= tmin if given
+     temperature    T (thermo_temp) <= tmax, or tfactor x the target AT THIS CHECK: `target`
+                    if given; else the thermostat's current target (t_target of the first
+                    fix that exposes one, read at every check: ramps and a new stage's fix
+                    are followed); else (NVE) this run's own initial temperature (the first
+                    positive T checked since the run's setup); T >= tmin if given
      close_contact  every model species pair (pairs closer than the model cutoff) stays >=
                     factor x its training-set minimum distance stored in the model (`refmin`
                     overrides; pairs without one: factor x sum of covalent radii, or x their
                     distance at the first check with `fallback initial`)
      energy_conservation  NVE runs: |E_tot - E_tot(first check)| / N <= drift (eV/atom)
      max_force      max |F| <= fmax (eV/A), only when fmax is given
-   (`run ... pre no` has no setup, so its first step is checked only if it is a multiple of N.)
+   The setup of every run is checked even at a step already checked (`displace_atoms`, `set`,
+   `velocity`, ... may have changed the configuration since). (`run ... pre no` has no
+   setup, so its first step is checked only if it is a multiple of N.)
    At the first failed check it writes the failing configuration and the `keep` checked
    configurations before it as extended XYZ (`failing`), and stops the run (`stop`).
 
@@ -27,7 +31,8 @@
      reference model|none use the model's stored training-set distances (model)
      refmin A-B D         training-set minimum distance of a pair (A), repeatable
      fallback covalent|initial   pairs without a reference distance (covalent)
-     tmax T / tmin T / tfactor F / target T    temperature bounds (none / none / 3 / none)
+     tmax T / tmin T / tfactor F / target T    temperature bounds (none / none / 3 / none);
+                          a given target replaces the thermostat's and the run's own
      drift E|no           NVE energy drift per atom, eV (0.05)
      fmax F|no            maximum force, eV/A (no)
      ensemble auto|nve|nvt|npt   auto: nvt/npt if a thermostat/barostat fix exists (auto)
@@ -76,7 +81,7 @@ FixGnnffStability::FixGnnffStability(LAMMPS *lmp, int narg, char **arg) :
     do_finite(true), do_temp(true), do_contact(true), fallback_initial(false), factor(0.75),
     tmax_given(-1), tmin(-1), tfactor(3.0), target_given(-1), fmax_limit(-1), drift_limit(0.05),
     pair(nullptr), rec(nullptr), frames(nullptr), last_checked(-1), run_start(0), run_last(0),
-    failed(false), target_fixed(false), e0_set(false), run_is_nve(false), target(-1), e0(0),
+    failed(false), e0_set(false), run_is_nve(false), target(-1), run_initial(-1), e0(0),
     monitor_s(0.0)
 {
   if (narg < 4)
@@ -202,19 +207,35 @@ double FixGnnffStability::elapsed_ps() const
   return update->atime + (double) (update->ntimestep - update->atimestep) * update->dt;
 }
 
-void FixGnnffStability::detect_thermostat(double &target_now, std::string &ens) const
+/* The thermostat's current target (K; -1 without one): t_target of the first fix exposing it.
+   At a run's setup, a fix after this one in the fix list has not run its own setup yet (e.g.
+   the `fix nvt` of a second stage): its t_start is taken where it exposes one (fix nvt/npt:
+   a ramp starts there), as its t_target is not yet this run's. */
+void FixGnnffStability::detect_thermostat(double &target_now, std::string &ens,
+                                          bool setup) const
 {
   target_now = -1;
-  bool baro = false;
+  bool baro = false, after_me = false;
   for (Fix *f : modify->get_fix_list()) {
-    if (f == this) continue;
+    if (f == this) {
+      after_me = true;
+      continue;
+    }
     const std::string style = f->style;
     if (style.find("npt") != std::string::npos || style.find("nph") != std::string::npos ||
         style.find("press") != std::string::npos)
       baro = true;
+    if (target_now >= 0) continue;
     int dim = -1;
     void *ptr = f->extract("t_target", dim);
-    if (ptr && dim == 0 && target_now < 0) target_now = *(double *) ptr;
+    if (!ptr || dim != 0) continue;
+    target_now = *(double *) ptr;
+    if (setup && after_me) {
+      int dim0 = -1;
+      void *start = f->extract("t_start", dim0);
+      if (start && dim0 == 0) target_now = *(double *) start;
+    }
+    if (!std::isfinite(target_now)) target_now = -1;
   }
   ens = baro ? "npt" : (target_now > 0 ? "nvt" : "nve");
 }
@@ -234,7 +255,8 @@ void FixGnnffStability::setup(int)
   run_last = update->laststep;
   double t_now;
   std::string ens;
-  detect_thermostat(t_now, ens);
+  detect_thermostat(t_now, ens, true);
+  run_initial = -1;    // NVE: this run's own initial temperature is its target
   if (ensemble.empty()) {
     ensemble = ensemble_opt == "auto" ? ens : ensemble_opt;
     run_is_nve = ensemble == "nve";
@@ -257,12 +279,12 @@ void FixGnnffStability::setup(int)
     j["label"] = label;
     write_line(rec, j.dump());
   }
-  check();
+  check(true);
 }
 
 void FixGnnffStability::end_of_step()
 {
-  check();
+  check(false);
 }
 
 void FixGnnffStability::post_run()

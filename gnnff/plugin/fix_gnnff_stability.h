@@ -49,8 +49,8 @@ class FixGnnffStability : public Fix {
   PairGnnff *pair;
   FILE *rec, *frames;
   bigint last_checked, run_start, run_last;
-  bool failed, target_fixed, e0_set, run_is_nve;
-  double target, e0;
+  bool failed, e0_set, run_is_nve;
+  double target, run_initial, e0;    // target at the last check; this run's first positive T
   double monitor_s;    // wall time spent in the checks since the last run ended (s)
   std::string ensemble;
   std::vector<std::string> type_symbol;    // index: type 1..ntypes ("X" for NULL types)
@@ -60,11 +60,11 @@ class FixGnnffStability : public Fix {
   std::map<std::string, std::string> threshold_source;
   std::deque<GnnffFrame> ring;
 
-  void check();
-  void check_now();
+  void check(bool setup);
+  void check_now(bool setup);
   double elapsed_ps() const;
   void resolve_thresholds(const std::vector<double> &dmin);
-  void detect_thermostat(double &target_now, std::string &ens) const;
+  void detect_thermostat(double &target_now, std::string &ens, bool setup) const;
   void write_line(FILE *fp, const std::string &line);
   bool gather_frame(GnnffFrame &fr);
   void write_frame_binary(const GnnffFrame &fr);

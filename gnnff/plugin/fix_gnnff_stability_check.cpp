@@ -21,18 +21,20 @@
 
 using namespace LAMMPS_NS;
 
-void FixGnnffStability::check()
+void FixGnnffStability::check(bool setup)
 {
   const double t0 = MPI_Wtime();
-  check_now();
+  check_now(setup);
   monitor_s += MPI_Wtime() - t0;
 }
 
-void FixGnnffStability::check_now()
+// setup: a run's setup, checked even at the step the last run ended on (a command between the
+// runs may have moved atoms or drawn new velocities)
+void FixGnnffStability::check_now(bool setup)
 {
   if (update->whichflag != 1) return;
   const bigint step = update->ntimestep;
-  if (step == last_checked) return;    // e.g. the setup of a run right after a checked step
+  if (step == last_checked && !setup) return;
   last_checked = step;
 
   // PE and T through the thermo computes (LAMMPS tallies energy on the steps they request)
@@ -106,17 +108,15 @@ void FixGnnffStability::check_now()
     double count = n_nonfinite + (pe_known && !std::isfinite(pe)) + !std::isfinite(temp);
     if (count > 0) fails.push_back({"finite", "", count, 0.0, -1, -1});
   }
-  double tmax = tmax_given;
+  // the temperature bound at this check (gnnff/stability/criteria.py Temperature, same rule)
+  double tmax = tmax_given, t_live = -1;
   if (do_temp) {
-    if (tmax_given <= 0 && !target_fixed) {
-      double t_now;
-      std::string ens;
-      detect_thermostat(t_now, ens);
-      if (target_given > 0) target = target_given;
-      else if (t_now > 0) target = t_now;
-      else if (std::isfinite(temp) && temp > 1e-8) target = temp;
-      target_fixed = target > 0;
-    }
+    std::string ens;
+    detect_thermostat(t_live, ens, setup);
+    if (run_initial <= 0 && std::isfinite(temp) && temp > 1e-8) run_initial = temp;
+    if (target_given > 0) target = target_given;
+    else if (t_live > 0) target = t_live;
+    else if (run_initial > 0) target = run_initial;
     if (tmax_given <= 0 && target > 0) tmax = tfactor * target;
     if (!std::isfinite(temp)) fails.push_back({"temperature", "", temp, tmax, -1, -1});
     else if (tmax > 0 && temp > tmax) fails.push_back({"temperature", "", temp, tmax, -1, -1});
@@ -182,6 +182,8 @@ void FixGnnffStability::check_now()
     j["nonfinite"] = n_nonfinite;
     j["t_max"] = tmax > 0 ? json(tmax) : json(nullptr);
     j["target_temperature"] = target > 0 ? json(target) : json(nullptr);
+    j["thermostat_target"] = t_live > 0 ? json(t_live) : json(nullptr);
+    j["setup"] = setup;
     j["drift_per_atom"] = std::isfinite(drift) ? json(drift) : json(nullptr);
     json md = json::object(), ids = json::object();
     for (size_t k = 0; k < np; k++) {

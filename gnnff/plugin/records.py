@@ -4,7 +4,11 @@ The fix (gnnff/plugin/fix_gnnff_stability.cpp) appends JSON lines to ``stability
 ``start`` (each run's setup: step, time_ps, dt_ps, laststep, ensemble, thermostat_target,
 model, species_by_type), ``thresholds`` (close-contact thresholds, once), ``check`` (one per
 check: step, time_ps, temperature, pe, ke, fmax, nonfinite, min_distance per pair, ok, failed
-[...], frame) and ``end`` (each run's end: step, laststep, halted). With ``frames`` it also
+[...], frame, thermostat_target (the thermostat's target at this check, K, or null), setup
+(the check of a run's setup), t_max and target_temperature (the bound the fix used)) and
+``end`` (each run's end: step, laststep, halted). The temperature check follows the run: each
+check is judged against its own thermostat target, an NVE run against its own initial
+temperature (see :class:`gnnff.stability.criteria.Temperature`). With ``frames`` it also
 writes each check's positions (``frames.bin``, format in gnnff_frames.cpp).
 :func:`replay` feeds these, in order, to the same :class:`StabilityTracker` that ``gnnff md``
 uses, so both engines give the same S on the same trajectory (step 0 included).
@@ -197,16 +201,26 @@ def replay(
     first = starts[0]
     if not isinstance(reference, StabilityReference):
         reference = None if str(reference) == "none" else _model_reference(first.get("model"))
-    target = temperature if temperature is not None else first.get("thermostat_target")
     ens = ensemble or first.get("ensemble") or "nve"
     t_run, halted = run_time(records)
-    tracker = StabilityTracker(config, reference, ens, target, total_time_ps=t_run)
+    # a given --temperature is a fixed target; else each check's live thermostat target
+    tracker = StabilityTracker(config, reference, ens, temperature, total_time_ps=t_run)
     numbers = _numbers(first["species_by_type"])
     t0 = float(first["time_ps"])
     frames = read_frames(frames_path) if frames_path and Path(frames_path).is_file() else None
     recent: deque = deque(maxlen=keep + 1)
     native_step = next((c["step"] for c in checks if not c.get("ok", True)), None)
-    for rec in checks:
+    start: dict = first
+    setup_pending = False
+    for rec in records:
+        if rec.get("event") == "start":
+            start, setup_pending = rec, True
+        if rec.get("event") != "check":
+            continue
+        # records of an older fix lack these two: the run's setup target, the first check
+        live_target = rec.get("thermostat_target", start.get("thermostat_target"))
+        run_start = bool(rec.get("setup", setup_pending and rec["step"] == start["step"]))
+        setup_pending = False
         frame = next(frames, None) if (frames is not None and rec.get("frame")) else None
         if frame is not None and frame.step != rec["step"]:
             raise ValueError(
@@ -226,7 +240,7 @@ def replay(
                 )
                 break
             tracker.n_atoms = snap.n_atoms  # atoms added by the script (fix deposit, ...)
-        tracker.update(snap)
+        tracker.update(snap, target_temperature=live_target, run_start=run_start)
         if not rec.get("ok", True) and tracker.first_failure is None:
             f = rec["failed"][0]
             tracker.record_failure(f["criterion"], int(rec["step"]), snap.time_ps,

@@ -33,11 +33,18 @@ if TYPE_CHECKING:
 @dataclass
 class CheckState:
     """Shared per-frame context: the frame's geometry is computed once, on first use, and
-    reused by every criterion that needs it."""
+    reused by every criterion that needs it.
+
+    ``target_temperature``: the thermostat's target at this check (K; None without a
+    thermostat), read live from the engine, so a ramp or a new stage is followed.
+    ``run_start``: this check is the setup of a run (the engine may have changed the
+    configuration or velocities since the last check)."""
 
     snapshot: Snapshot
     symbols: list[str]
     geometry_fn: Callable[[], FrameGeometry | None] | None = None
+    target_temperature: float | None = None
+    run_start: bool = False
     _geometry: FrameGeometry | None = field(default=None, init=False, repr=False)
     _computed: bool = field(default=False, init=False, repr=False)
 
@@ -130,9 +137,11 @@ class Finite(Criterion):
 
 
 class Temperature(Criterion):
-    """T <= t_max (K), with t_max given or t_max_factor x the target temperature; T >= t_min if
-    set. Without a target temperature (e.g. NVE), the first positive temperature checked is
-    the target."""
+    """T <= t_max (K); T >= t_min if set. t_max is given, or t_max_factor x the target AT THIS
+    CHECK, which is (first that applies): a given target temperature; the thermostat's current
+    target (``CheckState.target_temperature``: a ramp or a second stage is followed); else
+    (NVE) the run's own initial temperature, i.e. the first positive T checked since the
+    current run began (``CheckState.run_start`` starts a new run)."""
 
     name = "temperature"
     order = 1.0
@@ -144,34 +153,46 @@ class Temperature(Criterion):
         target_temperature: float | None = None,
         t_min: float | None = None,
     ) -> None:
-        self.t_max = t_max
+        self.t_max_given = t_max
+        self.t_max = t_max  # the upper bound at the last check
         self.t_max_factor = float(t_max_factor)
-        self.target = target_temperature
+        self.given_target = target_temperature
+        self.target = target_temperature  # the target at the last check
         self.target_source = "given" if target_temperature is not None else None
         self.t_min = t_min
+        self._run_initial: float | None = None
         self._last_bound: float | None = None
 
     @classmethod
     def from_config(cls, config: StabilityConfig, context: CriterionContext) -> Criterion:
         return cls(config.t_max, config.t_max_factor, context.target_temperature, config.t_min)
 
-    def _resolve(self, temp: float) -> None:
-        if self.t_max is not None:
-            return
-        if self.target is None and temp > 1e-8:
-            self.target = float(temp)
-            self.target_source = "first_snapshot"
-        if self.target is not None and self.target > 0:
+    def _resolve(self, temp: float, state: CheckState) -> None:
+        """Set ``target``, its source and ``t_max`` for this check."""
+        if state.run_start:
+            self._run_initial = None
+        if self._run_initial is None and np.isfinite(temp) and temp > 1e-8:
+            self._run_initial = float(temp)
+        live = state.target_temperature
+        if self.given_target is not None:
+            self.target, self.target_source = self.given_target, "given"
+        elif live is not None and np.isfinite(live) and live > 0:
+            self.target, self.target_source = float(live), "thermostat"
+        elif self._run_initial is not None:
+            self.target, self.target_source = self._run_initial, "run_initial"
+        if self.t_max_given is not None:
+            self.t_max = self.t_max_given
+        elif self.target is not None and self.target > 0:
             self.t_max = self.t_max_factor * float(self.target)
 
     def check(self, snap: Snapshot, state: CheckState) -> tuple[bool, float | None]:
         temp = snap.temperature_value()
         if temp is None:
             return True, None
+        self._resolve(temp, state)
         if not np.isfinite(temp):
             self._last_bound = self.t_max
             return False, float(temp)
-        self._resolve(temp)
         if self.t_max is not None and temp > self.t_max:
             self._last_bound = self.t_max
             return False, float(temp)
@@ -181,6 +202,7 @@ class Temperature(Criterion):
         return True, float(temp)
 
     def thresholds(self) -> dict:
+        """The bound and target at the last check (they follow the run: see the series)."""
         return {
             "t_max": self.t_max,
             "t_max_factor": self.t_max_factor,
@@ -190,7 +212,7 @@ class Temperature(Criterion):
         }
 
     def failure_detail(self) -> dict:
-        return {"threshold": self._last_bound}
+        return {"threshold": self._last_bound, "target_temperature": self.target}
 
 
 class CloseContact(Criterion):

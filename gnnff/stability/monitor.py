@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,9 @@ def guess_ensemble(dynamics: Any) -> str:
 
 
 def guess_target_temperature(dynamics: Any) -> float | None:
-    """The thermostat's target temperature (K) where the ASE integrator exposes it."""
+    """The thermostat's current target temperature (K) where the ASE integrator exposes it
+    (Langevin, Bussi, Andersen, Berendsen: ``temp`` or ``temperature_K``; Nose-Hoover chain:
+    its thermostat's k_B T), else None. Read at every check, so a changed target is seen."""
     for attr in ("temp", "temperature"):
         value = getattr(dynamics, attr, None)
         if isinstance(value, (int, float)) and value > 0:
@@ -63,14 +66,24 @@ def guess_target_temperature(dynamics: Any) -> float | None:
         value = getattr(dynamics, attr, None)
         if isinstance(value, (int, float)) and value > 0:
             return float(value)
+    kt = getattr(getattr(dynamics, "_thermostat", None), "_kT", None)  # NoseHooverChainNVT
+    if isinstance(kt, (int, float)) and kt > 0:
+        return float(kt) / units.kB
     return None
 
 
 class StabilityMonitor:
     """ASE observer: ``dyn.attach(monitor, interval=config.interval)`` (or ``monitor.attach()``).
 
-    Give either a ready ``tracker`` or ``config``/``reference`` (plus optional ``ensemble``,
-    ``target_temperature`` in K and ``total_steps``; guessed from the dynamics where left out).
+    Give either a ready ``tracker`` or ``config``/``reference`` (plus optional ``ensemble``
+    and ``total_steps``; guessed from the dynamics where left out).
+
+    ``target_temperature``: a number (K) is a fixed target for the temperature criterion; a
+    callable ``() -> float | None`` is asked at every check (a ramp the caller drives); None
+    (default) reads the thermostat's current target from the dynamics at every check
+    (:func:`guess_target_temperature`), and without a thermostat the run's own initial
+    temperature is the target. Call :meth:`new_run` before running the same dynamics again
+    after changing it (its first check then starts a new run for that rule).
     """
 
     def __init__(
@@ -82,7 +95,7 @@ class StabilityMonitor:
         config: StabilityConfig | None = None,
         reference: StabilityReference | None = None,
         ensemble: str | None = None,
-        target_temperature: float | None = None,
+        target_temperature: float | Callable[[], float | None] | None = None,
         total_steps: int | None = None,
         out_dir: str | os.PathLike[str] | None = None,
         stop_on_failure: bool | None = None,
@@ -91,16 +104,23 @@ class StabilityMonitor:
         self.atoms = atoms
         self.dynamics = dynamics
         self.dt_ps = ase_time_to_ps(dynamics.dt)
+        self.live_target: Callable[[], float | None] | None
+        if callable(target_temperature):
+            self.live_target, fixed = target_temperature, None
+        else:
+            self.live_target = lambda: guess_target_temperature(dynamics)
+            fixed = None if target_temperature is None else float(target_temperature)
         if tracker is None:
             if ensemble is None:
                 ensemble = guess_ensemble(dynamics)
-            if target_temperature is None and ensemble != "nve":
-                target_temperature = guess_target_temperature(dynamics)
             total = None if total_steps is None else total_steps * self.dt_ps
             tracker = StabilityTracker(
-                config, reference, ensemble, target_temperature, total, n_atoms=len(atoms)
+                config, reference, ensemble, fixed, total, n_atoms=len(atoms)
             )
+        if tracker.first_live_target is None and self.live_target is not None:
+            tracker.first_live_target = self.live_target()  # reported before the first check
         self.tracker = tracker
+        self._run_start = True
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.stop_on_failure = (
             tracker.config.stop_on_failure if stop_on_failure is None else bool(stop_on_failure)
@@ -124,7 +144,9 @@ class StabilityMonitor:
         step = int(dyn.nsteps)
         snap = Snapshot.from_atoms(self.atoms, step=step, time_ps=step * self.dt_ps)
         was_failed = self.tracker.failed
-        ok = self.tracker.update(snap)
+        live = self.live_target() if self.live_target is not None else None
+        ok = self.tracker.update(snap, target_temperature=live, run_start=self._run_start)
+        self._run_start = False
         if not was_failed:
             self._recent.append(snap)
         if ok or self.stopped:
@@ -147,6 +169,19 @@ class StabilityMonitor:
             else:
                 raise StabilityStop(self.tracker.first_failure)
 
+    def new_run(self, check: bool = True) -> bool:
+        """Start a new run of the same dynamics (after changing its thermostat, velocities or
+        configuration): with ``check``, the current configuration is checked at once, as
+        LAMMPS checks every run's setup (its energy and forces are computed if the
+        calculator holds none for it). The run's first check is its own (NVE: its initial
+        temperature is its target). Returns True while every check so far has passed."""
+        self._run_start = True
+        if check:
+            self.atoms.get_potential_energy()
+            self.atoms.get_forces()
+            self()
+        return not self.tracker.failed
+
     def write(self) -> dict[str, Any]:
         """Write the report now (to ``out_dir`` if set) and return it."""
         if self.out_dir is not None:
@@ -161,6 +196,8 @@ def run_monitored(dynamics: Any, steps: int, monitor: StabilityMonitor) -> dict[
     early on failure (see the module docstring) and writes the report on every exit path.
     """
     monitor.attach()
+    # ASE calls observers at step 0 only; a continued dynamics gets its setup checked here
+    monitor.new_run(check=int(getattr(dynamics, "nsteps", 0)) > 0)
     tracker = monitor.tracker
     if tracker.total_time_ps is None:
         tracker.total_time_ps = (int(dynamics.nsteps) + int(steps)) * monitor.dt_ps

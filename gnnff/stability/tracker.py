@@ -56,8 +56,10 @@ class StabilityTracker:
     """Runs the enabled criteria on each Snapshot and keeps the time series for the report.
 
     ensemble: "nve" | "nvt" | "npt" (energy conservation is checked for NVE only).
-    target_temperature (K): the thermostat target, or None (then the first checked
-    temperature). total_time_ps: planned run length t_run (ps); None means "the last checked
+    target_temperature (K): a fixed target given by the user, or None: then each check's
+    live thermostat target (``update(..., target_temperature=)``) or, without one, the run's
+    own initial temperature (see :class:`~gnnff.stability.criteria.Temperature`).
+    total_time_ps: planned run length t_run (ps); None means "the last checked
     time". n_atoms: if given, every snapshot must have that many atoms.
     """
 
@@ -76,7 +78,9 @@ class StabilityTracker:
         if ensemble not in ENSEMBLES:
             raise ValueError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {ensemble!r}")
         self.ensemble = ensemble
-        self.target_temperature = None if target_temperature is None else float(target_temperature)
+        self.given_target_temperature = (
+            None if target_temperature is None else float(target_temperature)
+        )
         self.total_time_ps = None if total_time_ps is None else float(total_time_ps)
         self.n_atoms = n_atoms
         self.first_failure: dict | None = None
@@ -85,6 +89,7 @@ class StabilityTracker:
         self.halt: dict | None = None
         self.symbols: list[str] | None = None
         self.n_checks = 0
+        self.first_live_target: float | None = None
         self._radius: float | None = None
         self._last: Snapshot | None = None
         self._e0: float | None = None
@@ -104,6 +109,8 @@ class StabilityTracker:
                 "rdf_error",
                 "n_nonfinite",
                 "engine_min_distance",
+                "target_temperature",
+                "t_max",
             )
         }
         self.series["min_distance"] = {}
@@ -118,7 +125,7 @@ class StabilityTracker:
             context = CriterionContext(
                 reference=self.reference,
                 ensemble=self.ensemble,
-                target_temperature=self.target_temperature,
+                target_temperature=self.given_target_temperature,
                 options=dict(cfg.criterion_options.get(name, {})),
             )
             try:
@@ -173,8 +180,18 @@ class StabilityTracker:
 
         return compute
 
-    def update(self, snap: Snapshot) -> bool:
-        """Check one frame. Returns True while every check so far has passed."""
+    def update(
+        self,
+        snap: Snapshot,
+        *,
+        target_temperature: float | None = None,
+        run_start: bool = False,
+    ) -> bool:
+        """Check one frame. Returns True while every check so far has passed.
+
+        ``target_temperature``: the thermostat's target at this check (K), read live from the
+        engine (None without a thermostat); ``run_start``: this frame is a run's first (its
+        setup: the configuration or velocities may have been changed since the last check)."""
         if self.n_atoms is None:
             self.n_atoms = snap.n_atoms
         elif snap.n_atoms != self.n_atoms:
@@ -189,7 +206,19 @@ class StabilityTracker:
             for key in all_pair_keys(self.symbols):
                 self.series["min_distance"].setdefault(key, [])
         geometry_fn = self._geometry_fn(snap)
-        state = CheckState(snapshot=snap, symbols=self.symbols, geometry_fn=geometry_fn)
+        if target_temperature is not None and not (
+            math.isfinite(target_temperature) and target_temperature > 0
+        ):
+            target_temperature = None
+        if self.first_live_target is None and target_temperature is not None:
+            self.first_live_target = float(target_temperature)
+        state = CheckState(
+            snapshot=snap,
+            symbols=self.symbols,
+            geometry_fn=geometry_fn,
+            target_temperature=target_temperature,
+            run_start=run_start or self.n_checks == 0,
+        )
         failed_now: list[dict] = []
         values: dict[str, float | None] = {}
         for crit in self.criteria:
@@ -264,6 +293,9 @@ class StabilityTracker:
         s["rdf_error"].append(values.get("rdf"))
         s["n_nonfinite"].append(values.get("finite"))
         s["engine_min_distance"].append(snap.min_distance)
+        temp_crit = self._criterion("temperature")
+        s["target_temperature"].append(getattr(temp_crit, "target", None))
+        s["t_max"].append(getattr(temp_crit, "t_max", None))
         pair_min = state.geometry.pair_min if state is not None and state.geometry else {}
         n_before = len(s["step"]) - 1
         for key in pair_min:
@@ -272,6 +304,14 @@ class StabilityTracker:
             series.append(pair_min.get(key))
 
     # -- results -------------------------------------------------------------------------
+    @property
+    def target_temperature(self) -> float | None:
+        """The run's target (K) for the report: the given one, else the first live thermostat
+        target seen (each check's own is in ``series["target_temperature"]``)."""
+        if self.given_target_temperature is not None:
+            return self.given_target_temperature
+        return self.first_live_target
+
     @property
     def last_time_ps(self) -> float:
         return self._last.time_ps if self._last is not None else 0.0
