@@ -18,7 +18,7 @@ $(STAMP): $(VPY) pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
-	$(VPY) -c "import gnnff._mpi_hook as h; h.write_pth()"
+	$(VPY) -c "import gnnff.lammps.mpi_hook as h; h.write_pth()"
 	$(VENV)/bin/gnnff lammps build-plugin --quiet
 
 # the README's test command: everything except tests marked slow (< 10 min on 2 cores)

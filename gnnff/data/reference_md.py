@@ -7,8 +7,8 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_masses, atomic_numbers
 
-from gnnff.lammps_geometry import lammps_cell
-from gnnff.lammps_lib import new_lammps, potential_file
+from gnnff.lammps.geometry import lammps_cell
+from gnnff.lammps.library import new_lammps, potential_file
 
 POSITION_DECIMALS = 8  # extxyz stores positions with %16.8f: label exactly what is stored
 
