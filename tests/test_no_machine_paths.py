@@ -1,4 +1,4 @@
-"""Committed documentation, examples and results hold no absolute path of the machine they came from.
+"""Committed docs, examples and results hold no absolute path of the machine they came from.
 
 A path such as ``/root/run/model.pt`` in a committed result or a doc page means nothing in
 another checkout and leaks the author's machine layout. The check reads the files git tracks
