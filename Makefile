@@ -5,7 +5,7 @@ BENCH_VENV := .venv-bench
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.gnnff-setup-stamp
 
-.PHONY: setup test test-all test-slow demo bench bench-env lint format-check typecheck clean
+.PHONY: setup test test-all test-slow demo bench bench-env lint format-check typecheck docs clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -55,5 +55,11 @@ format-check: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# the documentation site (mkdocs.yml): docs extra into .venv, then a strict build into site/
+# (a warning, a broken link or an unresolved API name fails)
+docs: $(STAMP)
+	$(VPY) -m pip install --quiet -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) demo_out build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) demo_out build site *.egg-info
