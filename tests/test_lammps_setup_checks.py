@@ -152,8 +152,9 @@ def test_renamed_bundled_name_in_pair_coeff_warns_with_new_name(plugin, work, tm
     pair = ["pair_style gnnff", "pair_coeff * * sio2-allegro-stable O Si"]
     res = run_input(plugin, setup(work / "sio2.data", pair), tmp_path / "log")
     assert "error" not in res, res.get("error")
-    assert "bundled model 'sio2-allegro-stable' was renamed 'sio2-allegro-decorrelated'" in (
-        res["log"]
+    assert (
+        "bundled model 'sio2-allegro-stable' was renamed 'sio2-allegro-decorrelated'"
+        in (res["log"])
     )
 
 
