@@ -111,9 +111,12 @@ def test_species_that_is_no_element_is_warned_not_checked(plugin, work, tmp_path
 
 
 def test_pair_style_option_errors(plugin, work, tmp_path):
-    for opt, expect in [("check_masses maybe", "check_masses takes yes or no, got 'maybe'"),
-                        ("check_masses", "option check_masses needs a value"),
-                        ("masses no", "takes only the options")]:  # fmt: skip
+    cases = [
+        ("check_masses maybe", "check_masses takes yes or no, got 'maybe'"),
+        ("check_masses", "option check_masses needs a value"),
+        ("masses no", "no arguments except `max_block_edges N` and `check_masses yes|no`"),
+    ]
+    for opt, expect in cases:
         res = run_input(plugin, [f"pair_style gnnff {opt}"], tmp_path / "log")
         assert expect in res.get("error", ""), (opt, res.get("error"))
 

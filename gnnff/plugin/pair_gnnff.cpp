@@ -110,7 +110,7 @@ void PairGnnff::settings(int narg, char **arg)
         strcmp(arg[k], "max_block_edges") == 0 || strcmp(arg[k], "check_masses") == 0;
     if (!known)
       error->all(FLERR,
-                 "pair_style gnnff takes only the options `max_block_edges N` and "
+                 "pair_style gnnff takes no arguments except `max_block_edges N` and "
                  "`check_masses yes|no` (got '{}'); the model file goes on the pair_coeff line: "
                  "pair_style gnnff / pair_coeff * * model.pt O Si",
                  arg[k]);
