@@ -103,6 +103,21 @@ def test_mass_command_after_pair_coeff_is_checked(plugin, work, tmp_path):
     assert "atom type 1 has mass 18.0000 but pair_coeff maps it to O" in iso.get("error", "")
 
 
+def test_per_atom_masses_are_checked(plugin, work, tmp_path):
+    """atom_style sphere keeps per-atom masses (rmass): the check reads those."""
+    lines = ["units metal", "atom_style sphere", "boundary p p p",
+             "region box block 0 10 0 10 0 10", "create_box 2 box",
+             "create_atoms 1 single 1 1 1", "create_atoms 2 single 2.6 1 1",
+             "set type 1 mass 15.999", "set type 2 mass 28.0855", "pair_style gnnff",
+             f"pair_coeff * * {work / 'toy.pt'} O Si"]  # fmt: skip
+    ok = run_input(plugin, [*lines, "run 0"], tmp_path / "l1")
+    assert "error" not in ok, ok.get("error")
+    bad = run_input(plugin, [*lines, "set type 2 mass 16.0", "run 0"], tmp_path / "l2")
+    assert "atom type 2 has atoms of per-atom mass 16.0000 but pair_coeff maps it to Si" in (
+        bad.get("error", "")
+    )
+
+
 def test_species_that_is_no_element_is_warned_not_checked(plugin, work, tmp_path):
     pair = ["pair_style gnnff", f"pair_coeff * * {work / 'toyX.pt'} O Qx"]
     res = run_input(plugin, setup(work / "sio2.data", pair), tmp_path / "log")
@@ -119,6 +134,16 @@ def test_pair_style_option_errors(plugin, work, tmp_path):
     for opt, expect in cases:
         res = run_input(plugin, [f"pair_style gnnff {opt}"], tmp_path / "log")
         assert expect in res.get("error", ""), (opt, res.get("error"))
+
+
+def test_neighbour_exclusions_are_warned_about(plugin, work, tmp_path):
+    pair = ["pair_style gnnff", f"pair_coeff * * {work / 'toy.pt'} O Si"]
+    res = run_input(plugin, setup(work / "sio2.data", pair, ["neigh_modify exclude type 1 2"]),
+                    tmp_path / "log")  # fmt: skip
+    assert "error" not in res, res.get("error")
+    assert "neigh_modify exclude removes pairs from the model's neighbour list" in res["log"]
+    plain = run_input(plugin, setup(work / "sio2.data", pair), tmp_path / "log2")
+    assert "error" not in plain and "neigh_modify exclude" not in plain["log"]
 
 
 def test_mass_table_equals_ase():

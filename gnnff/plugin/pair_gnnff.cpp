@@ -347,6 +347,14 @@ void PairGnnff::check_setup()
     error->all(FLERR, "pair_style gnnff: no model loaded; add pair_coeff * * model.pt <symbols>");
   check_special_bonds();
   check_type_masses();
+  // pairs excluded from the neighbour list are missing from the model's environments: a
+  // many-body model then changes the energies and forces of every atom near them, not just
+  // the excluded pairs' (LAMMPS sets neighbor->exclude later in init, so read the lists)
+  if ((neighbor->nex_type || neighbor->nex_group || neighbor->nex_mol) && comm->me == 0)
+    error->warning(FLERR,
+                   "pair_style gnnff: neigh_modify exclude removes pairs from the model's "
+                   "neighbour list; a many-body model then gives different energies and forces "
+                   "for every atom near an excluded pair, not just zero for that pair");
 }
 
 /* A molecular system with bonds: LAMMPS removes 1-2 / 1-3 / 1-4 neighbours from every pair list
@@ -367,40 +375,69 @@ void PairGnnff::check_special_bonds()
                  atom->nbonds, level[k]);
 }
 
-/* The per-type mass of every mapped type must be that of the element pair_coeff names: a type
+/* The mass of every atom of a mapped type must be that of the element pair_coeff names: a type
    order that differs between the data file and the pair_coeff line otherwise runs, silently, a
    different material (issue 29: O and Si swapped gave +171 eV). Tolerance: the larger of 1 amu
    and 2 % of the element's standard mass, so rounded masses (16, 28) pass while elements in the
    model rarely lie that close. Isotopes (D for H, 18O) exceed it: `check_masses no` allows
-   them. Per-atom masses (rmass, e.g. atom_style sphere) and types whose symbol is no element
-   are not checked. */
+   them. Per-type masses, or per-atom ones (rmass, e.g. atom_style sphere: the first offending
+   type over all ranks is reported). Types whose symbol is no element are not checked. */
 void PairGnnff::check_type_masses()
 {
-  if (!check_masses || !atom->mass || atom->rmass_flag) return;
-  for (int t = 1; t <= atom->ntypes; t++) {
-    if (type2species[t] < 0 || !atom->mass_setflag[t]) continue;    // LAMMPS reports unset
+  if (!check_masses) return;
+  const int ntypes = atom->ntypes;
+  std::vector<double> expected(ntypes + 1, -1.0);    // -1: not checked
+  for (int t = 1; t <= ntypes; t++) {
+    if (type2species[t] < 0) continue;
     const std::string &sym = model_species[type2species[t]];
-    const double expected = gnnff_masses::element_mass(sym.c_str());
-    if (expected < 0.0) {
-      if (comm->me == 0 && !warned_unknown_element)
-        error->warning(FLERR,
-                       "pair_style gnnff: model species '{}' is not an element symbol, so the "
-                       "mass of atom type {} is not checked",
-                       sym, t);
+    expected[t] = gnnff_masses::element_mass(sym.c_str());
+    if (expected[t] < 0.0 && comm->me == 0 && !warned_unknown_element) {
+      error->warning(FLERR,
+                     "pair_style gnnff: model species '{}' is not an element symbol, so the "
+                     "masses of atom type {} are not checked",
+                     sym, t);
       warned_unknown_element = true;
-      continue;
     }
-    const double mass = atom->mass[t];
-    const double tol = std::max(1.0, 0.02 * expected);
-    if (std::fabs(mass - expected) > tol)
-      error->all(FLERR,
-                 "pair_style gnnff: atom type {} has mass {:.4f} but pair_coeff maps it to {} "
-                 "(mass {:.4f}; allowed within {:.2f} amu); that mass is nearest to {}. The "
-                 "element order of pair_coeff must follow the atom types (check the data file's "
-                 "Masses and the pair_coeff line). If the mass is meant (an isotope), use "
-                 "`pair_style gnnff check_masses no`",
-                 t, mass, sym, expected, tol, gnnff_masses::nearest_element(mass));
   }
+  auto wrong = [&](int t, double mass) {
+    return expected[t] >= 0.0 && std::fabs(mass - expected[t]) > std::max(1.0, 0.02 * expected[t]);
+  };
+  int bad_type = 0;
+  double bad_mass = 0.0;
+  const char *what = "has mass";
+  if (atom->rmass_flag && atom->rmass) {
+    what = "has atoms of per-atom mass";
+    int first = ntypes + 1;
+    double first_mass = 0.0;
+    for (int i = 0; i < atom->nlocal; i++) {
+      const int t = atom->type[i];
+      if (t < first && wrong(t, atom->rmass[i])) {
+        first = t;
+        first_mass = atom->rmass[i];
+      }
+    }
+    int all_first = ntypes + 1;
+    MPI_Allreduce(&first, &all_first, 1, MPI_INT, MPI_MIN, world);
+    double mine = first == all_first ? first_mass : -1.0;
+    MPI_Allreduce(&mine, &bad_mass, 1, MPI_DOUBLE, MPI_MAX, world);
+    if (all_first <= ntypes) bad_type = all_first;
+  } else if (atom->mass) {
+    for (int t = 1; t <= ntypes && !bad_type; t++)
+      if (atom->mass_setflag[t] && wrong(t, atom->mass[t])) {    // LAMMPS reports unset ones
+        bad_type = t;
+        bad_mass = atom->mass[t];
+      }
+  }
+  if (!bad_type) return;
+  const double ref = expected[bad_type];
+  error->all(FLERR,
+             "pair_style gnnff: atom type {} {} {:.4f} but pair_coeff maps it to {} (mass "
+             "{:.4f}; allowed within {:.2f} amu); that mass is nearest to {}. The element order "
+             "of pair_coeff must follow the atom types (check the data file's Masses and the "
+             "pair_coeff line). If the mass is meant (an isotope), use `pair_style gnnff "
+             "check_masses no`",
+             bad_type, what, bad_mass, model_species[type2species[bad_type]], ref,
+             std::max(1.0, 0.02 * ref), gnnff_masses::nearest_element(bad_mass));
 }
 
 /* `gnnff lammps run` (or a user) defines the variable gnnff_monitor holding the arguments of a
