@@ -29,7 +29,8 @@ def register(subparsers) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="LAMMPS index variable, like lmp -var NAME VALUE (repeatable); LAMMPS runs in "
-        "the input's folder, so a VALUE that is an existing relative path is made absolute",
+        "the input's folder, so a VALUE that is an existing relative path is made absolute, "
+        "and a bundled model's name (gnnff path) becomes its file's path",
     )
     r.add_argument("--stability", help="stability settings YAML (criteria, interval, ...)")
     r.add_argument(

@@ -85,13 +85,14 @@ def worker(spec: dict) -> int:
     tracker = replay(records, out / FRAMES_FILE, config, reference,
                      ensemble=spec.get("ensemble"), temperature=spec.get("temperature"),
                      failing_path=out / "failing.extxyz")  # fmt: skip
-    if tracker is None:
+    if tracker is None and status == "lammps-error":
+        info["error"] = message  # LAMMPS stopped the input: its own message says why
+    elif tracker is None:
         info["error"] = (
             "no stability records: the input ran no MD with pair_style gnnff "
             "(the monitor starts with the first `run` after pair_style gnnff)"
         )
-        if status == "completed":
-            info["status"] = "unmonitored"
+        info["status"] = "unmonitored"
     else:
         if status == "lammps-error":
             checks = [r for r in records if r.get("event") == "check"]
@@ -119,6 +120,17 @@ def _absolute_if_path(value: str) -> str:
         return str(p.resolve()) if value and not p.is_absolute() and p.exists() else value
     except OSError:  # e.g. a value too long to be a file name
         return value
+
+
+def _resolve_variable(value: str) -> str:
+    """An existing relative path made absolute; a bundled model's name (or a renamed one's old
+    name, with a warning naming the new one) made its file's path; anything else unchanged."""
+    from gnnff.potentials.registry import is_bundled_name, pretrained_path
+
+    value = _absolute_if_path(value)
+    if is_bundled_name(value) and not Path(value).exists():
+        return str(pretrained_path(value))
+    return value
 
 
 def run_lammps_input(
@@ -159,8 +171,9 @@ def run_lammps_input(
 
     build_plugin(quiet=True)
     # LAMMPS runs in the input's folder (so its own relative paths work); paths given here are
-    # relative to the caller, so a --var value naming an existing path is made absolute
-    variables = {k: _absolute_if_path(str(v)) for k, v in (variables or {}).items()}
+    # relative to the caller, so a --var value naming an existing path is made absolute (and
+    # one naming a bundled model, e.g. --var model=sio2-allegro-al, becomes its path)
+    variables = {k: _resolve_variable(str(v)) for k, v in (variables or {}).items()}
     if stability:  # validate before starting MPI
         from gnnff.stability.config import StabilityConfig
 
