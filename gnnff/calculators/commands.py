@@ -83,8 +83,15 @@ def register(subparsers) -> None:
         help="short-range check: E(r) of every species pair as "
         "an isolated dimer, against the training data's closest approach",
     )
-    d.add_argument("--model", required=True, help="model file, or the name of a bundled model")
-    d.add_argument("--r-min", type=float, default=0.5, help="A (default 0.5)")
+    d.add_argument("--model", default=None, help="model file, or the name of a bundled model")
+    d.add_argument(
+        "--reference",
+        default=None,
+        help="also the curves of a reference, e.g. teacher:sevennet-0 (or "
+        "calculator:package.module:Class), dashed beside the model's",
+    )
+    d.add_argument("--species", default=None, help="comma-separated species (default: the model's)")
+    d.add_argument("--r-min", type=float, default=0.5, help="A")
     d.add_argument("--r-max", type=float, default=None, help="A (default: the model's cutoff)")
     d.add_argument("--points", type=int, default=91, help="distances between --r-min and --r-max")
     d.add_argument("--out", required=True, help="folder for dimer.json and dimer.png")
@@ -187,52 +194,89 @@ def _dimer(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.dimer import dimer_curves, plot_dimers, wall_heights
     from gnnff.io_utils import atomic_write_json
-    from gnnff.potentials.registry import model_file
-    from gnnff.stability.reference import StabilityReference
 
-    path = model_file(args.model)
-    calc = GNNFFCalculator(path, dtype="float64")
-    r_max = args.r_max or calc.cutoff
+    if args.model is None and args.reference is None:
+        raise ValueError("give --model (a model file or bundled name), --reference, or both")
+    calc, path, pair_min = _dimer_model(args.model)
+    species = (
+        [s.strip() for s in args.species.split(",") if s.strip()]
+        if args.species
+        else list(calc.species)
+        if calc is not None
+        else []
+    )
+    if not species:
+        raise ValueError("--species is required without --model (e.g. --species Hf,O)")
+    r_max = args.r_max or (calc.cutoff if calc is not None else 5.0)
     if not 0.0 < args.r_min < r_max or args.points < 3:
         raise ValueError(
             f"need 0 < --r-min < --r-max and --points >= 3 (got {args.r_min}, "
             f"{r_max}, {args.points})"
         )
+    ref_calc, ref_info = _dimer_reference(args.reference, species)  # before any output
     r = np.linspace(args.r_min, r_max, args.points)
-    curves = dimer_curves(calc, calc.species, r)
-    ref = StabilityReference.from_model_metadata(calc.metadata)
-    pair_min = ref.pair_min_distances if ref else {}
+    curves = dimer_curves(calc, species, r) if calc is not None else {}
+    ref_curves = dimer_curves(ref_calc, species, r) if ref_calc is not None else None
     walls = wall_heights(curves, r, pair_min)
+    ref_walls = wall_heights(ref_curves, r, pair_min) if ref_curves else {}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "dimer.json", {
-        "model": str(path), "r": r.tolist(),
+        "model": str(path) if path else None, "r": r.tolist(),
         "energy_eV": {k: v.tolist() for k, v in curves.items()},
+        "reference": ref_info,
+        "reference_energy_eV": {k: v.tolist() for k, v in (ref_curves or {}).items()},
         "training_pair_min_A": pair_min,
         "wall_eV": {k: None if np.isnan(v) else v for k, v in walls.items()},
+        "reference_wall_eV": {k: None if np.isnan(v) else v for k, v in ref_walls.items()},
         "wall_definition": "E(0.75 d_min) - E(d_min), isolated dimer",
     })  # fmt: skip
-    plot_dimers(curves, r, pair_min, out / "dimer.png", title=f"{path.name}: isolated dimers")
-    for key, e in curves.items():
-        line = f"{key:6s} E({r[0]:.2f} A) = {e[0]:+9.2f} eV"
-        if key in walls and np.isnan(walls[key]):
-            line += (
-                f"   wall not evaluated: [0.75 d_min, d_min] = [{0.75 * pair_min[key]:.2f}, "
-                f"{pair_min[key]:.2f}] A is outside [--r-min, --r-max]"
-            )
-        elif key in walls:
-            line += (
-                f"   wall E(0.75 d_min) - E(d_min) = {walls[key]:+7.2f} eV "
-                f"(d_min {pair_min[key]:.2f} A){'' if walls[key] > 0 else '  <- no wall'}"
-            )
+    ref_label = str(ref_info.get("teacher", "reference"))
+    title = f"{path.name if path else ref_label}: isolated dimers"
+    plot_dimers(curves, r, pair_min, out / "dimer.png", title=title, reference=ref_curves,
+                reference_label=ref_label)  # fmt: skip
+    for key in curves or ref_curves or {}:
+        line = f"{key:6s}"
+        for label, cv, wl in (("model", curves, walls), ("reference", ref_curves or {}, ref_walls)):
+            if key not in cv:
+                continue
+            line += f"  {label}: E({r[0]:.2f} A) = {cv[key][0]:+9.2f} eV"
+            if key in wl and not np.isnan(wl[key]):
+                line += f", wall {wl[key]:+7.2f} eV{'' if wl[key] > 0 else ' <- no wall'}"
         print(line)
-    if not pair_min:
-        print("(this model file stores no training distances: walls not evaluated)")
+    if pair_min:
+        print("wall = E(0.75 d_min) - E(d_min); d_min (A): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in pair_min.items()))  # fmt: skip
+    else:
+        print("(no training distances: walls not evaluated)")
     print(f"dimer.json and dimer.png in {out}")
     return 0
+
+
+def _dimer_model(model: str | None):  # noqa: ANN202 - (calculator | None, path, pair_min)
+    if model is None:
+        return None, None, {}
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.potentials.registry import model_file
+    from gnnff.stability.reference import StabilityReference
+
+    path = model_file(model)
+    calc = GNNFFCalculator(path, dtype="float64")
+    ref = StabilityReference.from_model_metadata(calc.metadata)
+    return calc, path, (ref.pair_min_distances if ref else {})
+
+
+def _dimer_reference(text: str | None, species: list[str]):  # noqa: ANN202
+    """(ASE calculator, provenance) of ``--reference``; (None, {}) without one."""
+    if text is None:
+        return None, {}
+    from gnnff.data.labelling import Labeller
+    from gnnff.data.reference import parse_reference_arg, reference_provenance, validate_reference
+
+    spec = validate_reference(parse_reference_arg(text), species=species)
+    return Labeller(spec).calculator(), reference_provenance(spec)
 
 
 def _path(args: argparse.Namespace) -> int:

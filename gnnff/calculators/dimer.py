@@ -60,19 +60,28 @@ def plot_dimers(
     pair_min: dict[str, float],
     path: str | Path,
     title: str = "",
+    reference: dict[str, np.ndarray] | None = None,
+    reference_label: str = "reference",
 ) -> None:
+    """E(r) per pair (solid; the model's), the reference's curves dashed in the same colour
+    when given, and the training data's d_min / close-contact distances."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for k, (key, e) in enumerate(curves.items()):
-        ax.plot(r, e, color=f"C{k}", label=key)
+    keys = list(dict.fromkeys([*curves, *(reference or {})]))
+    for k, key in enumerate(keys):
+        if key in curves:
+            ax.plot(r, curves[key], color=f"C{k}", label=key)
+        if reference and key in reference:
+            ax.plot(r, reference[key], color=f"C{k}", ls="--", lw=1.2,
+                    label=f"{key} ({reference_label})")  # fmt: skip
         if key in pair_min:
-            ax.axvline(pair_min[key], color=f"C{k}", ls="--", lw=0.8)
+            ax.axvline(pair_min[key], color=f"C{k}", ls="-.", lw=0.8)
             ax.axvline(0.75 * pair_min[key], color=f"C{k}", ls=":", lw=0.8)
-    lo = min(float(np.min(e)) for e in curves.values())
+    lo = min(float(np.min(e)) for e in [*curves.values(), *(reference or {}).values()])
     ax.set_ylim(max(lo - 1.0, -50.0), 20.0)
     ax.set_xlabel("separation r (A)")
     ax.set_ylabel("E(r) - E(r_max) (eV)")
@@ -80,7 +89,7 @@ def plot_dimers(
     handles, _ = ax.get_legend_handles_labels()
     if pair_min:
         handles += [
-            plt.Line2D([], [], color="grey", ls="--", lw=0.8, label="training d_min"),
+            plt.Line2D([], [], color="grey", ls="-.", lw=0.8, label="training d_min"),
             plt.Line2D([], [], color="grey", ls=":", lw=0.8, label="0.75 d_min (close contact)"),
         ]
     ax.legend(handles=handles, fontsize=8)

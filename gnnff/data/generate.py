@@ -1,4 +1,6 @@
-"""Generate labelled reference data (extended XYZ) from a preset's classical potential.
+"""Generate labelled reference data (extended XYZ) from a preset: structures from its samplers
+(:mod:`gnnff.data.samplers`), labels from its classical potential or from its ``labels``
+reference (a teacher, :mod:`gnnff.data.reference`).
 
 Outputs in ``out_dir``: ``train.extxyz``, ``valid.extxyz``, ``test_id.extxyz`` (ID pool split
 by ``id_split``), one ``<split>.extxyz`` per OOD split, ``reference_md/<system>_<T>K.extxyz``
@@ -8,28 +10,27 @@ byte-identical files.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import ase.io
 import numpy as np
 from ase import Atoms
 
 import gnnff
 from gnnff.data.presets import load_preset
-from gnnff.data.reference_md import ReferenceMD
-from gnnff.data.structures import (
-    composition_counts,
-    crystal_structure,
-    density_g_cm3,
-    random_packing,
-    scale_density,
+from gnnff.data.samplers import (
+    cached_sample,
+    prepare_md,
+    rattle_frames,
+    sample_md,
+    samples_dir,
+    write_extxyz,
 )
-from gnnff.io_utils import atomic_write, atomic_write_json, sha256_file
+from gnnff.data.structures import density_g_cm3
+from gnnff.io_utils import atomic_write_json, sha256_file
 from gnnff.lammps.library import potential_file
 
 
@@ -81,85 +82,6 @@ def state_points(preset: dict) -> list[StatePoint]:
                         )
                     )
     return points
-
-
-def _initial_structure(
-    preset: dict, sysd: dict, n_atoms: int | None, df: float, rng: np.random.Generator
-) -> Atoms:
-    if sysd["kind"] == "crystal":
-        return scale_density(crystal_structure(sysd["crystal"], sysd["repeat"]), df)
-    counts = composition_counts(sysd["composition"], int(n_atoms))
-    return random_packing(counts, sysd["density"] * df, preset.get("min_distance", 1.6), rng)
-
-
-def _prepare(
-    preset: dict, sysd: dict, n_atoms: int | None, df: float, temp: float, seeds: list[int]
-) -> ReferenceMD:
-    """Start a reference MD session equilibrated at ``temp`` (melt-quench for amorphous)."""
-    rng = np.random.default_rng(seeds[0])
-    atoms = _initial_structure(preset, sysd, n_atoms, df, rng)
-    md = ReferenceMD(
-        atoms,
-        preset["lammps"],
-        preset.get("timestep_fs", 1.0),
-        preset.get("thermostat_damp_fs", 100.0),
-    )
-    if sysd["kind"] == "amorphous":
-        melt = preset["melt"]
-        md.set_velocities(melt["temperature"], seeds[1])
-        md.nvt(melt["temperature"], melt["temperature"], melt["time_fs"], seeds[2])
-        md.nvt(melt["temperature"], temp, melt["quench_fs"], seeds[3])
-    else:
-        md.set_velocities(temp, seeds[1])
-    md.nvt(temp, temp, preset.get("equilibration_fs", 2000), seeds[2] + 1)
-    return md
-
-
-def _rattle(
-    preset: dict, sysd: dict, df: float, temp: float, n_frames: int, seed: int, info: dict
-) -> list[Atoms]:
-    """Crystal frames without MD: the ideal cell at density factor ``df`` under a random
-    symmetric strain (RMS ``rattle.strain``, default 0.01) with Gaussian displacements of RMS
-    ``sigma_300K[element] * sqrt(T / 300 K)`` per Cartesian component (harmonic scaling).
-    Unlabelled unless the preset has no ``labels`` (then the sampler potential labels them)."""
-    rng = np.random.default_rng(seed)
-    base = _initial_structure(preset, sysd, None, df, rng)
-    spec = sysd["rattle"]
-    sigma = np.array([spec["sigma_300K"][s] for s in base.get_chemical_symbols()])
-    sigma = sigma * np.sqrt(temp / 300.0)
-    strain_rms = float(spec.get("strain", 0.01))
-    frames = []
-    for k in range(n_frames):
-        eps = rng.normal(0.0, strain_rms, (3, 3))
-        a = base.copy()
-        a.set_cell(base.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
-        a.positions = a.positions + rng.normal(0.0, 1.0, (len(a), 3)) * sigma[:, None]
-        a.wrap()
-        a.info.update(dict(info, frame=k))
-        frames.append(a)
-    if "labels" not in preset:  # each strained cell in its own session (LAMMPS' frame)
-        labelled = []
-        for a in frames:
-            with ReferenceMD(a, preset["lammps"], 1.0, 100.0) as md:
-                labelled.append(md.label(dict(a.info)))
-        frames = labelled
-    return frames
-
-
-def _sample(
-    md: ReferenceMD, temp: float, n_frames: int, spacing_fs: float, seed: int, info: dict
-) -> list[Atoms]:
-    frames = []
-    for k in range(n_frames):
-        md.nvt(temp, temp, spacing_fs, seed + k)
-        frames.append(md.label(dict(info, frame=k)))
-    return frames
-
-
-def _write_extxyz(path: Path, frames: list[Atoms]) -> None:
-    buf = io.StringIO()
-    ase.io.write(buf, frames, format="extxyz")
-    atomic_write(path, lambda p: p.write_text(buf.getvalue()))
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -217,7 +139,7 @@ def generate_dataset(
     ref_units = [(s, float(t)) for s in ref.get("systems", []) for t in ref.get("temperatures", [])]
     spacing = preset.get("frame_spacing_fs", 50)
     splits: dict[str, list[Atoms]] = {}
-    samples = _samples_dir(labeller, preset, seed)
+    samples = samples_dir(labeller, preset, seed)
     bar = tqdm(
         total=len(points) + len(ref_units), desc="reference MD", unit="run", disable=not progress
     )
@@ -233,15 +155,15 @@ def generate_dataset(
 
         def sample(sp=sp, seeds=seeds, info=info) -> list[Atoms]:
             if sp.system.get("sampler", "md") == "rattle":
-                return _rattle(
+                return rattle_frames(
                     preset, sp.system, sp.density_factor, sp.temperature, sp.frames, seeds[0], info
                 )
-            with _prepare(
+            with prepare_md(
                 preset, sp.system, sp.n_atoms, sp.density_factor, sp.temperature, seeds
             ) as md:
-                return _sample(md, sp.temperature, sp.frames, spacing, seeds[3] + 7, info)
+                return sample_md(md, sp.temperature, sp.frames, spacing, seeds[3] + 7, info)
 
-        frames = _cached_sample(samples, f"{sp.index:04d}_{sp.label}", sample)
+        frames = cached_sample(samples, f"{sp.index:04d}_{sp.label}", sample)
         splits.setdefault(sp.split, []).extend(frames)
         state_meta.append(
             {
@@ -270,10 +192,10 @@ def generate_dataset(
         n_frames = int(ref["time_fs"] // ref["frame_spacing_fs"])
 
         def sample_ref(sysd=sysd, n=n, temp=temp, seeds=seeds, info=info, n_frames=n_frames):
-            with _prepare(preset, sysd, n, 1.0, temp, seeds) as md:
-                return _sample(md, temp, n_frames, ref["frame_spacing_fs"], seeds[3] + 7, info)
+            with prepare_md(preset, sysd, n, 1.0, temp, seeds) as md:
+                return sample_md(md, temp, n_frames, ref["frame_spacing_fs"], seeds[3] + 7, info)
 
-        ref_outputs[f"{name}_{temp:g}K"] = _cached_sample(
+        ref_outputs[f"{name}_{temp:g}K"] = cached_sample(
             samples, f"ref_{k:04d}_{name}_{temp:g}K", sample_ref
         )
         bar.update()
@@ -326,32 +248,6 @@ def generate_dataset(
     return manifest
 
 
-def _samples_dir(labeller, preset: dict, seed: int) -> Path | None:
-    """Where sampled structures are kept for a resumed run (only when a label cache exists:
-    a teacher-labelled preset, whose runs take hours), keyed by the preset and seed."""
-    if labeller is None or labeller.cache_dir is None:
-        return None
-    import hashlib
-    import json
-
-    body = {k: v for k, v in preset.items() if not k.startswith("_")}
-    key = hashlib.sha256(json.dumps([body, seed], sort_keys=True, default=str).encode())
-    return labeller.cache_dir / "samples" / key.hexdigest()[:16]
-
-
-def _cached_sample(folder: Path | None, name: str, sample) -> list[Atoms]:
-    """``sample()``, or the frames a previous run of the same preset and seed stored."""
-    if folder is None:
-        return sample()
-    path = folder / f"{name}.extxyz"
-    if path.is_file():
-        return ase.io.read(path, index=":", format="extxyz")
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_extxyz(path, sample())
-    # what a resumed run reads back, so that the label cache's frame keys match
-    return ase.io.read(path, index=":", format="extxyz")
-
-
 def _labeller(preset: dict, out_dir: Path, cache: str | Path | None, threads: int | None):
     """The preset's ``labels`` reference, validated for its species (None: the sampler
     potential labels)."""
@@ -389,10 +285,10 @@ def _write_outputs(
 ) -> dict[str, int]:
     files = {}
     for name, frames in outputs.items():
-        _write_extxyz(out_dir / f"{name}.extxyz", frames)
+        write_extxyz(out_dir / f"{name}.extxyz", frames)
         files[f"{name}.extxyz"] = len(frames)
     for name, frames in ref_outputs.items():
-        _write_extxyz(out_dir / "reference_md" / f"{name}.extxyz", frames)
+        write_extxyz(out_dir / "reference_md" / f"{name}.extxyz", frames)
         files[f"reference_md/{name}.extxyz"] = len(frames)
     return files
 

@@ -76,6 +76,17 @@ class Labeller:
 
             self.lammps_spec = load_preset(spec["preset"])["lammps"]
 
+    def calculator(self) -> Any:
+        """The reference as an ASE calculator (teacher or calculator specs; a preset labels
+        through LAMMPS sessions instead and raises ValueError here). Built on first use: a
+        teacher takes seconds to load."""
+        if self.lammps_spec is not None:
+            raise ValueError(
+                "a preset reference labels periodic cells through LAMMPS; it is not an ASE "
+                "calculator (use a teacher or calculator reference)"
+            )
+        return self._calculator()
+
     def _calculator(self) -> Any:
         """The ASE calculator, built on first use (a teacher takes seconds to load)."""
         if self.calc is None:
