@@ -289,3 +289,29 @@ def test_sevennet0_labels_equal_a_direct_call(tmp_path):
         assert got.get_potential_energy() == pytest.approx(raw.get_potential_energy(), abs=1e-5)
         np.testing.assert_allclose(got.get_forces(), raw.get_forces(), atol=1e-5)
     assert reference_provenance(spec)["version"].startswith("0.13")
+
+
+def test_dimer_reference_curves_equal_direct_calls(standin, tmp_path, capsys):
+    from ase import Atoms
+
+    from gnnff.cli import main
+
+    out = tmp_path / "dimer"
+    rc = main(["dimer", "--reference", "teacher:standin", "--species", "Si,O", "--r-min", "1.5",
+               "--r-max", "4.5", "--points", "4", "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    got = json.loads((out / "dimer.json").read_text())
+    assert got["reference"]["teacher"] == "standin" and got["energy_eV"] == {}
+    r = np.asarray(got["r"])
+
+    def e(a, b, d):
+        atoms = Atoms([a, b], positions=[[0, 0, 0], [d, 0, 0]])
+        atoms.calc = _lj()
+        return atoms.get_potential_energy()
+
+    want = [e("O", "Si", d) - e("O", "Si", r[-1]) for d in r]
+    np.testing.assert_allclose(got["reference_energy_eV"]["O-Si"], want, atol=1e-12)
+    assert (out / "dimer.png").is_file()
+    capsys.readouterr()
+    assert main(["dimer", "--out", str(out)]) != 0
+    assert "give --model" in capsys.readouterr().err
