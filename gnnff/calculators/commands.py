@@ -224,7 +224,7 @@ def _dimer(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "dimer.json", {
-        "model": str(path) if path else None, "r": r.tolist(),
+        "model": args.model, "r": r.tolist(),
         "energy_eV": {k: v.tolist() for k, v in curves.items()},
         "reference": ref_info,
         "reference_energy_eV": {k: v.tolist() for k, v in (ref_curves or {}).items()},
