@@ -11,10 +11,12 @@ The data set is written to ``round_000/bootstrap/`` (``train``/``valid``/``test_
 are cached per frame in ``round_000/label_cache/``, so an interrupted bootstrap (Ctrl-C,
 kill -9) continues with the frames still missing. ``round_000/bootstrap.json`` marks it done.
 
-Stability references come from the reference's physics, never from the student's MD: the
+Stability references come from the reference's side, never from the student's MD: the
 close-contact per-pair minima are those of the reference-labelled bootstrap training frames
-(structures the reference labelled; frames it could not label are dropped). An exploration run
-may start from any bootstrap file: ``structure: "bootstrap:train.extxyz"``.
+(structures the reference labelled; frames it could not label are dropped); a run starting from
+a bootstrap ``reference_md/`` trajectory is judged against that trajectory's RDF, and every
+other run of a bootstrapped loop without the ``rdf`` criterion. An exploration run may start
+from any bootstrap file: ``structure: "bootstrap:train.extxyz"``.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from typing import Any
 
 from gnnff.io_utils import atomic_write_json
 
+from .config import BOOTSTRAP_PREFIX as PREFIX
 from .config import StabilizeConfigError
 
-PREFIX = "bootstrap:"
 REFERENCE_MD = "reference_md/"
 
 
@@ -62,12 +64,12 @@ def load_bootstrap_preset(bs: dict[str, Any], reference: dict[str, Any]) -> dict
 
     Raises :class:`StabilizeConfigError` for an unknown or malformed preset, or a reference that
     cannot label the preset's species."""
-    from gnnff.data.presets import load_preset
+    from gnnff.data.presets import PresetError, load_preset
     from gnnff.data.reference import ReferenceSpecError, validate_reference
 
     try:
         preset = load_preset(bs["preset"], quick=bs["quick"])
-    except (FileNotFoundError, ValueError) as exc:
+    except (PresetError, FileNotFoundError, ValueError) as exc:
         raise StabilizeConfigError(f"bootstrap.preset: {exc}") from None
     species = list(preset["lammps"]["elements"])
     try:
@@ -106,6 +108,39 @@ def criteria_without_rdf() -> list[str]:
 
 def data_dir(rdir0: Path) -> Path:
     return rdir0 / "bootstrap"
+
+
+def data_overrides(rdir0: Path, train_config: str, placeholder: bool = False) -> list[str]:
+    """``--set`` overrides pointing a training config at the bootstrap data set in ``rdir0``
+    (absolute paths; labels read as written in its extxyz files, so no ``*_key``).
+    ``placeholder``: the files do not exist yet; the config file itself stands in for them so
+    that every other field can be checked before anything is written."""
+    data = data_dir(rdir0).resolve()
+    files = {"train": data / "train.extxyz", "valid": data / "valid.extxyz"}
+    test = data / "test_id.extxyz"
+    if placeholder:
+        files = dict.fromkeys(files, Path(train_config).resolve())
+    sets = [f"data.{k}={v}" for k, v in files.items()]
+    sets.append(f"data.test={test if test.is_file() and not placeholder else 'null'}")
+    sets += [f"data.{k}_key=null" for k in ("energy", "forces", "stress", "virial")]
+    if placeholder:
+        sets.append("data.cache=null")
+    return sets
+
+
+def rdf_reference(base, base_frames: list, text: str, trajectory: str):
+    """The stability reference of a run starting from bootstrap trajectory ``text`` (file
+    ``trajectory``): the close-contact minima of ``base`` (the bootstrap training frames
+    ``base_frames``) and the RDF averaged over every frame of the trajectory."""
+    from gnnff.stability.reference import StabilityReference
+    from gnnff.training.data import read_frames
+
+    return StabilityReference.from_frames(
+        base_frames,
+        rdf_frames=read_frames(trajectory),
+        distance_cutoff=base.distance_cutoff,
+        source=f"{base.source}; RDF of {text}",
+    )
 
 
 def resolve_structure(text: str, rdir0: Path) -> str:

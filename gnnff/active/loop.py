@@ -139,18 +139,9 @@ class StabilizeLoop:
         path = self.cfg["train_config"]
         sets: list[str] = []
         if self.cfg["bootstrap"] is not None:
-            from .bootstrap import data_dir
+            from .bootstrap import data_overrides
 
-            data = data_dir(self._rdir(0)).resolve()
-            test = data / "test_id.extxyz"
-            files = {"train": data / "train.extxyz", "valid": data / "valid.extxyz"}
-            if placeholder:
-                files = dict.fromkeys(files, Path(path).resolve())
-            sets = [f"data.{k}={v}" for k, v in files.items()]
-            sets.append(f"data.test={test if test.is_file() and not placeholder else 'null'}")
-            sets += [f"data.{k}_key=null" for k in ("energy", "forces", "stress", "virial")]
-            if placeholder:
-                sets.append("data.cache=null")
+            sets = data_overrides(self._rdir(0), path, placeholder)
         try:
             return load_config(path, sets)
         except ConfigError as exc:
@@ -350,7 +341,7 @@ class StabilizeLoop:
         starting from a bootstrap ``reference_md/`` trajectory is judged against that
         trajectory's RDF (``reference_run_NN.json``); any other run is not judged by RDF
         (its only reference would be the run's own first window)."""
-        from .bootstrap import REFERENCE_MD, criteria_without_rdf, resolve_structure
+        from .bootstrap import REFERENCE_MD, criteria_without_rdf, rdf_reference, resolve_structure
 
         text = run["structure"]
         run = {**run, "structure": resolve_structure(text, self._rdir(0))}
@@ -361,16 +352,7 @@ class StabilizeLoop:
             return run, shared, criteria_without_rdf()
         path = rdir / "explore" / f"reference_run_{k:02d}.json"
         if not path.is_file():
-            from gnnff.stability.reference import StabilityReference
-            from gnnff.training.data import read_frames
-
-            ref = StabilityReference.from_frames(
-                self.base_frames,
-                rdf_frames=read_frames(run["structure"]),
-                distance_cutoff=self.reference.distance_cutoff,
-                source=f"{self.reference.source}; RDF of {text}",
-            )
-            ref.save(path)
+            rdf_reference(self.reference, self.base_frames, text, run["structure"]).save(path)
         return run, str(path), None
 
     def _select_and_label(self, rdir: Path, rows: list[dict[str, Any]]) -> int:
