@@ -16,3 +16,12 @@ def quick_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick_sio2")
     generate_dataset("sio2-tersoff", out, seed=0, quick=True, progress=False)
     return out
+
+
+@pytest.fixture
+def standin(monkeypatch, tmp_path):
+    """The stand-in teacher ``standin`` (Lennard-Jones, Si and O) registered for one test; its
+    call counter (see ``teacher_fixtures.register_standin``)."""
+    from teacher_fixtures import register_standin
+
+    return register_standin(monkeypatch, tmp_path)

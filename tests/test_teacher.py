@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 from ase.calculators.lj import LennardJones
+from teacher_fixtures import lj
 
 from gnnff.data import teacher as teacher_mod
 from gnnff.data.generate import DataGenerationError, generate_dataset
@@ -21,13 +22,8 @@ from gnnff.data.reference import (
     reference_provenance,
     validate_reference,
 )
-from gnnff.data.teacher import TeacherInfo
 
 HAS_SEVENN = importlib.util.find_spec("sevenn") is not None
-
-
-def _lj() -> LennardJones:
-    return LennardJones(sigma=2.2, epsilon=0.02, rc=5.0, smooth=True)
 
 
 class _Flaky(LennardJones):
@@ -37,30 +33,6 @@ class _Flaky(LennardJones):
         super().calculate(atoms, properties, system_changes)
         if atoms is not None and atoms.positions[0, 0] < 0.5:
             self.results["energy"] = float("nan")
-
-
-@pytest.fixture
-def standin(monkeypatch, tmp_path):
-    """Registers the stand-in teacher ``standin`` (Si, O only); yields a call counter."""
-    weights = tmp_path / "standin_weights.bin"
-    weights.write_bytes(b"stand-in teacher weights")
-    calls = {"n": 0}
-
-    class Counting(LennardJones):
-        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
-            calls["n"] += 1
-            super().calculate(atoms, properties, system_changes)
-
-    info = TeacherInfo(
-        name="standin",
-        package="ase",
-        description="Lennard-Jones stand-in",
-        weights_path=lambda: weights,
-        species=lambda: ["O", "Si"],
-        build=lambda device: Counting(sigma=2.2, epsilon=0.02, rc=5.0, smooth=True),
-    )
-    monkeypatch.setitem(teacher_mod.TEACHERS, "standin", info)
-    return calls
 
 
 def _frames(n: int = 4, seed: int = 0):
@@ -87,7 +59,7 @@ def test_labels_equal_a_direct_teacher_call(standin, tmp_path):
     res = Labeller(spec, cache_dir=tmp_path / "cache").label(_frames())
     assert len(res.frames) == 4 and not res.skipped
     for got, raw in zip(res.frames, _frames(), strict=True):
-        raw.calc = _lj()
+        raw.calc = lj()
         assert got.get_potential_energy() == pytest.approx(raw.get_potential_energy(), abs=1e-12)
         np.testing.assert_allclose(got.get_forces(), raw.get_forces(), atol=1e-12)
         np.testing.assert_allclose(got.get_stress(), raw.get_stress(), atol=1e-12)
@@ -230,7 +202,7 @@ def test_generate_with_a_teacher_labels_every_frame_and_resumes(standin, tmp_pat
     assert len(frames) == 6
     for f in frames:  # teacher labels, not the sampler's
         g = f.copy()
-        g.calc = _lj()
+        g.calc = lj()
         assert f.get_potential_energy() == pytest.approx(g.get_potential_energy(), abs=1e-6)
     from gnnff.training.final import label_provenance
 

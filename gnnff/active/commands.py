@@ -13,7 +13,9 @@ def register(subparsers) -> None:
         help="active learning: turn failed MD into training data until runs are stable",
         description="Explore with MD and the stability monitor, label the failure frames with "
         "the reference (a gnnff data preset or any ASE calculator), retrain, repeat until every "
-        "exploration run reaches S = 1 or max_rounds. Every unit is cached: --resume continues "
+        "exploration run reaches S = 1 or max_rounds. With a bootstrap section it starts from no "
+        "model and no data: a preset's structures labelled by the reference (e.g. a "
+        "foundation-model teacher) train round 0. Every unit is cached: --resume continues "
         "an interrupted loop. Config schema: gnnff.active.config.",
     )
     p.add_argument("config", help="stabilize config (YAML)")

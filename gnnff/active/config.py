@@ -11,6 +11,13 @@ Sections::
     train_config: training YAML (``gnnff train`` schema): its data.train/valid are the base
                   set, its model/loss/optim/training sections are used for every retraining
     initial_model: model.pt to start from (null: round 0 trains one from train_config)
+    bootstrap:     null, or {preset: NAME or preset.yaml, quick: false, seed: (the loop's)}:
+                   start from no data (:mod:`gnnff.active.bootstrap`): the preset samples the
+                   structures, ``reference`` labels them into round_000/bootstrap/, round 0
+                   trains on its train/valid/test_id splits (train_config's data section is
+                   then unused; labels are read from the extxyz files as written). Needs a
+                   reference, excludes initial_model. Exploration runs may start from its
+                   files: ``structure: "bootstrap:train.extxyz"``
     reference:     {preset: sio2-tersoff}  (labels through LAMMPS, as `gnnff data generate`)
                    or {calculator: "package.module:Class", kwargs: {...}}  (any ASE calculator)
                    or {teacher: sevennet-0, threads: N}  (a foundation-model teacher, needs
@@ -64,6 +71,7 @@ MODES = ("finetune", "scratch")
 DEFAULTS: dict[str, Any] = {
     "train_config": None,
     "initial_model": None,
+    "bootstrap": None,
     "reference": None,
     "explore": {
         "engine": "ase",
@@ -138,6 +146,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
             schema = schema[part]
             if where + part == "select.committee":
                 schema = dict.fromkeys(COMMITTEE_KEYS)
+            elif where + part == "bootstrap":
+                schema = dict.fromkeys(BOOTSTRAP_KEYS)
         node = raw
         for part in parts[:-1]:
             if node.get(part) is None:
@@ -169,6 +179,46 @@ def _reference(ref: Any) -> dict[str, Any]:
 
 
 COMMITTEE_KEYS = ("size", "f_lo", "f_hi", "max_frames", "interval")
+BOOTSTRAP_KEYS = ("preset", "quick", "seed")
+BOOTSTRAP_PREFIX = "bootstrap:"  # an exploration start from the bootstrap data set
+
+
+def _bootstrap(cfg: dict[str, Any], base: Path | None) -> dict[str, Any] | None:
+    """The ``bootstrap`` section's shape (None: off); the preset itself (species, splits) is
+    checked by :func:`gnnff.active.bootstrap.check_preset` when the loop is set up."""
+    bs = cfg["bootstrap"]
+    if bs is None:
+        return None
+    if not isinstance(bs, dict) or "preset" not in bs:
+        raise StabilizeConfigError(
+            "bootstrap must be null or a mapping {preset: NAME or preset.yaml, quick: false, "
+            "seed: N}"
+        )
+    bad = set(bs) - set(BOOTSTRAP_KEYS)
+    if bad:
+        raise _unknown("bootstrap.", bad, BOOTSTRAP_KEYS)
+    if cfg["initial_model"] is not None:
+        raise StabilizeConfigError(
+            "bootstrap and initial_model exclude each other: the bootstrap trains round 0's "
+            "model from nothing; drop initial_model, or drop bootstrap to start from the model"
+        )
+    name = bs["preset"]
+    if not isinstance(name, str) or not name:
+        raise StabilizeConfigError(f"bootstrap.preset must be a preset name or file, got {name!r}")
+    as_file = resolve_path(name, base).path
+    if as_file.is_file():
+        name = str(as_file)
+    elif name.endswith((".yaml", ".yml")) or "/" in name:
+        raise StabilizeConfigError(
+            f"bootstrap.preset: {as_file} not found; fix the path (relative to the config "
+            "file's folder) or name a bundled preset (gnnff data presets)"
+        )
+    quick = bs.get("quick", False)
+    if not isinstance(quick, bool):
+        raise StabilizeConfigError(f"bootstrap.quick must be true or false, got {quick!r}")
+    seed = bs.get("seed", cfg["seed"])
+    _number("bootstrap", "seed", seed, 0, integer=True)
+    return {"preset": name, "quick": quick, "seed": seed}
 
 
 def _committee(com: Any, ex: dict[str, Any]) -> dict[str, Any] | None:
@@ -249,7 +299,14 @@ def validate(
         cfg["initial_model"] = _path(
             cfg["initial_model"], "initial_model", base_for("initial_model")
         )
+    if cfg["bootstrap"] is not None and cfg["reference"] is None:
+        raise StabilizeConfigError(
+            "bootstrap needs a reference to label its frames, e.g. reference: "
+            "{teacher: sevennet-0} (or {preset: NAME}, or {calculator: ...})"
+        )
     cfg["reference"] = _reference(cfg["reference"])
+    _number("", "seed", cfg["seed"], 0, integer=True)
+    cfg["bootstrap"] = _bootstrap(cfg, base_for("bootstrap.preset"))
     ex = cfg["explore"]
     if ex["engine"] not in ENGINES:
         raise StabilizeConfigError(f"explore.engine {ex['engine']!r}: valid are {ENGINES}")
@@ -279,11 +336,18 @@ def validate(
         bad = set(run) - {"structure", "index", "temperature", "seed"}
         if bad:
             raise StabilizeConfigError(f"explore.runs[{k}]: unknown keys {sorted(bad)}")
+        structure = run["structure"]
+        if isinstance(structure, str) and structure.startswith(BOOTSTRAP_PREFIX):
+            if cfg["bootstrap"] is None:
+                raise StabilizeConfigError(
+                    f"explore.runs[{k}].structure {structure!r} names a bootstrap file, but "
+                    "there is no bootstrap section; give the path of a structure file"
+                )
+        else:
+            structure = _path(structure, f"explore.runs[{k}].structure", base_for("explore.runs"))
         runs.append(
             {
-                "structure": _path(
-                    run["structure"], f"explore.runs[{k}].structure", base_for("explore.runs")
-                ),
+                "structure": structure,
                 "index": _number(
                     "explore.runs", "index", run.get("index", 0), -(10**9), integer=True
                 ),

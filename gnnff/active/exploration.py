@@ -19,6 +19,7 @@ def explore_run(
     failure_frames: int,
     threads: int | None = None,
     committee: dict[str, Any] | None = None,
+    criteria: list[str] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Run one exploration start; returns (its ``report.json`` content, CPU seconds).
 
@@ -34,6 +35,8 @@ def explore_run(
     current frame; its candidates go to ``committee.extxyz`` and its counts to
     ``committee.json`` in ``rund`` (both written when the run ends, so an interrupted run
     leaves neither). Members' force evaluations count in the CPU seconds.
+
+    ``criteria``: the stability criteria to run (None: every default one).
     """
     from gnnff.calculators.md import read_structure
 
@@ -48,10 +51,11 @@ def explore_run(
         if committee is not None:
             raise ValueError("a committee needs explore.engine ase")
         t0 = time.perf_counter()
-        report = _explore_lammps(ex, start, model, run, out, reference_file)
+        report = _explore_lammps(ex, start, model, run, out, reference_file, criteria)
         return report, ex["np"] * (time.perf_counter() - t0)
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.md import MDSettings, run_md
+    from gnnff.stability import StabilityConfig
     from gnnff.stability.reference import StabilityReference
 
     settings = MDSettings(
@@ -78,11 +82,15 @@ def explore_run(
             ex["dt_fs"],
             source=str(out),
         )
+    stability = None
+    if criteria is not None:
+        stability = StabilityConfig(interval=ex["check_interval"], criteria=list(criteria))
     report = run_md(
         start,
         GNNFFCalculator(model),
         settings,
         out,
+        stability_config=stability,
         reference=StabilityReference.load(reference_file),
         progress=False,
         observers=[observer] if observer is not None else (),
@@ -93,7 +101,13 @@ def explore_run(
 
 
 def _explore_lammps(
-    ex: dict[str, Any], start, model: str, run: dict[str, Any], rund: Path, reference_file: str
+    ex: dict[str, Any],
+    start,
+    model: str,
+    run: dict[str, Any],
+    rund: Path,
+    reference_file: str,
+    criteria: list[str] | None = None,
 ) -> dict[str, Any]:
     """The bundled NVT input (``gnnff/lammps/templates/in.nvt``) on ``explore.np`` ranks,
     monitored by ``fix gnnff/stability``."""
@@ -103,7 +117,10 @@ def _explore_lammps(
 
     species = list(read_metadata(model)["species"])
     write_lammps_data(start, rund / "start.data", species)
-    (rund / "criteria.yaml").write_text(f"interval: {ex['check_interval']}\n")
+    text = f"interval: {ex['check_interval']}\n"
+    if criteria is not None:
+        text += f"criteria: [{', '.join(criteria)}]\n"
+    (rund / "criteria.yaml").write_text(text)
     template = Path(__file__).resolve().parents[1] / "lammps" / "templates" / "in.nvt"
     run_lammps_input(
         template, rund, np_=ex["np"], stability=rund / "criteria.yaml",

@@ -11,13 +11,20 @@ Close contacts are always judged against the *base* training set's per-pair mini
 the frames the loop adds hold the short contacts that made runs fail, and judging later rounds by
 their own (shorter) minima would let the metric, not the model, improve.
 
+With a ``bootstrap`` section the loop starts from no data (:mod:`gnnff.active.bootstrap`): the
+reference labels the preset's structures into ``round_000/bootstrap/``, which is the base set;
+no stability reference then comes from the student's MD (the RDF criterion runs only for starts
+from a bootstrap ``reference_md/`` trajectory, against that trajectory's RDF).
+
 Every unit (training, one exploration run, selection, labelling, data merge) writes its result
 atomically and is skipped when done, so ``--resume`` after an interruption at any point (Ctrl-C,
 kill -9) loses at most the unit in flight. Layout of ``--out``::
 
     config.json  summary.json  stabilize.md  stabilize.png
+    round_000/bootstrap/, label_cache/, bootstrap.json   (bootstrap: the labelled data set)
     round_000/train/model.pt            (unless initial_model is given)
     round_000/train_member_k/model.pt   (select.committee: members k = 1..K-1)
+    round_001/explore/reference.json (reference_run_NN.json: bootstrap RDF references)
     round_001/explore/run_00/report.json, failing.extxyz, done.json
         committee.extxyz, committee.json   (select.committee)
     round_001/selected.extxyz  labelled.extxyz  label_log.json  train.extxyz  train/model.pt
@@ -34,7 +41,7 @@ from typing import Any
 
 from gnnff.io_utils import atomic_write, atomic_write_json
 
-from .config import StabilizeConfigError
+from .config import BOOTSTRAP_PREFIX, StabilizeConfigError
 
 
 class StabilizeError(RuntimeError):
@@ -93,20 +100,27 @@ class StabilizeLoop:
     # ------------------------------------------------------------------ set-up
     def _prepare(self) -> None:
         """Everything that can fail on bad input, before anything is written."""
-        from gnnff.stability.reference import StabilityReference
-        from gnnff.training.config import load_config
         from gnnff.training.data import read_frames, species_in
 
         from .labelling import Labeller
 
-        self.tcfg = load_config(self.cfg["train_config"])
-        self.base_frames = read_frames(self.tcfg["data"]["train"], "train")
-        species = self.tcfg["model"].get("species") or species_in(self.base_frames)
+        bs = self.cfg["bootstrap"]
+        if bs is not None:
+            from .bootstrap import check_preset
+
+            preset = check_preset(bs, self.cfg["reference"], self.cfg["explore"]["runs"])
+            self.tcfg = self._train_config(placeholder=True)
+            species = self.tcfg["model"].get("species") or list(preset["lammps"]["elements"])
+        else:
+            self._load_base()
+            species = self.tcfg["model"].get("species") or species_in(self.base_frames)
         if self.cfg["initial_model"]:
             from gnnff.potentials import read_metadata
 
             species = list(read_metadata(self.cfg["initial_model"])["species"])
         for k, run in enumerate(self.cfg["explore"]["runs"]):
+            if run["structure"].startswith(BOOTSTRAP_PREFIX):
+                continue  # frames of the bootstrap preset: its species
             got = species_in(read_frames(f"{run['structure']}@{run['index']}"))
             lacking = sorted(set(got) - set(species))
             if lacking:
@@ -115,13 +129,70 @@ class StabilizeLoop:
                     f"lacks (species {species}); drop the run or add training data with them"
                 )
         self.labeller = Labeller(self.cfg["reference"])  # cache_dir set per round
+
+    def _train_config(self, placeholder: bool = False) -> dict[str, Any]:
+        """The validated training config. With a bootstrap its data section is the bootstrap
+        data set's (labels as written in its extxyz files); ``placeholder``: those files do
+        not exist yet, so every other field is checked with stand-in paths."""
+        from gnnff.training.config import ConfigError, load_config
+
+        path = self.cfg["train_config"]
+        sets: list[str] = []
+        if self.cfg["bootstrap"] is not None:
+            from .bootstrap import data_overrides
+
+            sets = data_overrides(self._rdir(0), path, placeholder)
+        try:
+            return load_config(path, sets)
+        except ConfigError as exc:
+            hint = ""
+            if self.cfg["bootstrap"] is None and self.cfg["initial_model"] is None:
+                hint = (
+                    "; with no data yet, add a bootstrap section (bootstrap: {preset: NAME}) "
+                    "and the reference labels a generated data set"
+                )
+            raise StabilizeConfigError(f"train_config {path}: {exc}{hint}") from None
+
+    def _load_base(self) -> None:
+        """The base training set and the close-contact reference it gives. With a bootstrap
+        the base set is the reference-labelled bootstrap training split."""
+        from gnnff.stability.reference import StabilityReference
+        from gnnff.training.data import read_frames
+
+        self.tcfg = self._train_config()
+        self.base_frames = read_frames(self.tcfg["data"]["train"], "train")
+        name = Path(self.tcfg["data"]["train"]).name
+        source = f"base training set {name}"
+        if self.cfg["bootstrap"] is not None:
+            from gnnff.data.reference import reference_provenance
+
+            ref = reference_provenance(self.cfg["reference"])
+            by = ref.get("teacher") or ref.get("preset") or ref.get("calculator")
+            source = f"bootstrap training set {name} (labelled by {by})"
         cutoff = float(self.tcfg["model"].get("cutoff", 5.0))
         self.reference = StabilityReference.from_frames(
-            self.base_frames,
-            with_rdf=False,
-            distance_cutoff=cutoff,
-            source=f"base training set {Path(self.tcfg['data']['train']).name}",
+            self.base_frames, with_rdf=False, distance_cutoff=cutoff, source=source
         )
+
+    def _bootstrap(self) -> dict[str, Any]:
+        """The bootstrap unit: round 0's data set, labelled by the reference."""
+        from gnnff.data.generate import DataGenerationError
+        from gnnff.data.labelling import LabellingError
+
+        from .bootstrap import run_bootstrap
+
+        rdir = self._rdir(0)
+        fresh = not (rdir / "bootstrap.json").is_file()
+        try:
+            info, cpu = run_bootstrap(
+                self.cfg["bootstrap"], self.cfg["reference"], rdir, log=self.log
+            )
+        except (DataGenerationError, LabellingError) as exc:
+            raise StabilizeError(f"bootstrap: {exc}") from None
+        if fresh:
+            self._cpu(rdir, "bootstrap", cpu)
+            self._unit_done()
+        return info
 
     def _unit_done(self) -> None:
         if self._units_left is not None:
@@ -214,8 +285,7 @@ class StabilizeLoop:
             if not (rund / "done.json").is_file():
                 if rund.exists():
                     shutil.rmtree(rund)  # an interrupted run starts over
-                pending.append((k, run, rund))
-        args = (model, str(reference_file))
+                pending.append((k, *self._run_setup(rdir, k, run), rund))
         frames = self.cfg["select"]["failure_frames"]
         com = self.cfg["select"]["committee"]
         committee = None
@@ -234,10 +304,11 @@ class StabilizeLoop:
             self._unit_done()
 
         if ex["workers"] == 1 or len(pending) <= 1:
-            for k, run, rund in pending:
-                finish(
-                    k, run, rund, explore_run(ex, run, *args, str(rund), frames, None, committee)
+            for k, run, ref, criteria, rund in pending:
+                result = explore_run(
+                    ex, run, model, ref, str(rund), frames, None, committee, criteria
                 )
+                finish(k, run, rund, result)
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -247,8 +318,12 @@ class StabilizeLoop:
             with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 tail = (frames, 1, committee)  # failure frames, threads, committee
                 futures = {
-                    pool.submit(explore_run, ex, run, *args, str(rund), *tail): (k, run, rund)
-                    for k, run, rund in pending
+                    pool.submit(explore_run, ex, run, model, ref, str(rund), *tail, criteria): (
+                        k,
+                        run,
+                        rund,
+                    )
+                    for k, run, ref, criteria, rund in pending
                 }
                 for fut in as_completed(futures):
                     finish(*futures[fut], fut.result())
@@ -256,6 +331,29 @@ class StabilizeLoop:
             json.loads((rdir / "explore" / f"run_{k:02d}" / "done.json").read_text())
             for k in range(len(ex["runs"]))
         ]
+
+    def _run_setup(
+        self, rdir: Path, k: int, run: dict[str, Any]
+    ) -> tuple[dict[str, Any], str, list[str] | None]:
+        """Exploration run ``k`` with its start file resolved, its stability reference file and
+        its criteria (None: the defaults). Without a bootstrap every run uses the round's
+        ``reference.json``. With one, no reference may come from the student's own MD: a run
+        starting from a bootstrap ``reference_md/`` trajectory is judged against that
+        trajectory's RDF (``reference_run_NN.json``); any other run is not judged by RDF
+        (its only reference would be the run's own first window)."""
+        from .bootstrap import REFERENCE_MD, criteria_without_rdf, rdf_reference, resolve_structure
+
+        text = run["structure"]
+        run = {**run, "structure": resolve_structure(text, self._rdir(0))}
+        shared = str(rdir / "explore" / "reference.json")
+        if self.cfg["bootstrap"] is None:
+            return run, shared, None
+        if not text.startswith(BOOTSTRAP_PREFIX + REFERENCE_MD):
+            return run, shared, criteria_without_rdf()
+        path = rdir / "explore" / f"reference_run_{k:02d}.json"
+        if not path.is_file():
+            rdf_reference(self.reference, self.base_frames, text, run["structure"]).save(path)
+        return run, str(path), None
 
     def _select_and_label(self, rdir: Path, rows: list[dict[str, Any]]) -> int:
         from gnnff.stability.failing import FAILING_FILE as FILE_NAME
@@ -355,6 +453,9 @@ class StabilizeLoop:
         from .committee import read_counts
         from .report import write_report
 
+        boot = self._bootstrap() if self.cfg["bootstrap"] is not None else None
+        if boot is not None:
+            self._load_base()
         init = self.cfg["initial_model"]
         model = init or self._train(self._rdir(0), None, None, 0)
         base_train = Path(self.tcfg["data"]["train"]) if init else None
@@ -400,6 +501,7 @@ class StabilizeLoop:
             "frames_added_total": sum(i["frames_added"] for i in rounds),
             "reference": self.reference.source,
             "committee": self.cfg["select"]["committee"],
+            "bootstrap": boot,
         }
         atomic_write_json(self.out / "summary.json", summary)
         write_report(summary, self.out)

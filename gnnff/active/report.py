@@ -60,6 +60,22 @@ def committee_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def bootstrap_lines(summary: dict[str, Any]) -> list[str]:
+    """What round 0 trained on when the loop started from no data (no lines otherwise)."""
+    boot = summary.get("bootstrap")
+    if not boot:
+        return []
+    labels = boot.get("labels", {})
+    by = labels.get("teacher") or labels.get("preset") or labels.get("calculator")
+    skipped = sum(len(v) for v in labels.get("skipped", {}).values())
+    frames = ", ".join(f"{name} {n}" for name, n in boot["frames"].items())
+    return [
+        f"Bootstrap from no data: preset {boot['preset']} (seed {boot['seed']}), every frame "
+        f"labelled by {by} ({skipped} skipped); round 0 trained on it. Frames: {frames}.",
+        "",
+    ]
+
+
 def write_report(summary: dict[str, Any], out: Path) -> None:
     rows = round_table(summary)
     lines = [
@@ -72,6 +88,7 @@ def write_report(summary: dict[str, Any], out: Path) -> None:
         "Round r explores with the model of round r-1; frames added in round r train the model "
         "of round r.",
         "",
+        *bootstrap_lines(summary),
         "| round | runs | mean S | median stable (ps) | S = 1 | frames added | CPU s |",
         "|---|---|---|---|---|---|---|",
     ]
