@@ -278,7 +278,7 @@ def test_dimer_reference_curves_equal_direct_calls(standin, tmp_path, capsys):
 
     def e(a, b, d):
         atoms = Atoms([a, b], positions=[[0, 0, 0], [d, 0, 0]])
-        atoms.calc = _lj()
+        atoms.calc = lj()
         return atoms.get_potential_energy()
 
     want = [e("O", "Si", d) - e("O", "Si", r[-1]) for d in r]
