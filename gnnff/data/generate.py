@@ -29,11 +29,12 @@ from gnnff.data.structures import (
     random_packing,
     scale_density,
 )
+from gnnff.errors import GNNFFError
 from gnnff.io_utils import atomic_write, atomic_write_json, sha256_file
 from gnnff.lammps.library import potential_file
 
 
-class DataGenerationError(RuntimeError):
+class DataGenerationError(GNNFFError, RuntimeError):
     """The data set cannot be generated as asked (e.g. the output folder is not empty)."""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gnnff.extensions import MODELS
+from gnnff.potentials.config import ModelConfigError
 
 from .families import ModelFamily
 
@@ -24,7 +25,7 @@ def _build_allegro(cfg: dict[str, Any]) -> EdgeModel:
 def _validate_attention(cfg: dict[str, Any]) -> None:
     heads = cfg["attn_heads"]
     if not isinstance(heads, int) or heads < 1 or cfg["num_tensor"] % heads:
-        raise ValueError(
+        raise ModelConfigError(
             f"attn_heads must be a positive integer dividing num_tensor "
             f"({cfg['num_tensor']}), got {heads!r}"
         )

@@ -62,14 +62,14 @@ The decorrelation loss and the schedulers are this project's own definitions; se
 from __future__ import annotations
 
 import copy
-import difflib
 from pathlib import Path
 from typing import Any
 
+from ..errors import GNNFFError, did_you_mean
 from ..io_utils import load_yaml, resolve_path, yaml_value
 
 
-class ConfigError(ValueError):
+class ConfigError(GNNFFError, ValueError):
     """A training config that cannot be used; the message names the key and the fix."""
 
 
@@ -128,11 +128,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "progress": True,
     },
 }
-
-
-def _did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(str(name), list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def default_config() -> dict[str, Any]:
@@ -221,7 +216,7 @@ def _check_number(sec: str, key: str, value, lo=None, hi=None, integer=False, al
 def _check_choice(sec: str, key: str, value, choices):
     if value not in choices:
         raise ConfigError(
-            f"{sec}.{key} = {value!r} is not valid{_did_you_mean(value, choices)} "
+            f"{sec}.{key} = {value!r} is not valid{did_you_mean(value, choices)} "
             f"(choose one of {', '.join(map(str, choices))})"
         )
     return value
@@ -271,7 +266,7 @@ def validate_config(
     cfg = default_config()
     for sec, body in raw.items():
         if sec not in DEFAULTS:
-            raise ConfigError(f"unknown config section {sec!r}{_did_you_mean(sec, DEFAULTS)}")
+            raise ConfigError(f"unknown config section {sec!r}{did_you_mean(sec, DEFAULTS)}")
         if body is None:
             continue
         if not isinstance(body, dict):
@@ -282,7 +277,7 @@ def validate_config(
         for key, value in body.items():
             if key not in DEFAULTS[sec]:
                 raise ConfigError(
-                    f"unknown key {sec}.{key}{_did_you_mean(key, DEFAULTS[sec])} "
+                    f"unknown key {sec}.{key}{did_you_mean(key, DEFAULTS[sec])} "
                     f"(valid keys: {', '.join(DEFAULTS[sec])})"
                 )
             cfg[sec][key] = copy.deepcopy(value)
