@@ -134,7 +134,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"dtype:       {meta['dtype']}")
     print(f"softmax:     {sm.get('backend')} (bits {sm.get('bits')})")
     keys = ("l_max", "num_layers", "num_scalar", "num_tensor", "mlp_hidden", "zbl")
-    print("size:        " + ", ".join(f"{k}={hp.get(k)}" for k in keys))
+    print("size:        " + ", ".join(f"{k}={hp[k]}" for k in keys if k in hp))
     training = meta.get("training")
     print(f"training:    {'untrained' if training is None else json.dumps(training)[:400]}")
     return 0

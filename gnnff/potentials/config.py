@@ -1,7 +1,11 @@
 """Model configuration: defaults per family and validation with helpful messages.
 
-The hyperparameters below are common to every family; a registered family
-(:class:`gnnff.potentials.families.ModelFamily`) adds its own with their defaults and checks.
+The hyperparameters below are common to every family (species, cutoff, number of layers, the
+per-species energy reference, the ZBL prior, weight initialisation); a registered family
+(:class:`gnnff.potentials.families.ModelFamily`) owns the rest of its section: its
+architecture keys, their defaults and checks (allegro's ``num_scalar``, ``l_max``, ... are
+allegro's, in :mod:`gnnff.potentials.allegro_families`), so a plug-in family is not asked
+for keys it does not use.
 """
 
 from __future__ import annotations
@@ -26,15 +30,7 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "family": "allegro",
     "species": [],
     "cutoff": 5.0,
-    "l_max": 1,
     "num_layers": 2,
-    "num_scalar": 32,
-    "num_tensor": 8,
-    "mlp_hidden": [64],
-    "num_bessel": 8,
-    "poly_p": 6,
-    "species_embed_dim": 8,
-    "residual_coeff": 1.0,
     "avg_num_neighbors": 20.0,
     "zbl": False,
     "zbl_r_on": 1.0,
@@ -207,7 +203,7 @@ def _validate(cfg: dict[str, Any]) -> None:
     if len(set(species)) != len(species):
         raise ModelConfigError(f"model config 'species' has duplicates: {species}")
     cfg["species"] = list(species)
-    for key in ("cutoff", "avg_num_neighbors", "residual_coeff", "zbl_r_on", "zbl_r_off"):
+    for key in ("cutoff", "avg_num_neighbors", "zbl_r_on", "zbl_r_off"):
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ModelConfigError(f"model config {key!r} must be a number, got {value!r}")
@@ -220,19 +216,8 @@ def _validate(cfg: dict[str, Any]) -> None:
         )
     if not cfg["cutoff"] > 0:
         raise ModelConfigError(f"cutoff must be > 0 A, got {cfg['cutoff']}")
-    if cfg["l_max"] not in (1, 2):
-        raise ModelConfigError(f"l_max must be 1 or 2, got {cfg['l_max']}")
-    for key in ("num_layers", "num_scalar", "num_tensor", "num_bessel", "species_embed_dim"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ModelConfigError(f"{key} must be a positive integer, got {cfg[key]!r}")
-    if not isinstance(cfg["poly_p"], int) or cfg["poly_p"] < 2:
-        raise ModelConfigError(f"poly_p must be an integer >= 2, got {cfg['poly_p']!r}")
-    hidden = cfg["mlp_hidden"]
-    if not isinstance(hidden, (list, tuple)) or not all(
-        isinstance(h, int) and h > 0 for h in hidden
-    ):
-        raise ModelConfigError(f"mlp_hidden must be a list of positive integers, got {hidden!r}")
-    cfg["mlp_hidden"] = list(hidden)
+    if not isinstance(cfg["num_layers"], int) or cfg["num_layers"] < 1:
+        raise ModelConfigError(f"num_layers must be a positive integer, got {cfg['num_layers']!r}")
     if not cfg["avg_num_neighbors"] > 0:
         raise ModelConfigError("avg_num_neighbors must be > 0")
     if cfg["zbl"] and not (0 <= cfg["zbl_r_on"] < cfg["zbl_r_off"] <= cfg["cutoff"]):
@@ -247,7 +232,12 @@ def _validate(cfg: dict[str, Any]) -> None:
         cfg["softmax"] = _softmax_setting(cfg["softmax"])
     fam = get_family(cfg["family"])
     if fam.validate is not None:
-        fam.validate(cfg)
+        try:
+            fam.validate(cfg)
+        except ValueError as exc:  # a plug-in's check may raise a plain ValueError
+            if isinstance(exc, GNNFFError):
+                raise
+            raise ModelConfigError(f"model family {fam.name!r}: {exc}") from exc
 
 
 def _softmax_setting(sm: Any) -> dict[str, Any]:
