@@ -27,7 +27,7 @@ from typing import Any
 
 from gnnff.errors import GNNFFError, UsageError
 from gnnff.io_utils import atomic_write_json
-from gnnff.lammps.library import FIX_HINT, LammpsUnavailableError
+from gnnff.lammps.library import FIX_HINT, LammpsUnavailableError, require_lammps_extra
 from gnnff.lammps.records import FRAMES_FILE, RECORD_FILE, read_records, replay
 
 MONITOR_VARIABLE = "gnnff_monitor"
@@ -154,7 +154,10 @@ def run_lammps_input(
 
     ``reference``: a .json / frames file, ``"none"``, or None / ``"model"`` for the
     training-data reference stored in the model file that ``pair_coeff`` names.
-    Raises FileNotFoundError / RuntimeError with the problem and the fix."""
+    Raises FileNotFoundError, UsageError (bad arguments), MissingExtraError (no `lammps`
+    extra), LammpsUnavailableError (no mpirun) or LammpsRunError (a crash), each naming the
+    problem and the fix."""
+    require_lammps_extra("running LAMMPS")  # every caller: gnnff lammps run, stabilize
     input_path = Path(input_path).resolve()
     if not input_path.is_file():
         raise FileNotFoundError(f"LAMMPS input {input_path} does not exist")
