@@ -16,7 +16,14 @@ import importlib
 from collections.abc import Iterable
 from types import ModuleType
 
-__all__ = ["GNNFFError", "MissingExtraError", "UsageError", "did_you_mean", "require_extra"]
+__all__ = [
+    "GNNFFError",
+    "MissingExtraError",
+    "UsageError",
+    "did_you_mean",
+    "install_line",
+    "require_extra",
+]
 
 
 class GNNFFError(Exception):
@@ -59,16 +66,6 @@ def require_extra(module: str, extra: str, what: str) -> ModuleType:
             extra=extra,
             name=module,
         ) from exc
-
-
-def has_extra(module: str) -> bool:
-    """Whether ``module`` can be imported (imports it; False when it or a dependency is
-    missing)."""
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
 
 
 def did_you_mean(word: object, choices: Iterable[object]) -> str:
