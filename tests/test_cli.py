@@ -134,6 +134,16 @@ def test_gnnff_errors_are_one_line_and_others_are_internal(monkeypatch, capsys, 
         main(["-T", "lammps", "build-plugin"])
 
 
+def test_a_file_that_is_no_model_is_a_user_error(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_text("not a model")
+    argv = ["md", "--model", str(bad), "--structure", str(bad), "--time-ps", "0.01"]
+    assert main([*argv, "--out", str(tmp_path / "md")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gnnff md: error: {bad} is not a gnnff model file")
+    assert "internal error" not in err and not (tmp_path / "md").exists()
+
+
 def test_every_gnnff_exception_derives_from_gnnff_error_and_keeps_its_builtin_base():
     import pkgutil
 

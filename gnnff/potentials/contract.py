@@ -27,7 +27,8 @@ DTYPES = ("float32", "float64")
 
 
 class ModelFileError(GNNFFError, ValueError):
-    """A file that is not a gnnff model file this version can read (format, version, metadata)."""
+    """A model file (or training checkpoint) this gnnff cannot read: format, version, metadata
+    or weights."""
 
 
 @dataclass(frozen=True)
