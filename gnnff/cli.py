@@ -1,8 +1,10 @@
 """The ``gnnff`` command: subcommands map onto the package's rooms.
 
 Start-up stays light: this module and each room's ``register`` import no torch, e3nn or ASE
-(tests/test_cli.py checks it), so ``gnnff --help`` answers at once. Expected user errors print
-one line; ``gnnff -T ...`` shows the full traceback instead.
+(tests/test_cli.py checks it), so ``gnnff --help`` answers at once. Expected errors
+(:class:`gnnff.errors.GNNFFError`, ``OSError``) print one line and exit with 2; anything else is
+an internal error (class, message and the ``-T`` hint, exit 1); ``gnnff -T ...`` shows the full
+traceback instead.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import importlib
 import os
 import sys
 from typing import Any
+
+from gnnff.errors import GNNFFError
 
 # room modules that provide ``register(subparsers)``; a room missing from an install is skipped
 _ROOMS = (
@@ -101,12 +105,23 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError, FloatingPointError) as exc:
+    except (GNNFFError, OSError) as exc:
         if args.traceback:
             raise
-        # expected user errors (bad input, files, diverged training) explain themselves
+        # expected errors (bad input, files, a missing extra, diverged training) explain
+        # themselves in one line
         print(f"gnnff {args.command}: error: {exc}  (gnnff -T: traceback)", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a bug (gnnff's or a library's): say so
+        if args.traceback:
+            raise
+        print(
+            f"gnnff {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+            f"  (not an input gnnff checks: a bug in gnnff or a library; rerun as "
+            f"'gnnff -T {args.command} ...' for the full traceback and report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _silence_stdout() -> None:

@@ -24,18 +24,20 @@ look-up of that name, so a broken plug-in only fails when it is asked for, with 
 :class:`PluginError` naming the distribution and the entry point. In-process registration
 (``SOFTMAX.register(name, obj)``) is for tests and notebooks; ``unregister`` undoes it.
 
-This module is a bottom-layer utility: it imports only the standard library.
+This module is a bottom-layer utility: it imports only the standard library and
+:mod:`gnnff.errors`.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, overload
+
+from .errors import GNNFFError, did_you_mean
 
 __all__ = [
     "CRITERIA",
@@ -51,7 +53,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class PluginError(ValueError):
+class PluginError(GNNFFError, ValueError):
     """An unknown name, a clashing registration or a plug-in that failed to load."""
 
 
@@ -228,10 +230,9 @@ class Registry:
         return self._origin[name]
 
     def unknown_message(self, name: object) -> str:
-        """'unknown <kind> <name>; did you mean ...? (registered: ...)'."""
+        """'unknown <kind> <name> (did you mean ...?) (registered: ...)'."""
         names = self.names()
-        close = difflib.get_close_matches(str(name), names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, names)
         return (
             f"unknown {self.kind} {name!r}{hint} (registered: {', '.join(names) or 'none'}; "
             f"packages add more through the {self.group!r} entry-point group)"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gnnff.errors import UsageError
+
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
     """Write ``path`` atomically: ``writer(tmp_path)`` fills a temporary file in the same
@@ -125,11 +127,11 @@ def load_yaml(path: str | os.PathLike[str]) -> Any:
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"YAML file {path} does not exist")
+        raise UsageError(f"YAML file {path} does not exist")
     try:
         return yaml.load(path.read_text(), Loader=_yaml_loader())
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not valid YAML (fix the line shown): {exc}") from None
+        raise UsageError(f"{path} is not valid YAML (fix the line shown): {exc}") from None
 
 
 def read_frames(path: str | os.PathLike[str], index: int | str = ":") -> list[Any]:
@@ -143,16 +145,16 @@ def read_frames(path: str | os.PathLike[str], index: int | str = ":") -> list[An
     try:
         got = ase.io.read(path, index=index)
     except (StopIteration, IndexError):
-        raise ValueError(
+        raise UsageError(
             f"{path} has no frame {index!r}; give an index below its number of "
             "frames (negative counts from the end)"
         ) from None
     except Exception as exc:  # ASE raises format-specific errors of many types
-        raise ValueError(
+        raise UsageError(
             f"could not read {path} as a structure file ({type(exc).__name__}: {exc}); give a "
             "file ASE can read (extxyz, cif, POSCAR, LAMMPS data, ...) with a matching suffix"
         ) from None
     frames = got if isinstance(got, list) else [got]
     if not frames:
-        raise ValueError(f"{path} holds no frames at index {index!r}")
+        raise UsageError(f"{path} holds no frames at index {index!r}")
     return frames

@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parents[1] / "gnnff"
 # of a lower layer. Command adapters (``commands.py``, ``*_commands.py``) may reach across
 # rooms below cli; cli and demo sit on top.
 LAYER = {
-    "gnnff": 0, "_lazy": 0, "io_utils": 0, "segment_ops": 0, "extensions": 0,
+    "gnnff": 0, "errors": 0, "_lazy": 0, "io_utils": 0, "segment_ops": 0, "extensions": 0,
     "_mpi_hook": 0, "plugins": 0,  # deprecated aliases (DEPRECATED below)
     "lut_accel": 1,
     "potentials": 2, "stability": 2,
@@ -29,6 +29,9 @@ LAYER = {
 # The LAMMPS area's bottom modules (loading the library, the cell convention, the MPI hook)
 # import no gnnff room: any layer may use them (data/ labels through the library).
 BOTTOM = {"gnnff.lammps.library", "gnnff.lammps.geometry", "gnnff.lammps.mpi_hook"}
+# gnnff's exception base and helpers sit under everything: any module may import it, and it
+# imports no gnnff module (test_the_error_module_imports_no_gnnff_module)
+BASE = {"gnnff.errors"}
 # renamed modules kept for one release; each only re-exports its new home
 DEPRECATED = {"gnnff.plugins": "gnnff.extensions", "gnnff._mpi_hook": "gnnff.lammps.mpi_hook"}
 
@@ -94,7 +97,7 @@ def test_every_room_has_a_layer():
 def test_imports_point_downward(name):
     room = _room(name)
     bad = [d for d in GRAPH[name] if _room(d) != room and _layer(d) >= _layer(name)
-           and d not in BOTTOM]  # fmt: skip
+           and d not in BOTTOM | BASE]  # fmt: skip
     assert not bad, f"{name} imports {bad}: rooms import only rooms below them"
 
 
@@ -114,7 +117,11 @@ def test_lut_accel_stands_alone():
 
 def test_the_registries_import_no_gnnff_module():
     # gnnff.extensions names the built-in modules as strings and imports them on a look-up miss
-    assert GRAPH["gnnff.extensions"] == set()
+    assert GRAPH["gnnff.extensions"] <= BASE
+
+
+def test_the_error_module_imports_no_gnnff_module():
+    assert GRAPH["gnnff.errors"] == set()
 
 
 def test_calculators_and_lammps_never_import_training():

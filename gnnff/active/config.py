@@ -58,10 +58,10 @@ Raises :class:`StabilizeConfigError` naming the key and the fix, before any work
 from __future__ import annotations
 
 import copy
-import difflib
 from pathlib import Path
 from typing import Any
 
+from gnnff.errors import GNNFFError, did_you_mean
 from gnnff.io_utils import load_yaml, resolve_path, yaml_value
 
 ENGINES = ("ase", "lammps")
@@ -96,13 +96,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class StabilizeConfigError(ValueError):
+class StabilizeConfigError(GNNFFError, ValueError):
     """A stabilize config that cannot be used; the message names the key and the fix."""
 
 
 def _did_you_mean(name: str, choices: Any) -> str:
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(name, choices)
 
 
 def _unknown(where: str, bad: Any, valid: Any) -> StabilizeConfigError:

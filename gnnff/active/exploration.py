@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gnnff.active.config import StabilizeConfigError
+
 
 def explore_run(
     ex: dict[str, Any],
@@ -49,7 +51,7 @@ def explore_run(
     start = read_structure(run["structure"], run["index"])
     if ex["engine"] == "lammps":
         if committee is not None:
-            raise ValueError("a committee needs explore.engine ase")
+            raise StabilizeConfigError("a committee needs explore.engine ase")
         t0 = time.perf_counter()
         report = _explore_lammps(ex, start, model, run, out, reference_file, criteria)
         return report, ex["np"] * (time.perf_counter() - t0)

@@ -39,12 +39,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gnnff.errors import GNNFFError
 from gnnff.io_utils import atomic_write, atomic_write_json
 
 from .config import BOOTSTRAP_PREFIX, StabilizeConfigError
 
 
-class StabilizeError(RuntimeError):
+class StabilizeError(GNNFFError, RuntimeError):
     """The loop cannot go on; the message says why and what to change."""
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.errors import MissingExtraError, require_extra
 from gnnff.io_utils import atomic_write, atomic_write_text
 
 
@@ -117,11 +118,14 @@ def write_report(summary: dict[str, Any], out: Path) -> None:
     atomic_write_text(out / "stabilize.md", "\n".join(lines) + "\n")
     try:
         _plot(rows, out / "stabilize.png")
+    except MissingExtraError as exc:
+        print(f"note: stabilize.png skipped: {exc}")
     except Exception as exc:  # noqa: BLE001 - a plot must never lose a finished loop
         print(f"warning: stabilize.png not written: {exc}")
 
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    require_extra("matplotlib", "plots", "stabilize.png")
     import matplotlib
 
     matplotlib.use("Agg")

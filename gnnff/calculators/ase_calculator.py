@@ -10,6 +10,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from gnnff.errors import UsageError
 from gnnff.potentials.device import configure_torchscript, resolve_device
 from gnnff.potentials.neighbors import coincident_pair, neighbor_list
 from gnnff.potentials.registry import model_file
@@ -80,7 +81,7 @@ class GNNFFCalculator(Calculator):
         self.cutoff = float(metadata["cutoff"])
         dtype = dtype or metadata.get("dtype", "float64")
         if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be float32 or float64, not {dtype!r}")
+            raise UsageError(f"dtype must be float32 or float64, not {dtype!r}")
         self.device = resolve_device(device)
         configure_torchscript(self.device)
         self.dtype = _DTYPES[dtype]
@@ -91,11 +92,11 @@ class GNNFFCalculator(Calculator):
                 or not isinstance(max_block_edges, int)
                 or max_block_edges < 0
             ):
-                raise ValueError(
+                raise UsageError(
                     f"max_block_edges must be an integer >= 0 (0 = off), got {max_block_edges!r}"
                 )
             if max_block_edges and not hasattr(self.module, "max_block_edges"):
-                raise ValueError(
+                raise UsageError(
                     "this model file predates edge blocking (max_block_edges); "
                     "re-export it with `gnnff export` to use it"
                 )
@@ -154,7 +155,7 @@ class GNNFFCalculator(Calculator):
         symbols = atoms.get_chemical_symbols()
         unknown = sorted(set(symbols) - set(self._index))
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"the model knows only {self.species}; the structure also has "
                 f"{unknown}. Use a model trained on these elements"
             )
@@ -162,10 +163,10 @@ class GNNFFCalculator(Calculator):
 
     def _validate(self, atoms: Atoms) -> None:
         if len(atoms) == 0:
-            raise ValueError("empty Atoms: nothing to compute")
+            raise UsageError("empty Atoms: nothing to compute")
         if not np.isfinite(atoms.positions).all():
             bad = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
-            raise ValueError(f"non-finite positions for atoms {bad[:10].tolist()}")
+            raise UsageError(f"non-finite positions for atoms {bad[:10].tolist()}")
         # a zero or degenerate cell along a periodic direction is caught by neighbor_list
 
     def _memory_advice(self, n_atoms: int, n_edges: int) -> str:
@@ -193,7 +194,7 @@ class GNNFFCalculator(Calculator):
         edge_index, shift = neighbor_list(positions, atoms.cell.array, atoms.pbc, self.cutoff)
         same = coincident_pair(positions, edge_index, shift)
         if same is not None:
-            raise ValueError(
+            raise UsageError(
                 f"atoms {same[0]} and {same[1]} are at the same place "
                 f"(distance {same[2]:.2e} A); remove the duplicate"
             )

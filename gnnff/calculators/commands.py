@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from gnnff.errors import MissingExtraError, UsageError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("md", help="ASE molecular dynamics with a gnnff model + monitor")
@@ -113,15 +115,15 @@ def _md(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder for the run")
+        raise UsageError(f"--out {out} is a file; give a folder for the run")
     earlier = [n for n in ("md.traj", "report.json", "run.json") if (out / n).exists()]
     if earlier and not args.overwrite:
-        raise ValueError(
+        raise UsageError(
             f"{out} already holds a run ({', '.join(earlier)}); choose another --out or pass "
             "--overwrite to replace it"
         )
     if args.ensemble == "nve" and (args.thermostat or args.tau_fs is not None):
-        raise ValueError("--thermostat and --tau-fs apply to --ensemble nvt; drop them for NVE")
+        raise UsageError("--thermostat and --tau-fs apply to --ensemble nvt; drop them for NVE")
     temperature, temperature_end, time_ps = _md_temperatures(args)
     settings = MDSettings(
         ensemble=args.ensemble,
@@ -158,7 +160,8 @@ def _md(args: argparse.Namespace) -> int:
         reference=ref if ref is not None else "none",
     )
     print(format_report_line(report))
-    print(f"trajectory, report.json and report.png in {args.out}")
+    png = " and report.png" if (Path(args.out) / "report.png").is_file() else ""
+    print(f"trajectory, report.json{png} in {args.out}")
     return 0
 
 
@@ -173,9 +176,9 @@ def _md_temperatures(args: argparse.Namespace) -> tuple[float, float | None, flo
     }
     given = [name for name, value in options.items() if value is not None]
     if len(given) > 1:
-        raise ValueError(f"give one of {', '.join(given)} (each sets the temperature)")
+        raise UsageError(f"give one of {', '.join(given)} (each sets the temperature)")
     if (args.temperature_ramp or args.heating_ramp) and args.ensemble != "nvt":
-        raise ValueError("a temperature ramp is an NVT run: drop --ensemble nve")
+        raise UsageError("a temperature ramp is an NVT run: drop --ensemble nve")
     time_ps = args.time_ps
     if args.heating_ramp:
         start, end = HEATING_RAMP["temperature"], HEATING_RAMP["temperature_end"]
@@ -185,7 +188,7 @@ def _md_temperatures(args: argparse.Namespace) -> tuple[float, float | None, flo
     else:
         start, end = (300.0 if args.temperature is None else args.temperature), None
     if time_ps is None:
-        raise ValueError("--time-ps is required (the run length in ps)")
+        raise UsageError("--time-ps is required (the run length in ps)")
     return start, end, time_ps
 
 
@@ -198,7 +201,7 @@ def _dimer(args: argparse.Namespace) -> int:
     from gnnff.io_utils import atomic_write_json
 
     if args.model is None and args.reference is None:
-        raise ValueError("give --model (a model file or bundled name), --reference, or both")
+        raise UsageError("give --model (a model file or bundled name), --reference, or both")
     calc, path, pair_min = _dimer_model(args.model)
     species = (
         [s.strip() for s in args.species.split(",") if s.strip()]
@@ -208,10 +211,10 @@ def _dimer(args: argparse.Namespace) -> int:
         else []
     )
     if not species:
-        raise ValueError("--species is required without --model (e.g. --species Hf,O)")
+        raise UsageError("--species is required without --model (e.g. --species Hf,O)")
     r_max = args.r_max or (calc.cutoff if calc is not None else 5.0)
     if not 0.0 < args.r_min < r_max or args.points < 3:
-        raise ValueError(
+        raise UsageError(
             f"need 0 < --r-min < --r-max and --points >= 3 (got {args.r_min}, "
             f"{r_max}, {args.points})"
         )
@@ -235,8 +238,11 @@ def _dimer(args: argparse.Namespace) -> int:
     })  # fmt: skip
     ref_label = str(ref_info.get("teacher", "reference"))
     title = f"{path.name if path else ref_label}: isolated dimers"
-    plot_dimers(curves, r, pair_min, out / "dimer.png", title=title, reference=ref_curves,
-                reference_label=ref_label)  # fmt: skip
+    try:
+        plot_dimers(curves, r, pair_min, out / "dimer.png", title=title, reference=ref_curves,
+                    reference_label=ref_label)  # fmt: skip
+    except MissingExtraError as exc:
+        print(f"note: dimer.png skipped: {exc}")
     for key in curves or ref_curves or {}:
         line = f"{key:6s}"
         for label, cv, wl in (("model", curves, walls), ("reference", ref_curves or {}, ref_walls)):
@@ -251,7 +257,8 @@ def _dimer(args: argparse.Namespace) -> int:
               + ", ".join(f"{k} {v:.2f}" for k, v in pair_min.items()))  # fmt: skip
     else:
         print("(no training distances: walls not evaluated)")
-    print(f"dimer.json and dimer.png in {out}")
+    png = " and dimer.png" if (out / "dimer.png").is_file() else ""
+    print(f"dimer.json{png} in {out}")
     return 0
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from gnnff.errors import require_extra
+
 
 def dimer_curves(calc, species: list[str], r: np.ndarray) -> dict[str, np.ndarray]:
     """E(r) (eV) of each unordered species pair (``"O-Si"``) in vacuum at separations ``r`` (A),
@@ -65,6 +67,7 @@ def plot_dimers(
 ) -> None:
     """E(r) per pair (solid; the model's), the reference's curves dashed in the same colour
     when given, and the training data's d_min / close-contact distances."""
+    require_extra("matplotlib", "plots", "dimer.png")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -11,10 +11,16 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 
+from gnnff.errors import GNNFFError
+
 THERMOSTATS = ("langevin", "bussi", "nose-hoover")
 RAMP_THERMOSTATS = ("langevin", "bussi")
 # MLIP Arena's heating-ramp stability test: NVT, 300 K -> 3000 K linearly over 10 ps
 HEATING_RAMP = {"temperature": 300.0, "temperature_end": 3000.0, "time_ps": 10.0}
+
+
+class MDConfigError(GNNFFError, ValueError):
+    """MD settings or a start structure that cannot be used; the message names the fix."""
 
 
 @dataclass
@@ -39,31 +45,31 @@ class MDSettings:
 
     def validate(self) -> None:
         if self.ensemble not in ("nve", "nvt"):
-            raise ValueError(f"ensemble must be nve or nvt, not {self.ensemble!r}")
+            raise MDConfigError(f"ensemble must be nve or nvt, not {self.ensemble!r}")
         if self.thermostat not in THERMOSTATS:
-            raise ValueError(f"thermostat must be one of {THERMOSTATS}, not {self.thermostat!r}")
+            raise MDConfigError(f"thermostat must be one of {THERMOSTATS}, not {self.thermostat!r}")
         for name in ("time_ps", "dt_fs", "tau_fs"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+                raise MDConfigError(f"{name} must be positive")
         if self.temperature < 0:
-            raise ValueError("temperature must be >= 0 K")
+            raise MDConfigError("temperature must be >= 0 K")
         if self.ensemble == "nvt" and self.temperature <= 0:
-            raise ValueError(
+            raise MDConfigError(
                 f"an NVT thermostat needs a temperature > 0 K, got {self.temperature}; "
                 "for a run from rest use the nve ensemble with temperature 0"
             )
         if self.temperature_end is not None:
             if self.ensemble != "nvt" or self.thermostat not in RAMP_THERMOSTATS:
-                raise ValueError(
+                raise MDConfigError(
                     "a temperature ramp needs --ensemble nvt with the langevin or bussi "
                     f"thermostat (got {self.ensemble}, {self.thermostat})"
                 )
             if not self.temperature_end > 0:
-                raise ValueError(
+                raise MDConfigError(
                     f"the ramp's end temperature must be > 0 K, got {self.temperature_end}"
                 )
         if self.steps < 1:
-            raise ValueError(
+            raise MDConfigError(
                 f"time_ps {self.time_ps} is shorter than one {self.dt_fs} fs step; "
                 "give a longer time or a smaller dt_fs"
             )
@@ -72,13 +78,15 @@ class MDSettings:
             or not isinstance(self.failure_frames, int)
             or self.failure_frames < 0
         ):
-            raise ValueError(f"failure_frames must be an integer >= 0, got {self.failure_frames!r}")
+            raise MDConfigError(
+                f"failure_frames must be an integer >= 0, got {self.failure_frames!r}"
+            )
         for name in ("traj_interval", "check_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive number of steps, got {value!r}")
+                raise MDConfigError(f"{name} must be a positive number of steps, got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise MDConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     @property
     def steps(self) -> int:
@@ -250,7 +258,7 @@ def read_structure(path: str | Path, index: int = 0) -> Atoms:
 
     atoms = read_frames(path, index)[0]
     if len(atoms) == 0:
-        raise ValueError(f"{path} frame {index} holds no atoms")
+        raise MDConfigError(f"{path} frame {index} holds no atoms")
     return atoms
 
 

@@ -9,13 +9,14 @@ import ase.io
 import numpy as np
 
 from gnnff.data.presets import load_preset
+from gnnff.errors import GNNFFError
 
 MIN_DISTANCE = 0.7  # A
 ENERGY_TOL = 1e-6  # eV
 FORCE_TOL = 1e-6  # eV/A
 
 
-class DataCheckError(ValueError):
+class DataCheckError(GNNFFError, ValueError):
     """A data file fails validation; the message lists every problem found."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from gnnff.errors import UsageError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("data", help="reference data: generate and check labelled extxyz")
@@ -67,7 +69,7 @@ def _check(args: argparse.Namespace) -> int:
     from gnnff.data.check import DataCheckError, check_file
 
     if args.samples < 0:
-        raise ValueError(
+        raise UsageError(
             f"--samples must be >= 0 (frames re-labelled by LAMMPS), got {args.samples}"
         )
     status = 0

@@ -30,11 +30,12 @@ from gnnff.data.samplers import (
     write_extxyz,
 )
 from gnnff.data.structures import density_g_cm3
+from gnnff.errors import GNNFFError
 from gnnff.io_utils import atomic_write_json, sha256_file
 from gnnff.lammps.library import potential_file
 
 
-class DataGenerationError(RuntimeError):
+class DataGenerationError(GNNFFError, RuntimeError):
     """The data set cannot be generated as asked (e.g. the output folder is not empty)."""
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from gnnff.errors import GNNFFError
 from gnnff.io_utils import atomic_write, atomic_write_json
 
 from .reference import reference_id, resolve_calculator_class
@@ -30,7 +31,7 @@ from .reference import reference_id, resolve_calculator_class
 MIN_DISTANCE = 0.7  # A, the floor of `gnnff data check`
 
 
-class LabellingError(RuntimeError):
+class LabellingError(GNNFFError, RuntimeError):
     """Every frame failed: the reference cannot label this data (the reasons are listed)."""
 
 

@@ -10,6 +10,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from ..errors import GNNFFError, did_you_mean
 from ..io_utils import load_yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -57,7 +58,7 @@ _QUICK_KEYS = {
 }
 
 
-class PresetError(ValueError):
+class PresetError(GNNFFError, ValueError):
     """A preset is unknown or malformed."""
 
 
@@ -67,13 +68,9 @@ def list_presets() -> list[str]:
 
 
 def _check_keys(d: dict, allowed: set[str], where: str) -> None:
-    import difflib
-
     for key in d:
         if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise PresetError(f"{where}: unknown key {key!r}{hint}")
+            raise PresetError(f"{where}: unknown key {key!r}{did_you_mean(key, sorted(allowed))}")
 
 
 def _check_sampler(sysd: dict, where: str) -> None:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from gnnff.errors import GNNFFError
+
 from .teacher import TeacherError, check_species, provenance, teacher_info
 
 
-class ReferenceSpecError(ValueError):
+class ReferenceSpecError(GNNFFError, ValueError):
     """A reference spec is malformed, names something that does not exist, or cannot label
     the asked species."""
 

@@ -7,6 +7,7 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_masses, atomic_numbers
 
+from gnnff.errors import UsageError
 from gnnff.lammps.geometry import lammps_cell
 from gnnff.lammps.library import new_lammps, potential_file
 
@@ -29,7 +30,7 @@ class ReferenceMD:
         self.elements = list(lammps_spec["elements"])
         unknown = set(atoms.get_chemical_symbols()) - set(self.elements)
         if unknown:
-            raise ValueError(f"elements {sorted(unknown)} are not in the preset's {self.elements}")
+            raise UsageError(f"elements {sorted(unknown)} are not in the preset's {self.elements}")
         self.atoms = lammps_cell(atoms)
         self.timestep_fs = float(timestep_fs)
         self.damp_fs = float(damp_fs)

@@ -7,7 +7,13 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 from ase.spacegroup import crystal
 
+from gnnff.errors import GNNFFError
+
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
+
+
+class PackingError(GNNFFError, RuntimeError):
+    """No random packing at the preset's density and minimum distance; lower either."""
 
 
 def composition_counts(composition: dict[str, float], n_atoms: int) -> dict[str, int]:
@@ -39,7 +45,7 @@ def random_packing(
                 pos[k] = trial
                 break
         else:
-            raise RuntimeError(
+            raise PackingError(
                 f"could not place {len(symbols)} atoms at {density} g/cm^3 with minimum "
                 f"distance {min_distance} A; lower min_distance in the preset"
             )

@@ -18,12 +18,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from gnnff.errors import GNNFFError, did_you_mean
 from gnnff.io_utils import sha256_file
 
 INSTALL_HINT = 'pip install "gnnff[teacher]"'
 
 
-class TeacherError(ValueError):
+class TeacherError(GNNFFError, ValueError):
     """A teacher is unknown, not installed, or cannot label the asked species."""
 
 
@@ -86,12 +87,9 @@ def teacher_info(name: str) -> TeacherInfo:
     """
     key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in TEACHERS:
-        import difflib
-
-        close = difflib.get_close_matches(key, sorted(TEACHERS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise TeacherError(
-            f"unknown teacher {name!r}{hint}; known teachers: {', '.join(sorted(TEACHERS))}"
+            f"unknown teacher {name!r}{did_you_mean(key, sorted(TEACHERS))}; "
+            f"known teachers: {', '.join(sorted(TEACHERS))}"
         )
     info = TEACHERS[key]
     if importlib.util.find_spec(info.package) is None:

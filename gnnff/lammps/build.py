@@ -22,6 +22,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from gnnff.errors import GNNFFError
+
 SOURCES = (
     "pair_gnnff.cpp",
     "compute_gnnff_diag.cpp",
@@ -43,7 +45,7 @@ SRC_DIR = Path(__file__).resolve().parent
 PRETRAINED_ENV = "GNNFF_PRETRAINED_DIR"
 
 
-class PluginBuildError(RuntimeError):
+class PluginBuildError(GNNFFError, RuntimeError):
     """The plugin could not be compiled; the message says what is missing and how to fix it."""
 
 

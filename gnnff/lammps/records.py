@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gnnff.errors import UsageError
+
 RECORD_FILE = "stability.jsonl"
 FRAMES_FILE = "frames.bin"
 FRAME_MAGIC = b"GNNFFFR1"
@@ -73,7 +75,7 @@ def read_frames(path: str | os.PathLike) -> Iterator[Frame]:
             if not magic:
                 return
             if magic != FRAME_MAGIC:
-                raise ValueError(f"{path}: not a gnnff frames file (bad frame marker {magic!r})")
+                raise UsageError(f"{path}: not a gnnff frames file (bad frame marker {magic!r})")
             head = np.frombuffer(fh.read(16 * 8), dtype=np.float64)
             n = int(head[2])
             types = np.frombuffer(fh.read(4 * n), dtype=np.int32)
@@ -128,7 +130,7 @@ def fix_arguments(
         args += ["reference", "none" if str(reference) == "none" else "model"]
     args += ["label", label.replace(" ", "_").replace('"', "")]
     if any(" " in a or '"' in a for a in args):
-        raise ValueError(
+        raise UsageError(
             f"paths given to fix gnnff/stability must not contain spaces or quotes: {out}"
         )
     return " ".join(args)
@@ -223,7 +225,7 @@ def replay(
         setup_pending = False
         frame = next(frames, None) if (frames is not None and rec.get("frame")) else None
         if frame is not None and frame.step != rec["step"]:
-            raise ValueError(
+            raise UsageError(
                 f"frames file out of step with the records ({frame.step} vs "
                 f"{rec['step']}); rerun with a fresh --out folder"
             )
@@ -292,7 +294,7 @@ def _snapshot(rec: dict, frame: Frame | None, numbers_by_type: np.ndarray, t0: f
                   min_distance=min(mins) if mins else None, max_force=rec.get("fmax"),
                   n_nonfinite=int(rec.get("nonfinite") or 0))  # fmt: skip
     if frame is None:
-        raise ValueError(
+        raise UsageError(
             f"the check at step {rec['step']} has no frame: replaying needs the "
             "fix's `frames` file (gnnff lammps run asks for it)"
         )

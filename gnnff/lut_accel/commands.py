@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from gnnff.errors import MissingExtraError, UsageError
 
 ModelSection = Callable[[argparse.Namespace], dict[str, Any]]
 """``model_section(args) -> dict``: the report's ``model`` section for ``args.model``,
@@ -67,23 +71,26 @@ def register(subparsers: Any, model_section: ModelSection | None = None) -> None
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``gnnff lut report``: write report.json and error_vs_d.png, print the table."""
-    from pathlib import Path
 
     from gnnff.io_utils import atomic_write_json
     from gnnff.lut_accel.report import lut_report, plot_error_vs_distance
 
     if args.groups < 1:
-        raise ValueError(f"--groups must be >= 1, got {args.groups}")
+        raise UsageError(f"--groups must be >= 1, got {args.groups}")
     report = lut_report(bits=tuple(sorted(set(args.bits))), seed=args.seed, num_groups=args.groups)
     model, data = getattr(args, "model", None), getattr(args, "data", None)
     if (model is None) != (data is None):
-        raise ValueError("--model and --data go together (a model file and labelled extxyz)")
+        raise UsageError("--model and --data go together (a model file and labelled extxyz)")
     if model is not None:
         report["model"] = args.model_section(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", report)
-    png = plot_error_vs_distance(report, out / "error_vs_d.png")
+    try:
+        png: Path | None = plot_error_vs_distance(report, out / "error_vs_d.png")
+    except MissingExtraError as exc:
+        print(f"note: error_vs_d.png skipped: {exc}", file=sys.stderr)
+        png = None
     if args.json:
         print(json.dumps({k: v for k, v in report.items() if k != "error_vs_d"}, indent=2))
         return 0
@@ -117,5 +124,5 @@ def cmd_report(args: argparse.Namespace) -> int:
                 f"{row['energy_mae']:>9.2f}{row['force_mae']:>9.1f}"
                 f"{row['max_denergy_vs_float']:>9.3f}{row['max_dforce_vs_float']:>9.2f}"
             )
-    print(f"wrote {out / 'report.json'} and {png}")
+    print(f"wrote {out / 'report.json'}" + (f" and {png}" if png else ""))
     return 0

@@ -35,8 +35,14 @@ Properties that follow (and that the tests check):
 import math
 from dataclasses import dataclass, field
 
+from gnnff.errors import GNNFFError
+
 METHODS = ("rexp", "lut2d")
 SUPPORTED_BITS = (8, 16)
+
+
+class LUTConfigError(GNNFFError, ValueError):
+    """LUT-softmax settings that cannot be used (method, bit width, table sizes)."""
 
 
 def _auto_table_len(bits: int, input_step: float) -> int:
@@ -79,28 +85,30 @@ class LUTConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(
+            raise LUTConfigError(
                 f"unknown LUT-softmax method {self.method!r}; choose one of {', '.join(METHODS)}"
             )
         if self.bits not in SUPPORTED_BITS:
-            raise ValueError(f"unsupported bit width {self.bits!r} for LUT softmax; use 8 or 16")
+            raise LUTConfigError(
+                f"unsupported bit width {self.bits!r} for LUT softmax; use 8 or 16"
+            )
         step = self.input_step
         if not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0):
-            raise ValueError(f"input_step must be a positive finite number, got {step!r}")
+            raise LUTConfigError(f"input_step must be a positive finite number, got {step!r}")
         if not isinstance(self.table_len, int) or self.table_len < 0:
-            raise ValueError(
+            raise LUTConfigError(
                 f"table_len must be a non-negative int (0 = automatic), got {self.table_len!r}"
             )
         for name in ("comp_mant_bits", "num_mant_bits", "den_mant_bits"):
             v = getattr(self, name)
             if not isinstance(v, int) or not 1 <= v <= self.bits - 2:
-                raise ValueError(
+                raise LUTConfigError(
                     f"{name} must be an int in [1, {self.bits - 2}] for {self.bits}-bit tables "
                     f"(so every entry fits in b bits), got {v!r}"
                 )
         length = self.table_len or _auto_table_len(self.bits, float(step))
         if length > 1 << 20:
-            raise ValueError(
+            raise LUTConfigError(
                 f"numerator table of {length} entries is unreasonably large; "
                 "increase input_step or set table_len"
             )
@@ -168,11 +176,11 @@ def default_config(method: str, bits: int = 8, **overrides: int | float) -> LUTC
     """The default configuration of ``method`` at ``bits`` (8 or 16), with optional overrides
     of any :class:`LUTConfig` field."""
     if method not in METHODS:
-        raise ValueError(
+        raise LUTConfigError(
             f"unknown LUT-softmax method {method!r}; choose one of {', '.join(METHODS)}"
         )
     if bits not in SUPPORTED_BITS:
-        raise ValueError(f"unsupported bit width {bits!r} for LUT softmax; use 8 or 16")
+        raise LUTConfigError(f"unsupported bit width {bits!r} for LUT softmax; use 8 or 16")
     kwargs: dict[str, int | float] = dict(_DEFAULTS[(method, bits)])
     kwargs.update(overrides)
     return LUTConfig(method=method, bits=bits, **kwargs)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gnnff.errors import require_extra
 from gnnff.lut_accel.backends import LUTSoftmax, make_lut_softmax
 from gnnff.segment_ops import float_segment_softmax
 
@@ -137,6 +138,7 @@ def lut_report(
 
 def plot_error_vs_distance(report: dict[str, Any], path: str | Path) -> Path:
     """PNG of the binned absolute error vs d, one panel per bit width."""
+    require_extra("matplotlib", "plots", "error_vs_d.png")
     import matplotlib
 
     matplotlib.use("Agg")

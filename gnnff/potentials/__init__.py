@@ -16,6 +16,8 @@ _EXPORTS = {
     "family_names": "families",
     "default_model_config": "config",
     "resolve_model_config": "config",
+    "ModelConfigError": "config",
+    "ModelFileError": "contract",
     "ExportedModel": "export",
     "eager_from_file": "export",
     "export_model": "export",
@@ -35,7 +37,9 @@ __all__ = [
     "EdgeModel",
     "ExportedModel",
     "GNNFFModel",
+    "ModelConfigError",
     "ModelFamily",
+    "ModelFileError",
     "build_model",
     "default_model_config",
     "eager_from_file",
@@ -55,7 +59,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static view for type checkers and IDEs
     from .base import EdgeModel
-    from .config import default_model_config, resolve_model_config
+    from .config import ModelConfigError, default_model_config, resolve_model_config
+    from .contract import ModelFileError
     from .export import (
         ExportedModel,
         eager_from_file,

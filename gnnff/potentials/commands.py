@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from gnnff.errors import UsageError
+
 
 def register(subparsers: Any) -> None:
     """Add the ``export`` and ``info`` subcommands to the ``gnnff`` parser."""
@@ -63,7 +65,7 @@ def _load_yaml(path: str) -> dict[str, Any]:
 
     cfg = load_yaml(path)
     if not isinstance(cfg, dict):
-        raise ValueError(f"{path} must hold a mapping (family, species, cutoff, ...)")
+        raise UsageError(f"{path} must hold a mapping (family, species, cutoff, ...)")
     return cfg.get("model", cfg) if isinstance(cfg.get("model"), dict) else cfg
 
 
@@ -90,7 +92,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             torch.manual_seed(args.seed)
             mcfg = _load_yaml(args.untrained)
             if not mcfg.get("species"):
-                raise ValueError(
+                raise UsageError(
                     f"{args.untrained} lists no species: an untrained export has "
                     "no data to infer them from; add e.g. species: [Si, O]"
                 )
@@ -132,7 +134,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"dtype:       {meta['dtype']}")
     print(f"softmax:     {sm.get('backend')} (bits {sm.get('bits')})")
     keys = ("l_max", "num_layers", "num_scalar", "num_tensor", "mlp_hidden", "zbl")
-    print("size:        " + ", ".join(f"{k}={hp.get(k)}" for k in keys))
+    print("size:        " + ", ".join(f"{k}={hp[k]}" for k in keys if k in hp))
     training = meta.get("training")
     print(f"training:    {'untrained' if training is None else json.dumps(training)[:400]}")
     return 0

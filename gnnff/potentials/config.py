@@ -1,19 +1,28 @@
 """Model configuration: defaults per family and validation with helpful messages.
 
-The hyperparameters below are common to every family; a registered family
-(:class:`gnnff.potentials.families.ModelFamily`) adds its own with their defaults and checks.
+The hyperparameters below are common to every family (species, cutoff, number of layers, the
+per-species energy reference, the ZBL prior, weight initialisation); a registered family
+(:class:`gnnff.potentials.families.ModelFamily`) owns the rest of its section: its
+architecture keys, their defaults and checks (allegro's ``num_scalar``, ``l_max``, ... are
+allegro's, in :mod:`gnnff.potentials.allegro_families`), so a plug-in family is not asked
+for keys it does not use.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from gnnff.errors import GNNFFError, did_you_mean
 from gnnff.extensions import MODELS, SOFTMAX
 
 from .families import get_family
+
+
+class ModelConfigError(GNNFFError, ValueError):
+    """A model config that cannot be built; the message names the key and the fix."""
+
 
 WEIGHT_INITS = ("variance_preserving", "torch")
 
@@ -21,15 +30,7 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "family": "allegro",
     "species": [],
     "cutoff": 5.0,
-    "l_max": 1,
     "num_layers": 2,
-    "num_scalar": 32,
-    "num_tensor": 8,
-    "mlp_hidden": [64],
-    "num_bessel": 8,
-    "poly_p": 6,
-    "species_embed_dim": 8,
-    "residual_coeff": 1.0,
     "avg_num_neighbors": 20.0,
     "zbl": False,
     "zbl_r_on": 1.0,
@@ -51,13 +52,13 @@ def default_model_config(family: str = "allegro") -> dict[str, Any]:
     empty). ValueError (``gnnff.extensions.PluginError``) for an unknown family, listing the
     registered ones."""
     if not isinstance(family, str):
-        raise ValueError(f"model family must be a name (string), got {family!r}")
+        raise ModelConfigError(f"model family must be a name (string), got {family!r}")
     fam = get_family(family)
     cfg = copy.deepcopy(_COMMON_DEFAULTS)
     cfg["family"] = family
     clash = sorted(set(fam.defaults) & set(cfg))
     if clash:
-        raise ValueError(
+        raise ModelConfigError(
             f"model family {family!r} redefines the common hyperparameters {clash}; "
             "a family may only add its own keys"
         )
@@ -79,29 +80,28 @@ def _owner_families(key: str) -> list[str]:
 
 def _unknown(name: str, choices: Iterable[Any], what: str) -> str:
     choices = list(choices)
-    close = difflib.get_close_matches(str(name), choices, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, choices)
     return f"unknown {what} {name!r}{hint} (valid: {', '.join(map(str, choices))})"
 
 
 def resolve_model_config(config: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults into ``config`` and validate it. Raises ValueError naming the bad key."""
     if not isinstance(config, dict):
-        raise ValueError(f"model config must be a dict, got {type(config).__name__}")
+        raise ModelConfigError(f"model config must be a dict, got {type(config).__name__}")
     family = config.get("family")
     if family is None:
-        raise ValueError(f"model config needs 'family' (one of {', '.join(MODELS.names())})")
+        raise ModelConfigError(f"model config needs 'family' (one of {', '.join(MODELS.names())})")
     cfg = default_model_config(family)
     for key, value in config.items():
         if key not in cfg:
             owners = _owner_families(key)
             if owners:
-                raise ValueError(
+                raise ModelConfigError(
                     f"model config key {key!r} only applies to family "
                     f"{' or '.join(repr(o) for o in owners)} (this config is {family!r}); "
                     "remove it or change the family"
                 )
-            raise ValueError(_unknown(key, sorted(cfg), "model config key"))
+            raise ModelConfigError(_unknown(key, sorted(cfg), "model config key"))
         cfg[key] = copy.deepcopy(value)
     _validate(cfg)
     return cfg
@@ -112,7 +112,7 @@ def canonical_pair(key: str, species: list[str]) -> str:
     ValueError when a symbol is not one of ``species``."""
     parts = str(key).split("-")
     if len(parts) != 2 or not all(p in species for p in parts):
-        raise ValueError(f"species pair {key!r} must look like 'A-B' with A, B in {species}")
+        raise ModelConfigError(f"species pair {key!r} must look like 'A-B' with A, B in {species}")
     return "-".join(sorted(parts))
 
 
@@ -123,7 +123,7 @@ def _window(key: str, value: Any) -> list[float]:
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     )
     if not ok or not 0 <= value[0] < value[1]:
-        raise ValueError(
+        raise ModelConfigError(
             f"zbl_pair_windows[{key!r}] must be [r_on, r_off] with "
             f"0 <= r_on < r_off (A), got {value!r}"
         )
@@ -132,7 +132,7 @@ def _window(key: str, value: Any) -> list[float]:
 
 def _strength(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"zbl_pair_scale[{key!r}] must be a number >= 0, got {value!r}")
+        raise ModelConfigError(f"zbl_pair_scale[{key!r}] must be a number >= 0, got {value!r}")
     return float(value)
 
 
@@ -144,7 +144,7 @@ def _pair_table(cfg: dict[str, Any], name: str, check: Callable[[str, Any], Any]
         return table
     if not isinstance(table, dict):
         hint = ", 'auto'" if name == "zbl_pair_windows" else ""
-        raise ValueError(
+        raise ModelConfigError(
             f"model config {name!r} must be null{hint} or a mapping {{'A-B': ...}}, got {table!r}"
         )
     out = {}
@@ -154,7 +154,7 @@ def _pair_table(cfg: dict[str, Any], name: str, check: Callable[[str, Any], Any]
     if name == "zbl_pair_windows":
         for pair, (_, off) in out.items():
             if off > cfg["cutoff"]:
-                raise ValueError(
+                raise ModelConfigError(
                     f"zbl_pair_windows[{pair!r}] ends at {off} A, beyond the "
                     f"cutoff {cfg['cutoff']} A"
                 )
@@ -167,7 +167,7 @@ def pair_tables(cfg: dict[str, Any]) -> tuple[list[list[float]] | None, list[flo
     (None, None) when neither table is set. ValueError for an unresolved ``"auto"``."""
     windows, scale = cfg.get("zbl_pair_windows"), cfg.get("zbl_pair_scale")
     if windows == "auto":
-        raise ValueError(
+        raise ModelConfigError(
             "zbl_pair_windows is 'auto': it is derived from the training set's per-pair "
             "minimum distances by `gnnff train`; to build a model directly give explicit "
             "windows {'A-B': [r_on, r_off]} (see gnnff.potentials.short_range)"
@@ -191,47 +191,37 @@ def _validate(cfg: dict[str, Any]) -> None:
         or not species
         or not all(isinstance(s, str) for s in species)
     ):
-        raise ValueError("model config 'species' must be a non-empty list of element symbols")
+        raise ModelConfigError("model config 'species' must be a non-empty list of element symbols")
     from ase.data import atomic_numbers
 
     for s in species:
         if s not in atomic_numbers:
-            close = difflib.get_close_matches(str(s), list(atomic_numbers)[1:], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
+            hint = did_you_mean(s, list(atomic_numbers)[1:])
+            raise ModelConfigError(
                 f"model config 'species' has {s!r}, which is not an element symbol{hint}"
             )
     if len(set(species)) != len(species):
-        raise ValueError(f"model config 'species' has duplicates: {species}")
+        raise ModelConfigError(f"model config 'species' has duplicates: {species}")
     cfg["species"] = list(species)
-    for key in ("cutoff", "avg_num_neighbors", "residual_coeff", "zbl_r_on", "zbl_r_off"):
+    for key in ("cutoff", "avg_num_neighbors", "zbl_r_on", "zbl_r_off"):
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"model config {key!r} must be a number, got {value!r}")
+            raise ModelConfigError(f"model config {key!r} must be a number, got {value!r}")
         cfg[key] = float(value)
     if not isinstance(cfg["zbl"], bool):
-        raise ValueError(f"model config 'zbl' must be true or false, got {cfg['zbl']!r}")
+        raise ModelConfigError(f"model config 'zbl' must be true or false, got {cfg['zbl']!r}")
     if cfg["weight_init"] not in WEIGHT_INITS:
-        raise ValueError(_unknown(cfg["weight_init"], WEIGHT_INITS, "model config weight_init"))
+        raise ModelConfigError(
+            _unknown(cfg["weight_init"], WEIGHT_INITS, "model config weight_init")
+        )
     if not cfg["cutoff"] > 0:
-        raise ValueError(f"cutoff must be > 0 A, got {cfg['cutoff']}")
-    if cfg["l_max"] not in (1, 2):
-        raise ValueError(f"l_max must be 1 or 2, got {cfg['l_max']}")
-    for key in ("num_layers", "num_scalar", "num_tensor", "num_bessel", "species_embed_dim"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}")
-    if not isinstance(cfg["poly_p"], int) or cfg["poly_p"] < 2:
-        raise ValueError(f"poly_p must be an integer >= 2, got {cfg['poly_p']!r}")
-    hidden = cfg["mlp_hidden"]
-    if not isinstance(hidden, (list, tuple)) or not all(
-        isinstance(h, int) and h > 0 for h in hidden
-    ):
-        raise ValueError(f"mlp_hidden must be a list of positive integers, got {hidden!r}")
-    cfg["mlp_hidden"] = list(hidden)
+        raise ModelConfigError(f"cutoff must be > 0 A, got {cfg['cutoff']}")
+    if not isinstance(cfg["num_layers"], int) or cfg["num_layers"] < 1:
+        raise ModelConfigError(f"num_layers must be a positive integer, got {cfg['num_layers']!r}")
     if not cfg["avg_num_neighbors"] > 0:
-        raise ValueError("avg_num_neighbors must be > 0")
+        raise ModelConfigError("avg_num_neighbors must be > 0")
     if cfg["zbl"] and not (0 <= cfg["zbl_r_on"] < cfg["zbl_r_off"] <= cfg["cutoff"]):
-        raise ValueError(
+        raise ModelConfigError(
             "ZBL switching needs 0 <= zbl_r_on < zbl_r_off <= cutoff, got "
             f"{cfg['zbl_r_on']}, {cfg['zbl_r_off']}, cutoff {cfg['cutoff']}"
         )
@@ -242,7 +232,12 @@ def _validate(cfg: dict[str, Any]) -> None:
         cfg["softmax"] = _softmax_setting(cfg["softmax"])
     fam = get_family(cfg["family"])
     if fam.validate is not None:
-        fam.validate(cfg)
+        try:
+            fam.validate(cfg)
+        except ValueError as exc:  # a plug-in's check may raise a plain ValueError
+            if isinstance(exc, GNNFFError):
+                raise
+            raise ModelConfigError(f"model family {fam.name!r}: {exc}") from exc
 
 
 def _softmax_setting(sm: Any) -> dict[str, Any]:
@@ -250,13 +245,13 @@ def _softmax_setting(sm: Any) -> dict[str, Any]:
     if isinstance(sm, str):
         sm = {"backend": sm, "bits": None}
     if not isinstance(sm, dict) or "backend" not in sm:
-        raise ValueError("softmax must be {'backend': name, 'bits': null|8|16}")
+        raise ModelConfigError("softmax must be {'backend': name, 'bits': null|8|16}")
     extra = set(sm) - {"backend", "bits"}
     if extra:
-        raise ValueError(f"unknown softmax keys {sorted(extra)}; use 'backend' and 'bits'")
+        raise ModelConfigError(f"unknown softmax keys {sorted(extra)}; use 'backend' and 'bits'")
     name, bits = str(sm["backend"]), sm.get("bits")
     if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or bits < 1):
-        raise ValueError(f"softmax bits must be null or a positive integer, got {bits!r}")
+        raise ModelConfigError(f"softmax bits must be null or a positive integer, got {bits!r}")
     SOFTMAX.get(name)  # PluginError listing the registered backends when unknown
     return {"backend": name, "bits": bits}
 
@@ -268,24 +263,26 @@ def _validate_e0s(cfg: dict[str, Any]) -> None:
     e0s = cfg["e0s"]
     if isinstance(e0s, str):
         if e0s not in E0S_MODES:
-            raise ValueError(_unknown(e0s, E0S_MODES, "e0s mode") + " or a mapping {symbol: eV}")
+            raise ModelConfigError(
+                _unknown(e0s, E0S_MODES, "e0s mode") + " or a mapping {symbol: eV}"
+            )
         return
     if not isinstance(e0s, dict):
-        raise ValueError(
+        raise ModelConfigError(
             f"e0s must be 'average', 'isolated_atoms' or a mapping {{symbol: eV}}, got {e0s!r}"
         )
     missing = [s for s in cfg["species"] if s not in e0s]
     extra = [s for s in e0s if s not in cfg["species"]]
     if missing:
-        raise ValueError(
+        raise ModelConfigError(
             f"e0s mapping has no energy for {missing}; give one per species "
             f"{cfg['species']} (eV, e.g. isolated-atom DFT energies)"
         )
     if extra:
-        raise ValueError(
+        raise ModelConfigError(
             f"e0s mapping names {extra}, which are not model species {cfg['species']}; remove them"
         )
     for s, v in e0s.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
-            raise ValueError(f"e0s[{s!r}] must be a finite number (eV), got {v!r}")
+            raise ModelConfigError(f"e0s[{s!r}] must be a finite number (eV), got {v!r}")
     cfg["e0s"] = {s: float(e0s[s]) for s in cfg["species"]}

@@ -18,10 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gnnff.errors import GNNFFError
+
 FORMAT = "gnnff-model"
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 DTYPES = ("float32", "float64")
+
+
+class ModelFileError(GNNFFError, ValueError):
+    """A model file (or training checkpoint) this gnnff cannot read: format, version, metadata
+    or weights."""
 
 
 @dataclass(frozen=True)
@@ -114,10 +121,12 @@ def make_metadata(**values: Any) -> dict[str, Any]:
     missing = [k for k in METADATA_KEYS if k not in given]
     unknown = [k for k in given if k not in METADATA_KEYS]
     if missing or unknown:
-        raise ValueError(f"model metadata: missing keys {missing}, unknown keys {unknown}; the "
+        raise ModelFileError(f"model metadata: missing keys {missing}, unknown keys {unknown}; the "
                          f"contract's keys are {list(METADATA_KEYS)}")  # fmt: skip
     if given["dtype"] not in DTYPES:
-        raise ValueError(f"model metadata: dtype must be one of {DTYPES}, got {given['dtype']!r}")
+        raise ModelFileError(
+            f"model metadata: dtype must be one of {DTYPES}, got {given['dtype']!r}"
+        )
     return {k: given[k] for k in METADATA_KEYS}
 
 
@@ -125,9 +134,9 @@ def validate_metadata(meta: Any, path: str | Path) -> None:
     """Raise ``ValueError`` if ``meta`` (parsed ``metadata.json`` of ``path``) is not of this
     format and version."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a gnnff model file (format is not {FORMAT!r})")
+        raise ModelFileError(f"{path} is not a gnnff model file (format is not {FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
+        raise ModelFileError(
             f"{path} has model format_version {meta.get('format_version')!r}; this gnnff reads "
             f"version {FORMAT_VERSION}: re-export it with this gnnff version"
         )

@@ -176,14 +176,14 @@ def load_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> di
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         if _is_torchscript(path):
-            raise ValueError(
+            raise contract.ModelFileError(
                 f"{path} is an exported model file, not a training checkpoint; export needs the "
                 "checkpoint written by `gnnff train`"
             )
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ValueError(
+            raise contract.ModelFileError(
                 f"{path} is not a gnnff checkpoint (torch.load failed: {type(exc).__name__}); "
                 "pass the checkpoint file written by `gnnff train`"
             ) from None
@@ -191,13 +191,13 @@ def load_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> di
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{where} is not a gnnff checkpoint (no format {CHECKPOINT_FORMAT!r})")
     if ckpt.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-        raise ValueError(
+        raise contract.ModelFileError(
             f"{where} has checkpoint format_version {ckpt.get('format_version')!r}; this gnnff "
             f"reads version {CHECKPOINT_FORMAT_VERSION}"
         )
     for key in ("model_config", "model_state"):
         if key not in ckpt:
-            raise ValueError(f"{where} lacks {key!r}")
+            raise contract.ModelFileError(f"{where} lacks {key!r}")
     return ckpt
 
 
@@ -330,7 +330,7 @@ def _check_model_file(path: Path) -> list[str]:
         kind = ""
         if names is not None and any(n.endswith("/data.pkl") for n in names):
             kind = " (it looks like a torch.save file, e.g. a training checkpoint)"
-        raise ValueError(f"{path} is not a gnnff model file{kind}; {_HOW_TO_MAKE}")
+        raise contract.ModelFileError(f"{path} is not a gnnff model file{kind}; {_HOW_TO_MAKE}")
     return names
 
 
@@ -340,7 +340,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     names = _check_model_file(path)
     meta_name = next((n for n in names if n.endswith(f"/extra/{contract.METADATA_FILE}")), None)
     if meta_name is None:
-        raise ValueError(
+        raise contract.ModelFileError(
             f"{path} is a TorchScript file but not a gnnff model file (no "
             f"{contract.METADATA_FILE}); "
             f"{_HOW_TO_MAKE}"
@@ -377,7 +377,7 @@ def eager_from_file(path: str | os.PathLike[str]) -> EdgeModel:
     model.load_state_dict(state, strict=False)
     missing = [k for k in own if k not in state and ".softmax." not in k]
     if missing:
-        raise ValueError(
+        raise contract.ModelFileError(
             f"{path}: weights missing for {missing[:5]}; the file does not match its own metadata"
         )
     dtype = getattr(torch, meta.get("dtype", "float64"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from gnnff.errors import UsageError
 from gnnff.lut_accel import commands as lut_commands
 
 
@@ -32,7 +33,7 @@ def model_section(args: argparse.Namespace) -> dict[str, Any]:
     from gnnff.potentials.softmax_eval import attention_logits, backend_errors
 
     if args.max_frames < 1:
-        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
+        raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")
     args.model = str(model_file(args.model))
     frames = ase.io.read(args.data, index=f":{args.max_frames}")
     frames = frames if isinstance(frames, list) else [frames]

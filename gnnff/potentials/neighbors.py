@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.errors import UsageError
+
 _MAX_OPEN_SPAN_CUTOFFS = 1e4  # 2e4 cutoffs worked in vesin 0.6.2, 2e5 crashed the process
 
 
@@ -29,7 +31,7 @@ def neighbor_list(
         return np.zeros((2, 0), dtype=np.int64), np.zeros((0, 3))
     if pbc.any() and np.linalg.matrix_rank(cell[pbc], tol=1e-9) < pbc.sum():
         axes = "".join("xyz"[k] for k in np.flatnonzero(pbc))
-        raise ValueError(
+        raise UsageError(
             f"periodic along {axes}, but the cell vectors there are zero or parallel; set the "
             "cell (atoms.set_cell(...)) or make those directions non-periodic (atoms.pbc)"
         )
@@ -38,7 +40,7 @@ def neighbor_list(
     open_span = 0.0 if pbc.all() else float(span[~pbc].max())
     if open_span > _MAX_OPEN_SPAN_CUTOFFS * cutoff:
         # vesin's cell list dies on a floating-point exception for such boxes
-        raise ValueError(
+        raise UsageError(
             f"the atoms span {open_span:.3g} A along a non-periodic direction, more than "
             f"{_MAX_OPEN_SPAN_CUTOFFS:g} cutoffs: the structure has come apart (an atom flew "
             "away?); check the positions"

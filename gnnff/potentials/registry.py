@@ -11,6 +11,8 @@ import os
 import warnings
 from pathlib import Path
 
+from gnnff.errors import UsageError
+
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 RENAMED_FILE = PRETRAINED_DIR / "renamed.json"
 
@@ -58,7 +60,7 @@ def pretrained_path(name: str) -> Path:
             if "/" in name or name.endswith(".pt")
             else ""
         )
-        raise ValueError(f"no bundled model named {name!r}; available: {listing}{hint}")
+        raise UsageError(f"no bundled model named {name!r}; available: {listing}{hint}")
     return path
 
 

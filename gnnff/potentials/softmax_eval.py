@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gnnff.errors import UsageError
 from gnnff.segment_ops import float_segment_softmax
 
 from .export import ExportedModel, eager_from_file
@@ -57,7 +58,7 @@ def attention_logits(
     model = eager_from_file(model_path)
     holders = model.softmax_holders()
     if not holders:
-        raise ValueError(f"{model_path} is a {model.family!r} model: it has no attention")
+        raise UsageError(f"{model_path} is a {model.family!r} model: it has no attention")
     store: list[Any] = []
     for holder in holders.values():
         holder.softmax = _LogitRecorder(store)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gnnff.errors import UsageError
+
 
 def register(subparsers: Any) -> None:
     """Add ``stability`` with its subcommands to the top-level ``gnnff`` parser."""
@@ -69,7 +71,7 @@ def _read_frames(paths: list[str], index: str = ":") -> list[Any]:
         try:
             which = int(index) if ":" not in index else index
         except ValueError:
-            raise ValueError(
+            raise UsageError(
                 f"--index {index!r}: give an integer or a slice like ':' or '10:'"
             ) from None
     return [a for path in paths for a in read_frames(path, which)]
@@ -82,7 +84,7 @@ def _frame_step_time(atoms: Any, idx: int, stride: int, dt_fs: float | None) -> 
     if "time_ps" in info:
         return step, float(info["time_ps"])
     if dt_fs is None:
-        raise ValueError(
+        raise UsageError(
             "frame times are unknown: pass --dt-fs (the MD time step in fs) and, if the frames "
             "carry no 'step' info, --stride (MD steps between saved frames)"
         )
@@ -98,11 +100,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     try:
         if args.dt_fs is not None and not args.dt_fs > 0:
-            raise ValueError(f"--dt-fs must be > 0 fs, got {args.dt_fs}")
+            raise UsageError(f"--dt-fs must be > 0 fs, got {args.dt_fs}")
         if args.stride < 1:
-            raise ValueError(f"--stride must be >= 1 (MD steps between frames), got {args.stride}")
+            raise UsageError(f"--stride must be >= 1 (MD steps between frames), got {args.stride}")
         if args.t_run_ps is not None and not args.t_run_ps > 0:
-            raise ValueError(f"--t-run-ps must be > 0 ps, got {args.t_run_ps}")
+            raise UsageError(f"--t-run-ps must be > 0 ps, got {args.t_run_ps}")
         config = StabilityConfig.from_yaml(args.config) if args.config else StabilityConfig()
         reference = None
         if args.reference:
@@ -111,7 +113,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             )
         frames = _read_frames([args.traj], args.index)
         if not frames:
-            raise ValueError(f"{args.traj} holds no frames")
+            raise UsageError(f"{args.traj} holds no frames")
         times = [_frame_step_time(a, k, args.stride, args.dt_fs) for k, a in enumerate(frames)]
     except (ValueError, FileNotFoundError) as exc:
         print(f"gnnff stability analyze: {exc}", file=sys.stderr)
@@ -131,12 +133,12 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
     try:
         if args.rdf_nbins < 2 or not args.rdf_rmax > 0 or not args.distance_cutoff > 0:
-            raise ValueError(
+            raise UsageError(
                 "need --rdf-nbins >= 2, --rdf-rmax > 0 and --distance-cutoff > 0 "
                 f"(got {args.rdf_nbins}, {args.rdf_rmax}, {args.distance_cutoff})"
             )
         if Path(args.out).is_dir():
-            raise ValueError(f"--out {args.out} is a folder; give the path of a JSON file")
+            raise UsageError(f"--out {args.out} is a folder; give the path of a JSON file")
         frames = _read_frames(args.frames)
         rdf_frames = _read_frames(args.rdf_frames) if args.rdf_frames else None
         ref = StabilityReference.from_frames(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from gnnff.errors import GNNFFError, did_you_mean
+
+
+class StabilityConfigError(GNNFFError, ValueError):
+    """Stability settings that cannot be used; the message names the setting and the fix."""
 
 
 def default_criteria() -> list[str]:
@@ -18,8 +23,7 @@ def default_criteria() -> list[str]:
 
 
 def _suggest(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return did_you_mean(name, options)
 
 
 @dataclass
@@ -77,21 +81,23 @@ class StabilityConfig:
 
         for name in self.criteria:
             if not isinstance(name, str):
-                raise ValueError(CRITERIA.unknown_message(name))
+                raise StabilityConfigError(CRITERIA.unknown_message(name))
             CRITERIA.get(name)  # PluginError listing the registered criteria when unknown
         opts = self.criterion_options
         if not isinstance(opts, dict) or not all(isinstance(v, dict) for v in opts.values()):
-            raise ValueError(
+            raise StabilityConfigError(
                 f"criterion_options must map criterion names to mappings, got {opts!r}"
             )
         unused = sorted(set(opts) - set(self.criteria))
         if unused:
-            raise ValueError(
+            raise StabilityConfigError(
                 f"criterion_options names {unused}, which are not enabled criteria "
                 f"{self.criteria}; add them to 'criteria' or remove their options"
             )
         if int(self.interval) != self.interval or self.interval < 1:
-            raise ValueError(f"interval must be a positive integer (steps), got {self.interval}")
+            raise StabilityConfigError(
+                f"interval must be a positive integer (steps), got {self.interval}"
+            )
         self.interval = int(self.interval)
         positive = {
             "t_max_factor": self.t_max_factor,
@@ -103,15 +109,19 @@ class StabilityConfig:
         }
         for key, value in positive.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{key} must be a positive number, got {value!r}")
+                raise StabilityConfigError(f"{key} must be a positive number, got {value!r}")
         for key in ("t_max", "t_min", "distance_radius"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-                raise ValueError(f"{key} must be a positive number or null, got {value!r}")
+                raise StabilityConfigError(
+                    f"{key} must be a positive number or null, got {value!r}"
+                )
         if self.t_max is not None and self.t_min is not None and self.t_min >= self.t_max:
-            raise ValueError(f"t_min ({self.t_min} K) must be below t_max ({self.t_max} K)")
+            raise StabilityConfigError(
+                f"t_min ({self.t_min} K) must be below t_max ({self.t_max} K)"
+            )
         if int(self.rdf_nbins) != self.rdf_nbins or self.rdf_nbins < 2:
-            raise ValueError(f"rdf_nbins must be an integer >= 2, got {self.rdf_nbins!r}")
+            raise StabilityConfigError(f"rdf_nbins must be an integer >= 2, got {self.rdf_nbins!r}")
         self.rdf_nbins = int(self.rdf_nbins)
         choices = {
             "contact_fallback": ("covalent", "initial"),
@@ -121,12 +131,14 @@ class StabilityConfig:
         for key, allowed in choices.items():
             value = getattr(self, key)
             if value not in allowed:
-                raise ValueError(
+                raise StabilityConfigError(
                     f"{key} must be one of {', '.join(allowed)}, got {value!r}"
                     f"{_suggest(str(value), allowed)}"
                 )
         if not isinstance(self.stop_on_failure, bool):
-            raise ValueError(f"stop_on_failure must be true or false, got {self.stop_on_failure!r}")
+            raise StabilityConfigError(
+                f"stop_on_failure must be true or false, got {self.stop_on_failure!r}"
+            )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> StabilityConfig:
@@ -140,7 +152,7 @@ class StabilityConfig:
         known = {f.name for f in fields(cls)}
         for key in d:
             if key not in known:
-                raise ValueError(
+                raise StabilityConfigError(
                     f"unknown stability setting '{key}'{_suggest(key, known)}; "
                     f"valid settings: {', '.join(sorted(known))}"
                 )
@@ -153,11 +165,13 @@ class StabilityConfig:
 
         data = load_yaml(path)
         if data is not None and not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of stability settings, got {type(data)}")
+            raise StabilityConfigError(
+                f"{path}: expected a mapping of stability settings, got {type(data)}"
+            )
         try:
             return cls.from_dict(data)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise StabilityConfigError(f"{path}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,6 +22,7 @@ import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 
 from gnnff.extensions import CRITERIA, PluginError
+from gnnff.stability.config import StabilityConfigError
 from gnnff.stability.geometry import FrameGeometry, all_pair_keys
 from gnnff.stability.snapshot import Snapshot
 
@@ -87,7 +88,7 @@ class Criterion:
         try:
             return cls(**context.options)
         except TypeError as exc:
-            raise ValueError(
+            raise StabilityConfigError(
                 f"stability criterion {cls.name!r}: bad criterion_options {context.options}: {exc}"
             ) from None
 

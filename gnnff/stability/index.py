@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.errors import UsageError
+
 
 def load_reports(paths: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """Read report.json files (a folder means its report.json)."""
@@ -23,13 +25,13 @@ def load_reports(paths: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
             with open(p) as fh:
                 rep = json.load(fh)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(
+            raise UsageError(
                 f"{p} is not a JSON stability report ({exc}); give the "
                 "report.json that gnnff md / gnnff lammps run wrote"
             ) from None
         if not isinstance(rep, dict) or rep.get("format") != "gnnff-stability-report":
             fmt = rep.get("format") if isinstance(rep, dict) else None
-            raise ValueError(f"{p} is not a gnnff stability report (format={fmt!r})")
+            raise UsageError(f"{p} is not a gnnff stability report (format={fmt!r})")
         rep.setdefault("path", p)
         out.append(rep)
     return out
@@ -39,7 +41,7 @@ def summarize_runs(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Median stable time tau (ps), mean S, fraction of runs with S == 1, and what ended each
     run: the failed criterion, "interrupted", or "none" (ran to the end)."""
     if not reports:
-        raise ValueError("summarize_runs needs at least one report")
+        raise UsageError("summarize_runs needs at least one report")
     taus = np.array([float(r["stable_time_ps"]) for r in reports])
     s = np.array([float(r["stability_index"]) for r in reports])
     ended = []

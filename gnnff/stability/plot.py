@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gnnff.errors import require_extra
+
 from .verdict import format_verdict
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> Figure:
     minimum distances, max force, RDF error, final g(r)) into a PNG at ``path``, titled with
     the report's verdict line; returns the figure (each axes labelled with its panel name)."""
     # a bare Figure (no pyplot) leaves the user's backend and global state alone
+    require_extra("matplotlib", "plots", "report.png")
     from matplotlib.figure import Figure
 
     s = report["series"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gnnff.extensions import CRITERIA
+from gnnff.stability.config import StabilityConfigError
 from gnnff.stability.criteria import CheckState, Criterion, CriterionContext
 from gnnff.stability.geometry import rdf_distance
 from gnnff.stability.snapshot import Snapshot
@@ -58,7 +59,7 @@ class RDFStructure(Criterion):
         ref = context.reference
         use_ref = config.rdf_reference in ("auto", "reference") and ref is not None and ref.has_rdf
         if config.rdf_reference == "reference" and not use_ref:
-            raise ValueError(
+            raise StabilityConfigError(
                 "rdf_reference='reference' but the stability reference has no RDF: "
                 "rebuild it with RDF frames, or set rdf_reference to auto/first_window"
             )

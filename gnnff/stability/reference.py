@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.errors import UsageError
 from gnnff.io_utils import atomic_write_json
 from gnnff.stability.geometry import frame_geometry, rdf_edges, symbols_of
 
@@ -72,7 +73,7 @@ class StabilityReference:
         """
         frames = list(frames)
         if not frames:
-            raise ValueError("StabilityReference.from_frames needs at least one frame")
+            raise UsageError("StabilityReference.from_frames needs at least one frame")
         pair_min: dict[str, float] = {}
         species: set[str] = set()
         for atoms in frames:
@@ -92,7 +93,7 @@ class StabilityReference:
         if with_rdf:
             rframes = frames if rdf_frames is None else list(rdf_frames)
             if not rframes:
-                raise ValueError("rdf_frames is empty: give at least one frame or with_rdf=False")
+                raise UsageError("rdf_frames is empty: give at least one frame or with_rdf=False")
             total = np.zeros(int(nbins))
             partial: dict[str, np.ndarray] = {}
             for atoms in rframes:
@@ -141,12 +142,12 @@ class StabilityReference:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StabilityReference:
         if d.get("format") != FORMAT:
-            raise ValueError(
+            raise UsageError(
                 f"not a stability reference (format={d.get('format')!r}); build one with "
                 "`gnnff stability reference FRAMES.extxyz --out ref.json`"
             )
         if int(d.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(
+            raise UsageError(
                 f"stability reference format_version {d['format_version']} is newer than this "
                 f"gnnff understands ({FORMAT_VERSION}); upgrade gnnff"
             )
@@ -167,7 +168,7 @@ class StabilityReference:
                 k: np.asarray(v, dtype=np.float64) for k, v in rdf.get("partial", {}).items()
             }
             if len(ref.rdf_total) != ref.rdf_nbins:
-                raise ValueError("corrupt stability reference: rdf total length != nbins")
+                raise UsageError("corrupt stability reference: rdf total length != nbins")
         return ref
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -180,11 +181,11 @@ class StabilityReference:
             try:
                 data = json.load(fh)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} is not valid JSON ({exc})") from None
+                raise UsageError(f"{path} is not valid JSON ({exc})") from None
         try:
             return cls.from_dict(data)
         except (KeyError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise UsageError(f"{path}: {exc}") from None
 
     @classmethod
     def from_path(

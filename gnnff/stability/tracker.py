@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 
 from gnnff import __version__
+from gnnff.errors import MissingExtraError
 from gnnff.io_utils import atomic_write, atomic_write_json
 from gnnff.stability.config import StabilityConfig
 from gnnff.stability.criteria import (
@@ -74,6 +76,7 @@ class StabilityTracker:
     ) -> None:
         self.config = config if config is not None else StabilityConfig()
         self.reference = reference
+        self._plots_note_shown = False  # a missing `plots` extra is noted once per run
         ensemble = str(ensemble).lower()
         if ensemble not in ENSEMBLES:
             raise ValueError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {ensemble!r}")
@@ -409,6 +412,10 @@ class StabilityTracker:
             from gnnff.stability.plot import plot_report
 
             atomic_write(out / "report.png", lambda p: plot_report(rep, p))
+        except MissingExtraError as exc:  # plots are an extra: say so once per run, briefly
+            if not self._plots_note_shown:
+                print(f"note: report.png skipped: {exc}", file=sys.stderr)
+                self._plots_note_shown = True
         except Exception as exc:  # the JSON is the record; the figure is a convenience
             warnings.warn(f"could not draw {out / 'report.png'}: {exc}", stacklevel=2)
         return rep

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gnnff.errors import UsageError
 from gnnff.potentials.registry import PRETRAINED_DIR as PRETRAINED
 
 SMALL_TEST = PRETRAINED / "sio2_test_small.extxyz"
@@ -48,7 +49,7 @@ def check_bundle_args(model_path: str | Path, name: str, data_dir: str | Path) -
     from gnnff.potentials import read_metadata
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name) or name.endswith(".pt"):
-        raise ValueError(
+        raise UsageError(
             f"registry name {name!r}: use lower-case letters, digits, '.', '_' "
             "and '-' (e.g. sio2-allegro-decorrelated), no path and no .pt suffix"
         )
@@ -109,7 +110,7 @@ def bundle_model(
         )
         size = tmp.stat().st_size
         if size > 5 * 1024 * 1024:
-            raise ValueError(
+            raise UsageError(
                 f"{name} would be {size / 1e6:.1f} MB: bundled models must stay "
                 "under 5 MB (train a smaller model: fewer channels or layers)"
             )
@@ -127,7 +128,7 @@ def _training_reference(summary: dict[str, Any], cutoff: float) -> dict[str, Any
 
     train = (summary.get("data") or {}).get("train") or {}
     if not train.get("path"):
-        raise ValueError(
+        raise UsageError(
             "the model file records no training set (exported without a training "
             "summary): bundle the model.pt that `gnnff train` wrote instead"
         )

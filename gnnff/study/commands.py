@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gnnff.errors import UsageError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("study", help="the stability study: train, MD, summarise")
@@ -106,7 +108,7 @@ def _bundle(args: argparse.Namespace) -> int:
 
     check_bundle_args(args.model, args.name, args.data)
     if not (args.time_ps > 0 and args.starts >= 1 and args.temperature > 0):
-        raise ValueError(
+        raise UsageError(
             "need --time-ps > 0, --starts >= 1 and --temperature > 0 K "
             f"(got {args.time_ps}, {args.starts}, {args.temperature})"
         )

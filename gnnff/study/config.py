@@ -27,10 +27,10 @@ jobs: worker processes (each uses ``threads`` torch threads).
 from __future__ import annotations
 
 import copy
-import difflib
 from pathlib import Path
 from typing import Any
 
+from ..errors import GNNFFError, did_you_mean
 from ..io_utils import load_yaml
 
 DEFAULTS: dict[str, Any] = {
@@ -63,16 +63,14 @@ ARM_KEYS = ("control", "pretrained")
 """Keys of a variant that are not training-config keys (see the module docstring)."""
 
 
-class StudyConfigError(ValueError):
+class StudyConfigError(GNNFFError, ValueError):
     """A study config that cannot be used."""
 
 
 def _check(d: dict, allowed: dict, where: str) -> None:
     for key in d:
         if key not in allowed:
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise StudyConfigError(f"{where}: unknown key {key!r}{hint}")
+            raise StudyConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}")
 
 
 def load_study_config(path: str | Path) -> dict[str, Any]:
@@ -145,7 +143,7 @@ def _check_pretrained_family(model: str, families: Any, where: str) -> None:
 
     family = read_metadata(model)["family"]
     if families != [family]:
-        raise ValueError(
+        raise StudyConfigError(
             f"{where}: the pretrained model is a {family!r} model, but the study's families are "
             f"{families}: put pretrained arms in a study with families: [{family}]"
         )
@@ -154,7 +152,7 @@ def _check_pretrained_family(model: str, families: Any, where: str) -> None:
 def _positive_int(value: Any, where: str, zero_ok: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero_ok else 1):
         kind = "non-negative" if zero_ok else "positive"
-        raise ValueError(f"{where} must be a {kind} integer, got {value!r}")
+        raise StudyConfigError(f"{where} must be a {kind} integer, got {value!r}")
 
 
 def _check_dotted(keys, where: str) -> None:
@@ -165,13 +163,11 @@ def _check_dotted(keys, where: str) -> None:
     for key in keys:
         sec, _, name = str(key).partition(".")
         if sec not in defaults:
-            close = difflib.get_close_matches(sec, list(defaults), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{where}: {key!r} names no training-config section{hint}")
+            hint = did_you_mean(sec, defaults)
+            raise StudyConfigError(f"{where}: {key!r} names no training-config section{hint}")
         if isinstance(defaults[sec], dict) and sec != "model" and name not in defaults[sec]:
-            close = difflib.get_close_matches(name, list(defaults[sec]), n=1)
-            hint = f" (did you mean '{sec}.{close[0]}'?)" if close else ""
-            raise ValueError(f"{where}: unknown training-config key {key!r}{hint}")
+            hint = did_you_mean(key, [f"{sec}.{k}" for k in defaults[sec]])
+            raise StudyConfigError(f"{where}: unknown training-config key {key!r}{hint}")
 
 
 def _check_values(cfg: dict[str, Any]) -> None:
@@ -182,17 +178,21 @@ def _check_values(cfg: dict[str, Any]) -> None:
 
     base = cfg["training"]["base"]
     if base is None:
-        raise ValueError("training.base is required: the gnnff train YAML every model starts from")
+        raise StudyConfigError(
+            "training.base is required: the gnnff train YAML every model starts from"
+        )
     if not Path(base).is_file():
-        raise ValueError(f"training.base {base} does not exist")
+        raise StudyConfigError(f"training.base {base} does not exist")
     if not isinstance(cfg["training"]["set"] or {}, dict):
-        raise ValueError("training.set must be a mapping of dotted.key: value")
+        raise StudyConfigError("training.set must be a mapping of dotted.key: value")
     _check_dotted(cfg["training"]["set"] or {}, "training.set")
     if not isinstance(cfg["variants"], dict) or not cfg["variants"]:
-        raise ValueError("variants must be a non-empty mapping of name -> {dotted.key: value}")
+        raise StudyConfigError(
+            "variants must be a non-empty mapping of name -> {dotted.key: value}"
+        )
     for name, sets in cfg["variants"].items():
         if sets is not None and not isinstance(sets, dict):
-            raise ValueError(f"variants.{name} must be a mapping of dotted.key: value")
+            raise StudyConfigError(f"variants.{name} must be a mapping of dotted.key: value")
         sets = sets or {}
         training_keys = [k for k in sets if k not in ARM_KEYS]
         _check_dotted(training_keys, f"variants.{name}")
@@ -201,17 +201,19 @@ def _check_values(cfg: dict[str, Any]) -> None:
             not isinstance(control, str) or control not in cfg["variants"] or control == name
         ):
             others = ", ".join(v for v in cfg["variants"] if v != name)
-            raise ValueError(f"variants.{name}.control {control!r} is not another arm ({others})")
+            raise StudyConfigError(
+                f"variants.{name}.control {control!r} is not another arm ({others})"
+            )
         if "pretrained" in sets:
             if training_keys:
-                raise ValueError(
+                raise StudyConfigError(
                     f"variants.{name} is pretrained: training keys {training_keys} do not apply "
                     "to it"
                 )
             _check_pretrained_family(sets["pretrained"], cfg["families"], f"variants.{name}")
     for key in ("families", "seeds", "eval"):
         if not isinstance(cfg[key], list) or not cfg[key]:
-            raise ValueError(f"{key} must be a non-empty list")
+            raise StudyConfigError(f"{key} must be a non-empty list")
     for seed in cfg["seeds"]:
         _positive_int(seed, "each seed", zero_ok=True)
     _positive_int(cfg["jobs"], "jobs")
@@ -219,17 +221,17 @@ def _check_values(cfg: dict[str, Any]) -> None:
     md = cfg["md"]
     _positive_int(md["n_starts"], "md.n_starts")
     if md["dtype"] not in ("float32", "float64"):
-        raise ValueError(f"md.dtype must be float32 or float64, got {md['dtype']!r}")
+        raise StudyConfigError(f"md.dtype must be float32 or float64, got {md['dtype']!r}")
     temps = md["temperatures"]
     if not isinstance(temps, list) or not temps:
-        raise ValueError("md.temperatures must be a non-empty list of temperatures (K)")
+        raise StudyConfigError("md.temperatures must be a non-empty list of temperatures (K)")
     try:
         scfg = StabilityConfig.from_dict(dict(md["stability"] or {}))
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"md.stability: {exc}") from None
+        raise StudyConfigError(f"md.stability: {exc}") from None
     for t in temps:
         if isinstance(t, bool) or not isinstance(t, (int, float)):
-            raise ValueError(f"md.temperatures: {t!r} is not a number (K)")
+            raise StudyConfigError(f"md.temperatures: {t!r} is not a number (K)")
         try:
             MDSettings(
                 ensemble="nvt",
@@ -241,6 +243,6 @@ def _check_values(cfg: dict[str, Any]) -> None:
                 check_interval=scfg.interval,
             ).validate()
         except TypeError as exc:
-            raise ValueError(f"md settings: {exc}") from None
+            raise StudyConfigError(f"md settings: {exc}") from None
         except ValueError as exc:
-            raise ValueError(f"md: {exc}") from None
+            raise StudyConfigError(f"md: {exc}") from None

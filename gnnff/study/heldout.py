@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.errors import UsageError
+
 
 def _composition(structure: str) -> str:
     m = re.match(r"a-(.+?)_\d+K", Path(structure).name)
@@ -67,7 +69,7 @@ def heldout_stability(eval_dir: str | Path) -> dict[str, Any]:
         )
     cfg = json.loads(cfg_file.read_text())
     if cfg.get("max_rounds") != 0:
-        raise ValueError(
+        raise UsageError(
             f"{d} is a stabilize loop with max_rounds {cfg.get('max_rounds')}: a held-out "
             "evaluation only explores (max_rounds: 0) from starts the loop never explored"
         )

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gnnff.errors import require_extra
+
 
 def plot_study(
     rows: list[dict], per_model: list[dict], rho: float, out: Path, rho_inv: float | None = None
 ) -> None:
     """``per_model``: dicts with family, variant, mean_S, lcorr, feature_corr, force_mae (meV/A);
     ``rho`` / ``rho_inv``: Spearman rho of L_corr / of the invariant feature_corr vs mean S."""
+    require_extra("matplotlib", "plots", "study plots")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,6 +79,7 @@ def plot_seed_arms(comparisons: list[dict], rows: list[dict], out: Path) -> None
     """Per seed and arm: median stable time (log axis) and mean S, one line per seed across
     the arms (``comparisons``: :func:`gnnff.study.stats.all_comparisons`), with each arm's
     median and bootstrap CI as a bar. Written to ``out/seed_arms.png``."""
+    require_extra("matplotlib", "plots", "matched-run plot")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,6 +142,7 @@ def plot_matched_runs(
     """Stable time (ps) of each ``treated`` run against its matched ``control`` run
     (``summary.matched_runs``: key = family, seed, system, temperature, start); points above
     the diagonal lasted longer."""
+    require_extra("matplotlib", "plots", "seed_arms.png")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.errors import UsageError
+
 
 def variance_components(
     rows: list[dict[str, Any]],
@@ -62,7 +64,7 @@ def variance_components(
         ms_b_terms.append(sum(len(g) * (g.mean() - grand) ** 2 for g in groups) / (len(groups) - 1))
         n_per.append(k)
     if not ms_b_terms or df_w <= 0:
-        raise ValueError(
+        raise UsageError(
             "not enough finished runs (>= 2 seeds with runs per cell) to estimate "
             "the variance components"
         )

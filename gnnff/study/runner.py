@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gnnff.io_utils import atomic_write, atomic_write_json
-from gnnff.study.config import ARM_KEYS
+from gnnff.study.config import ARM_KEYS, StudyConfigError
 from gnnff.study.units import MDUnit, ModelUnit, md_units, model_units
 
 __all__ = ["MDUnit", "ModelUnit", "md_units", "model_units", "run_study", "study_status"]
@@ -58,7 +58,7 @@ def train_unit(cfg: dict, unit: ModelUnit, run_dir: str) -> dict:
         done = json.loads((run / "summary.json").read_text())
         if done.get("pretrained") != pretrained:  # the arm was redefined: old results lie
             was = done.get("pretrained") or "a trained model"
-            raise ValueError(
+            raise StudyConfigError(
                 f"{run} holds {was}, but variants.{unit.variant} now says "
                 f"{pretrained or 'train a model'}: move {run} and its eval/md results away, "
                 "or use another arm name"
@@ -72,7 +72,7 @@ def train_unit(cfg: dict, unit: ModelUnit, run_dir: str) -> dict:
         return info
     base = cfg["training"]["base"]
     if base is None:
-        raise ValueError("study config needs training.base (a gnnff train YAML)")
+        raise StudyConfigError("study config needs training.base (a gnnff train YAML)")
     tcfg = load_config(base, training_overrides(cfg, unit))
     resume = (run / "checkpoint.pt").is_file()
     log_path = run / "train.log"

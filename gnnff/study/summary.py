@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.errors import MissingExtraError
 from gnnff.io_utils import atomic_write_text
 from gnnff.study.stats import spearman
 
@@ -323,6 +324,8 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
         plot_study(rows, per_model, rho, out / "plots", summary.get("spearman_feature_corr_vs_S"))
         plot_matched_runs(matched_runs(rows), out / "plots")
         plot_seed_arms(summary.get("seed_statistics") or [], rows, out / "plots")
+    except MissingExtraError as exc:
+        print(f"note: study plots skipped: {exc}")
     except Exception as exc:  # plots never lose the numbers
         print(f"warning: study plots failed: {exc}")
     return summary

@@ -253,6 +253,7 @@ class MetricsLog(Callback):
     def on_train_end(self, trainer: TrainerView) -> None:
         if not trainer.dist.is_main or trainer.final_correlation is None:
             return
+        from ..errors import MissingExtraError
         from .plots import plot_correlation, plot_curves
 
         try:
@@ -260,6 +261,8 @@ class MetricsLog(Callback):
             plot_correlation(
                 trainer.final_correlation.matrices(), trainer.run_dir / "correlation.png"
             )
+        except MissingExtraError as exc:
+            trainer.log(f"note: curves.png and correlation.png skipped: {exc}")
         except Exception as exc:  # plots must never lose a finished run
             trainer.log(f"warning: plotting failed: {exc}")
 

@@ -23,7 +23,8 @@ data
   cutoff, species, label keys or the cache format change; ``true`` = the folder
   ``<training file>.gnnff-cache`` next to the training file. Results are identical either way.
 model
-  passed to ``gnnff.potentials.build_model`` (``family`` default "allegro"); ``species`` may be
+  passed to ``gnnff.potentials.build_model`` (``family`` default "allegro"; the family owns
+  its keys beyond the common ones, see :mod:`gnnff.potentials.config`); ``species`` may be
   omitted and is then inferred from the training data (sorted by atomic number). ``e0s``:
   per-element reference energies (eV) that the per-species energy shift is pinned to:
   "average" (default: least squares over the training energies), "isolated_atoms" (from
@@ -45,7 +46,8 @@ decorrelation
   adaptive: target_fraction (0.1), lambda_min (0.0), momentum (0.1), lambda_init (0.0);
   decay: lambda_max at step 0 decaying to lambda_end, decay_shape ("cosine" | "exponential"),
   decay_epochs (cosine: its length, exponential: the e-folding time; null = the whole run,
-  resp. a fifth of it).
+  resp. a fifth of it); scheduler_options ({}): a plug-in scheduler's own settings, declared
+  by its factory (``options``: the keys and defaults, ``validate_options``: their check).
 optim
   AdamW: lr (2e-3), weight_decay (0.0); lr_schedule ("plateau" | "cosine" | "none"),
   plateau_factor (0.5), plateau_patience (5 epochs), min_lr (1e-5).
@@ -62,14 +64,14 @@ The decorrelation loss and the schedulers are this project's own definitions; se
 from __future__ import annotations
 
 import copy
-import difflib
 from pathlib import Path
 from typing import Any
 
+from ..errors import GNNFFError, did_you_mean
 from ..io_utils import load_yaml, resolve_path, yaml_value
 
 
-class ConfigError(ValueError):
+class ConfigError(GNNFFError, ValueError):
     """A training config that cannot be used; the message names the key and the fix."""
 
 
@@ -104,6 +106,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "lambda_init": 0.0,
         "decay_shape": "cosine",
         "decay_epochs": None,
+        # the scheduler's own settings (a plug-in scheduler declares them, see
+        # _check_scheduler_options); the built-ins read the keys above
+        "scheduler_options": {},
     },
     "optim": {
         "lr": 2e-3,
@@ -128,11 +133,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "progress": True,
     },
 }
-
-
-def _did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(str(name), list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def default_config() -> dict[str, Any]:
@@ -176,19 +176,63 @@ def _check_variant_fits_model(variant: str, model: dict[str, Any]) -> None:
         base = default_model_config(model.get("family", "allegro"))
     except ValueError as exc:
         raise ConfigError(f"model.family: {exc}") from None
-    hidden = model.get("mlp_hidden", base["mlp_hidden"])
+    # a family without these keys (a plug-in) has no such features to refuse
+    hidden = model.get("mlp_hidden", base.get("mlp_hidden"))
     if variant in ("post_activation", "per_pair") and isinstance(hidden, list) and not hidden:
         raise ConfigError(
             f"decorrelation.variant {variant!r} acts on the latent MLPs' hidden layer, but "
             "model.mlp_hidden is empty; give the MLPs a hidden layer (e.g. [64]) or use "
             "variant 'residual' or 'tensor'"
         )
-    l_max = model.get("l_max", base["l_max"])
+    l_max = model.get("l_max", base.get("l_max"))
     if variant == "tensor" and isinstance(l_max, int) and l_max < 1:
         raise ConfigError(
             "decorrelation.variant 'tensor' acts on the norms of the l > 0 tensor features, "
             f"but model.l_max is {l_max}; set model.l_max >= 1 or choose another variant"
         )
+
+
+def _check_scheduler_options(dc: dict[str, Any]) -> None:
+    """``decorrelation.scheduler_options``: the settings the scheduler declares in its factory's
+    ``options`` (a dict of defaults; filled in here) and checks in an optional
+    ``validate_options(options)``. A scheduler without ``options`` takes none. ConfigError
+    naming the key and the valid ones."""
+    from gnnff.extensions import SCHEDULERS
+
+    name, given = dc["scheduler"], dc["scheduler_options"]
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ConfigError(
+            f"decorrelation.scheduler_options must be a mapping of the {name!r} scheduler's "
+            f"settings, got {given!r}"
+        )
+    factory = SCHEDULERS.get(name)
+    own = getattr(factory, "options", None)
+    if not isinstance(own, dict):
+        if given:
+            raise ConfigError(
+                f"decorrelation.scheduler_options: the {name!r} scheduler takes no options "
+                f"(got {', '.join(map(str, given))}); its settings are the decorrelation keys"
+            )
+        dc["scheduler_options"] = {}
+        return
+    for key in given:
+        if key not in own:
+            raise ConfigError(
+                f"unknown key decorrelation.scheduler_options.{key} for the {name!r} scheduler"
+                f"{did_you_mean(key, own)} (valid keys: {', '.join(own) or 'none'})"
+            )
+    options = {**copy.deepcopy(own), **copy.deepcopy(given)}
+    check = getattr(factory, "validate_options", None)
+    if check is not None:
+        try:
+            check(options)
+        except ValueError as exc:
+            if isinstance(exc, GNNFFError):
+                raise
+            raise ConfigError(f"decorrelation.scheduler_options ({name!r}): {exc}") from None
+    dc["scheduler_options"] = options
 
 
 def _check_scheduler(name: Any) -> None:
@@ -221,7 +265,7 @@ def _check_number(sec: str, key: str, value, lo=None, hi=None, integer=False, al
 def _check_choice(sec: str, key: str, value, choices):
     if value not in choices:
         raise ConfigError(
-            f"{sec}.{key} = {value!r} is not valid{_did_you_mean(value, choices)} "
+            f"{sec}.{key} = {value!r} is not valid{did_you_mean(value, choices)} "
             f"(choose one of {', '.join(map(str, choices))})"
         )
     return value
@@ -271,7 +315,7 @@ def validate_config(
     cfg = default_config()
     for sec, body in raw.items():
         if sec not in DEFAULTS:
-            raise ConfigError(f"unknown config section {sec!r}{_did_you_mean(sec, DEFAULTS)}")
+            raise ConfigError(f"unknown config section {sec!r}{did_you_mean(sec, DEFAULTS)}")
         if body is None:
             continue
         if not isinstance(body, dict):
@@ -282,7 +326,7 @@ def validate_config(
         for key, value in body.items():
             if key not in DEFAULTS[sec]:
                 raise ConfigError(
-                    f"unknown key {sec}.{key}{_did_you_mean(key, DEFAULTS[sec])} "
+                    f"unknown key {sec}.{key}{did_you_mean(key, DEFAULTS[sec])} "
                     f"(valid keys: {', '.join(DEFAULTS[sec])})"
                 )
             cfg[sec][key] = copy.deepcopy(value)
@@ -351,6 +395,7 @@ def validate_config(
         )
     _check_choice("decorrelation", "variant", dc["variant"], DECORRELATION_VARIANTS)
     _check_scheduler(dc["scheduler"])
+    _check_scheduler_options(dc)
     _check_choice("decorrelation", "decay_shape", dc["decay_shape"], ("cosine", "exponential"))
     dc["decay_epochs"] = _check_number(
         "decorrelation", "decay_epochs", dc["decay_epochs"], lo=1e-9, allow_none=True

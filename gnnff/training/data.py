@@ -11,10 +11,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from ..errors import GNNFFError
 from .labels import LabelError, LabelKeys, check_keys_exist, missing_labels_message, read_labels
 
 
-class DataError(ValueError):
+class DataError(GNNFFError, ValueError):
     """A data file that cannot be used for training; the message names file, frame and fix."""
 
 

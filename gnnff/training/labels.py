@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import GNNFFError
+
 # keys users bring from other codes and DFT workflows; used only to name them in error messages
 KNOWN_INFO_KEYS = (
     "REF_energy",
@@ -48,7 +50,7 @@ KNOWN_ARRAY_KEYS = ("REF_forces", "ref_forces", "dft_forces", "DFT_forces", "for
 LABEL_KEYS = ("energy_key", "forces_key", "stress_key", "virial_key")
 
 
-class LabelError(ValueError):
+class LabelError(GNNFFError, ValueError):
     """A label that cannot be read or used; the message names the frame, the key and the fix."""
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.errors import require_extra
+
 
 def _series(rows: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
     xs = [r["epoch"] for r in rows if r.get(key) not in (None, "")]
@@ -49,6 +51,7 @@ def curve_panels(rows: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
 def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Learning curves over epochs, one panel per entry of :func:`curve_panels`, two columns;
     written atomically to ``path`` (PNG)."""
+    require_extra("matplotlib", "plots", "curves.png")
     from matplotlib.figure import Figure
 
     from gnnff.io_utils import atomic_write
@@ -76,6 +79,7 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> Path:
 def plot_correlation(matrices: list, path: str | Path) -> Path:
     """One heat map per layer of the Pearson correlation matrix of the residual stream
     (validation set); its L_corr is basis-dependent (a gauge, docs/definitions.md)."""
+    require_extra("matplotlib", "plots", "correlation.png")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -18,9 +18,13 @@ trainer (``steps = round(epochs * steps_per_epoch)``).
 
 Schedulers are registered by name in :data:`gnnff.extensions.SCHEDULERS` as factories
 ``(decorrelation_config, steps_per_epoch, total_epochs) -> LambdaScheduler`` (the four above
-here; other packages through the ``gnnff.schedulers`` entry-point group). A scheduler reads
-the ``decorrelation`` section's settings (lambda_max, warmup_epochs, ...); its ``state_dict``
-is saved in checkpoints so a resumed run continues it.
+here; other packages through the ``gnnff.schedulers`` entry-point group). The built-ins read
+the ``decorrelation`` section's settings (lambda_max, warmup_epochs, ...). A plug-in scheduler
+owns its settings: its factory's ``options`` attribute (a dict of keys and defaults) declares
+them, an optional ``validate_options(options)`` checks them (raising ValueError), and the
+factory reads them, defaults filled in, from ``decorrelation_config["scheduler_options"]``
+(the YAML's ``decorrelation.scheduler_options``). Its ``state_dict`` is saved in checkpoints
+so a resumed run continues it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import GNNFFError
 from .callbacks import (
     EMA,
     Callback,
@@ -41,6 +42,10 @@ from .setup import (
     seed_everything,
     steps_per_epoch,
 )
+
+
+class TrainingDivergedError(GNNFFError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the settings to change."""
 
 
 class Trainer:
@@ -312,7 +317,7 @@ class Trainer:
             valid, _ = self.evaluate_split(self.data["valid"])
             row.update({f"valid_{k}": v for k, v in valid.items()})
             if not math.isfinite(row["train_loss"]):
-                raise FloatingPointError(
+                raise TrainingDivergedError(
                     f"training loss became {row['train_loss']} in epoch {self.epoch + 1}; lower "
                     "optim.lr or set training.grad_clip"
                 )
