@@ -186,6 +186,7 @@ def test_require_extra_names_the_install_line(monkeypatch):
     from gnnff.errors import MissingExtraError, require_extra
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # even if imported earlier
     with pytest.raises(
         MissingExtraError, match=r'plots need.*pip install "gnnff\[plots\]"'
     ) as info:
