@@ -162,7 +162,7 @@ def test_every_gnnff_exception_derives_from_gnnff_error_and_keeps_its_builtin_ba
     # control flow, not errors: the MD monitor's stop, a criterion that does not apply, the
     # stabilize loop's test interruption
     signals = {"gnnff.stability.monitor.StabilityStop", "gnnff.stability.criteria.NotApplicable",
-               "gnnff.active.loop.Interrupted"}  # fmt: skip
+               "gnnff.active.units.Interrupted"}  # fmt: skip
     errors = {k: v for k, v in found.items() if k not in signals}
     assert len(errors) >= 20, sorted(found)
     assert [k for k, v in errors.items() if not issubclass(v, GNNFFError)] == []
