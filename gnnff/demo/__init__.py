@@ -141,9 +141,9 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"    {describe_model(STABILIZED)}")
     stable_rows = _both(bench, "al", stabilized, args.np)
     print(_engines_verdict(STABILIZED, stable_rows))
-    rows += stable_rows
     if round_result is not None and round_result.after is not None:
         rows.append(round_result.after)
+    rows += stable_rows
 
     print(f"\n[5] {DECORRELATION_LINE}")
     print(f"\nstability, the same start in every run ({args.time_ps:g} ps each):")
@@ -169,15 +169,18 @@ def _print_round(result) -> None:
         print("    (the baseline survived this start: nothing to label, no retraining)")
         return
     print(
-        f"    {result.frames_labelled} frames before the failure labelled by Tersoff and added "
-        "to the quick training set; fine-tuned"
+        f"    {result.frames_labelled} frames up to the failure labelled by Tersoff, added to "
+        "the quick training set, fine-tuned"
     )
     print(
         f"    the fine-tuned model on the same start: {result.after.verdict()}, "
         f"S = {result.after.S:.2f} (was {result.before.S:.2f})"
     )
     if result.after.failed:
-        outcome = "one short round on the quick set moved the failure but did not remove it"
+        outcome = (
+            f"one short round delayed the failure ({result.before.stable_ps:.3f} -> "
+            f"{result.after.stable_ps:.3f} ps) but did not remove it"
+        )
         if result.after.stable_ps <= result.before.stable_ps:
             outcome = "one short round on the quick set did not delay the failure"
     else:
