@@ -42,6 +42,51 @@ def test_bad_options_are_refused_before_anything_is_written(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_story_is_told_from_the_results(tmp_path, monkeypatch, capsys):
+    """The narration and the table follow the runs' outcomes (MD replaced by fixed rows; the
+    real runs are test_short_demo_tells_what_its_reports_say, slow)."""
+    import gnnff.demo as demo
+    import gnnff.demo.runs as runs
+    import gnnff.demo.stabilize_round as sr
+
+    outcomes = {
+        ("baseline", "ASE"): (0.15, "close_contact"),
+        ("baseline", "LAMMPS x2"): (0.13, "close_contact"),
+        ("al", "ASE"): (1.0, None),
+        ("al", "LAMMPS x2"): (0.8, "temperature"),
+    }
+
+    class FakeBench:
+        def __init__(self, data, out, temperature, time_ps, seed):
+            self.start = [None] * 48
+
+        def run_ase(self, label, model):
+            return _row(label, "ASE", *outcomes[(label, "ASE")])
+
+        def run_lammps(self, label, model, np_):
+            return _row(label, f"LAMMPS x{np_}", *outcomes[(label, f"LAMMPS x{np_}")])
+
+    def fake_round(out, data, model, temperature, time_ps, seed):
+        before = _row("baseline", "ASE (loop)", 0.15, "close_contact")
+        after = _row("baseline + 1 round", "ASE (loop)", 0.56, "close_contact")
+        return sr.RoundResult(before, 6, after, Path("m.pt"), 1.0, Path("stabilize.md"))
+
+    monkeypatch.setattr(runs, "Bench", FakeBench)
+    monkeypatch.setattr(sr, "stabilize_round", fake_round)
+    monkeypatch.setattr(demo, "_quick_data", lambda data, seed: "train 38")
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    text = capsys.readouterr().out
+    assert "-> the baseline failed in both engines" in text
+    assert "6 frames up to the failure labelled by Tersoff" in text
+    assert "delayed the failure (0.150 -> 0.560 ps) but did not remove it" in text
+    assert "-> sio2-allegro-al failed in LAMMPS x2 only" in text
+    table = [line.split() for line in text.split("ps each):\n", 1)[1].splitlines()[1:6]]
+    assert [row[0] for row in table] == ["baseline", "baseline", "baseline", "al", "al"]
+    assert table[2][:4] == ["baseline", "+", "1", "round"]
+    assert table[4][-1] == "temperature" and table[3][-1] == "run)"
+
+
+@pytest.mark.slow
 def test_short_demo_tells_what_its_reports_say(quick_data, tmp_path, capsys):
     out = tmp_path / "demo"
     shutil.copytree(quick_data, out / "data")  # kept, not regenerated (same seed, quick)
