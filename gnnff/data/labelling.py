@@ -79,10 +79,12 @@ class Labeller:
 
     def calculator(self) -> Any:
         """The reference as an ASE calculator (teacher or calculator specs; a preset labels
-        through LAMMPS sessions instead and raises ValueError here). Built on first use: a
+        through LAMMPS sessions instead and raises ReferenceSpecError here). Built on first use: a
         teacher takes seconds to load."""
         if self.lammps_spec is not None:
-            raise ValueError(
+            from .reference import ReferenceSpecError
+
+            raise ReferenceSpecError(
                 "a preset reference labels periodic cells through LAMMPS; it is not an ASE "
                 "calculator (use a teacher or calculator reference)"
             )

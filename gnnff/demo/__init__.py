@@ -22,6 +22,8 @@ import json
 import time
 from pathlib import Path
 
+from gnnff.errors import UsageError
+
 BASELINE, STABILIZED = "sio2-allegro-baseline", "sio2-allegro-al"
 RESULTS_PAGE = "docs/results/stability_study.md, section The bench where runs fail"
 DECORRELATION_LINE = (
@@ -52,14 +54,14 @@ def register(subparsers) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     if not args.time_ps > 0:
-        raise ValueError(f"--time-ps must be > 0, got {args.time_ps}")
+        raise UsageError(f"--time-ps must be > 0, got {args.time_ps}")
     if not args.temperature > 0:
-        raise ValueError(f"--temperature must be > 0 K (an NVT target), got {args.temperature}")
+        raise UsageError(f"--temperature must be > 0 K (an NVT target), got {args.temperature}")
     if args.np < 1:
-        raise ValueError(f"--np must be >= 1, got {args.np}")
+        raise UsageError(f"--np must be >= 1, got {args.np}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder for the demo's outputs")
+        raise UsageError(f"--out {out} is a file; give a folder for the demo's outputs")
 
 
 def _quick_data(data: Path, seed: int) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from gnnff.calculators.md import MDSettings, run_md
 from gnnff.calculators.pretrained import available_pretrained, pretrained_path
+from gnnff.errors import UsageError
 from gnnff.io_utils import read_frames
 from gnnff.stability import StabilityConfig, StabilityReference
 
@@ -55,9 +56,9 @@ class Row:
 
 
 def bundled_model(name: str) -> Path:
-    """Path of bundled model ``name``; RuntimeError if this install lacks it."""
+    """Path of bundled model ``name``; UsageError if this install lacks it."""
     if name not in available_pretrained():
-        raise RuntimeError(
+        raise UsageError(
             f"the demo needs the bundled model {name}, which this install lacks; reinstall gnnff "
             "from a full checkout (`make setup`)"
         )
