@@ -287,3 +287,17 @@ def test_dimer_reference_curves_equal_direct_calls(standin, tmp_path, capsys):
     capsys.readouterr()
     assert main(["dimer", "--out", str(out)]) != 0
     assert "give --model" in capsys.readouterr().err
+
+
+def test_a_crashing_sampler_is_retried_with_new_seeds_in_its_own_process(tmp_path):
+    from sampler_fixtures import CrashingJob
+
+    from gnnff.data.samplers import MAX_ATTEMPTS, SamplerError, cached_sample
+
+    args = ({"lammps": {}}, {"name": "x"}, None, 1.0, 300.0, 2, 50.0, 0, 0, {})
+    frames = cached_sample(tmp_path / "s", "point", CrashingJob(*args, crashes=1))
+    assert [f.info["attempt"] for f in frames] == [1, 1]
+    assert (tmp_path / "s" / "point.extxyz").is_file()  # cached for a resumed run
+    with pytest.raises(SamplerError, match=r"crashed on every attempt at p2 \(exit codes \[-11"):
+        cached_sample(tmp_path / "s", "p2", CrashingJob(*args, crashes=MAX_ATTEMPTS))
+    assert not (tmp_path / "s" / "p2.extxyz").exists()

