@@ -257,6 +257,7 @@ void FixGnnffStability::setup(int)
   std::string ens;
   detect_thermostat(t_now, ens, true);
   run_initial = -1;    // NVE: this run's own initial temperature is its target
+  e0_set = false;      // and its own E_tot at the setup is the energy-drift reference
   if (ensemble.empty()) {
     ensemble = ensemble_opt == "auto" ? ens : ensemble_opt;
     run_is_nve = ensemble == "nve";

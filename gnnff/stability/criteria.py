@@ -308,7 +308,9 @@ class CloseContact(Criterion):
 
 class EnergyConservation(Criterion):
     """NVE only: |E_tot(t) - E_tot(0)| / N <= threshold (eV/atom); E_tot(0) is the first
-    checked frame with both energies. value = the drift per atom (eV)."""
+    checked frame with both energies of the current run (a run's setup, ``state.run_start``,
+    starts a new reference: new velocities or a moved structure change E_tot legitimately).
+    value = the drift per atom (eV)."""
 
     name = "energy_conservation"
     order = 3.0
@@ -329,7 +331,7 @@ class EnergyConservation(Criterion):
             return True, None
         if not np.isfinite(etot):
             return False, float("nan")
-        if self.e0 is None:
+        if self.e0 is None or state.run_start:
             self.e0 = etot
         drift = abs(etot - self.e0) / snap.n_atoms
         return bool(drift <= self.per_atom), float(drift)
