@@ -201,3 +201,26 @@ def test_md_temperature_options():
         _md_temperatures(md_args(temperature=500.0))
     with pytest.raises(ValueError, match="langevin or bussi"):
         ramp_settings(thermostat="nose-hoover").validate()
+
+
+def test_report_plot_draws_the_bound_of_every_check(tmp_path):
+    """report.png's T_max line follows the live bound (a ramp), not the last check's value."""
+    from ase.build import bulk
+
+    from gnnff.stability import Snapshot, StabilityConfig, StabilityTracker
+    from gnnff.stability.plot import plot_report
+
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    tracker = StabilityTracker(StabilityConfig(), None, "nvt", None, 0.004)
+    targets = [300.0, 600.0, 900.0, 1200.0, 1500.0]
+    for k, target in enumerate(targets):
+        snap = Snapshot(step=k, time_ps=k * 0.001, numbers=atoms.numbers,
+                        positions=atoms.positions, cell=np.array(atoms.cell), pbc=atoms.pbc,
+                        potential_energy=-10.0, kinetic_energy=1.0, temperature=target,
+                        forces=np.zeros((len(atoms), 3)))  # fmt: skip
+        tracker.update(snap, target_temperature=target)
+    rep = tracker.report()
+    fig = plot_report(rep, tmp_path / "report.png")
+    ax = next(a for a in fig.axes if a.get_label() == "temperature")
+    line = next(ln for ln in ax.get_lines() if ln.get_label() == "T_max")
+    np.testing.assert_allclose(line.get_ydata(), [3.0 * t for t in targets])

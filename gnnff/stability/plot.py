@@ -68,7 +68,10 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike[str]) -> Figure:
     ax = axes["temperature"]
     ax.plot(t, _arr(s["temperature"]), color="tab:orange", lw=1)
     c = _crit(report, "temperature")
-    if c and c.get("t_max") is not None:
+    if s.get("t_max") and len(s["t_max"]) == len(t):
+        # the bound at every check: it follows the thermostat's live target (ramps, stages)
+        ax.plot(t, _arr(s["t_max"]), color="k", ls=":", lw=1, label="T_max")
+    elif c and c.get("t_max") is not None:
         ax.axhline(c["t_max"], color="k", ls=":", lw=1, label="T_max")
     if c and c.get("t_min") is not None:
         ax.axhline(c["t_min"], color="k", ls=":", lw=1)
