@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "gnnff-model"
+FORMATS = ("torchscript", "aoti")
+"""File formats of a model: a TorchScript archive or an AOTInductor package."""
+FORMAT_SUFFIX = {"torchscript": ".pt", "aoti": ".pt2"}
+"""The extension loaders (ASE calculator, LAMMPS plugin) choose the format by."""
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 DTYPES = ("float32", "float64")
