@@ -344,7 +344,8 @@ def check_format(
     other = [f for f, s in contract.FORMAT_SUFFIX.items() if s == suffix and f != format]
     if other or (format == "aoti" and suffix != want):
         raise ValueError(
-            f"{path}: a {format} model file must end in {want} (loaders choose the format by "
+            f"{path}: a model file of format {format!r} must end in {want} (loaders choose "
+            "the format by "
             f"the extension); use --out {Path(path).with_suffix(want).name}"
         )
     if format == "torchscript" and (device != "cpu" or max_atoms or max_edges):
