@@ -5,7 +5,7 @@ BENCH_VENV := .venv-bench
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.gnnff-setup-stamp
 
-.PHONY: setup test test-all test-slow demo bench bench-env lint format-check typecheck clean
+.PHONY: setup test test-all test-slow demo bench bench-env lint format-check typecheck docs clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): $(VPY) pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
-	$(VPY) -c "import gnnff._mpi_hook as h; h.write_pth()"
+	$(VPY) -c "import gnnff.lammps.mpi_hook as h; h.write_pth()"
 	$(VENV)/bin/gnnff lammps build-plugin --quiet
 
 # the README's test command: everything except tests marked slow (< 10 min on 2 cores)
@@ -55,5 +55,11 @@ format-check: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# the documentation site (mkdocs.yml): docs extra into .venv, then a strict build into site/
+# (a warning, a broken link or an unresolved API name fails)
+docs: $(STAMP)
+	$(VPY) -m pip install --quiet -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) demo_out build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) demo_out build site *.egg-info

@@ -57,7 +57,7 @@ def _worker(spec: dict) -> None:
     """Body of each MPI rank: set up, warm up, time ``repeats`` runs; rank 0 prints JSON."""
     from mpi4py import MPI
 
-    from gnnff.lammps_lib import new_lammps, potential_file
+    from gnnff.lammps.library import new_lammps, potential_file
 
     comm = MPI.COMM_WORLD
     lmp = new_lammps(comm=comm)
@@ -96,7 +96,7 @@ def _overhead_worker(spec: dict) -> None:
     the fix is added / removed with an untimed ``run 0`` in between."""
     from mpi4py import MPI
 
-    from gnnff.lammps_lib import new_lammps
+    from gnnff.lammps.library import new_lammps
 
     comm = MPI.COMM_WORLD
     lmp = new_lammps(comm=comm)
@@ -158,7 +158,7 @@ def monitoring_overhead(
 
     from fixtures import export_untrained
 
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
 
     plugin = str(build_plugin(quiet=True))
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,7 +238,7 @@ def run(quick: bool = False, model: str | None = None, dtype: str = "float32") -
     threads, at each size."""
     from fixtures import export_untrained
 
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
 
     plugin = str(build_plugin(quiet=True))
     tmp = tempfile.TemporaryDirectory()

@@ -81,7 +81,7 @@ def _lammps_child(spec: dict) -> None:
     """Body of each MPI rank; rank 0 prints one JSON line."""
     from mpi4py import MPI
 
-    from gnnff.lammps_lib import new_lammps
+    from gnnff.lammps.library import new_lammps
 
     comm = MPI.COMM_WORLD
     lmp = new_lammps(comm=comm)
@@ -110,8 +110,8 @@ def _measure_lammps(rep: int, dtype: str, model: str, block: int, nprocs: int) -
     from fixtures import export_untrained, sio2_cell
 
     from gnnff.calculators import GNNFFCalculator
-    from gnnff.lammps_geometry import write_lammps_data
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
+    from gnnff.lammps.geometry import write_lammps_data
     from gnnff.potentials import read_metadata
     from gnnff.potentials.registry import model_file
 

@@ -68,8 +68,8 @@ def run_ase(
 def run_lammps(
     model: Path, atoms, time_ps: float, temperature: float, out: Path, np_: int, dt_fs: float = 1.0
 ) -> dict:
-    from gnnff.lammps_geometry import write_lammps_data
-    from gnnff.plugin.driver import run_lammps_input
+    from gnnff.lammps.driver import run_lammps_input
+    from gnnff.lammps.geometry import write_lammps_data
     from gnnff.potentials import read_metadata
 
     out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ _ROOMS = (
     "gnnff.training.commands",
     "gnnff.calculators.commands",
     "gnnff.stability.commands",
-    "gnnff.plugin.commands",
+    "gnnff.lammps.commands",
     "gnnff.potentials.lut_commands",  # gnnff lut (lut_accel.commands + the --model part)
     "gnnff.study.commands",
     "gnnff.active.commands",

@@ -90,8 +90,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.md import MDSettings, run_md
     from gnnff.data.generate import generate_dataset
-    from gnnff.lammps_geometry import write_lammps_data
-    from gnnff.plugin.driver import run_lammps_input
+    from gnnff.lammps.driver import run_lammps_input
+    from gnnff.lammps.geometry import write_lammps_data
     from gnnff.potentials import read_metadata
     from gnnff.stability import StabilityConfig, StabilityReference
 
@@ -129,7 +129,7 @@ def run_demo(args: argparse.Namespace) -> int:
     crit_path = out / "criteria.yaml"
     crit_path.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in cfg.to_dict().items()))
     rows = []
-    template = Path(__file__).parent / "plugin" / "templates" / "in.nvt"
+    template = Path(__file__).parent / "lammps" / "templates" / "in.nvt"
     for label, model in models.items():
         run = out / "runs" / f"{label}_ase"
         settings = MDSettings(

@@ -130,7 +130,7 @@ def sio2_like_cell(rep: tuple[int, int, int] = (2, 2, 2), seed: int = 0, rattle:
 
 
 def write_lammps_data(atoms, path: str | Path, species: tuple[str, ...]) -> Path:
-    from gnnff.lammps_geometry import write_lammps_data as write
+    from gnnff.lammps.geometry import write_lammps_data as write
 
     return write(atoms, path, species)
 
@@ -180,7 +180,7 @@ def run_lammps(spec: dict, comm=None) -> dict | None:
     ``lammps.gather``, e.g. "f:3", "x:3", "c_pe:1") ordered by atom ID and
     ``spec["computes"]`` (global compute vectors as "ID:length", scalars as "ID").
     Returns the results on rank 0 (None elsewhere); a LAMMPS error gives {"error": message}."""
-    from gnnff.lammps_lib import new_lammps
+    from gnnff.lammps.library import new_lammps
 
     lmp = new_lammps(comm=comm) if comm is not None else new_lammps()
     res: dict = {}

@@ -11,7 +11,7 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 
 from gnnff.calculators import GNNFFCalculator, load_pretrained
 from gnnff.data.structures import composition_counts, random_packing
-from gnnff.lammps_geometry import lammps_cell
+from gnnff.lammps.geometry import lammps_cell
 from gnnff.potentials import build_model, export_model
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lammps_fixtures as lf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-CPP = REPO / "gnnff" / "plugin" / "pair_gnnff.cpp"
+CPP = REPO / "gnnff" / "lammps" / "pair_gnnff.cpp"
 
 
 def _plugin_reads() -> dict[str, set[str]]:
@@ -143,7 +143,7 @@ needs_plugin = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def plugin_setup(tmp_path_factory):
     pytest.importorskip("lammps")
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
 
     d = tmp_path_factory.mktemp("contract_plugin")
     atoms = lf.sio2_like_cell((1, 1, 1), seed=0)

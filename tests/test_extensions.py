@@ -1,4 +1,4 @@
-"""Extension points (gnnff.plugins): a toy model family, softmax backend, stability criterion
+"""Extension points (gnnff.extensions): a toy model family, softmax backend, stability criterion
 and lambda scheduler, registered in-process without touching gnnff's files, go through config
 validation, training, export, the ASE calculator and the stability tracker; entry points are
 discovered lazily and a broken one fails with a clear error."""
@@ -17,7 +17,7 @@ from ase import units
 from ase.md.verlet import VelocityVerlet
 from training_fixtures import one_thread, quiet  # noqa: F401
 
-from gnnff.plugins import CRITERIA, MODELS, SCHEDULERS, SOFTMAX, PluginError, Registry
+from gnnff.extensions import CRITERIA, MODELS, SCHEDULERS, SOFTMAX, PluginError, Registry
 from gnnff.potentials import EdgeModel, ModelFamily, build_model, load, make_softmax_backend
 from gnnff.potentials.export import ExportedModel
 from gnnff.segment_ops import float_segment_softmax
@@ -308,7 +308,7 @@ def test_entry_points_are_discovered_lazily_and_broken_ones_named(monkeypatch, c
         asked.append(group)
         return [good, broken] if group == "gnnff.softmax" else []
 
-    monkeypatch.setattr("gnnff.plugins.entry_points", fake_entry_points)
+    monkeypatch.setattr("gnnff.extensions.entry_points", fake_entry_points)
     SOFTMAX.reload_entry_points()
     try:
         from gnnff.potentials.softmax import make_softmax_backend

@@ -97,7 +97,7 @@ def test_close_contact_reference_from_pair_coeff_model(tmp_path, monkeypatch):
 
 
 def test_lammps_error_is_recorded(model, tmp_path):
-    from gnnff.plugin.driver import run_lammps_input
+    from gnnff.lammps.driver import run_lammps_input
 
     bad = tmp_path / "in.bad"
     bad.write_text((EXAMPLES / "in.sio2_nve").read_text().replace(

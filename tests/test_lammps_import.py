@@ -28,13 +28,13 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 
 def test_hook_loads_mpich_before_liblammps():
-    res = _run(_NO_HOOK + "import gnnff._mpi_hook as h; h.install(); " + _START)
+    res = _run(_NO_HOOK + "import gnnff.lammps.mpi_hook as h; h.install(); " + _START)
     assert res.returncode == 0, res.stderr
     assert int(res.stdout.split()[-1]) > 20200000
 
 
 def test_pth_file_installs_the_hook(tmp_path):
-    from gnnff._mpi_hook import PTH_NAME, write_pth
+    from gnnff.lammps.mpi_hook import PTH_NAME, write_pth
 
     path = write_pth(str(tmp_path))
     assert path.endswith(PTH_NAME)

@@ -49,8 +49,8 @@ def start(tmp: Path, model: Path) -> str:
 
 def drive(tmp: Path, script: str, stability: str | None = TEMP_ONLY) -> tuple[dict, dict, list]:
     """Run ``script`` with `gnnff lammps run`: (run.json, report.json, the fix's checks)."""
-    from gnnff.plugin.driver import run_lammps_input
-    from gnnff.plugin.records import read_records
+    from gnnff.lammps.driver import run_lammps_input
+    from gnnff.lammps.records import read_records
 
     (tmp / "in.case").write_text(script)
     kw = {}

@@ -27,7 +27,7 @@ if shutil.which(os.environ.get("CXX", "g++")) is None:
 
 @pytest.fixture(scope="session")
 def plugin() -> str:
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
 
     return str(build_plugin(quiet=True))
 
@@ -186,7 +186,7 @@ def test_diag_drives_fix_halt(plugin, work):
            "fix stop all halt 1 v_fmax > 0.0 error soft", "run 50"],
         "computes": ["thermo_pe"],
     }  # fmt: skip
-    from gnnff.lammps_lib import new_lammps
+    from gnnff.lammps.library import new_lammps
 
     lmp = new_lammps()
     lmp.command(f"plugin load {plugin}")
@@ -249,7 +249,7 @@ def test_style_visible_without_plugin_load(plugin):
     if not eps:
         pytest.skip("gnnff is not pip-installed (no lammps.plugins entry point)")
     code = (
-        "from gnnff.lammps_lib import new_lammps\n"
+        "from gnnff.lammps.library import new_lammps\n"
         "l = new_lammps()\n"
         "print(l.has_style('pair', 'gnnff'), l.has_style('compute', 'gnnff/diag'))\n"
     )
@@ -259,7 +259,7 @@ def test_style_visible_without_plugin_load(plugin):
 
 
 def test_cache_key_tracks_versions_and_sources(monkeypatch, tmp_path):
-    from gnnff.plugin import build
+    from gnnff.lammps import build
 
     monkeypatch.setenv("GNNFF_PLUGIN_DIR", str(tmp_path))
     key = build.build_key()

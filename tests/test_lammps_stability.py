@@ -32,7 +32,7 @@ RANKS = [1, pytest.param(2, marks=pytest.mark.slow)]
 
 @pytest.fixture(scope="module")
 def plugin() -> str:
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
 
     return str(build_plugin(quiet=True))
 
@@ -55,7 +55,7 @@ def head(data: Path, nprocs: int) -> str:
 
 
 def drive(tmp: Path, script: str, nprocs: int, **kw) -> tuple[dict, dict]:
-    from gnnff.plugin.driver import run_lammps_input
+    from gnnff.lammps.driver import run_lammps_input
 
     (tmp / "in.case").write_text(script)
     info = run_lammps_input(tmp / "in.case", tmp / "run", np_=nprocs, **kw)
@@ -315,7 +315,7 @@ def test_null_types_under_hybrid_give_the_substyle_sum(plugin, model, tmp_path, 
 def test_plain_lammps_records_without_the_driver(plugin, model, tmp_path):
     """`lmp -in` with `-var gnnff_monitor "ARGS"` (or a fix line): records and the failing
     frames without any Python driver; the run stops at the failure (`stop soft`)."""
-    from gnnff.plugin.records import read_records
+    from gnnff.lammps.records import read_records
 
     atoms, i, j = close_pair_cluster()
     lf.write_lammps_data(atoms, tmp_path / "c.data", SPECIES)
@@ -342,14 +342,14 @@ def test_plain_lammps_records_without_the_driver(plugin, model, tmp_path):
 def test_radii_table_matches_ase():
     from ase.data import covalent_radii
 
-    text = (Path(__file__).resolve().parents[1] / "gnnff" / "plugin" / "gnnff_radii.h").read_text()
+    text = (Path(__file__).resolve().parents[1] / "gnnff" / "lammps" / "gnnff_radii.h").read_text()
     body = text.split("RADIUS[NELEM] = {", 1)[1].split("};", 1)[0]
     values = [float(v) for v in body.replace("\n", " ").split(",") if v.strip()]
     np.testing.assert_array_equal(values, covalent_radii)
 
 
 def test_t_run_counts_planned_length_after_a_failure():
-    from gnnff.plugin.records import run_time
+    from gnnff.lammps.records import run_time
 
     dt = {"dt_ps": 0.001}
     recs = [
@@ -394,7 +394,7 @@ def test_t_run_counts_planned_length_after_a_failure():
 
 def test_minimize_then_run_is_monitored_from_the_runs_first_step(plugin, model, tmp_path):
     """`minimize` is not MD: no record; the run after it is checked from its first step."""
-    from gnnff.plugin.records import read_records
+    from gnnff.lammps.records import read_records
 
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
     rec = tmp_path / "rec.jsonl"
@@ -448,7 +448,7 @@ def test_fix_needs_pair_gnnff(plugin, tmp_path):
 
 
 def test_fix_arguments_follow_the_settings(tmp_path):
-    from gnnff.plugin.records import fix_arguments
+    from gnnff.lammps.records import fix_arguments
     from gnnff.stability import StabilityConfig, StabilityReference
 
     cfg = StabilityConfig(
@@ -475,7 +475,7 @@ def test_replay_writes_failing_frames_for_a_python_only_failure(plugin, model, t
     the fix used: the failure is found in Python, which then writes failing.extxyz itself."""
     from ase.io import read
 
-    from gnnff.plugin.records import read_records, replay
+    from gnnff.lammps.records import read_records, replay
     from gnnff.stability import StabilityConfig
 
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)
@@ -506,7 +506,7 @@ def test_replay_writes_failing_frames_for_a_python_only_failure(plugin, model, t
 
 
 def test_atoms_added_by_fix_deposit_are_monitored(plugin, model, tmp_path):
-    from gnnff.plugin.records import read_records, replay
+    from gnnff.lammps.records import read_records, replay
     from gnnff.stability import StabilityConfig
 
     lf.write_lammps_data(cluster(), tmp_path / "c.data", SPECIES)

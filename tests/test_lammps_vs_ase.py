@@ -23,7 +23,7 @@ SPECIES = ("O", "Si")
 
 @pytest.fixture(scope="module")
 def plugin() -> str:
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
 
     return str(build_plugin(quiet=True))
 

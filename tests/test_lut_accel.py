@@ -9,6 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gnnff.extensions import SOFTMAX, PluginError
 from gnnff.lut_accel.backends import LUTSoftmax
 from gnnff.lut_accel.config import LUTConfig, default_config
 from gnnff.lut_accel.reference import (
@@ -17,7 +18,6 @@ from gnnff.lut_accel.reference import (
     reference_segment_codes,
 )
 from gnnff.lut_accel.tables import compensation_table, numerator_table, quotient_table
-from gnnff.plugins import SOFTMAX, PluginError
 from gnnff.potentials.softmax import make_softmax_backend
 from gnnff.segment_ops import float_segment_softmax
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gnnff.plugins import MODELS
+from gnnff.extensions import MODELS
 from gnnff.potentials import build_model
 from gnnff.testing import (
     ContractModel,

@@ -177,7 +177,7 @@ REPORT = {
 
 def test_one_verdict_line_for_md_and_lammps(tmp_path):
     from gnnff.calculators.md import format_report_line
-    from gnnff.plugin.commands import run_verdict
+    from gnnff.lammps.commands import run_verdict
     from gnnff.stability import format_verdict
 
     line = "failed: stable 0.25 ps of 1 ps, S = 0.250, ended by close_contact at step 500"

@@ -128,7 +128,7 @@ def test_trained_model_same_energy_in_ase_and_lammps(trained):
     from test_lammps_plugin import EVAL, GATHER, header, run
 
     from gnnff.calculators import GNNFFCalculator
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
 
     tmp, _ = trained
     model = tmp / "run" / "model.pt"

@@ -260,7 +260,7 @@ def validate(
     ):
         raise StabilizeConfigError(
             "explore.engine lammps runs the bundled NVT input (Langevin, 1 fs steps, "
-            "gnnff/plugin/templates/in.nvt): use ensemble nvt, thermostat langevin, dt_fs 1.0, "
+            "gnnff/lammps/templates/in.nvt): use ensemble nvt, thermostat langevin, dt_fs 1.0, "
             "or engine ase"
         )
     if ex["ensemble"] not in ENSEMBLES:

@@ -95,16 +95,16 @@ def explore_run(
 def _explore_lammps(
     ex: dict[str, Any], start, model: str, run: dict[str, Any], rund: Path, reference_file: str
 ) -> dict[str, Any]:
-    """The bundled NVT input (``gnnff/plugin/templates/in.nvt``) on ``explore.np`` ranks,
+    """The bundled NVT input (``gnnff/lammps/templates/in.nvt``) on ``explore.np`` ranks,
     monitored by ``fix gnnff/stability``."""
-    from gnnff.lammps_geometry import write_lammps_data
-    from gnnff.plugin.driver import run_lammps_input
+    from gnnff.lammps.driver import run_lammps_input
+    from gnnff.lammps.geometry import write_lammps_data
     from gnnff.potentials import read_metadata
 
     species = list(read_metadata(model)["species"])
     write_lammps_data(start, rund / "start.data", species)
     (rund / "criteria.yaml").write_text(f"interval: {ex['check_interval']}\n")
-    template = Path(__file__).resolve().parents[1] / "plugin" / "templates" / "in.nvt"
+    template = Path(__file__).resolve().parents[1] / "lammps" / "templates" / "in.nvt"
     run_lammps_input(
         template, rund, np_=ex["np"], stability=rund / "criteria.yaml",
         reference=Path(reference_file),

@@ -199,11 +199,13 @@ class GNNFFCalculator(Calculator):
         )
 
     def model_inputs(self, atoms: Atoms) -> dict[str, torch.Tensor]:
-        """The contract's inputs for ``atoms`` (every atom is local)."""
+        """The contract's inputs for ``atoms`` (every atom is local); ``pos`` are the
+        positions in the frame of :func:`model_frame_positions`."""
         self._validate(atoms)
         species = self.species_indices(atoms)
-        edge_index, shift = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, self.cutoff)
-        same = coincident_pair(atoms.positions, edge_index, shift)
+        positions = model_frame_positions(atoms.positions, atoms.cell.array, atoms.pbc)
+        edge_index, shift = neighbor_list(positions, atoms.cell.array, atoms.pbc, self.cutoff)
+        same = coincident_pair(positions, edge_index, shift)
         if same is not None:
             raise ValueError(
                 f"atoms {same[0]} and {same[1]} are at the same place "
@@ -211,7 +213,7 @@ class GNNFFCalculator(Calculator):
             )
         dev, dt = self.device, self.dtype
         return {
-            "pos": torch.as_tensor(atoms.positions, dtype=dt, device=dev),
+            "pos": torch.as_tensor(positions, dtype=dt, device=dev),
             "species": torch.as_tensor(species, device=dev),
             "edge_index": torch.as_tensor(edge_index, device=dev),
             "edge_shift": torch.as_tensor(shift, dtype=dt, device=dev),
@@ -265,6 +267,30 @@ def _check_package_options(module: Any, dtype: str, max_block_edges: int | None)
             "max_block_edges applies to TorchScript model files; an AOTInductor package "
             "runs in one pass (drop the option, or use the .pt file)"
         )
+
+
+def model_frame_positions(positions: np.ndarray, cell: np.ndarray, pbc: Any) -> np.ndarray:
+    """Positions [N,3] (A) as the model sees them, computed in float64: wrapped into the cell
+    along periodic directions, then shifted so that their bounding box is centred on the
+    origin. The energy is invariant under both (lattice translations of single atoms,
+    one rigid translation), but a float32 model forms r_ij = pos[j] - pos[i] + shift from
+    its own dtype: with positions near 1e4 A (an unwrapped trajectory, a box far from the
+    origin) float32 rounding alone gave 5e-2 eV/A force errors (issue 29). Here the values
+    are bounded by the cell or the cluster's size."""
+    from ase.geometry import complete_cell
+
+    pos = np.asarray(positions, dtype=np.float64)
+    pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+    cell = np.asarray(cell, dtype=np.float64)
+    # a degenerate periodic cell is left to neighbor_list, which names the problem
+    if pbc.any() and np.linalg.matrix_rank(cell[pbc], tol=1e-9) == pbc.sum():
+        try:
+            frac = np.linalg.solve(complete_cell(cell).T, pos.T).T
+        except np.linalg.LinAlgError:
+            frac = None
+        if frac is not None:
+            pos = pos - np.floor(frac[:, pbc]) @ cell[pbc]  # whole lattice vectors only
+    return pos - 0.5 * (pos.min(axis=0) + pos.max(axis=0))
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

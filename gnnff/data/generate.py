@@ -30,7 +30,7 @@ from gnnff.data.structures import (
     scale_density,
 )
 from gnnff.io_utils import atomic_write, atomic_write_json, sha256_file
-from gnnff.lammps_lib import potential_file
+from gnnff.lammps.library import potential_file
 
 
 class DataGenerationError(RuntimeError):

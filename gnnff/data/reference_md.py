@@ -7,8 +7,8 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_masses, atomic_numbers
 
-from gnnff.lammps_geometry import lammps_cell
-from gnnff.lammps_lib import new_lammps, potential_file
+from gnnff.lammps.geometry import lammps_cell
+from gnnff.lammps.library import new_lammps, potential_file
 
 POSITION_DECIMALS = 8  # extxyz stores positions with %16.8f: label exactly what is stored
 
@@ -62,7 +62,7 @@ class ReferenceMD:
         for k, el in enumerate(self.elements, start=1):
             lmp.command(f"mass {k} {_num(atomic_masses[atomic_numbers[el]])}")
             if charges:
-                lmp.command(f"set type {k} charge {_num(charges[el])}")
+                lmp.command(f"set type {k} charge {_num(self._neutral_charges(charges)[el])}")
         pot = potential_file(spec["potential_file"])
         lmp.commands_list(
             [
@@ -83,6 +83,16 @@ class ReferenceMD:
                 "thermo 1000000",
             ]
         )
+
+    def _neutral_charges(self, charges: dict[str, float]) -> dict[str, float]:
+        """Starting charges of a charge-transfer potential, the positive ones scaled so that
+        the cell is neutral for its own composition (QEq keeps the total charge; COMB's QEq
+        is unstable from all-zero charges)."""
+        syms = self.atoms.get_chemical_symbols()
+        pos = sum(charges[s] for s in syms if charges[s] > 0)
+        neg = -sum(charges[s] for s in syms if charges[s] < 0)
+        scale = neg / pos if pos > 0 and neg > 0 else 1.0
+        return {el: q * scale if q > 0 else q for el, q in charges.items()}
 
     def _positions(self) -> np.ndarray:
         x = self.lmp.numpy.extract_atom("x")[: self.n]

@@ -1,6 +1,6 @@
 """The LUT-softmax backends of the attention softmax interface (``gnnff.potentials.softmax``
 defines the interface and the exact ``float`` backend). Importing this module registers
-``lut-rexp`` and ``lut-2d`` in :data:`gnnff.plugins.SOFTMAX`; models build them by name.
+``lut-rexp`` and ``lut-2d`` in :data:`gnnff.extensions.SOFTMAX`; models build them by name.
 
 * ``lut-rexp`` / ``lut-2d``: the LUT-softmax accelerator emulator (:mod:`gnnff.lut_accel.config`
   documents the integer datapath), forward = bit-exact LUT result, backward = float softmax
@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 
+from gnnff.extensions import SOFTMAX
 from gnnff.lut_accel.config import LUTConfig, default_config
 from gnnff.lut_accel.softmax import (
     METHOD_LUT2D,
@@ -26,7 +27,6 @@ from gnnff.lut_accel.softmax import (
     lut_segment_codes,
 )
 from gnnff.lut_accel.tables import numerator_table, second_table
-from gnnff.plugins import SOFTMAX
 from gnnff.segment_ops import float_segment_softmax
 
 __all__ = ["LUTSoftmax", "make_lut_softmax"]

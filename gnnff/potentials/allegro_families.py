@@ -1,5 +1,5 @@
 """The built-in model families ``allegro`` and ``allegro-attn`` (both built by
-:class:`gnnff.potentials.model.GNNFFModel`), registered in :data:`gnnff.plugins.MODELS` when
+:class:`gnnff.potentials.model.GNNFFModel`), registered in :data:`gnnff.extensions.MODELS` when
 this module is imported (the registry imports it on the first look-up of a family). It imports
 the model code only when a model is built, so config validation stays light."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gnnff.plugins import MODELS
+from gnnff.extensions import MODELS
 
 from .families import ModelFamily
 

@@ -201,7 +201,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from gnnff.plugins import describe
+    from gnnff.extensions import describe
 
     listing = describe()
     if args.json:

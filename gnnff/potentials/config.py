@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gnnff.plugins import MODELS, SOFTMAX
+from gnnff.extensions import MODELS, SOFTMAX
 
 from .families import get_family
 
@@ -48,7 +48,7 @@ _COMMON_DEFAULTS: dict[str, Any] = {
 
 def default_model_config(family: str = "allegro") -> dict[str, Any]:
     """All hyperparameters of the registered ``family`` with their default values (``species``
-    empty). ValueError (``gnnff.plugins.PluginError``) for an unknown family, listing the
+    empty). ValueError (``gnnff.extensions.PluginError``) for an unknown family, listing the
     registered ones."""
     if not isinstance(family, str):
         raise ValueError(f"model family must be a name (string), got {family!r}")

@@ -93,7 +93,7 @@ INPUT_NAMES = tuple(f.name for f in INPUTS)
 OUTPUT_NAMES = tuple(f.name for f in OUTPUTS)
 METADATA_KEYS = tuple(k.name for k in METADATA)
 
-# what the LAMMPS plugin (gnnff/plugin/pair_gnnff.cpp) reads; tests/test_contract.py parses the
+# what the LAMMPS plugin (gnnff/lammps/pair_gnnff.cpp) reads; tests/test_contract.py parses the
 # C++ source and checks it reads exactly these
 PLUGIN_REQUIRED_METADATA = ("format", "format_version", "species", "cutoff")
 PLUGIN_OPTIONAL_METADATA = {"dtype": "float64"}  # key -> value assumed when absent

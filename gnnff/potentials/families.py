@@ -1,6 +1,6 @@
 """Model families: what a family is (:class:`ModelFamily`) and how to look one up.
 
-A family is registered by name in :data:`gnnff.plugins.MODELS` (``allegro`` and
+A family is registered by name in :data:`gnnff.extensions.MODELS` (``allegro`` and
 ``allegro-attn`` by :mod:`gnnff.potentials.allegro_families`; other packages use the
 ``gnnff.models`` entry-point group, docs/architecture.md); ``gnnff.potentials.build_model``
 builds a config through it. Its ``build`` turns a resolved config (every hyperparameter filled in
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gnnff.plugins import MODELS, PluginError
+from gnnff.extensions import MODELS, PluginError
 
 if TYPE_CHECKING:
     from .base import EdgeModel

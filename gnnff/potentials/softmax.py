@@ -10,7 +10,7 @@ A softmax backend is a TorchScript-compatible ``torch.nn.Module`` with
 
 and, when it has a bit width, ``bits: int`` (recorded too; None otherwise).
 
-Backends are registered by name in :data:`gnnff.plugins.SOFTMAX` as factories
+Backends are registered by name in :data:`gnnff.extensions.SOFTMAX` as factories
 ``factory(bits: int | None, config: object | None) -> Module`` (``config``: an optional
 backend-specific settings object, e.g. a ``LUTConfig``). ``float`` is the exact floating-point
 softmax (registered here). ``lut-rexp`` and ``lut-2d`` are the LUT-softmax accelerator
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from gnnff.plugins import SOFTMAX
+from gnnff.extensions import SOFTMAX
 from gnnff.segment_ops import float_segment_softmax
 
 __all__ = [
@@ -73,7 +73,7 @@ def make_softmax_backend(
 
     bits: 8 or 16 for the LUT backends (None = 8); ignored by ``float``.
     config: backend-specific settings, e.g. a full ``LUTConfig`` for a LUT backend (its method
-    must match ``name``, its bits override ``bits``). Raises ``gnnff.plugins.PluginError`` (a
+    must match ``name``, its bits override ``bits``). Raises ``gnnff.extensions.PluginError`` (a
     ``ValueError``) for an unknown name, listing the registered ones, ``ValueError`` for bad
     settings and ``TypeError`` when the factory does not return a ``torch.nn.Module`` with a
     ``name``.

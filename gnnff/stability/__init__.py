@@ -16,7 +16,7 @@ Stable time tau = time of the first failed check (the run length t_run if none);
 Index S = tau / t_run in [0, 1]. Over several runs: median tau, mean S, fraction with S = 1 and
 which criterion ended each run (``summarize_runs``). Thresholds are configurable
 (``StabilityConfig``) and written into every report; more criteria plug in through
-``gnnff.plugins.CRITERIA`` (docs/architecture.md). The same tracker serves ASE
+``gnnff.extensions.CRITERIA`` (docs/architecture.md). The same tracker serves ASE
 (``StabilityMonitor``) and the LAMMPS driver (which feeds ``Snapshot`` objects).
 
 Public names are imported lazily (``gnnff._lazy``) so that ``gnnff --help`` stays free of

@@ -12,7 +12,7 @@ from typing import Any
 def default_criteria() -> list[str]:
     """The criteria enabled when none are named: every built-in one (finite, temperature,
     close_contact, energy_conservation, rdf); plug-in criteria are enabled by name."""
-    from gnnff.plugins import CRITERIA
+    from gnnff.extensions import CRITERIA
 
     return list(CRITERIA.builtin_names())
 
@@ -27,7 +27,7 @@ class StabilityConfig:
     """Thresholds and cadence of the stability checks.
 
     interval: MD steps between checks. criteria: names of the enabled checks, registered in
-    ``gnnff.plugins.CRITERIA`` (default: the built-in ones; energy_conservation applies to NVE
+    ``gnnff.extensions.CRITERIA`` (default: the built-in ones; energy_conservation applies to NVE
     runs only). criterion_options: {criterion name: {option: value}} for criteria that take
     options (plug-ins; the built-ins read the settings below).
     Temperature: fail when T > t_max (K) if given, else T > t_max_factor x target temperature;
@@ -73,7 +73,7 @@ class StabilityConfig:
         if isinstance(self.criteria, str):
             self.criteria = [self.criteria]
         self.criteria = list(self.criteria)
-        from gnnff.plugins import CRITERIA
+        from gnnff.extensions import CRITERIA
 
         for name in self.criteria:
             if not isinstance(name, str):

@@ -5,7 +5,7 @@ Every criterion has a ``name``, its thresholds (``thresholds()``, written into t
 cannot be measured at this frame, which counts as ok). After a failed check,
 ``failure_detail()`` gives the threshold that was crossed and any detail (e.g. the pair).
 
-Criteria are registered by name in :data:`gnnff.plugins.CRITERIA` (the classes themselves;
+Criteria are registered by name in :data:`gnnff.extensions.CRITERIA` (the classes themselves;
 the built-ins here and in :mod:`gnnff.stability.rdf_criterion`, other packages through the
 ``gnnff.criteria`` entry-point group). The tracker builds each enabled one with
 ``cls.from_config(config, context)``; ``order`` fixes which is reported first when several
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 
-from gnnff.plugins import CRITERIA, PluginError
+from gnnff.extensions import CRITERIA, PluginError
 from gnnff.stability.geometry import FrameGeometry, all_pair_keys
 from gnnff.stability.snapshot import Snapshot
 

@@ -14,7 +14,7 @@ and ``type``. Every frame's info holds the fields of :data:`INFO_FIELDS`:
   identical on every frame of the file;
 - ``is_failure`` (True on the failing frame only) and ``source`` (which run wrote it).
 
-``fix gnnff/stability`` (C++, gnnff/plugin/gnnff_frames.cpp) writes the same names; this module
+``fix gnnff/stability`` (C++, gnnff/lammps/gnnff_frames.cpp) writes the same names; this module
 is the Python writer (``gnnff lammps run`` uses it for failures found only by the Python checks,
 e.g. the RDF; the ASE side can use it the same way).
 """

@@ -1,5 +1,5 @@
 """The structure criterion ``rdf`` (this project's own definition): the windowed radial
-distribution function against the reference's. Registered in :data:`gnnff.plugins.CRITERIA`
+distribution function against the reference's. Registered in :data:`gnnff.extensions.CRITERIA`
 on import, like the criteria of :mod:`gnnff.stability.criteria`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gnnff.plugins import CRITERIA
+from gnnff.extensions import CRITERIA
 from gnnff.stability.criteria import CheckState, Criterion, CriterionContext
 from gnnff.stability.geometry import rdf_distance
 from gnnff.stability.snapshot import Snapshot

@@ -109,7 +109,7 @@ def load_study_config(path: str | Path) -> dict[str, Any]:
         if not isinstance(spec, dict) or "starts" not in spec:
             raise StudyConfigError(f"{path}: md.systems.{name} needs a 'starts' file")
         _check(spec, {"starts": 0, "reference": 0}, f"{path}: md.systems.{name}")
-    from gnnff.plugins import MODELS
+    from gnnff.extensions import MODELS
 
     for fam in cfg["families"]:
         if not isinstance(fam, str) or fam not in MODELS:

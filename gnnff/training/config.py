@@ -192,8 +192,9 @@ def _check_variant_fits_model(variant: str, model: dict[str, Any]) -> None:
 
 
 def _check_scheduler(name: Any) -> None:
-    """A registered lambda scheduler (gnnff.plugins.SCHEDULERS), else ConfigError listing them."""
-    from gnnff.plugins import SCHEDULERS
+    """A registered lambda scheduler (`gnnff.extensions.SCHEDULERS`); else ConfigError
+    listing them."""
+    from gnnff.extensions import SCHEDULERS
 
     if not isinstance(name, str):
         raise ConfigError(f"decorrelation.scheduler: {SCHEDULERS.unknown_message(name)}")

@@ -16,7 +16,7 @@ trainer (``steps = round(epochs * steps_per_epoch)``).
   (1 + cos(pi t / D)) / 2 for t < D, lambda_end after; ``exponential``:
   lambda(t) = lambda_end + (lambda_max - lambda_end) exp(-t / D) (D the e-folding time).
 
-Schedulers are registered by name in :data:`gnnff.plugins.SCHEDULERS` as factories
+Schedulers are registered by name in :data:`gnnff.extensions.SCHEDULERS` as factories
 ``(decorrelation_config, steps_per_epoch, total_epochs) -> LambdaScheduler`` (the four above
 here; other packages through the ``gnnff.schedulers`` entry-point group). A scheduler reads
 the ``decorrelation`` section's settings (lambda_max, warmup_epochs, ...); its ``state_dict``
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gnnff.plugins import SCHEDULERS
+from gnnff.extensions import SCHEDULERS
 
 
 class LambdaScheduler:
@@ -192,7 +192,7 @@ def build_lambda_scheduler(
     cfg: dict[str, Any], steps_per_epoch: int, total_epochs: int
 ) -> LambdaScheduler:
     """Scheduler from the (validated) ``decorrelation`` config section: the registered
-    scheduler ``cfg["scheduler"]`` (:data:`gnnff.plugins.SCHEDULERS`; a factory
+    scheduler ``cfg["scheduler"]`` (:data:`gnnff.extensions.SCHEDULERS`; a factory
     ``(cfg, steps_per_epoch, total_epochs) -> LambdaScheduler``). Raises PluginError (a
     ValueError) for an unknown name, TypeError when the factory returns no LambdaScheduler."""
     kind = cfg["scheduler"]

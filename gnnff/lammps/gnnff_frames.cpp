@@ -3,7 +3,7 @@
 
    Binary frame (native byte order): 8 bytes "GNNFFFR1", 16 float64 [step, time_ps, n,
    cell a b c rows (9, A), pbc x y z (1/0), temperature K], n int32 atom types, 3n float64
-   positions (A, relative to boxlo), atoms in ascending ID order. Reader: gnnff/plugin/records.py.
+   positions (A, relative to boxlo), atoms in ascending ID order. Reader: gnnff/lammps/records.py.
 
    failing.extxyz: the `keep` checked configurations before the first failed check and the
    failing one; per atom: species, pos, id (LAMMPS atom ID), type; info fields as named in

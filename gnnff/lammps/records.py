@@ -1,6 +1,6 @@
 """What ``fix gnnff/stability`` wrote, turned into gnnff's stability report.
 
-The fix (gnnff/plugin/fix_gnnff_stability.cpp) appends JSON lines to ``stability.jsonl``:
+The fix (gnnff/lammps/fix_gnnff_stability.cpp) appends JSON lines to ``stability.jsonl``:
 ``start`` (each run's setup: step, time_ps, dt_ps, laststep, ensemble, thermostat_target,
 model, species_by_type), ``thresholds`` (close-contact thresholds, once), ``check`` (one per
 check: step, time_ps, temperature, pe, ke, fmax, nonfinite, min_distance per pair, ok, failed

@@ -29,7 +29,8 @@ def register(subparsers) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="LAMMPS index variable, like lmp -var NAME VALUE (repeatable); LAMMPS runs in "
-        "the input's folder, so a VALUE that is an existing relative path is made absolute",
+        "the input's folder, so a VALUE that is an existing relative path is made absolute, "
+        "and a bundled model's name (gnnff path) becomes its file's path",
     )
     r.add_argument("--stability", help="stability settings YAML (criteria, interval, ...)")
     r.add_argument(
@@ -54,7 +55,7 @@ def register(subparsers) -> None:
 
 
 def cmd_build_plugin(args: argparse.Namespace) -> int:
-    from gnnff.plugin.build import build_plugin
+    from gnnff.lammps.build import build_plugin
 
     path = build_plugin(force=args.force, quiet=args.quiet)
     print(path)
@@ -72,7 +73,7 @@ def _parse_vars(items: list[str]) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gnnff.plugin.driver import run_lammps_input
+    from gnnff.lammps.driver import run_lammps_input
 
     info = run_lammps_input(
         args.input, args.out, np_=args.np, variables=_parse_vars(args.var),
