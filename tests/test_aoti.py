@@ -26,7 +26,7 @@ from gnnff.potentials import build_model, contract, export_model, load
 from gnnff.potentials.aoti import INFO_FILE, torch_release
 
 REPO = Path(__file__).resolve().parents[1]
-MAX_ATOMS, MAX_EDGES = 200, 8000  # the fixture package's bounds
+MAX_ATOMS, MAX_EDGES = 1000, 60000  # the fixture package's bounds
 
 
 def tiny_model() -> torch.nn.Module:
@@ -189,10 +189,10 @@ def test_package_forward_with_ghosts_equals_torchscript_and_eager(files):
 
 @pytest.mark.slow
 def test_package_errors_name_the_bound_and_the_fix(files):
-    big = sio2_like((4, 4, 2))  # 256 atoms > MAX_ATOMS
+    big = sio2_like((8, 4, 4))  # 1024 atoms > MAX_ATOMS
     big.calc = GNNFFCalculator(files["pt2"])
-    with pytest.raises(ValueError, match=f"256 atoms exceed the bound max_atoms={MAX_ATOMS}.*"
-                                         "--format aoti --dtype float64 --max-atoms 512"):  # fmt: skip
+    with pytest.raises(ValueError, match=f"1024 atoms exceed the bound max_atoms={MAX_ATOMS}.*"
+                                         "--format aoti --dtype float64 --max-atoms 2048"):  # fmt: skip
         big.get_potential_energy()
     with pytest.raises(ValueError, match="compiled in float64; it cannot run in float32"):
         GNNFFCalculator(files["pt2"], dtype="float32")
@@ -213,3 +213,68 @@ def test_package_calculator_pickles(files):
     b = atoms.copy()
     b.calc = clone
     assert b.get_potential_energy() == pytest.approx(e, abs=1e-12)
+
+
+# ------------------------------------------------------------------ LAMMPS
+def _lammps():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lammps_fixtures as lf
+    from test_lammps_plugin import EVAL, GATHER, header, run
+
+    return lf, EVAL, GATHER, header, run
+
+
+@pytest.fixture(scope="module")
+def plugin() -> str:
+    from gnnff.lammps.build import build_plugin
+
+    return str(build_plugin(quiet=True))
+
+
+def test_lammps_refuses_a_package_from_another_torch_release(plugin, tmp_path):
+    lf, eval_, gather, header, run = _lammps()
+    atoms = lf.sio2_like_cell((1, 1, 1), seed=3)
+    lf.write_lammps_data(atoms, tmp_path / "c.data", ("O", "Si"))
+    pkg = fake_package(tmp_path / "old.pt2", torch_version="2.11.0")
+    spec = {"commands": header(tmp_path / "c.data") + ["pair_style gnnff",
+            f"pair_coeff * * {pkg} O Si", *eval_], "gather": gather, "computes": []}  # fmt: skip
+    res = run(spec, plugin)
+    msg = res.get("error", "")
+    assert f"was compiled for torch 2.11.0, but this plugin runs torch {torch_release()}" in msg
+    assert "gnnff export CHECKPOINT --format aoti --dtype float64 --out model.pt2" in msg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_lammps_package_equals_torchscript(plugin, files, tmp_path, nprocs):
+    lf, eval_, gather, header, run = _lammps()
+    atoms = lf.sio2_like_cell((2, 2, 1), seed=3)  # 72 atoms: fits the package's bound per rank
+    lf.write_lammps_data(atoms, tmp_path / "c.data", ("O", "Si"))
+    out = {}
+    for kind in ("pt", "pt2"):
+        spec = {"commands": header(tmp_path / "c.data") + ["pair_style gnnff",
+                f"pair_coeff * * {files[kind]} O Si", *eval_], "gather": gather,
+                "computes": ["thermo_pe", "vir:6"]}  # fmt: skip
+        (tmp_path / kind).mkdir()
+        out[kind] = run(spec, plugin, nprocs, tmp_path / kind)
+        assert "error" not in out[kind], out[kind].get("error")
+    ref, got = out["pt"], out["pt2"]
+    assert got["thermo_pe"] == pytest.approx(ref["thermo_pe"], abs=1e-10)
+    # eV, eV/A; per-atom stress and pressure in bar (A^3): 1e-10 eV each
+    tol = {"f": 1e-10, "c_pe": 1e-10, "c_st": 1e-10 * lf.NKTV2P_METAL,
+           "vir": 1e-10 * lf.NKTV2P_METAL / atoms.get_volume()}  # fmt: skip
+    for key, atol in tol.items():
+        np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=atol, err_msg=key)
+    assert np.abs(np.asarray(ref["f"])).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_lammps_names_the_exceeded_bound(plugin, files, tmp_path):
+    lf, eval_, gather, header, run = _lammps()
+    atoms = lf.sio2_like_cell((6, 6, 4), seed=3)  # 1296 atoms on one rank > MAX_ATOMS
+    lf.write_lammps_data(atoms, tmp_path / "c.data", ("O", "Si"))
+    spec = {"commands": header(tmp_path / "c.data") + ["pair_style gnnff",
+            f"pair_coeff * * {files['pt2']} O Si", *eval_], "gather": gather, "computes": []}  # fmt: skip
+    msg = run(spec, plugin).get("error", "")
+    assert f"atoms (local + ghost), more than the {MAX_ATOMS} that the AOTInductor" in msg
+    assert "--format aoti --max-atoms N" in msg
