@@ -53,9 +53,13 @@ def bench(n_atoms: int, dtype: str, pt: Path, pt2: Path, repeats: int) -> list[d
     atoms = sio2_cell(n_atoms)
     edge_index, shift = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, CUTOFF)
     dt = getattr(torch, dtype)
-    args = (torch.as_tensor(atoms.positions, dtype=dt), torch.as_tensor(
-        [0 if s == "Si" else 1 for s in atoms.get_chemical_symbols()]),
-        torch.as_tensor(edge_index), torch.as_tensor(shift, dtype=dt), len(atoms))  # fmt: skip
+    args = (
+        torch.as_tensor(atoms.positions, dtype=dt),
+        torch.as_tensor([0 if s == "Si" else 1 for s in atoms.get_chemical_symbols()]),
+        torch.as_tensor(edge_index),
+        torch.as_tensor(shift, dtype=dt),
+        len(atoms),
+    )
     script, _ = load(pt)
     package, _ = load(pt2)
     blocked, _ = load(pt)
@@ -76,13 +80,20 @@ def bench(n_atoms: int, dtype: str, pt: Path, pt2: Path, repeats: int) -> list[d
     for what, r in res.items():
         if what == "calls_per_sample":
             continue
-        rows.append({
-            "n_atoms": n_atoms, "n_edges": int(edge_index.shape[1]), "dtype": dtype,
-            "what": what, "median_s": round(r["median_s"], 4), "min_s": round(r["min_s"], 4),
-            "kept": r["kept"], "others_pct": r["others_pct"],
-            "vs_best_torchscript": round(r["median_s"] / best_ts, 3),
-            "max_abs_diff_vs_torchscript": diff if what == "aoti package" else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "n_atoms": n_atoms,
+                "n_edges": int(edge_index.shape[1]),
+                "dtype": dtype,
+                "what": what,
+                "median_s": round(r["median_s"], 4),
+                "min_s": round(r["min_s"], 4),
+                "kept": r["kept"],
+                "others_pct": r["others_pct"],
+                "vs_best_torchscript": round(r["median_s"] / best_ts, 3),
+                "max_abs_diff_vs_torchscript": diff if what == "aoti package" else None,
+            }
+        )
     return rows
 
 
@@ -107,13 +118,20 @@ def main(argv: list[str] | None = None) -> int:
             for n in args.atoms:
                 for row in bench(n, dtype, pt, pt2, args.repeats):
                     rows.append(row)
-                    print(f"{row['n_atoms']:>6} atoms {row['n_edges']:>8} edges {dtype}  "
-                          f"{row['what']:<26} {row['median_s']:8.3f} s  "
-                          f"x{row['vs_best_torchscript']:.2f} of the faster TorchScript "
-                          f"(kept {row['kept']}, others {row['others_pct']} %)", flush=True)  # fmt: skip
+                    print(
+                        f"{row['n_atoms']:>6} atoms {row['n_edges']:>8} edges {dtype}  "
+                        f"{row['what']:<26} {row['median_s']:8.3f} s  "
+                        f"x{row['vs_best_torchscript']:.2f} of the faster TorchScript "
+                        f"(kept {row['kept']}, others {row['others_pct']} %)",
+                        flush=True,
+                    )
     if args.json:
-        out = {"torch": torch.__version__, "threads": args.threads, "compile_s": compile_s,
-               "rows": rows}  # fmt: skip
+        out = {
+            "torch": torch.__version__,
+            "threads": args.threads,
+            "compile_s": compile_s,
+            "rows": rows,
+        }
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
 

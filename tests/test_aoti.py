@@ -49,8 +49,9 @@ def tiny_model() -> torch.nn.Module:
 def sio2_like(repeat: tuple[int, int, int] = (2, 1, 1), seed: int = 2) -> Atoms:
     atoms = bulk("Si", "diamond", 5.43, cubic=True).repeat(repeat)
     atoms.symbols[::3] = "O"
-    atoms.set_cell(atoms.cell.array + [[0.0, 0.0, 0.0], [0.4, 0.0, 0.0], [0.0, -0.3, 0.0]],
-                   scale_atoms=True)  # fmt: skip  (triclinic)
+    atoms.set_cell(
+        atoms.cell.array + [[0.0, 0.0, 0.0], [0.4, 0.0, 0.0], [0.0, -0.3, 0.0]], scale_atoms=True
+    )  # triclinic
     atoms.rattle(0.1, seed=seed)
     return atoms
 
@@ -67,8 +68,9 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
 
 # ------------------------------------------------------------------ no compiler needed
 def test_unknown_format_lists_the_valid_ones(tmp_path):
-    proc = _run_cli("export", "--untrained", "x.yaml", "--out", str(tmp_path / "m.pt2"),
-                    "--format", "onnx")  # fmt: skip
+    proc = _run_cli(
+        "export", "--untrained", "x.yaml", "--out", str(tmp_path / "m.pt2"), "--format", "onnx"
+    )
     assert proc.returncode == 2
     assert "unknown model format 'onnx'; valid formats: torchscript, aoti" in proc.stderr
     assert not (tmp_path / "m.pt2").exists()
@@ -92,11 +94,23 @@ def fake_package(path: Path, **info: object) -> Path:
     """A .pt2 with the layout and extra files of a package but no loadable code: enough for
     the checks made before loading."""
     meta = contract.make_metadata(
-        species=["Si", "O"], cutoff=4.0, family="allegro", hyperparameters={}, dtype="float64",
-        softmax={"backend": "float", "bits": None}, training=None, gnnff_version="0",
-    )  # fmt: skip
-    full = {"torch_version": torch_release(), "device": "cpu", "dtype": "float64",
-            "max_atoms": None, "max_edges": None, **info}  # fmt: skip
+        species=["Si", "O"],
+        cutoff=4.0,
+        family="allegro",
+        hyperparameters={},
+        dtype="float64",
+        softmax={"backend": "float", "bits": None},
+        training=None,
+        gnnff_version="0",
+    )
+    full = {
+        "torch_version": torch_release(),
+        "device": "cpu",
+        "dtype": "float64",
+        "max_atoms": None,
+        "max_edges": None,
+        **info,
+    }
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("m/data/aotinductor/model/x.wrapper.so", b"")
         zf.writestr("m/extra/metadata.json", json.dumps(meta))
@@ -115,8 +129,11 @@ def test_package_from_another_torch_release_is_refused(tmp_path):
 
 def test_package_for_another_device_is_refused(tmp_path):
     path = fake_package(tmp_path / "gpu.pt2", device="cuda")
-    with pytest.raises(ValueError, match="compiled for device 'cuda', but it is asked to run on "
-                                         "'cpu'.*--format aoti --dtype float64"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match="compiled for device 'cuda', but it is asked to run on "
+        "'cpu'.*--format aoti --dtype float64",
+    ):
         GNNFFCalculator(path)
 
 
@@ -134,16 +151,25 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return {
         "model": model,
         "pt": export_model(model, folder / "m.pt", "float64"),
-        "pt2": export_model(model, folder / "m.pt2", "float64", format="aoti",
-                            max_atoms=MAX_ATOMS, max_edges=MAX_EDGES),  # fmt: skip
+        "pt2": export_model(
+            model,
+            folder / "m.pt2",
+            "float64",
+            format="aoti",
+            max_atoms=MAX_ATOMS,
+            max_edges=MAX_EDGES,
+        ),
     }
 
 
 def results(path: Path, atoms: Atoms) -> dict[str, np.ndarray]:
     a = atoms.copy()
     a.calc = GNNFFCalculator(path)
-    out = {"energy": a.get_potential_energy(), "energies": a.get_potential_energies(),
-           "forces": a.get_forces()}  # fmt: skip
+    out = {
+        "energy": a.get_potential_energy(),
+        "energies": a.get_potential_energies(),
+        "forces": a.get_forces(),
+    }
     if a.pbc.all():
         out["stress"] = a.get_stress()
     return out
@@ -175,8 +201,13 @@ def test_package_forward_with_ghosts_equals_torchscript_and_eager(files):
     inp = calc.model_inputs(atoms)
     n_local = len(atoms) - 5  # the last five atoms act as ghosts: no edge starts there
     keep = inp["edge_index"][0] < n_local
-    args = (inp["pos"], inp["species"], inp["edge_index"][:, keep], inp["edge_shift"][keep],
-            n_local)  # fmt: skip
+    args = (
+        inp["pos"],
+        inp["species"],
+        inp["edge_index"][:, keep],
+        inp["edge_shift"][keep],
+        n_local,
+    )
     ts, _ = load(files["pt"])
     pkg, _ = load(files["pt2"])
     eager = ExportedModel(files["model"]).eval()
@@ -191,8 +222,11 @@ def test_package_forward_with_ghosts_equals_torchscript_and_eager(files):
 def test_package_errors_name_the_bound_and_the_fix(files):
     big = sio2_like((8, 4, 4))  # 1024 atoms > MAX_ATOMS
     big.calc = GNNFFCalculator(files["pt2"])
-    with pytest.raises(ValueError, match=f"1024 atoms exceed the bound max_atoms={MAX_ATOMS}.*"
-                                         "--format aoti --dtype float64 --max-atoms 2048"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=f"1024 atoms exceed the bound max_atoms={MAX_ATOMS}.*"
+        "--format aoti --dtype float64 --max-atoms 2048",
+    ):
         big.get_potential_energy()
     with pytest.raises(ValueError, match="compiled in float64; it cannot run in float32"):
         GNNFFCalculator(files["pt2"], dtype="float32")
@@ -236,8 +270,12 @@ def test_lammps_refuses_a_package_from_another_torch_release(plugin, tmp_path):
     atoms = lf.sio2_like_cell((1, 1, 1), seed=3)
     lf.write_lammps_data(atoms, tmp_path / "c.data", ("O", "Si"))
     pkg = fake_package(tmp_path / "old.pt2", torch_version="2.11.0")
-    spec = {"commands": header(tmp_path / "c.data") + ["pair_style gnnff",
-            f"pair_coeff * * {pkg} O Si", *eval_], "gather": gather, "computes": []}  # fmt: skip
+    spec = {
+        "commands": header(tmp_path / "c.data")
+        + ["pair_style gnnff", f"pair_coeff * * {pkg} O Si", *eval_],
+        "gather": gather,
+        "computes": [],
+    }
     res = run(spec, plugin)
     msg = res.get("error", "")
     assert f"was compiled for torch 2.11.0, but this plugin runs torch {torch_release()}" in msg
@@ -252,17 +290,24 @@ def test_lammps_package_equals_torchscript(plugin, files, tmp_path, nprocs):
     lf.write_lammps_data(atoms, tmp_path / "c.data", ("O", "Si"))
     out = {}
     for kind in ("pt", "pt2"):
-        spec = {"commands": header(tmp_path / "c.data") + ["pair_style gnnff",
-                f"pair_coeff * * {files[kind]} O Si", *eval_], "gather": gather,
-                "computes": ["thermo_pe", "vir:6"]}  # fmt: skip
+        spec = {
+            "commands": header(tmp_path / "c.data")
+            + ["pair_style gnnff", f"pair_coeff * * {files[kind]} O Si", *eval_],
+            "gather": gather,
+            "computes": ["thermo_pe", "vir:6"],
+        }
         (tmp_path / kind).mkdir()
         out[kind] = run(spec, plugin, nprocs, tmp_path / kind)
         assert "error" not in out[kind], out[kind].get("error")
     ref, got = out["pt"], out["pt2"]
     assert got["thermo_pe"] == pytest.approx(ref["thermo_pe"], abs=1e-10)
     # eV, eV/A; per-atom stress and pressure in bar (A^3): 1e-10 eV each
-    tol = {"f": 1e-10, "c_pe": 1e-10, "c_st": 1e-10 * lf.NKTV2P_METAL,
-           "vir": 1e-10 * lf.NKTV2P_METAL / atoms.get_volume()}  # fmt: skip
+    tol = {
+        "f": 1e-10,
+        "c_pe": 1e-10,
+        "c_st": 1e-10 * lf.NKTV2P_METAL,
+        "vir": 1e-10 * lf.NKTV2P_METAL / atoms.get_volume(),
+    }
     for key, atol in tol.items():
         np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=atol, err_msg=key)
     assert np.abs(np.asarray(ref["f"])).max() > 1e-3
@@ -273,8 +318,12 @@ def test_lammps_names_the_exceeded_bound(plugin, files, tmp_path):
     lf, eval_, gather, header, run = _lammps()
     atoms = lf.sio2_like_cell((6, 6, 4), seed=3)  # 1296 atoms on one rank > MAX_ATOMS
     lf.write_lammps_data(atoms, tmp_path / "c.data", ("O", "Si"))
-    spec = {"commands": header(tmp_path / "c.data") + ["pair_style gnnff",
-            f"pair_coeff * * {files['pt2']} O Si", *eval_], "gather": gather, "computes": []}  # fmt: skip
+    spec = {
+        "commands": header(tmp_path / "c.data")
+        + ["pair_style gnnff", f"pair_coeff * * {files['pt2']} O Si", *eval_],
+        "gather": gather,
+        "computes": [],
+    }
     msg = run(spec, plugin).get("error", "")
     assert f"atoms (local + ghost), more than the {MAX_ATOMS} that the AOTInductor" in msg
     assert "--format aoti --max-atoms N" in msg

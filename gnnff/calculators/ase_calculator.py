@@ -46,9 +46,10 @@ class GNNFFCalculator(Calculator):
 
     ``model`` is a model file path or a ``(module, metadata)`` pair from
     ``gnnff.potentials.load``. A package runs on the device and in the dtype it was compiled
-    for (a ValueError names the export command otherwise) and always in one pass. ``dtype`` ("float32"/"float64") casts the model; default: the
-    dtype it was exported in. Periodic, mixed and open boundaries; any triclinic cell,
-    including cells smaller than the cutoff (the neighbour list holds every image).
+    for (a ValueError names the export command otherwise) and always in one pass. ``dtype``
+    ("float32"/"float64") casts a TorchScript model; default: the dtype it was exported in.
+    Periodic, mixed and open boundaries; any triclinic cell, including cells smaller than the
+    cutoff (the neighbour list holds every image).
     ``max_block_edges`` bounds peak memory by differentiating the energy block by block (see
     ``gnnff.potentials.export.ExportedModel``); results equal the one-pass ones to rounding.
     0 = one pass; None (default) = :data:`CPU_BLOCK_EDGES` on CPU (there blocks were both

@@ -60,7 +60,11 @@ class _Graph(torch.nn.Module):
         self.model = model
 
     def forward(
-        self, pos: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, shift: torch.Tensor
+        self,
+        pos: torch.Tensor,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        shift: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         centre, neighbor = edge_index[0], edge_index[1]
         vec = (pos.index_select(0, neighbor) - pos.index_select(0, centre) + shift).detach()
@@ -90,8 +94,12 @@ def _example_inputs(
     species = torch.arange(n, dtype=torch.int64) % num_species
     shift = torch.zeros(len(pairs), 3, dtype=torch.float64)
     pos, species, edge_index, shift = pad_inputs(pos, species, edge_index, shift, cutoff)
-    return (pos.to(device, dtype), species.to(device), edge_index.to(device),
-            shift.to(device, dtype))  # fmt: skip
+    return (
+        pos.to(device, dtype),
+        species.to(device),
+        edge_index.to(device),
+        shift.to(device, dtype),
+    )
 
 
 def pad_inputs(
@@ -135,10 +143,11 @@ def trace(
         flat = make_fx(graph, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*inputs)
     finally:
         base._TRACING[0] = False
-    n_dim = torch.export.Dim("num_atoms", min=PAD_ATOMS,
-                             max=None if max_atoms is None else max_atoms + PAD_ATOMS)
+    n_dim = torch.export.Dim(
+        "num_atoms", min=PAD_ATOMS, max=None if max_atoms is None else max_atoms + PAD_ATOMS
+    )
     e_dim = torch.export.Dim("num_edges", min=2, max=None if max_edges is None else max_edges + 2)
-    dynamic = ({0: n_dim}, {0: n_dim}, {1: e_dim}, {0: e_dim})  # fmt: skip
+    dynamic = ({0: n_dim}, {0: n_dim}, {1: e_dim}, {0: e_dim})
     return torch.export.export(flat, inputs, dynamic_shapes=dynamic, strict=False)
 
 
@@ -207,8 +216,13 @@ class AOTIModel(torch.nn.Module):
     checked on the host (the compiled graph cannot raise): species range, centres < n_local,
     no zero-length edge, the package's shape bounds."""
 
-    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, Any],
-                 info: dict[str, Any], device: torch.device) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        metadata: dict[str, Any],
+        info: dict[str, Any],
+        device: torch.device,
+    ) -> None:
         super().__init__()
         self.path = str(path)
         self.metadata = metadata
@@ -220,8 +234,14 @@ class AOTIModel(torch.nn.Module):
         index = -1 if device.index is None else device.index
         self.runner = torch._inductor.aoti_load_package(self.path, device_index=index)
 
-    def _check(self, n: int, species: torch.Tensor, edge_index: torch.Tensor,
-               vec: torch.Tensor, n_local: int) -> None:  # fmt: skip
+    def _check(
+        self,
+        n: int,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+        vec: torch.Tensor,
+        n_local: int,
+    ) -> None:
         if n_local < 0 or n_local > n:
             raise ValueError(f"n_local must lie in [0, N]; got {n_local}")
         if n and (int(species.min()) < 0 or int(species.max()) >= self.num_species):
@@ -233,18 +253,20 @@ class AOTIModel(torch.nn.Module):
             raise ValueError("edge_index row 0 (centres) must be < n_local")
         if edge_index.shape[1] and bool((vec.norm(dim=1) <= 0.0).any()):
             raise ValueError(
-                "an edge has zero length: two atoms sit at the same position; remove the "
-                "duplicate"
+                "an edge has zero length: two atoms sit at the same position; remove the duplicate"
             )
-        for what, size, key, flag in (("atoms", n, "max_atoms", "--max-atoms"),
-                                      ("edges", edge_index.shape[1], "max_edges", "--max-edges")):  # fmt: skip
+        for what, size, key, flag in (
+            ("atoms", n, "max_atoms", "--max-atoms"),
+            ("edges", edge_index.shape[1], "max_edges", "--max-edges"),
+        ):
             bound = self.info.get(key)
             if bound is not None and size > bound:
                 raise ValueError(
                     f"{size} {what} exceed the bound {key}={bound} that {self.path} was "
                     f"exported with; re-export it with a larger one: "
-                    + export_command(self.device.type, str(self.info.get("dtype")),
-                                     f" {flag} {2 * size}")  # fmt: skip
+                    + export_command(
+                        self.device.type, str(self.info.get("dtype")), f" {flag} {2 * size}"
+                    )
                 )
 
     def forward(

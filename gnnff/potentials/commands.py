@@ -148,9 +148,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if args.format == "aoti":
             print("compiling the AOTInductor package (a few minutes) ...", flush=True)
         path = export_model(
-            model, args.out, args.dtype, summary, softmax,
-            args.format, args.device, args.max_atoms, args.max_edges,
-        )  # fmt: skip
+            model,
+            args.out,
+            args.dtype,
+            summary,
+            softmax,
+            args.format,
+            args.device,
+            args.max_atoms,
+            args.max_edges,
+        )
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -386,8 +386,7 @@ def _check_model_file(path: Path) -> list[str]:
     if is_package(path):
         if names is None or not any("/data/aotinductor/" in n for n in names):
             raise ValueError(
-                f"{path} is not an AOTInductor package (no compiled model inside); "
-                f"{_HOW_TO_MAKE}"
+                f"{path} is not an AOTInductor package (no compiled model inside); {_HOW_TO_MAKE}"
             )
         return names
     if names is None or not any(n.endswith("/constants.pkl") for n in names):

@@ -124,8 +124,13 @@ def _write_package(out: str) -> None:
     source = Path(out) / "model.pt"
     meta = read_metadata(source)
     print(f"compiling {Path(out) / 'model.pt2'} (AOTInductor, a few minutes) ...", flush=True)
-    export_model(eager_from_file(source), source.with_suffix(".pt2"), meta["dtype"],
-                 meta["training"], format="aoti")  # fmt: skip
+    export_model(
+        eager_from_file(source),
+        source.with_suffix(".pt2"),
+        meta["dtype"],
+        meta["training"],
+        format="aoti",
+    )
 
 
 def _eval(args: argparse.Namespace) -> int:
