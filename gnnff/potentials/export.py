@@ -417,7 +417,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, dict[str, Any]]:
+) -> tuple[Any, dict[str, Any]]:
     """Load an exported model: (module, metadata dict). A ``*.pt`` file gives the TorchScript
     module (on CPU; move it with ``.to``), a ``*.pt2`` package a
     ``gnnff.potentials.aoti.AOTIModel`` on ``device`` (ValueError, naming both and the export
