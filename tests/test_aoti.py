@@ -112,6 +112,8 @@ def fake_package(path: Path, **info: object) -> Path:
         **info,
     }
     with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("m/archive_format", "pt2")
+        zf.writestr("m/.data/version", "1\n")
         zf.writestr("m/data/aotinductor/model/x.wrapper.so", b"")
         zf.writestr("m/extra/metadata.json", json.dumps(meta))
         zf.writestr(f"m/extra/{INFO_FILE}", json.dumps(full))
