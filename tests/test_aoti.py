@@ -329,3 +329,20 @@ def test_lammps_names_the_exceeded_bound(plugin, files, tmp_path):
     msg = run(spec, plugin).get("error", "")
     assert f"atoms (local + ghost), more than the {MAX_ATOMS} that the AOTInductor" in msg
     assert "--format aoti --max-atoms N" in msg
+
+
+@pytest.mark.slow
+def test_train_format_aoti_writes_the_package_of_model_pt(files, tmp_path):
+    """`gnnff train --format aoti`: model.pt2 next to model.pt, same metadata and results."""
+    import shutil
+
+    from gnnff.potentials import read_metadata
+    from gnnff.training.commands import _write_package
+
+    shutil.copy(files["pt"], tmp_path / "model.pt")
+    _write_package(str(tmp_path))
+    assert read_metadata(tmp_path / "model.pt2") == read_metadata(tmp_path / "model.pt")
+    atoms = sio2_like(seed=7)
+    ref, got = results(tmp_path / "model.pt", atoms), results(tmp_path / "model.pt2", atoms)
+    for key in ref:
+        np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=1e-10, err_msg=key)
