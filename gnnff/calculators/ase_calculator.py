@@ -42,12 +42,15 @@ CPU_BLOCK_EDGES = 20000
 
 class GNNFFCalculator(Calculator):
     """Energy (eV), per-atom energies, forces (eV/A) and stress (eV/A^3, Voigt xx yy zz yz xz
-    xy) from a gnnff TorchScript model.
+    xy) from a gnnff model file: TorchScript (``*.pt``) or an AOTInductor package (``*.pt2``,
+    chosen by the extension; see docs/model_contract.md, "Formats").
 
     ``model`` is a model file path or a ``(module, metadata)`` pair from
-    ``gnnff.potentials.load``. ``dtype`` ("float32"/"float64") casts the model; default: the
-    dtype it was exported in. Periodic, mixed and open boundaries; any triclinic cell,
-    including cells smaller than the cutoff (the neighbour list holds every image).
+    ``gnnff.potentials.load``. A package runs on the device and in the dtype it was compiled
+    for (a ValueError names the export command otherwise) and always in one pass. ``dtype``
+    ("float32"/"float64") casts a TorchScript model; default: the dtype it was exported in.
+    Periodic, mixed and open boundaries; any triclinic cell, including cells smaller than the
+    cutoff (the neighbour list holds every image).
     ``max_block_edges`` bounds peak memory by differentiating the energy block by block (see
     ``gnnff.potentials.export.ExportedModel``); results equal the one-pass ones to rounding.
     0 = one pass; None (default) = :data:`CPU_BLOCK_EDGES` on CPU (there blocks were both
@@ -69,24 +72,29 @@ class GNNFFCalculator(Calculator):
         super().__init__(**kwargs)
         from gnnff.potentials import load
 
+        self.device = resolve_device(device)
         if isinstance(model, (str, os.PathLike)):
             path = model_file(model)  # a path or a bundled model's name
-            module, metadata = load(path)
+            module, metadata = load(path, self.device)  # *.pt2: an AOTInductor package
             self._model_path: str | None = str(os.path.abspath(path))
         else:
             module, metadata = model
-            self._model_path = None
+            self._model_path = getattr(module, "path", None)  # a package reloads from its file
         self.metadata = metadata
         self.species: list[str] = list(metadata["species"])
         self.cutoff = float(metadata["cutoff"])
         dtype = dtype or metadata.get("dtype", "float64")
         if dtype not in _DTYPES:
             raise UsageError(f"dtype must be float32 or float64, not {dtype!r}")
-        self.device = resolve_device(device)
+        self.is_package = not isinstance(module, torch.jit.ScriptModule) and hasattr(
+            module, "runner"
+        )
+        if self.is_package:
+            _check_package_options(module, dtype, max_block_edges)
         configure_torchscript(self.device)
         self.dtype = _DTYPES[dtype]
-        self.module = module.to(device=self.device, dtype=self.dtype)
-        if max_block_edges is not None:
+        self.module = module if self.is_package else module.to(self.device, self.dtype)
+        if max_block_edges is not None and not self.is_package:
             if (
                 isinstance(max_block_edges, bool)
                 or not isinstance(max_block_edges, int)
@@ -102,7 +110,11 @@ class GNNFFCalculator(Calculator):
                 )
             if hasattr(self.module, "max_block_edges"):
                 self.module.max_block_edges = max_block_edges
-        elif self.device.type == "cpu" and hasattr(self.module, "max_block_edges"):
+        elif (
+            self.device.type == "cpu"
+            and not self.is_package
+            and hasattr(self.module, "max_block_edges")
+        ):
             max_block_edges = CPU_BLOCK_EDGES
             self.module.max_block_edges = max_block_edges
         self._max_block_edges = max_block_edges
@@ -132,6 +144,7 @@ class GNNFFCalculator(Calculator):
 
         blob = state.pop("_model_bytes", None)
         self.__dict__.update(state)
+        self.device = resolve_device(state["device"])
         if blob is not None:
             import io
 
@@ -144,9 +157,11 @@ class GNNFFCalculator(Calculator):
                     "path, or build the calculator from a (module, metadata) pair to pickle the "
                     "model itself"
                 )
-            module, _ = load(self._model_path)
-        self.device = resolve_device(state["device"])
+            module, _ = load(self._model_path, self.device)
         configure_torchscript(self.device)
+        if getattr(self, "is_package", False):
+            self.module = module
+            return
         self.module = module.eval().to(device=self.device, dtype=self.dtype)
         if state.get("_max_block_edges") is not None:
             self.module.max_block_edges = state["_max_block_edges"]
@@ -237,6 +252,23 @@ class GNNFFCalculator(Calculator):
             raise PropertyNotImplementedError(
                 "stress needs periodic boundaries and a cell with non-zero volume"
             )
+
+
+def _check_package_options(module: Any, dtype: str, max_block_edges: int | None) -> None:
+    """ValueError for options an AOTInductor package cannot follow (its dtype is compiled in;
+    it runs in one pass)."""
+    built = module.metadata["dtype"]
+    if dtype != built:
+        raise UsageError(
+            f"{module.path} is an AOTInductor package compiled in {built}; it cannot run in "
+            f"{dtype}. Drop dtype= or re-export with `gnnff export CHECKPOINT --format aoti "
+            f"--dtype {dtype} --out model.pt2`"
+        )
+    if max_block_edges:
+        raise UsageError(
+            "max_block_edges applies to TorchScript model files; an AOTInductor package "
+            "runs in one pass (drop the option, or use the .pt file)"
+        )
 
 
 def model_frame_positions(positions: np.ndarray, cell: np.ndarray, pbc: Any) -> np.ndarray:

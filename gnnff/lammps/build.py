@@ -31,6 +31,7 @@ SOURCES = (
     "fix_gnnff_stability_check.cpp",
     "gnnff_frames.cpp",
     "gnnff_plugin.cpp",
+    "gnnff_package.cpp",
 )
 HEADERS = (
     "pair_gnnff.h",
@@ -38,6 +39,7 @@ HEADERS = (
     "fix_gnnff_stability.h",
     "gnnff_radii.h",
     "gnnff_masses.h",
+    "gnnff_package.h",
 )
 # LAMMPS auto-loads files named *plugin.so from LAMMPS_PLUGIN_PATH
 LIB_NAME = "gnnffplugin.so"

@@ -25,12 +25,16 @@
 #include "update.h"
 #include "variable.h"
 
+#include "gnnff_package.h"
+
 #include <ATen/Parallel.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/script.h>
 
 #include <algorithm>
 #include <cmath>
 #include <malloc.h>
+#include <map>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -41,9 +45,39 @@ using namespace LAMMPS_NS;
 namespace LAMMPS_NS {
 struct GnnffModel {
   torch::jit::Module module;
+  // an AOTInductor package (*.pt2) instead of the TorchScript module
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> package;
   torch::Dtype dtype = torch::kFloat64;
+  long max_atoms = -1, max_edges = -1;    // a package's shape bounds (-1: none)
 };
 }    // namespace LAMMPS_NS
+
+/* One call of an AOTInductor package: the contract's inputs plus two padding atoms joined by
+   two edges beyond the cutoff (exactly zero contribution; they keep N, E >= 2, which the
+   compiled graph needs), outputs by contract name with the padding dropped. */
+static std::map<std::string, torch::Tensor>
+run_package(torch::inductor::AOTIModelPackageLoader &loader, const torch::Tensor &pos,
+            const torch::Tensor &species, const torch::Tensor &edges, const torch::Tensor &shift,
+            int64_t nlocal, double cutoff)
+{
+  const int64_t n = pos.size(0);
+  const int64_t pad = gnnff_package::PAD_ATOMS;
+  torch::Tensor pad_edges = torch::tensor({n, n + 1, n + 1, n}, edges.options()).view({2, 2});
+  torch::Tensor pad_shift = torch::zeros({2, 3}, shift.options());
+  pad_shift[0][0] = gnnff_package::PAD_LENGTH * cutoff;
+  pad_shift[1][0] = -gnnff_package::PAD_LENGTH * cutoff;
+  std::vector<torch::Tensor> in{torch::cat({pos, torch::zeros({pad, 3}, pos.options())}),
+                                torch::cat({species, torch::zeros({pad}, species.options())}),
+                                torch::cat({edges, pad_edges}, 1), torch::cat({shift, pad_shift})};
+  std::vector<torch::Tensor> out = loader.run(in);
+  if (out.size() != 4)
+    throw std::runtime_error("the package returned " + std::to_string(out.size()) +
+                             " outputs, not 4 (atomic energies, forces, virial, atomic virial)");
+  return {{"atomic_energy", out[0].narrow(0, 0, nlocal)},
+          {"forces", out[1].narrow(0, 0, n)},
+          {"virial", out[2]},
+          {"atomic_virial", out[3].narrow(0, 0, n)}};
+}
 
 static std::string first_line(const std::string &s)
 {
@@ -187,21 +221,57 @@ std::string PairGnnff::resolve_model_file(const std::string &name)
   return name;
 }
 
+/* An AOTInductor package (*.pt2): its extra files are read and checked (torch release, device)
+   before libtorch's package loader runs its compiled code. */
+std::string PairGnnff::load_package(const std::string &path, GnnffModel &m)
+{
+  std::string meta_text, info_text;
+  try {
+    meta_text = gnnff_package::read_extra(path, "metadata.json");
+    info_text = gnnff_package::read_extra(path, "aoti.json");
+  } catch (const std::exception &e) {
+    error->all(FLERR,
+               "pair_coeff gnnff: '{}' is not a gnnff AOTInductor package ({}). Export one with "
+               "`gnnff export CHECKPOINT --format aoti --out model.pt2`",
+               path, first_line(e.what()));
+  }
+  const std::string why = gnnff_package::check_info(path, info_text);
+  if (!why.empty()) error->all(FLERR, "pair_coeff gnnff: {}", why);
+  gnnff_package::read_bounds(info_text, m.max_atoms, m.max_edges);
+  if (max_block_edges >= 0)
+    error->all(FLERR,
+               "pair_style gnnff max_block_edges applies to TorchScript model files; the "
+               "AOTInductor package '{}' runs in one pass (drop the option or use the .pt file)",
+               path);
+  try {
+    m.package = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path, "model", true);
+  } catch (const std::exception &e) {
+    error->all(FLERR, "pair_coeff gnnff: loading the AOTInductor package '{}' failed: {}", path,
+               first_line(e.what()));
+  }
+  return meta_text;
+}
+
 void PairGnnff::load_model(const std::string &path)
 {
   torch::jit::ExtraFilesMap extra{{"metadata.json", ""}};
   auto m = std::make_unique<GnnffModel>();
-  try {
-    m->module = torch::jit::load(path, torch::kCPU, extra);
-  } catch (const std::exception &e) {
-    error->all(FLERR,
-               "pair_coeff gnnff: '{}' is not a TorchScript model file ({}). LAMMPS needs the "
-               "exported model (`gnnff export CHECKPOINT --out model.pt`), not a training "
-               "checkpoint or state dict",
-               path, first_line(e.what()));
+  const bool package = gnnff_package::is_package(path);
+  if (package) {
+    extra["metadata.json"] = load_package(path, *m);
+  } else {
+    try {
+      m->module = torch::jit::load(path, torch::kCPU, extra);
+    } catch (const std::exception &e) {
+      error->all(FLERR,
+                 "pair_coeff gnnff: '{}' is not a TorchScript model file ({}). LAMMPS needs the "
+                 "exported model (`gnnff export CHECKPOINT --out model.pt`, or --format aoti "
+                 "--out model.pt2), not a training checkpoint or state dict",
+                 path, first_line(e.what()));
+    }
   }
   // edge blocks bound the memory of the backward pass (results equal to rounding)
-  if (max_block_edges >= 0) {
+  if (max_block_edges >= 0 && !package) {
     if (!m->module.hasattr("max_block_edges"))
       error->all(FLERR,
                  "pair_style gnnff max_block_edges: '{}' predates edge blocking; re-export "
@@ -261,7 +331,7 @@ void PairGnnff::load_model(const std::string &path)
   if (!(cutoff > 0.0))
     error->all(FLERR, "pair_coeff gnnff: model '{}' has a non-positive cutoff {}", path, cutoff);
   m->dtype = model_float64 ? torch::kFloat64 : torch::kFloat32;
-  m->module.eval();
+  if (!package) m->module.eval();
   model = std::move(m);
   model_path = path;
 }
@@ -575,17 +645,44 @@ void PairGnnff::compute(int eflag, int vflag)
   const torch::Dtype dt = model->dtype;
   torch::Tensor shift = torch::zeros({ne, 3}, torch::TensorOptions().dtype(dt));
 
+  if (model->package) {
+    const char *what = nullptr;
+    long size = 0, bound = 0;
+    if (model->max_atoms >= 0 && n > model->max_atoms) {
+      what = "atoms (local + ghost)";
+      size = n;
+      bound = model->max_atoms;
+    } else if (model->max_edges >= 0 && ne > model->max_edges) {
+      what = "edges";
+      size = ne;
+      bound = model->max_edges;
+    }
+    if (what)
+      error->one(FLERR,
+                 "pair gnnff: this rank has {} {}, more than the {} that the AOTInductor package "
+                 "'{}' was exported for; re-export it with a larger bound: `gnnff export "
+                 "CHECKPOINT --format aoti --max-atoms N --max-edges E --out model.pt2` (or none: "
+                 "no bound), or use more MPI ranks",
+                 size, what, bound, model_path);
+  }
   c10::IValue result;
+  std::map<std::string, torch::Tensor> package_out;
   try {
-    std::vector<torch::jit::IValue> inputs{pos.to(dt), species, edges, shift,
-                                           (int64_t) nlocal_model};
-    result = model->module.forward(inputs);
+    if (model->package) {
+      package_out = run_package(*model->package, pos.to(dt), species, edges, shift, nlocal_model,
+                                cutoff);
+    } else {
+      std::vector<torch::jit::IValue> inputs{pos.to(dt), species, edges, shift,
+                                             (int64_t) nlocal_model};
+      result = model->module.forward(inputs);
+    }
   } catch (const std::exception &e) {
     error->one(FLERR, "pair gnnff: evaluating model '{}' failed: {}", model_path,
                first_line(e.what()));
   }
-  auto out = result.toGenericDict();
   auto get = [&](const char *key) -> torch::Tensor {
+    if (model->package) return package_out.at(key).detach().to(torch::kFloat64).contiguous();
+    auto out = result.toGenericDict();
     auto it = out.find(std::string(key));
     if (it == out.end())
       error->one(FLERR, "pair gnnff: model '{}' returned no '{}' output", model_path, key);

@@ -13,7 +13,7 @@
 
 namespace LAMMPS_NS {
 
-struct GnnffModel;    // holds the torch::jit::Module; defined in pair_gnnff.cpp
+struct GnnffModel;    // holds the TorchScript module or AOTInductor package (pair_gnnff.cpp)
 
 class PairGnnff : public Pair {
  public:
@@ -67,6 +67,7 @@ class PairGnnff : public Pair {
 
   void allocate();
   void load_model(const std::string &path);
+  std::string load_package(const std::string &path, GnnffModel &m);    // metadata.json text
   std::string resolve_model_file(const std::string &name);
   // setup checks, all run from init_style() (so commands given after pair_coeff count)
   void check_setup();

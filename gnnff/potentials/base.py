@@ -29,6 +29,19 @@ import torch
 from .softmax import backend_spec, make_softmax_backend
 
 
+def exporting_graph() -> bool:
+    """True while ``torch.export`` traces the model (for an AOTInductor package): checks that
+    branch on tensor values are skipped then, the package's host code makes them instead.
+    Always False in TorchScript and eager runs."""
+    if torch.jit.is_scripting():
+        return False
+    else:
+        return _TRACING[0] or bool(torch.compiler.is_exporting())
+
+
+_TRACING = [False]  # set by gnnff.potentials.aoti while it traces a model
+
+
 class EdgeModel(torch.nn.Module):
     """Base of the model families (see the module docstring for the interface)."""
 
@@ -138,7 +151,7 @@ class EdgeModel(torch.nn.Module):
                 + str(edge_index.shape[1])
                 + " edges"
             )
-        if num_atoms > 0:
+        if num_atoms > 0 and not exporting_graph():
             smin = int(species.min())
             smax = int(species.max())
             if smin < 0 or smax >= self.num_species:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from gnnff.errors import UsageError
@@ -13,10 +14,15 @@ from gnnff.errors import UsageError
 
 def register(subparsers: Any) -> None:
     """Add the ``export`` and ``info`` subcommands to the ``gnnff`` parser."""
+    from .contract import FORMATS
+
     p = subparsers.add_parser(
         "export",
-        help="export a checkpoint (or an untrained model config) to a TorchScript model file",
-        description="Write a TorchScript model file (docs/model_contract.md) for ASE and LAMMPS.",
+        help="export a checkpoint (or an untrained model config) to a model file",
+        description="Write a model file (docs/model_contract.md) for ASE and LAMMPS: a "
+        "TorchScript file (--format torchscript, model.pt, the default) or an AOTInductor "
+        "package (--format aoti, model.pt2, compiled for this torch release and --device; "
+        "takes minutes). Loaders pick the format by the extension.",
     )
     p.add_argument("checkpoint", nargs="?", help="training checkpoint written by `gnnff train`")
     p.add_argument(
@@ -26,6 +32,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--out", required=True, help="output model file, e.g. model.pt")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    add_format_arguments(p, FORMATS)
     p.add_argument(
         "--softmax",
         metavar="BACKEND",
@@ -60,6 +67,37 @@ def register(subparsers: Any) -> None:
     r.set_defaults(func=_cmd_plugins)
 
 
+def add_format_arguments(p: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    """``--format``, ``--device``, ``--max-atoms``, ``--max-edges`` (shared with train)."""
+    p.add_argument(
+        "--format",
+        default="torchscript",
+        metavar="FORMAT",
+        help=f"model file format: {' or '.join(formats)} (default: torchscript; aoti writes a "
+        ".pt2 AOTInductor package, see docs/model_contract.md)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="--format aoti: the device the package is compiled for (cpu, cuda; default cpu)",
+    )
+    p.add_argument(
+        "--max-atoms",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--format aoti: largest number of atoms (LAMMPS: local + ghost per rank) a call "
+        "may have (default: no bound)",
+    )
+    p.add_argument(
+        "--max-edges",
+        type=int,
+        default=None,
+        metavar="E",
+        help="--format aoti: largest number of edges a call may have (default: no bound)",
+    )
+
+
 def _load_yaml(path: str) -> dict[str, Any]:
     from ..io_utils import load_yaml
 
@@ -87,6 +125,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 2
     if args.softmax is not None:
         softmax = {"backend": args.softmax, "bits": args.lut_bits}
+    from .export import check_format
+
+    try:  # bad --format, --out or bounds fail here, before anything is built
+        check_format(args.format, args.out, args.device, args.max_atoms, args.max_edges)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.untrained:
             torch.manual_seed(args.seed)
@@ -102,11 +147,26 @@ def _cmd_export(args: argparse.Namespace) -> int:
             ckpt = load_checkpoint(args.checkpoint)
             model = model_from_checkpoint(ckpt)
             summary = ckpt.get("training_summary")
-        path = export_model(model, args.out, args.dtype, summary, softmax)
+        if args.format == "aoti":
+            print("compiling the AOTInductor package (a few minutes) ...", flush=True)
+        path = export_model(
+            model,
+            args.out,
+            args.dtype,
+            summary,
+            softmax,
+            args.format,
+            args.device,
+            args.max_atoms,
+            args.max_edges,
+        )
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {path} ({model.family}, species {' '.join(model.species)}, {args.dtype})")
+    print(
+        f"wrote {path} ({args.format}, {model.family}, species {' '.join(model.species)}, "
+        f"{args.dtype})"
+    )
     return 0
 
 
@@ -132,6 +192,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"species:     {' '.join(meta['species'])}")
     print(f"cutoff:      {meta['cutoff']} A")
     print(f"dtype:       {meta['dtype']}")
+    if args.model.endswith(".pt2"):
+        from .aoti import INFO_FILE, read_extra
+
+        info = read_extra(Path(args.model), INFO_FILE) or {}
+        print(
+            f"package:     AOTInductor, torch {info.get('torch_version')}, device "
+            f"{info.get('device')}, max_atoms {info.get('max_atoms')}, max_edges "
+            f"{info.get('max_edges')}"
+        )
     print(f"softmax:     {sm.get('backend')} (bits {sm.get('bits')})")
     keys = ("l_max", "num_layers", "num_scalar", "num_tensor", "mlp_hidden", "zbl")
     print("size:        " + ", ".join(f"{k}={hp[k]}" for k in keys if k in hp))

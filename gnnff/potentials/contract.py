@@ -3,9 +3,11 @@ declares. ``export`` writes files from it, tests check the C++ plugin and the AS
 it, and docs/model_contract.md carries its tables (``python -m gnnff.potentials.contract
 docs/model_contract.md`` rewrites them; tests/test_contract.py fails when they differ).
 
-A model file is a TorchScript archive (``torch.jit.save``) with one extra file,
-``METADATA_FILE``; ``forward(pos, species, edge_index, edge_shift, n_local)`` returns a
-``Dict[str, Tensor]`` with ``OUTPUTS``. Shapes use N (local + ghost atoms), E (edges) and
+A model file is a TorchScript archive (``torch.jit.save``, ``*.pt``) or an AOTInductor package
+(``*.pt2``, ``gnnff.potentials.aoti``), one of ``FORMATS``, chosen by its extension
+(``FORMAT_SUFFIX``); both hold the extra file ``METADATA_FILE`` and their
+``forward(pos, species, edge_index, edge_shift, n_local)`` returns a ``Dict[str, Tensor]`` with
+``OUTPUTS`` (docs/model_contract.md, "Formats"). Shapes use N (local + ghost atoms), E (edges) and
 n_local (atoms whose energy is wanted, the first n_local of N).
 
 This module imports no torch: engines and docs read it cheaply.
@@ -21,6 +23,10 @@ from typing import Any
 from gnnff.errors import GNNFFError
 
 FORMAT = "gnnff-model"
+FORMATS = ("torchscript", "aoti")
+"""File formats of a model: a TorchScript archive or an AOTInductor package."""
+FORMAT_SUFFIX = {"torchscript": ".pt", "aoti": ".pt2"}
+"""The extension loaders (ASE calculator, LAMMPS plugin) choose the format by."""
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 DTYPES = ("float32", "float64")

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from gnnff.errors import UsageError
 from gnnff.io_utils import atomic_write
 
 from . import contract
@@ -270,17 +271,26 @@ def export_model(
     dtype: str = "float64",
     training_summary: dict[str, Any] | None = None,
     softmax: str | dict[str, Any] | None = None,
+    format: str = "torchscript",
+    device: str = "cpu",
+    max_atoms: int | None = None,
+    max_edges: int | None = None,
 ) -> Path:
-    """Script ``model`` (a copy in ``dtype``) and write it atomically to ``path`` with its
-    metadata. The file reproduces the model it is given: its registered family and config,
-    its weights and the softmax backend it runs (also one swapped in at run time), recorded as
-    ``softmax`` {"backend", "bits"} in the metadata and the hyperparameters. ``softmax`` (a
-    registered backend name or {"backend", "bits"}) exports with another backend instead
-    (the source model is unchanged)."""
+    """Write ``model`` (a copy in ``dtype``) atomically to ``path`` with its metadata, as a
+    TorchScript file (``format="torchscript"``, ``*.pt``) or an AOTInductor package
+    (``format="aoti"``, ``*.pt2``, compiled for ``device`` with at most ``max_atoms`` atoms
+    and ``max_edges`` edges per call, None = unbounded; minutes, see
+    ``gnnff.potentials.aoti``). The file reproduces the model it is given: its registered
+    family and config, its weights and the softmax backend it runs (also one swapped in at run
+    time), recorded as ``softmax`` {"backend", "bits"} in the metadata and the
+    hyperparameters. ``softmax`` (a registered backend name or {"backend", "bits"}) exports
+    with another backend instead (the source model is unchanged). ValueError for an unknown
+    ``format`` or ``dtype``, or a path whose extension does not fit the format."""
     import gnnff
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    check_format(format, path, device, max_atoms, max_edges)
     m = _copy_model(model)
     if softmax is not None:
         override = _softmax_override(softmax)
@@ -295,7 +305,6 @@ def export_model(
     m = m.to(getattr(torch, dtype))
     for p in m.parameters():
         p.requires_grad_(False)
-    scripted = torch.jit.script(ExportedModel(m))
     meta = contract.make_metadata(
         species=list(m.species),
         cutoff=float(m.cutoff),
@@ -306,8 +315,52 @@ def export_model(
         training=training_summary,
         gnnff_version=gnnff.__version__,
     )
+    if format == "aoti":
+        from . import aoti
+
+        return atomic_write(
+            path, lambda p: aoti.write_package(m, p, meta, device, max_atoms, max_edges)
+        )
+    scripted = torch.jit.script(ExportedModel(m))
     extra = {contract.METADATA_FILE: json.dumps(meta, indent=2)}
     return atomic_write(path, lambda p: torch.jit.save(scripted, str(p), _extra_files=extra))
+
+
+def check_format(
+    format: str,
+    path: str | os.PathLike[str],
+    device: str = "cpu",
+    max_atoms: int | None = None,
+    max_edges: int | None = None,
+) -> None:
+    """UsageError (a ValueError), before anything is compiled or written, for an unknown
+    ``format`` (listing the valid ones), a ``path`` whose extension is the other format's
+    (loaders pick the format by extension), options of the other format, or bounds < 1."""
+    if format not in contract.FORMATS:
+        raise UsageError(
+            f"unknown model format {format!r}; valid formats: {', '.join(contract.FORMATS)}"
+        )
+    suffix = Path(path).suffix
+    want = contract.FORMAT_SUFFIX[format]
+    other = [f for f, s in contract.FORMAT_SUFFIX.items() if s == suffix and f != format]
+    if other or (format == "aoti" and suffix != want):
+        raise UsageError(
+            f"{path}: a model file of format {format!r} must end in {want} (loaders choose "
+            "the format by "
+            f"the extension); use --out {Path(path).with_suffix(want).name}"
+        )
+    if format == "torchscript" and (device != "cpu" or max_atoms or max_edges):
+        raise UsageError(
+            "--device, --max-atoms and --max-edges apply to --format aoti; a TorchScript file "
+            "runs on any device and size"
+        )
+    for name, bound in (("max_atoms", max_atoms), ("max_edges", max_edges)):
+        if bound is not None and (isinstance(bound, bool) or int(bound) < 1):
+            raise UsageError(f"{name} must be a positive integer or None, got {bound!r}")
+    if format == "aoti":
+        from .device import resolve_device
+
+        resolve_device(device)  # a CUDA package needs a GPU where it is compiled
 
 
 def _zip_names(path: Path) -> list[str] | None:
@@ -322,10 +375,21 @@ def _is_torchscript(path: Path) -> bool:
     return names is not None and any(n.endswith("/constants.pkl") for n in names)
 
 
+def is_package(path: str | os.PathLike[str]) -> bool:
+    """True for a path named as an AOTInductor package (``*.pt2``)."""
+    return Path(path).suffix == contract.FORMAT_SUFFIX["aoti"]
+
+
 def _check_model_file(path: Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist; {_HOW_TO_MAKE}")
     names = _zip_names(path)
+    if is_package(path):
+        if names is None or not any("/data/aotinductor/" in n for n in names):
+            raise contract.ModelFileError(
+                f"{path} is not an AOTInductor package (no compiled model inside); {_HOW_TO_MAKE}"
+            )
+        return names
     if names is None or not any(n.endswith("/constants.pkl") for n in names):
         kind = ""
         if names is not None and any(n.endswith("/data.pkl") for n in names):
@@ -341,7 +405,8 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     meta_name = next((n for n in names if n.endswith(f"/extra/{contract.METADATA_FILE}")), None)
     if meta_name is None:
         raise contract.ModelFileError(
-            f"{path} is a TorchScript file but not a gnnff model file (no "
+            f"{path} is a {'package' if is_package(path) else 'TorchScript file'} but not a "
+            f"gnnff model file (no "
             f"{contract.METADATA_FILE}); "
             f"{_HOW_TO_MAKE}"
         )
@@ -351,10 +416,25 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def load(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """Load an exported model: (TorchScript module, metadata dict)."""
+def load(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[Any, dict[str, Any]]:
+    """Load an exported model: (module, metadata dict). A ``*.pt`` file gives the TorchScript
+    module (on CPU; move it with ``.to``), a ``*.pt2`` package a
+    ``gnnff.potentials.aoti.AOTIModel`` on ``device`` (ValueError, naming both and the export
+    command to rerun, when the package was built for another device type or torch release)."""
     path = Path(path)
     meta = read_metadata(path)
+    if is_package(path):
+        from . import aoti
+        from .device import resolve_device
+
+        dev = resolve_device(device)
+        info = aoti.read_extra(path, aoti.INFO_FILE)
+        if info is None:
+            raise ValueError(f"{path} lacks {aoti.INFO_FILE}; {_HOW_TO_MAKE}")
+        aoti.check_package(path, info, dev)
+        return aoti.AOTIModel(path, meta, info, dev), meta
     extra = {contract.METADATA_FILE: ""}
     module = torch.jit.load(  # type: ignore[no-untyped-call]
         str(path), map_location="cpu", _extra_files=extra
@@ -365,6 +445,11 @@ def load(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str
 def eager_from_file(path: str | os.PathLike[str]) -> EdgeModel:
     """Rebuild the eager model of an exported file (config from its metadata, weights from the
     TorchScript module), e.g. to re-export it with another softmax backend or to inspect it."""
+    if is_package(path):
+        raise ValueError(
+            f"{path} is an AOTInductor package: its weights are compiled in and cannot be "
+            "rebuilt into an eager model; use the TorchScript file or the checkpoint"
+        )
     module, meta = load(path)
     cfg = copy.deepcopy(meta["hyperparameters"])
     model = build_model(cfg)

@@ -37,6 +37,13 @@ def register(subparsers) -> None:
         "Paths given here are relative to the working directory (those in the YAML: to its "
         "folder)",
     )
+    p.add_argument(
+        "--format",
+        choices=("torchscript", "aoti"),
+        default="torchscript",
+        help="aoti: also write model.pt2, an AOTInductor package for CPU (minutes; "
+        "docs/model_contract.md), next to model.pt (default: torchscript, model.pt only)",
+    )
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser(
@@ -94,6 +101,8 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     if not summary:  # a data-parallel rank other than 0: rank 0 reports
         return 0
+    if args.format == "aoti":
+        _write_package(args.out)
     fv = summary["final_valid"]
     print(
         f"done: {args.out}/model.pt  valid energy MAE {fv.get('energy_mae', float('nan')):.2f} "
@@ -102,6 +111,26 @@ def _train(args: argparse.Namespace) -> int:
         f"{summary['final_lcorr']:.4f}"
     )
     return 0
+
+
+def _write_package(out: str) -> None:
+    """``OUT/model.pt2``: ``OUT/model.pt`` (the same weights, softmax and metadata) as an
+    AOTInductor package for CPU."""
+    from pathlib import Path
+
+    from gnnff.potentials import eager_from_file, read_metadata
+    from gnnff.potentials.export import export_model
+
+    source = Path(out) / "model.pt"
+    meta = read_metadata(source)
+    print(f"compiling {Path(out) / 'model.pt2'} (AOTInductor, a few minutes) ...", flush=True)
+    export_model(
+        eager_from_file(source),
+        source.with_suffix(".pt2"),
+        meta["dtype"],
+        meta["training"],
+        format="aoti",
+    )
 
 
 def _eval(args: argparse.Namespace) -> int:
