@@ -346,3 +346,11 @@ def test_train_format_aoti_writes_the_package_of_model_pt(files, tmp_path):
     ref, got = results(tmp_path / "model.pt", atoms), results(tmp_path / "model.pt2", atoms)
     for key in ref:
         np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=1e-10, err_msg=key)
+
+
+def test_eval_of_a_package_names_the_torchscript_file(tmp_path):
+    from gnnff.errors import UsageError
+    from gnnff.training.evaluation import evaluate_model_file
+
+    with pytest.raises(UsageError, match=r"AOTInductor package.*model\.pt\)"):
+        evaluate_model_file(tmp_path / "model.pt2", tmp_path / "data.extxyz")

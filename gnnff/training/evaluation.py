@@ -146,7 +146,16 @@ def evaluate_model_file(
     feature kinds existed are rebuilt eagerly (``eager_from_file``) for the features.
     """
     from gnnff.potentials import eager_from_file, load
+    from gnnff.potentials.export import is_package
 
+    if is_package(model_path):
+        from gnnff.errors import UsageError
+
+        raise UsageError(
+            f"{model_path} is an AOTInductor package: its compiled graph holds no feature "
+            "layers to evaluate; evaluate the TorchScript file it was exported from "
+            f"({Path(model_path).with_suffix('.pt').name})"
+        )
     module, meta = load(model_path)
     feature_model = module.model
     try:
