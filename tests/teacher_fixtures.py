@@ -44,3 +44,22 @@ def register_standin(monkeypatch, tmp_path: Path) -> dict:
     )
     monkeypatch.setitem(teacher_mod.TEACHERS, "standin", info)
     return calls
+
+
+def rattled_quartz(frames: int) -> dict:
+    """A preset system: one alpha-quartz cell (9 atoms) from ``sio2-tersoff``, rattled (no MD)
+    at 300 and 900 K, ``frames`` frames each, all in the ID pool."""
+    from gnnff.data.presets import load_preset
+
+    src = load_preset("sio2-tersoff")
+    quartz = next(s for s in src["systems"] if s["name"] == "alpha-quartz")
+    return {
+        **{k: quartz[k] for k in ("name", "kind", "crystal")},
+        "sampler": "rattle",
+        "rattle": {"sigma_300K": {"Si": 0.04, "O": 0.06}, "strain": 0.01},
+        "repeat": [1, 1, 1],
+        "density_factors": [1.0],
+        "temperatures": [300, 900],
+        "frames": frames,
+        "split": "id",
+    }

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from teacher_fixtures import lj
+from teacher_fixtures import lj, rattled_quartz
 
 from gnnff.active.config import StabilizeConfigError, load
 from gnnff.active.loop import Interrupted, StabilizeLoop
@@ -27,17 +27,7 @@ def _preset() -> dict:
     from gnnff.data.presets import load_preset
 
     src = load_preset("sio2-tersoff")
-    quartz = next(s for s in src["systems"] if s["name"] == "alpha-quartz")
-    quartz = {k: quartz[k] for k in ("name", "kind", "crystal")}
-    quartz.update(
-        sampler="rattle",
-        rattle={"sigma_300K": {"Si": 0.04, "O": 0.06}, "strain": 0.01},
-        repeat=[1, 1, 1],
-        density_factors=[1.0],
-        temperatures=[300, 900],
-        frames=4,
-        split="id",
-    )
+    quartz = rattled_quartz(4)
     return {
         "name": "tiny-quartz",
         "description": "one rattled alpha-quartz cell (test)",

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 from ase.calculators.lj import LennardJones
-from teacher_fixtures import lj
+from teacher_fixtures import lj, rattled_quartz
 
 from gnnff.data import teacher as teacher_mod
 from gnnff.data.generate import DataGenerationError, generate_dataset
@@ -167,16 +167,7 @@ def test_teacher_without_the_extra_names_the_install_line(tmp_path, monkeypatch)
 
 def _rattle_preset() -> dict:
     preset = load_preset("sio2-tersoff")
-    quartz = dict(next(s for s in preset["systems"] if s["name"] == "alpha-quartz"))
-    quartz.update(
-        sampler="rattle",
-        rattle={"sigma_300K": {"Si": 0.04, "O": 0.06}, "strain": 0.01},
-        repeat=[1, 1, 1],
-        density_factors=[1.0],
-        temperatures=[300, 900],
-        frames=3,
-        split="id",
-    )
+    quartz = rattled_quartz(3)
     preset.update(
         name="standin-quartz",
         systems=[quartz],
