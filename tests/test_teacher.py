@@ -292,3 +292,18 @@ def test_a_crashing_sampler_is_retried_with_new_seeds_in_its_own_process(tmp_pat
     with pytest.raises(SamplerError, match=r"crashed on every attempt at p2 \(exit codes \[-11"):
         cached_sample(tmp_path / "s", "p2", CrashingJob(*args, crashes=MAX_ATTEMPTS))
     assert not (tmp_path / "s" / "p2.extxyz").exists()
+
+
+def test_gnnff_info_names_what_labelled_the_training_data(tmp_path, capsys):
+    from gnnff.cli import main
+    from gnnff.potentials import build_model, export_model
+
+    model = build_model({"family": "allegro", "species": ["Si", "O"], "cutoff": 3.0,
+                         "num_scalar": 4, "num_tensor": 2, "mlp_hidden": [4]})  # fmt: skip
+    labels = {"teacher": "sevennet-0", "package": "sevenn", "version": "0.13.0",
+              "weights": "w.pth", "weights_sha256": "ab" * 32}  # fmt: skip
+    export_model(model, tmp_path / "m.pt", training_summary={"labels": labels})
+    assert main(["info", str(tmp_path / "m.pt")]) == 0
+    assert "labels:      sevennet-0 (sevenn 0.13.0, weights sha256 abababababab...)" in (
+        capsys.readouterr().out
+    )

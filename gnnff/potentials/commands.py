@@ -205,6 +205,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
     keys = ("l_max", "num_layers", "num_scalar", "num_tensor", "mlp_hidden", "zbl")
     print("size:        " + ", ".join(f"{k}={hp[k]}" for k in keys if k in hp))
     training = meta.get("training")
+    labels = (training or {}).get("labels")
+    if labels:  # what labelled the training data (a teacher: its version and weights hash)
+        what = labels.get("teacher") or labels.get("preset") or labels.get("calculator")
+        extra = (
+            f" ({labels['package']} {labels['version']}, weights sha256 "
+            f"{labels['weights_sha256'][:12]}...)"
+            if "weights_sha256" in labels
+            else ""
+        )
+        print(f"labels:      {what}{extra}")
     print(f"training:    {'untrained' if training is None else json.dumps(training)[:400]}")
     return 0
 
