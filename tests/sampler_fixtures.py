@@ -19,6 +19,8 @@ class CrashingJob(SampleJob):
     crashes: int = 1
 
     def run(self, attempt: int = 0) -> list[Atoms]:
+        if self.crashes < 0:
+            raise KeyError("no such preset key: melt")  # a Python error, not a crash
         if attempt < self.crashes:
             os.kill(os.getpid(), signal.SIGSEGV)
         return [Atoms("Si", cell=[5.0] * 3, pbc=True, info={"attempt": attempt})] * self.frames

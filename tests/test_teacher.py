@@ -182,7 +182,7 @@ def test_generate_with_a_teacher_labels_every_frame_and_resumes(standin, tmp_pat
     out = tmp_path / "data"
     manifest = generate_dataset(_rattle_preset(), out, progress=False)
     assert manifest["labels"]["teacher"] == "standin"
-    assert manifest["labels"]["from_cache"] == 0 and standin["n"] == 6
+    assert "from_cache" not in manifest["labels"] and standin["n"] == 6
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk["labels"]["weights_sha256"] == manifest["labels"]["weights_sha256"]
     import ase.io
@@ -204,7 +204,8 @@ def test_generate_with_a_teacher_labels_every_frame_and_resumes(standin, tmp_pat
     assert label_provenance(tmp_path / "elsewhere" / "train.extxyz") is None
     standin["n"] = 0
     again = generate_dataset(_rattle_preset(), out, progress=False, overwrite=True)
-    assert again["labels"]["from_cache"] == 6 and standin["n"] == 0
+    assert standin["n"] == 0  # every label from the cache
+    assert again["labels"] == manifest["labels"]  # a resumed run writes the same manifest
 
 
 def test_preset_sampler_errors_are_clear(tmp_path):
@@ -292,6 +293,9 @@ def test_a_crashing_sampler_is_retried_with_new_seeds_in_its_own_process(tmp_pat
     with pytest.raises(SamplerError, match=r"crashed on every attempt at p2 \(exit codes \[-11"):
         cached_sample(tmp_path / "s", "p2", CrashingJob(*args, crashes=MAX_ATTEMPTS))
     assert not (tmp_path / "s" / "p2.extxyz").exists()
+    with pytest.raises(SamplerError, match=r"failed at p3: KeyError: .no such preset key"):
+        cached_sample(tmp_path / "s", "p3", CrashingJob(*args, crashes=-1))  # no retry
+    assert not list((tmp_path / "s").glob("p3*"))
 
 
 def test_gnnff_info_names_what_labelled_the_training_data(tmp_path, capsys):
@@ -307,3 +311,35 @@ def test_gnnff_info_names_what_labelled_the_training_data(tmp_path, capsys):
     assert "labels:      sevennet-0 (sevenn 0.13.0, weights sha256 abababababab...)" in (
         capsys.readouterr().out
     )
+
+
+class _FailsOnce(LennardJones):
+    """Raises on its first calculation in the process (a killed job), then works."""
+
+    failed = False
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        if not _FailsOnce.failed:
+            _FailsOnce.failed = True
+            raise RuntimeError("the job was killed")
+        super().calculate(atoms, properties, system_changes)
+
+
+class _Unbuildable(LennardJones):
+    def __init__(self, **kwargs):
+        raise RuntimeError("no such binary: pw.x")
+
+
+def test_a_failed_call_is_retried_on_resume_and_an_unbuildable_reference_fails_at_once(
+    tmp_path,
+):
+    spec = validate_reference({"calculator": "tests.test_teacher:_FailsOnce"})
+    frames = _frames(2)
+    first = Labeller(spec, cache_dir=tmp_path / "c").label(frames)
+    assert [s["frame"] for s in first.skipped] == [0] and "killed" in first.skipped[0]["reason"]
+    again = Labeller(spec, cache_dir=tmp_path / "c").label(frames)
+    assert not again.skipped and len(again.frames) == 2 and again.from_cache == 1
+    bad = validate_reference({"calculator": "tests.test_teacher:_Unbuildable"})
+    with pytest.raises(RuntimeError, match="pw.x"):
+        Labeller(bad, cache_dir=tmp_path / "d").label(frames)
+    assert not (tmp_path / "d").exists()

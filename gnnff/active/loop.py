@@ -113,6 +113,12 @@ class StabilizeLoop(RoundUnits):
                     f"explore.runs[{k}] ({run['structure']}) holds {lacking}, which the model "
                     f"lacks (species {species}); drop the run or add training data with them"
                 )
+        from gnnff.data.reference import ReferenceSpecError, validate_reference
+
+        try:  # a reference lacking an element of the data fails now, not after a round
+            validate_reference(self.cfg["reference"], species=list(species))
+        except ReferenceSpecError as exc:
+            raise StabilizeConfigError(str(exc)) from None
         self.labeller = Labeller(self.cfg["reference"])  # cache_dir set per round
 
     def _train_config(self, placeholder: bool = False) -> dict[str, Any]:

@@ -241,13 +241,15 @@ def _relabel(
     labeller, outputs: dict[str, list[Atoms]], ref_outputs: dict[str, list[Atoms]], progress: bool
 ) -> tuple[dict, dict, dict]:
     """Every frame labelled by the reference; skipped frames are dropped and counted."""
-    log: dict = {"skipped": {}, "from_cache": 0}
+    log: dict = {"skipped": {}}  # (frames read from the cache: printed, not in the manifest,
+    # which must be the same for a fresh and a resumed run)
     new: list[dict[str, list[Atoms]]] = [{}, {}]
     for k, group in enumerate((outputs, ref_outputs)):
         for name, frames in group.items():
             res = labeller.label(frames, progress=progress, desc=f"labels {name}")
             new[k][name] = res.frames
-            log["from_cache"] += res.from_cache
+            if res.from_cache and progress:
+                print(f"  {name}: {res.from_cache} of {len(frames)} labels from the cache")
             if res.skipped:
                 log["skipped"][name] = res.skipped
     return new[0], new[1], log

@@ -13,8 +13,10 @@ If every frame of a batch fails, :class:`LabellingError` stops it with the reaso
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from gnnff.errors import GNNFFError
 from gnnff.io_utils import atomic_write, atomic_write_json
 
+from .check import MIN_DISTANCE  # A, the floor of `gnnff data check`
 from .reference import reference_id, resolve_calculator_class
-
-MIN_DISTANCE = 0.7  # A, the floor of `gnnff data check`
 
 
 class LabellingError(GNNFFError, RuntimeError):
@@ -96,10 +97,6 @@ class Labeller:
             if "teacher" in self.spec:
                 from .teacher import build_teacher
 
-                if self._threads:
-                    import torch
-
-                    torch.set_num_threads(int(self._threads))
                 self.calc = build_teacher(self.spec["teacher"], self.spec.get("device", "cpu"))
             else:
                 cls = resolve_calculator_class(self.spec["calculator"])
@@ -148,7 +145,8 @@ class Labeller:
         try:
             positions, energy, forces, stress = self._one(atoms)
         except Exception as exc:  # noqa: BLE001 - any reference failure skips the frame
-            return {"skip": f"{type(exc).__name__}: {exc}"}
+            # not cached: a failure of the run (memory, a killed job) is retried on resume
+            return {"skip": f"{type(exc).__name__}: {exc}", "transient": True}
         if not (
             np.isfinite(energy)
             and np.all(np.isfinite(forces))
@@ -179,7 +177,8 @@ class Labeller:
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if "skip" in entry:
-            atomic_write_json(self.cache_dir / f"{key}.skip.json", {"reason": entry["skip"]})
+            if not entry.get("transient"):  # only what a rerun would find again
+                atomic_write_json(self.cache_dir / f"{key}.skip.json", {"reason": entry["skip"]})
             return
         arrays = {k: np.asarray(v, dtype=np.float64) for k, v in entry["labels"].items()}
 
@@ -198,6 +197,12 @@ class Labeller:
         """
         from tqdm import tqdm
 
+        if self.lammps_spec is None and frames:
+            self._calculator()  # a reference that cannot be built fails here, not per frame
+        with _torch_threads(self._threads if "teacher" in self.spec else None):
+            return self._label(frames, progress, desc, tqdm)
+
+    def _label(self, frames: list[Atoms], progress: bool, desc: str, tqdm: Any) -> LabelResult:
         res = LabelResult()
         for k, atoms in enumerate(tqdm(frames, desc=desc, unit="frame", disable=not progress)):
             key = frame_key(atoms, self.ref_id)
@@ -224,6 +229,23 @@ class Labeller:
                 f"the reference labelled none of the {len(frames)} frames: {'; '.join(reasons)}"
             )
         return res
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` for the block only (the teacher's labelling), so
+    that the training and MD around it keep theirs."""
+    if not n:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _labelled_frame(atoms: Atoms, labels: dict[str, Any]) -> Atoms:

@@ -60,10 +60,11 @@ class ReferenceMD:
         lmp.create_atoms(
             self.n, list(range(1, self.n + 1)), types, self.atoms.positions.ravel().tolist()
         )
+        start_charges = self._neutral_charges(charges) if charges else {}
         for k, el in enumerate(self.elements, start=1):
             lmp.command(f"mass {k} {_num(atomic_masses[atomic_numbers[el]])}")
             if charges:
-                lmp.command(f"set type {k} charge {_num(self._neutral_charges(charges)[el])}")
+                lmp.command(f"set type {k} charge {_num(start_charges[el])}")
         pot = potential_file(spec["potential_file"])
         lmp.commands_list(
             [

@@ -77,8 +77,15 @@ class SampleJob:
         )
 
 
+_PYTHON_ERROR = 3  # a child's exit code for a Python exception (a signal is negative)
+
+
 def _run_to_file(job: SampleJob, attempt: int, path: str) -> None:
-    write_extxyz(Path(path), job.run(attempt))
+    try:
+        write_extxyz(Path(path), job.run(attempt))
+    except Exception as exc:  # noqa: BLE001 - reported by the parent, not retried
+        Path(path + ".error").write_text(f"{type(exc).__name__}: {exc}")
+        raise SystemExit(_PYTHON_ERROR) from None
 
 
 def _run_isolated(job: SampleJob, path: Path, name: str) -> None:
@@ -92,6 +99,11 @@ def _run_isolated(job: SampleJob, path: Path, name: str) -> None:
         proc.join()
         if proc.exitcode == 0 and path.is_file():
             return
+        error = Path(str(path) + ".error")
+        if proc.exitcode == _PYTHON_ERROR and error.is_file():
+            message = error.read_text()
+            error.unlink()
+            raise SamplerError(f"the sampler failed at {name}: {message}")  # not a crash
         codes.append(proc.exitcode)
     raise SamplerError(
         f"the sampler crashed on every attempt at {name} (exit codes {codes}; negative = "

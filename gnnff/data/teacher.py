@@ -11,6 +11,7 @@ sha256) so that data manifests and the models trained on them say which physics 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ def _sevennet_weights() -> Path:
     return Path(pretrained_name_to_path("7net-0"))
 
 
+@functools.cache
 def _sevennet_species() -> list[str]:
     from ase.data import chemical_symbols
     from sevenn.util import load_checkpoint
@@ -115,14 +117,21 @@ def check_species(name: str, species: list[str]) -> None:
 def provenance(name: str) -> dict[str, str]:
     """``{"teacher", "package", "version", "weights", "weights_sha256"}`` of a teacher."""
     info = teacher_info(name)
-    weights = info.weights_path()
-    return {
-        "teacher": info.name,
-        "package": info.package,
-        "version": metadata.version(info.package),
-        "weights": weights.name,
-        "weights_sha256": sha256_file(weights),
-    }
+    return dict(_provenance(info.name, str(info.weights_path())))
+
+
+@functools.cache
+def _provenance(name: str, weights_file: str) -> tuple[tuple[str, str], ...]:
+    """Hashed once per process and weights file (the file is ~10 MB)."""
+    info = TEACHERS[name]
+    weights = Path(weights_file)
+    return (
+        ("teacher", info.name),
+        ("package", info.package),
+        ("version", metadata.version(info.package)),
+        ("weights", weights.name),
+        ("weights_sha256", sha256_file(weights)),
+    )
 
 
 def build_teacher(name: str, device: str = "cpu") -> Any:

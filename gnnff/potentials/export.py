@@ -432,7 +432,7 @@ def load(
         dev = resolve_device(device)
         info = aoti.read_extra(path, aoti.INFO_FILE)
         if info is None:
-            raise ValueError(f"{path} lacks {aoti.INFO_FILE}; {_HOW_TO_MAKE}")
+            raise contract.ModelFileError(f"{path} lacks {aoti.INFO_FILE}; {_HOW_TO_MAKE}")
         aoti.check_package(path, info, dev)
         return aoti.AOTIModel(path, meta, info, dev), meta
     extra = {contract.METADATA_FILE: ""}
@@ -446,7 +446,7 @@ def eager_from_file(path: str | os.PathLike[str]) -> EdgeModel:
     """Rebuild the eager model of an exported file (config from its metadata, weights from the
     TorchScript module), e.g. to re-export it with another softmax backend or to inspect it."""
     if is_package(path):
-        raise ValueError(
+        raise contract.ModelFileError(
             f"{path} is an AOTInductor package: its weights are compiled in and cannot be "
             "rebuilt into an eager model; use the TorchScript file or the checkpoint"
         )
