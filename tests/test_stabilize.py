@@ -76,6 +76,11 @@ def test_two_round_loop_end_to_end(loop_run):
     base = len(ase.io.read(cfg_train(tmp), index=":"))
     assert len(ase.io.read(merged, index=":")) == base + added[0]
     assert Path(summary["final_model"]).is_file()
+    # a retrained model records what labelled its data: the loop's reference and the base set's
+    from gnnff.potentials import read_metadata
+
+    labels = read_metadata(out / "round_001" / "train" / "model.pt")["training"]["labels"]
+    assert labels["preset"] == "sio2-tersoff" and labels["base_labels"]["preset"] == "sio2-tersoff"
 
 
 def cfg_train(tmp: Path) -> str:

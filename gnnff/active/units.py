@@ -279,9 +279,19 @@ class RoundUnits:
             for r in range(1, round_index + 1):
                 new = read_frames(self._rdir(r) / "labelled.extxyz")
                 frames += with_label_keys(new, self.tcfg["data"])
+            # what labelled the merged set, for the model trained on it (training_summary.labels)
+            atomic_write_json(rdir / "manifest.json", {"labels": self._merged_labels()})
             _write_frames(merged, frames)
             self._unit_done()
         return merged
+
+    def _merged_labels(self) -> dict[str, Any]:
+        """The loop's reference (it labelled every added frame) and the base set's labels."""
+        from gnnff.data.reference import reference_provenance
+        from gnnff.training.final import label_provenance
+
+        base = label_provenance(self.tcfg["data"]["train"])
+        return {**reference_provenance(self.cfg["reference"]), "base_labels": base or "unknown"}
 
     def _rdir(self, r: int) -> Path:
         return self.out / f"round_{r:03d}"

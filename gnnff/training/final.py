@@ -21,16 +21,19 @@ from .evaluation import evaluate
 def label_provenance(train_path: str | Path) -> dict[str, Any] | None:
     """What labelled the training data (teacher name, version, weights sha256, ...): the
     ``labels`` entry of the ``manifest.json`` that ``gnnff data generate`` wrote beside the
-    training file, without its per-frame log; None when there is none."""
+    training file, without its per-frame log (``{"preset": NAME}`` for a classical preset's
+    data set); None when there is none."""
     import json
 
     manifest = Path(train_path).parent / "manifest.json"
     try:
-        labels = json.loads(manifest.read_text()).get("labels")
+        found = json.loads(manifest.read_text())
+        labels = found.get("labels")
     except (OSError, ValueError, AttributeError):
         return None
     if not isinstance(labels, dict):
-        return None
+        # a classical preset's data set: its potential labelled every frame
+        return {"preset": found["preset"]} if isinstance(found.get("preset"), str) else None
     return {k: v for k, v in labels.items() if k not in ("skipped", "from_cache")}
 
 
