@@ -100,14 +100,10 @@ class StabilizeConfigError(GNNFFError, ValueError):
     """A stabilize config that cannot be used; the message names the key and the fix."""
 
 
-def _did_you_mean(name: str, choices: Any) -> str:
-    return did_you_mean(name, choices)
-
-
 def _unknown(where: str, bad: Any, valid: Any) -> StabilizeConfigError:
     bad = sorted(bad)
     return StabilizeConfigError(
-        f"unknown key {where}{bad[0]}{_did_you_mean(bad[0], valid)} (valid: {', '.join(valid)})"
+        f"unknown key {where}{bad[0]}{did_you_mean(bad[0], valid)} (valid: {', '.join(valid)})"
     )
 
 

@@ -155,10 +155,9 @@ class StabilizeLoop(RoundUnits):
         name = Path(self.tcfg["data"]["train"]).name
         source = f"base training set {name}"
         if self.cfg["bootstrap"] is not None:
-            from gnnff.data.reference import reference_provenance
+            from gnnff.data.reference import reference_label, reference_provenance
 
-            ref = reference_provenance(self.cfg["reference"])
-            by = ref.get("teacher") or ref.get("preset") or ref.get("calculator")
+            by = reference_label(reference_provenance(self.cfg["reference"]))
             source = f"bootstrap training set {name} (labelled by {by})"
         cutoff = float(self.tcfg["model"].get("cutoff", 5.0))
         self.reference = StabilityReference.from_frames(

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from gnnff.data.reference import reference_label
 from gnnff.errors import MissingExtraError, require_extra
 from gnnff.io_utils import atomic_write, atomic_write_text
 
@@ -67,7 +68,7 @@ def bootstrap_lines(summary: dict[str, Any]) -> list[str]:
     if not boot:
         return []
     labels = boot.get("labels", {})
-    by = labels.get("teacher") or labels.get("preset") or labels.get("calculator")
+    by = reference_label(labels)
     skipped = sum(len(v) for v in labels.get("skipped", {}).values())
     frames = ", ".join(f"{name} {n}" for name, n in boot["frames"].items())
     return [

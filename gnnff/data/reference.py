@@ -147,6 +147,14 @@ def reference_provenance(ref: dict[str, Any]) -> dict[str, Any]:
     return {"calculator": ref["calculator"]}
 
 
+def reference_label(provenance: dict[str, Any]) -> str:
+    """A short name of what labelled the data (the teacher, preset or calculator) from a
+    :func:`reference_provenance` record (or a manifest's ``labels`` entry)."""
+    return str(
+        provenance.get("teacher") or provenance.get("preset") or provenance.get("calculator")
+    )
+
+
 def reference_id(ref: dict[str, Any]) -> str:
     """A string that changes whenever the labels would: the key of the label cache."""
     import json

@@ -78,10 +78,7 @@ def _parse_vars(items: list[str]) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gnnff.lammps.driver import run_lammps_input
-    from gnnff.lammps.library import require_lammps_extra
-
-    require_lammps_extra("gnnff lammps run")
+    from gnnff.lammps.driver import run_lammps_input  # it checks for the lammps extra
 
     info = run_lammps_input(
         args.input, args.out, np_=args.np, variables=_parse_vars(args.var),

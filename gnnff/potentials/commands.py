@@ -207,7 +207,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     training = meta.get("training")
     labels = (training or {}).get("labels")
     if labels:  # what labelled the training data (a teacher: its version and weights hash)
-        what = labels.get("teacher") or labels.get("preset") or labels.get("calculator")
+        from gnnff.data.reference import reference_label
+
+        what = reference_label(labels)
         extra = (
             f" ({labels['package']} {labels['version']}, weights sha256 "
             f"{labels['weights_sha256'][:12]}...)"

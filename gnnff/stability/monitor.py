@@ -104,7 +104,7 @@ class StabilityMonitor:
         self.atoms = atoms
         self.dynamics = dynamics
         self.dt_ps = ase_time_to_ps(dynamics.dt)
-        self.live_target: Callable[[], float | None] | None
+        self.live_target: Callable[[], float | None]
         if callable(target_temperature):
             self.live_target, fixed = target_temperature, None
         else:
@@ -117,7 +117,7 @@ class StabilityMonitor:
             tracker = StabilityTracker(
                 config, reference, ensemble, fixed, total, n_atoms=len(atoms)
             )
-        if tracker.first_live_target is None and self.live_target is not None:
+        if tracker.first_live_target is None:
             tracker.first_live_target = self.live_target()  # reported before the first check
         self.tracker = tracker
         self._run_start = True
@@ -144,7 +144,7 @@ class StabilityMonitor:
         step = int(dyn.nsteps)
         snap = Snapshot.from_atoms(self.atoms, step=step, time_ps=step * self.dt_ps)
         was_failed = self.tracker.failed
-        live = self.live_target() if self.live_target is not None else None
+        live = self.live_target()
         ok = self.tracker.update(snap, target_temperature=live, run_start=self._run_start)
         self._run_start = False
         if not was_failed:
