@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import ase.io
 import numpy as np
 import pytest
 from ase.calculators.lj import LennardJones
@@ -343,3 +344,42 @@ def test_a_failed_call_is_retried_on_resume_and_an_unbuildable_reference_fails_a
     with pytest.raises(RuntimeError, match="pw.x"):
         Labeller(bad, cache_dir=tmp_path / "d").label(frames)
     assert not (tmp_path / "d").exists()
+
+
+def test_eval_against_a_reference_equals_errors_computed_by_hand(standin, tmp_path, capsys):
+    """``gnnff eval --reference``: the teacher labels the frames (cached), and the MAE is the one
+    of the model's forces against direct teacher calls."""
+    from ase.build import bulk
+
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.cli import main
+    from gnnff.potentials.registry import model_file
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(3):
+        atoms = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))
+        atoms.symbols[::2] = "O"
+        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+        frames.append(atoms)
+    data = tmp_path / "frames.extxyz"
+    ase.io.write(data, frames)
+    model = model_file("sio2-allegro-baseline")
+    argv = ["eval", str(model), str(data), "--reference", "teacher:standin", "--json"]
+    assert main(argv) == 0
+    got = json.loads(capsys.readouterr().out)
+    errs = []
+    for atoms in frames:
+        ref = atoms.copy()
+        ref.calc = lj()
+        mine = atoms.copy()
+        mine.calc = GNNFFCalculator(model)
+        errs.append(np.abs(mine.get_forces() - ref.get_forces()).ravel())
+    assert got["force_mae"] == pytest.approx(1000 * np.mean(np.concatenate(errs)), rel=1e-4)
+    assert got["reference"]["teacher"] == "standin" and got["frames_skipped"] == 0
+    assert standin["n"] == 3
+    assert main(argv) == 0  # the second run reads the label cache
+    assert standin["n"] == 3
+    capsys.readouterr()
+    assert main(["eval", str(model), str(data), "--reference", "teacher:nope"]) == 2
+    assert "nope" in capsys.readouterr().err

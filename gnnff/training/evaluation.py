@@ -217,6 +217,10 @@ def format_report(res: dict[str, Any]) -> str:
         f"{res['model']} on {res['data']} ({res['num_structures']} structures, "
         f"{res['num_atoms']} atoms)"
     ]
+    if "reference_label" in res:
+        lines.append(
+            f"  labels: {res['reference_label']} ({res.get('frames_skipped', 0)} frames skipped)"
+        )
     units = {"energy": "meV/atom", "force": "meV/A", "stress": "GPa"}
     for name, unit in units.items():
         if f"{name}_mae" in res:
