@@ -164,6 +164,22 @@ def test_bad_input(quick_data, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_resume_may_change_max_rounds_but_not_what_decides_results(quick_data, tmp_path):
+    """max_rounds only says where the loop stops (a resumed loop may go on longer or stop
+    sooner); any key that decides a round's results must match the stored config."""
+    StabilizeLoop(load(_write_configs(tmp_path, quick_data, max_rounds=0)), tmp_path / "o")
+    stored = json.loads((tmp_path / "o" / "config.json").read_text())
+    StabilizeLoop(
+        load(_write_configs(tmp_path, quick_data, max_rounds=3)), tmp_path / "o", resume=True
+    )
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["max_rounds"] == 3
+    assert stored["max_rounds"] == 0
+    with pytest.raises(StabilizeConfigError, match="config differs"):
+        StabilizeLoop(
+            load(_write_configs(tmp_path, quick_data, seed=7)), tmp_path / "o", resume=True
+        )
+
+
 def test_failed_labels_are_skipped_and_all_failing_stops(tmp_path):
     from ase import Atoms
 

@@ -33,7 +33,8 @@ Sections::
                    duplicate), committee (null: off; see below)
     retrain:       mode (finetune | scratch), epochs (10), lr (null = train_config's)
     max_rounds:    5 (0: no retraining; one exploration measures initial_model, e.g. on
-                   held-out starts)
+                   held-out starts). A resumed loop may change it (``--resume --set
+                   max_rounds=N``): it says where the loop stops, not what a round does
     seed:          0
 
 ``select.committee`` (optional; the DP-GEN convention, Zhang et al., Comput. Phys. Commun. 253,

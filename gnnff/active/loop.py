@@ -44,10 +44,12 @@ from .units import Interrupted, RoundUnits, StabilizeError
 
 
 def _results_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The part of a config that decides results: all but ``explore.workers`` (how many runs
-    go at once), which a resumed loop may change."""
+    """The part of a config that decides the results of each round: all but
+    ``explore.workers`` (how many runs go at once) and ``max_rounds`` (where the loop stops:
+    rounds done stay valid), which a resumed loop may change."""
     out = json.loads(json.dumps(cfg))
     out.get("explore", {}).pop("workers", None)
+    out.pop("max_rounds", None)
     return dict(out)
 
 

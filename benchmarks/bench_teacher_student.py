@@ -1,0 +1,283 @@
+"""Student against teacher, side by side in one run on one machine (issue 25): accuracy on
+held-out teacher-labelled frames, MD speed through ASE (and the student in LAMMPS), and the
+held-out stability of the student.
+
+    python benchmarks/bench_teacher_student.py --speed [--student hfo2-allegro-sevennet]
+    python benchmarks/bench_teacher_student.py --accuracy [--student MODEL]
+    python benchmarks/bench_teacher_student.py --stability runs/hfo2_heldout
+
+Speed: time per velocity-Verlet MD step (one force call, neighbour list included) of the
+student (``GNNFFCalculator``) and the teacher (SevenNet-0 through ``sevenn``'s ASE
+calculator), interleaved, on monoclinic HfO2 cells of 96 and 768 atoms, both with the same
+number of torch threads (``--threads``, default 2: the whole machine); the student alone at
+6144 atoms, and in LAMMPS (``pair_style gnnff``, one torch thread per rank) on 1 and 2 MPI
+ranks at 768 and 6144 atoms. Figures: s/step (median of the quiet samples, see
+``timing.py``), atoms/s = atoms / (s/step), and ``x_teacher`` = student atoms/s over the
+teacher's at the same size and threads.
+
+Accuracy: energy (meV/atom), force (meV/A) and stress (GPa) MAE of the student against the
+teacher's labels of the test splits of ``examples/data/hfo2-sevennet`` (ID, hot, HfO_1.55,
+HfO_1.10) and of the held-out glasses (``examples/data/hfo2-heldout*``) when present; each
+force MAE also as a fraction of the mean absolute force component of the labels.
+
+Stability: the runs of a ``gnnff stabilize`` folder with ``max_rounds: 0`` (one exploration of
+the given model on held-out starts, e.g. ``examples/stabilize/hfo2_heldout.yaml``): the
+fraction of runs at S = 1 with its exact (Clopper-Pearson) 95 % interval
+(``scipy.stats.binomtest``), and each run's stable time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(REPO))
+
+from timing import (  # noqa: E402
+    busy_columns,
+    machine_busy_s,
+    others_pct,
+    own_cpu_s,
+    summarize,
+    timed_side_by_side,
+)
+
+DEFAULT_STUDENT = "hfo2-allegro-sevennet"
+DATA = REPO / "examples" / "data" / "hfo2-sevennet"
+SPLITS = ("test_id", "ood_hot", "ood_HfO1.55", "ood_HfO1.10")
+TIMESTEP_FS = 1.0
+
+
+def monoclinic_hfo2(repeat: int):
+    """Monoclinic HfO2 (the SevenNet-0-relaxed cell of the hfo2-sevennet preset), 12 atoms x
+    repeat^3, with Maxwell-Boltzmann momenta at 300 K (seed 0)."""
+    from ase import units
+    from ase.spacegroup import crystal
+
+    from gnnff.data.presets import load_preset
+
+    system = next(s for s in load_preset("hfo2-sevennet")["systems"] if s["name"] == "m-HfO2")
+    c = system["crystal"]
+    atoms = crystal(
+        c["symbols"], c["basis"], spacegroup=c["spacegroup"], cellpar=c["cellpar"]
+    ).repeat(repeat)
+    rng = np.random.default_rng(0)
+    sigma = np.sqrt(atoms.get_masses()[:, None] * units.kB * 300.0)
+    atoms.set_momenta(rng.normal(size=(len(atoms), 3)) * sigma)
+    return atoms
+
+
+def _md_step(atoms, calc):
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    atoms = atoms.copy()
+    atoms.calc = calc
+    dyn = VelocityVerlet(atoms, timestep=TIMESTEP_FS * units.fs)
+    return lambda: dyn.run(1)
+
+
+def _lammps_worker(spec: dict) -> None:
+    """One MPI rank: NVE MD of the data file with pair_style gnnff; rank 0 prints JSON."""
+    from mpi4py import MPI
+
+    from gnnff.lammps.library import new_lammps
+
+    comm = MPI.COMM_WORLD
+    lmp = new_lammps(comm=comm)
+    lmp.command(f"plugin load {spec['plugin']}")
+    for line in ["units metal", "atom_style atomic", "boundary p p p", "newton on",
+                 f"read_data {spec['data']}", "pair_style gnnff",
+                 f"pair_coeff * * {spec['model']} Hf O",
+                 "velocity all create 300 12345 loop geom", "timestep 0.001",
+                 "fix nve all nve", "thermo 0", "run 3"]:  # fmt: skip
+        lmp.command(line)
+    samples = []
+    for _ in range(spec["repeats"]):
+        own0, mach0 = own_cpu_s(), machine_busy_s()
+        comm.Barrier()
+        t0 = time.perf_counter()
+        lmp.command(f"run {spec['steps']} pre no post no")
+        comm.Barrier()
+        dt = (time.perf_counter() - t0) / spec["steps"]
+        own = comm.allreduce(own_cpu_s() - own0)
+        samples.append((dt, others_pct(machine_busy_s() - mach0, own, dt * spec["steps"])))
+    natoms = int(lmp.get_natoms())
+    lmp.close()
+    if comm.Get_rank() == 0:
+        print("BENCH " + json.dumps({"natoms": natoms, "samples": samples}), flush=True)
+
+
+def _lammps(model: str, atoms, nprocs: int, steps: int, repeats: int, plugin: str) -> dict:
+    import ase.io
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "hfo2.data"
+        ase.io.write(data, atoms, format="lammps-data", specorder=["Hf", "O"], masses=True)
+        spec = {"data": str(data), "model": model, "plugin": plugin, "steps": steps,
+                "repeats": repeats}  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+        mpirun = Path(sys.executable).parent / "mpirun"
+        cmd = [str(mpirun), "-np", str(nprocs), sys.executable, __file__, "--lammps-worker",
+               json.dumps(spec)]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"LAMMPS worker failed:\n{out.stderr[-3000:]}")
+    res = json.loads(line[6:])
+    return {"natoms": res["natoms"], **summarize([tuple(s) for s in res["samples"]])}
+
+
+def _row(code: str, natoms: int, par: str, res: dict) -> dict:
+    return {
+        "code": code,
+        "atoms": natoms,
+        "parallel": par,
+        "s_per_step": res["median_s"],
+        "atoms_per_s": natoms / res["median_s"],
+        **busy_columns(res),
+    }
+
+
+def speed(student: str, threads: int = 2, quick: bool = False) -> list[dict]:
+    """Rows of s/step and atoms/s: student and teacher through ASE (interleaved), the student
+    alone at 6144 atoms and in LAMMPS on 1 and 2 ranks."""
+    import torch
+
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.data.teacher import build_teacher
+    from gnnff.lammps.build import build_plugin
+    from gnnff.potentials.registry import model_file
+
+    model = str(model_file(student))
+    torch.set_num_threads(threads)
+    teacher = build_teacher("sevennet-0")
+    rows = []
+    sizes = (2,) if quick else (2, 4)
+    for rep in sizes:
+        atoms = monoclinic_hfo2(rep)
+        reps = 3 if rep == 4 else 5
+        res = timed_side_by_side(
+            {
+                "student": _md_step(atoms, GNNFFCalculator(model)),
+                "teacher": _md_step(atoms, teacher),
+            },
+            repeats=reps,
+            warmup=2,
+        )
+        student_row = _row("ASE student", len(atoms), f"{threads} threads", res["student"])
+        teacher_row = _row("ASE teacher SevenNet-0", len(atoms), f"{threads} threads",
+                           res["teacher"])  # fmt: skip
+        student_row["x_teacher"] = round(student_row["atoms_per_s"] / teacher_row["atoms_per_s"], 1)
+        rows += [student_row, teacher_row]
+    if quick:
+        return rows
+    big = monoclinic_hfo2(8)
+    res = timed_side_by_side({"s": _md_step(big, GNNFFCalculator(model))}, repeats=3, warmup=1)
+    rows.append(_row("ASE student", len(big), f"{threads} threads", res["s"]))
+    plugin = str(build_plugin(quiet=True))
+    for rep, steps in ((4, 10), (8, 2)):
+        for nprocs in (1, 2):
+            res = _lammps(model, monoclinic_hfo2(rep), nprocs, steps, 3, plugin)
+            rows.append(_row("LAMMPS student", res["natoms"], f"{nprocs} ranks", res))
+    return rows
+
+
+def accuracy(student: str) -> list[dict]:
+    """Rows of student-vs-teacher MAE per held-out split (labels: the teacher's)."""
+    import ase.io
+
+    from gnnff.potentials.registry import model_file
+    from gnnff.training.evaluation import evaluate_model_file
+
+    model = str(model_file(student))
+    files = [(s, DATA / f"{s}.extxyz") for s in SPLITS]
+    for glass in sorted((REPO / "examples" / "data").glob("hfo2-heldout*/*/reference_md/*")):
+        files.append((f"heldout {glass.parent.parent.name} {glass.stem}", glass))
+    rows = []
+    for name, path in files:
+        frames = ase.io.read(path, ":")
+        mean_f = float(np.mean([np.abs(a.get_forces()).mean() for a in frames]))
+        res = evaluate_model_file(model, path)
+        rows.append(
+            {
+                "split": name,
+                "frames": res["num_structures"],
+                "energy_mae_meV_atom": res.get("energy_mae"),
+                "force_mae_meV_A": res.get("force_mae"),
+                "stress_mae_GPa": res.get("stress_mae"),
+                "mean_abs_F_eV_A": mean_f,
+                "force_mae_fraction": res.get("force_mae", float("nan")) / (1000 * mean_f),
+            }
+        )
+    return rows
+
+
+def stability(loop_dir: str | Path) -> dict:
+    """The held-out runs of a ``max_rounds: 0`` stabilize folder: S per run, the fraction at
+    S = 1 and its exact 95 % interval."""
+    from scipy.stats import binomtest
+
+    files = sorted(Path(loop_dir).glob("round_*/explore/run_*/done.json"))
+    if not files:
+        raise FileNotFoundError(f"no round_*/explore/run_*/done.json under {loop_dir}")
+    runs = [json.loads(f.read_text()) for f in files]
+    ok = sum(1 for r in runs if r["stability_index"] >= 1.0)
+    ci = binomtest(ok, len(runs)).proportion_ci(confidence_level=0.95, method="exact")
+    return {
+        "runs": len(runs),
+        "at_S_1": ok,
+        "fraction": ok / len(runs),
+        "ci95_exact": [ci.low, ci.high],
+        "per_run": runs,
+    }
+
+
+def run(quick: bool = False) -> list[dict]:
+    """``make bench``: the speed rows (needs gnnff[teacher] and the bundled HfO_x student)."""
+    return speed(DEFAULT_STUDENT, quick=quick)
+
+
+def main() -> None:
+    from run_all import format_table
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--student", default=DEFAULT_STUDENT, help="model file or bundled name")
+    ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--accuracy", action="store_true")
+    ap.add_argument("--stability", metavar="LOOP_DIR")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--lammps-worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.lammps_worker:
+        _lammps_worker(json.loads(args.lammps_worker))
+        return
+    out: dict = {}
+    if args.accuracy:
+        out["accuracy"] = accuracy(args.student)
+        print(format_table(out["accuracy"]), flush=True)
+    if args.speed:
+        out["speed"] = speed(args.student, args.threads, args.quick)
+        print(format_table(out["speed"]), flush=True)
+    if args.stability:
+        out["stability"] = stability(args.stability)
+        print(json.dumps(out["stability"], indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
