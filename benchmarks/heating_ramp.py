@@ -67,7 +67,8 @@ def run(models: list[str], seeds: list[int], time_ps: float, out: Path) -> list[
             if not report.is_file():  # resumable: a finished run is kept
                 cmd = [sys.executable, "-m", "gnnff.cli", "md", "--model", model,
                        "--structure", str(structure), "--heating-ramp", "--time-ps",
-                       str(time_ps), "--seed", str(seed), "--out", str(rund), "--overwrite"]  # fmt: skip
+                       str(time_ps), "--seed", str(seed), "--out", str(rund),
+                       "--overwrite"]  # fmt: skip
                 subprocess.run(cmd, check=False, cwd=REPO)
             res = json.loads(report.read_text())
             rows.append(
