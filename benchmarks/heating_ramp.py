@@ -69,7 +69,7 @@ def run(models: list[str], seeds: list[int], time_ps: float, out: Path) -> list[
                        "--structure", str(structure), "--heating-ramp", "--time-ps",
                        str(time_ps), "--seed", str(seed), "--out", str(rund),
                        "--overwrite"]  # fmt: skip
-                subprocess.run(cmd, check=False, cwd=REPO)
+                subprocess.run(cmd, check=False, cwd=out)
             res = json.loads(report.read_text())
             rows.append(
                 {
