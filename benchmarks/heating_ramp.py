@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 DEFAULT_MODELS = ("hfo2-allegro-sevennet", "sio2-allegro-baseline", "sio2-allegro-al")
 
 
