@@ -180,6 +180,23 @@ def test_resume_may_change_max_rounds_but_not_what_decides_results(quick_data, t
         )
 
 
+def test_a_reference_preset_file_is_relative_to_the_config_file(quick_data, tmp_path, monkeypatch):
+    """reference.preset given as a YAML file follows the path rule of every other path in the
+    config (its folder), whatever the working directory; a missing one names the path."""
+    import shutil
+
+    from gnnff.data.presets import PRESET_DIR
+
+    shutil.copy(PRESET_DIR / "sio2-tersoff.yaml", tmp_path / "my_preset.yaml")
+    monkeypatch.chdir(quick_data)
+    cfg = load(_write_configs(tmp_path, quick_data, reference={"preset": "my_preset.yaml"}))
+    assert cfg["reference"]["preset"] == str(tmp_path / "my_preset.yaml")
+    with pytest.raises(StabilizeConfigError, match=r"reference.preset: .*nope.yaml not found"):
+        load(_write_configs(tmp_path, quick_data, reference={"preset": "nope.yaml"}))
+    named = load(_write_configs(tmp_path, quick_data, reference={"preset": "sio2-tersoff"}))
+    assert named["reference"]["preset"] == "sio2-tersoff"
+
+
 def test_failed_labels_are_skipped_and_all_failing_stops(tmp_path):
     from ase import Atoms
 

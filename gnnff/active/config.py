@@ -176,6 +176,24 @@ def _reference(ref: Any) -> dict[str, Any]:
 
 COMMITTEE_KEYS = ("size", "f_lo", "f_hi", "max_frames", "interval")
 BOOTSTRAP_KEYS = ("preset", "quick", "seed")
+
+
+def _preset_arg(name: Any, base: Path | None, key: str) -> str:
+    """A preset given by name (kept) or as a YAML file (resolved by gnnff's path rule: relative
+    to the config file's folder, or to the working directory for ``--set``)."""
+    if not isinstance(name, str) or not name:
+        raise StabilizeConfigError(f"{key} must be a preset name or file, got {name!r}")
+    as_file = resolve_path(name, base).path
+    if as_file.is_file():
+        return str(as_file)
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        raise StabilizeConfigError(
+            f"{key}: {as_file} not found; fix the path (relative to the config file's folder) "
+            "or name a bundled preset (gnnff data presets)"
+        )
+    return name
+
+
 BOOTSTRAP_PREFIX = "bootstrap:"  # an exploration start from the bootstrap data set
 
 
@@ -198,17 +216,7 @@ def _bootstrap(cfg: dict[str, Any], base: Path | None) -> dict[str, Any] | None:
             "bootstrap and initial_model exclude each other: the bootstrap trains round 0's "
             "model from nothing; drop initial_model, or drop bootstrap to start from the model"
         )
-    name = bs["preset"]
-    if not isinstance(name, str) or not name:
-        raise StabilizeConfigError(f"bootstrap.preset must be a preset name or file, got {name!r}")
-    as_file = resolve_path(name, base).path
-    if as_file.is_file():
-        name = str(as_file)
-    elif name.endswith((".yaml", ".yml")) or "/" in name:
-        raise StabilizeConfigError(
-            f"bootstrap.preset: {as_file} not found; fix the path (relative to the config "
-            "file's folder) or name a bundled preset (gnnff data presets)"
-        )
+    name = _preset_arg(bs["preset"], base, "bootstrap.preset")
     quick = bs.get("quick", False)
     if not isinstance(quick, bool):
         raise StabilizeConfigError(f"bootstrap.quick must be true or false, got {quick!r}")
@@ -299,6 +307,10 @@ def validate(
         raise StabilizeConfigError(
             "bootstrap needs a reference to label its frames, e.g. reference: "
             "{teacher: sevennet-0} (or {preset: NAME}, or {calculator: ...})"
+        )
+    if isinstance(cfg["reference"], dict) and "preset" in cfg["reference"]:
+        cfg["reference"]["preset"] = _preset_arg(
+            cfg["reference"]["preset"], base_for("reference.preset"), "reference.preset"
         )
     cfg["reference"] = _reference(cfg["reference"])
     _number("", "seed", cfg["seed"], 0, integer=True)
