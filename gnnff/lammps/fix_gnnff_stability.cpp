@@ -19,6 +19,8 @@
    setup, so its first step is checked only if it is a multiple of N.)
    At the first failed check it writes the failing configuration and the `keep` checked
    configurations before it as extended XYZ (`failing`), and stops the run (`stop`).
+   The fix is the one judge of these criteria: each check's record holds every judged
+   criterion's value and the failures, which `gnnff lammps run` reports as they are.
 
    keywords (default):
      file PATH            JSON-lines record (gnnff_stability.jsonl)
@@ -264,51 +266,6 @@ void FixGnnffStability::setup(int)
   }
   write_start_record(t_now);
   check(true);
-}
-
-/* The `start` record: the run's setup, and which criteria the fix judges in it with which
-   settings. The fix owns the verdict of these criteria; `gnnff lammps run` only reads it
-   (gnnff/lammps/fix_verdict.py), so a criterion listed here is never judged a second time. */
-void FixGnnffStability::write_start_record(double t_now)
-{
-  if (comm->me != 0) return;
-  json j;
-  j["event"] = "start";
-  j["fix"] = id;
-  j["step"] = (long long) update->ntimestep;
-  j["time_ps"] = elapsed_ps();
-  j["dt_ps"] = update->dt;
-  j["laststep"] = (long long) update->laststep;
-  j["natoms"] = (long long) atom->natoms;
-  j["ensemble"] = ensemble;
-  j["thermostat_target"] = t_now > 0 ? json(t_now) : json(nullptr);
-  j["model"] = pair->model_file();
-  j["cutoff"] = pair->model_cutoff();
-  j["species_by_type"] = std::vector<std::string>(type_symbol.begin() + 1, type_symbol.end());
-  j["interval"] = nevery;
-  j["label"] = label;
-  json crit = json::array(), not_applicable = json::object();
-  if (do_finite) crit.push_back("finite");
-  if (do_temp) crit.push_back("temperature");
-  if (do_contact) crit.push_back("close_contact");
-  if (drift_limit > 0 && run_is_nve) crit.push_back("energy_conservation");
-  else if (drift_limit > 0)
-    not_applicable["energy_conservation"] = fmt::format("checked in NVE only (ensemble={})", ensemble);
-  if (fmax_limit > 0) crit.push_back("max_force");
-  j["criteria"] = crit;
-  j["not_applicable"] = not_applicable;
-  auto opt = [](double v) { return v > 0 ? json(v) : json(nullptr); };
-  json s;
-  s["tmax"] = opt(tmax_given);
-  s["tmin"] = opt(tmin);
-  s["tfactor"] = tfactor;
-  s["target"] = opt(target_given);
-  s["factor"] = factor;
-  s["fallback"] = fallback_initial ? "initial" : "covalent";
-  s["drift"] = opt(drift_limit);
-  s["fmax"] = opt(fmax_limit);
-  j["settings"] = s;
-  write_line(rec, j.dump());
 }
 
 void FixGnnffStability::end_of_step()

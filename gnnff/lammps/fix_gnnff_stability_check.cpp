@@ -1,9 +1,10 @@
-/* fix gnnff/stability: the checks themselves (one call per check step; syntax, criteria and
-   record format: fix_gnnff_stability.cpp). In LAMMPS this fix is the one judge of its criteria:
-   each check records every criterion's value and the verdict, and `gnnff lammps run` reads
+/* fix gnnff/stability: the checks themselves (one call per check step) and the records of
+   each run's start and of each check (syntax and criteria: fix_gnnff_stability.cpp; record
+   format: gnnff/lammps/records.py). In LAMMPS this fix is the one judge of its criteria: each
+   check records every judged criterion's value and the verdict, and `gnnff lammps run` reads
    them (gnnff/lammps/fix_verdict.py) without judging again. The rules are those of
-   gnnff/stability/criteria.py, which judges ASE runs (same thresholds, same order); known-answer
-   tests pin both (tests/test_lammps_live_target.py, tests/test_lammps_stability.py).
+   gnnff/stability/criteria.py, which judges ASE runs (same thresholds, same order);
+   known-answer tests pin both (tests/test_lammps_live_target.py, test_lammps_stability.py).
    Part of gnnff (GPL-2.0-or-later). */
 
 #include "fix_gnnff_stability.h"
@@ -23,6 +24,51 @@
 #include <cmath>
 
 using namespace LAMMPS_NS;
+
+/* The `start` record: the run's setup, and which criteria the fix judges in it with which
+   settings. The fix owns the verdict of these criteria; `gnnff lammps run` only reads it
+   (gnnff/lammps/fix_verdict.py), so a criterion listed here is never judged a second time. */
+void FixGnnffStability::write_start_record(double t_now)
+{
+  if (comm->me != 0) return;
+  json j;
+  j["event"] = "start";
+  j["fix"] = id;
+  j["step"] = (long long) update->ntimestep;
+  j["time_ps"] = elapsed_ps();
+  j["dt_ps"] = update->dt;
+  j["laststep"] = (long long) update->laststep;
+  j["natoms"] = (long long) atom->natoms;
+  j["ensemble"] = ensemble;
+  j["thermostat_target"] = t_now > 0 ? json(t_now) : json(nullptr);
+  j["model"] = pair->model_file();
+  j["cutoff"] = pair->model_cutoff();
+  j["species_by_type"] = std::vector<std::string>(type_symbol.begin() + 1, type_symbol.end());
+  j["interval"] = nevery;
+  j["label"] = label;
+  json crit = json::array(), not_applicable = json::object();
+  if (do_finite) crit.push_back("finite");
+  if (do_temp) crit.push_back("temperature");
+  if (do_contact) crit.push_back("close_contact");
+  if (drift_limit > 0 && run_is_nve) crit.push_back("energy_conservation");
+  else if (drift_limit > 0)
+    not_applicable["energy_conservation"] = fmt::format("checked in NVE only (ensemble={})", ensemble);
+  if (fmax_limit > 0) crit.push_back("max_force");
+  j["criteria"] = crit;
+  j["not_applicable"] = not_applicable;
+  auto opt = [](double v) { return v > 0 ? json(v) : json(nullptr); };
+  json s;
+  s["tmax"] = opt(tmax_given);
+  s["tmin"] = opt(tmin);
+  s["tfactor"] = tfactor;
+  s["target"] = opt(target_given);
+  s["factor"] = factor;
+  s["fallback"] = fallback_initial ? "initial" : "covalent";
+  s["drift"] = opt(drift_limit);
+  s["fmax"] = opt(fmax_limit);
+  j["settings"] = s;
+  write_line(rec, j.dump());
+}
 
 void FixGnnffStability::check(bool setup)
 {

@@ -120,8 +120,6 @@ class FixVerdict(Criterion):
                        pair_source=dict(thr.get("pair_source", {})))  # fmt: skip
         elif self.name == "energy_conservation":
             out.update(max_drift_per_atom=settings.get("drift"), e0=self._records.check.get("e0"))
-        elif self.name == "max_force":
-            out["max_force"] = settings.get("fmax")
         return out
 
     def failure_detail(self) -> dict[str, Any]:

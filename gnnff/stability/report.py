@@ -8,16 +8,13 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from gnnff import __version__
 from gnnff.errors import MissingExtraError
 from gnnff.io_utils import atomic_write, atomic_write_json
-
-if TYPE_CHECKING:
-    from gnnff.stability.tracker import StabilityTracker
 
 REPORT_FORMAT = "gnnff-stability-report"
 REPORT_VERSION = 1
@@ -45,18 +42,20 @@ def json_safe(x: Any) -> Any:
     return x
 
 
-def build_report(tracker: StabilityTracker) -> dict[str, Any]:
-    """The report of ``tracker`` as a JSON-ready dict (times in ps, S in [0, 1])."""
+def build_report(tracker: Any) -> dict[str, Any]:
+    """The report of ``tracker`` (a :class:`~gnnff.stability.tracker.StabilityTracker`, not
+    imported here: the tracker imports this module) as a JSON-ready dict (times in ps, S in
+    [0, 1])."""
     ff = tracker.first_failure
     rdf = tracker.criterion("rdf")
     rdf_info = None
     if rdf is not None:
-        rmax, nbins = float(rdf.rmax), int(rdf.nbins)  # type: ignore[attr-defined]
+        rmax, nbins = float(rdf.rmax), int(rdf.nbins)
         edges = np.linspace(0.0, rmax, nbins + 1)
         rdf_info = {
             "r": 0.5 * (edges[1:] + edges[:-1]),
-            "g_ref": rdf.ref_total,  # type: ignore[attr-defined]
-            "g_last_window": rdf.last_window_total,  # type: ignore[attr-defined]
+            "g_ref": rdf.ref_total,
+            "g_last_window": rdf.last_window_total,
         }
     ref = tracker.reference
     last = tracker.last_snapshot
