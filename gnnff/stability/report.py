@@ -94,7 +94,8 @@ def build_report(tracker: Any) -> dict[str, Any]:
         "series": tracker.series,
         "rdf": rdf_info,
     }
-    return json_safe(rep)
+    out: dict[str, Any] = json_safe(rep)
+    return out
 
 
 class ReportWriter:
@@ -105,13 +106,16 @@ class ReportWriter:
     def __init__(self) -> None:
         self._plots_note_shown = False
 
-    def write(self, report: dict[str, Any], out_dir: str | os.PathLike) -> None:
+    def write(self, report: dict[str, Any], out_dir: str | os.PathLike[str]) -> None:
         out = Path(out_dir)
         atomic_write_json(out / "report.json", report)
         try:
             from gnnff.stability.plot import plot_report
 
-            atomic_write(out / "report.png", lambda p: plot_report(report, p))
+            def draw(path: Path) -> None:
+                plot_report(report, path)
+
+            atomic_write(out / "report.png", draw)
         except MissingExtraError as exc:  # plots are an extra: say so once per run, briefly
             if not self._plots_note_shown:
                 print(f"note: report.png skipped: {exc}", file=sys.stderr)
