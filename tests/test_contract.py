@@ -177,3 +177,37 @@ def test_plugin_accepts_extra_keys_and_defaults_optional_ones(plugin_setup):
     res = _run_plugin(plugin, d, extra)
     assert "error" not in res, res
     assert res["thermo_pe"] == pytest.approx(base["thermo_pe"], rel=1e-12)
+
+
+def _check_stability_reference_path(src: str) -> None:
+    """The C++ reads the close-contact reference at the contract's path and keys."""
+    section, sub = contract.PLUGIN_STABILITY_REFERENCE
+    found = re.search(r'const json &tr = meta\["([^"]+)"\]', src)
+    assert found is not None and found.group(1) == section, "plugin reads another section"
+    tr_keys = set(re.findall(r'\btr(?:\.contains\(|\[)"([^"]+)"', src))
+    ref_keys = set(re.findall(r'\bref(?:\.contains\(|\[)"([^"]+)"', src))
+    assert tr_keys == {sub}, f"plugin reads training keys {sorted(tr_keys)}, contract {sub!r}"
+    want = set(contract.PLUGIN_STABILITY_REFERENCE_KEYS)
+    assert ref_keys == want, f"plugin reads reference keys {sorted(ref_keys)}, contract {want}"
+
+
+def test_plugin_reads_the_stability_reference_the_contract_names():
+    """The close-contact reference key that fix gnnff/stability judges against (read by
+    pair_gnnff.cpp) is the contract's, and the ASE side reads the same path."""
+    from gnnff.stability import StabilityReference
+
+    src = CPP.read_text()
+    _check_stability_reference_path(src)
+    renamed = src.replace('"stability_reference"', '"close_contact_reference"')
+    with pytest.raises(AssertionError, match="close_contact_reference"):
+        _check_stability_reference_path(renamed)  # the check can fail
+    ref = StabilityReference(pair_min_distances={"O-Si": 1.45}, species=["O", "Si"])
+    section, sub = contract.PLUGIN_STABILITY_REFERENCE
+    meta = {section: {sub: ref.to_dict()}}
+    assert set(contract.PLUGIN_STABILITY_REFERENCE_KEYS) <= set(meta[section][sub])
+    read = StabilityReference.from_model_metadata(meta)
+    assert read is not None and read.pair_min_distances == {"O-Si": 1.45}
+    assert (
+        ".".join(contract.PLUGIN_STABILITY_REFERENCE)
+        in (REPO / "docs/model_contract.md").read_text()
+    )

@@ -231,12 +231,7 @@ run 10
     for key, d in stored.items():
         assert crit["pair_source"][key] == "reference"
         assert crit["pair_min_distance"][key] == pytest.approx(0.75 * d)
-    thr = next(
-        json.loads(ln)
-        for ln in (tmp_path / "run" / "stability.jsonl").read_text().splitlines()
-        if '"thresholds"' in ln
-    )  # the native check agrees
-    assert thr["pair_min_distance"] == pytest.approx(crit["pair_min_distance"])
+    assert crit["judged_by"] == "fix gnnff/stability"  # the fix's thresholds, not recomputed
 
 
 def bonded_data(atoms: Atoms, path: Path) -> Path:
@@ -470,9 +465,11 @@ def test_fix_arguments_follow_the_settings(tmp_path):
         fix_arguments(StabilityConfig(), "model", tmp_path / "a b")
 
 
-def test_replay_writes_failing_frames_for_a_python_only_failure(plugin, model, tmp_path):
-    """Records and frames from plain LAMMPS replayed with a stricter close-contact factor than
-    the fix used: the failure is found in Python, which then writes failing.extxyz itself."""
+def test_replay_writes_failing_frames_for_an_rdf_failure(plugin, model, tmp_path):
+    """The RDF is the one criterion the fix does not judge: it is judged on the recorded frames
+    after the run (a 5 fs window, a tiny threshold: the window after the reference one fails),
+    and Python writes failing.extxyz itself; the natively judged criteria keep the fix's
+    verdict (all passed)."""
     from ase.io import read
 
     from gnnff.lammps.records import read_records, replay
@@ -489,19 +486,16 @@ def test_replay_writes_failing_frames_for_a_python_only_failure(plugin, model, t
     assert "error" not in res, res["error"]
     records = read_records(rec)
     assert all(r["ok"] for r in records if r["event"] == "check")
-    cfg = StabilityConfig(interval=5, criteria=["close_contact"], contact_factor=0.9)
-    same = replay(
-        records,
-        frames,
-        StabilityConfig(interval=5, criteria=["close_contact"]),
-        "model",
-        failing_path=tmp_path / "none.extxyz",
-    )
+    native = StabilityConfig(interval=5, criteria=["finite", "close_contact"])
+    same = replay(records, frames, native, "model", failing_path=tmp_path / "none.extxyz")
     assert not same.failed and same.n_checks == 5 and not (tmp_path / "none.extxyz").exists()
-    strict = replay(records, frames, cfg, "model", failing_path=tmp_path / "f.extxyz", keep=2)
-    assert strict.failed and strict.first_failure["step"] == 0
+    cfg = StabilityConfig(interval=5, criteria=["close_contact", "rdf"], rdf_window_ps=0.005,
+                          rdf_threshold=1e-6, rdf_rmax=5.0, rdf_nbins=500)  # fmt: skip
+    strict = replay(records, frames, cfg, "none", failing_path=tmp_path / "f.extxyz", keep=2)
+    assert strict.failed and strict.first_failure["criterion"] == "rdf"
+    assert strict.first_failure["step"] == 10  # step 5 ends the first window: the reference
     fr = read(tmp_path / "f.extxyz", ":")
-    assert len(fr) == 1 and fr[0].info["criterion"] == "close_contact"
+    assert [f.info["step"] for f in fr] == [0, 5, 10] and fr[-1].info["criterion"] == "rdf"
     assert strict.t_run_ps == pytest.approx(0.020)  # what LAMMPS ran
 
 

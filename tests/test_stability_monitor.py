@@ -177,3 +177,24 @@ def test_interrupted_run_still_writes_report(tmp_path, cu_ref):
     assert rep["stable_time_ps"] == pytest.approx(28 * 0.002)
     assert rep["stability_index"] == pytest.approx(28 / 100)
     assert (tmp_path / "report.png").stat().st_size > 1000
+
+
+def test_failed_setup_check_stops_the_run_before_its_first_step(tmp_path, cu_ref):
+    """A continued dynamics whose configuration was moved between runs (atom 1 put 0.9 A from
+    atom 0, like LAMMPS's displace_atoms) fails its setup check and runs no step, as `fix
+    gnnff/stability` ends a LAMMPS run at a failed setup; later runs are skipped too."""
+    atoms = cu_cell()
+    atoms.calc = EMT()
+    dyn = VelocityVerlet(atoms, 1.0 * units.fs)
+    config = StabilityConfig(interval=5, criteria=["finite", "close_contact"])
+    mon = StabilityMonitor(atoms, dyn, config=config, reference=cu_ref, total_steps=20,
+                           out_dir=tmp_path)  # fmt: skip
+    assert run_monitored(dyn, 10, mon)["status"] == "completed" and dyn.nsteps == 10
+    atoms.positions[1] = atoms.positions[0] + np.array([0.9, 0.0, 0.0])
+    rep = run_monitored(dyn, 10, mon)
+    assert dyn.nsteps == 10  # not a single step of the second run
+    assert rep["failed_criterion"] == "close_contact" and rep["failed_step"] == 10
+    assert rep["failure"]["value"] == pytest.approx(0.9, abs=1e-9)
+    assert rep["series"]["step"] == [0, 5, 10, 10]  # the setup of the second run is checked
+    assert rep["stability_index"] == pytest.approx(0.5)  # 10 of the 20 planned steps
+    assert run_monitored(dyn, 10, mon)["failed_step"] == 10 and dyn.nsteps == 10

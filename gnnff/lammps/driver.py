@@ -8,8 +8,11 @@ every``, ``fix halt`` and ``minimize``. At the first run, pair_style gnnff adds
 ``fix gnnff_monitor all gnnff/stability ...`` (see pair_gnnff.cpp), which checks natively at
 the setup of every run (step 0) and every ``interval`` steps, stops on a failure, writes
 ``failing.extxyz`` and records each check (``stability.jsonl``) and configuration
-(``frames.bin``) into RUN_DIR. After the input ends, rank 0 replays those records through the
-shared :class:`StabilityTracker` (RDF, energy drift, report; see :mod:`gnnff.lammps.records`).
+(``frames.bin``) into RUN_DIR. The fix is the one judge of its criteria; after the input ends,
+rank 0 reads its verdict from those records into the shared :class:`StabilityTracker`, judges
+the RDF on the frames and writes the report (see :mod:`gnnff.lammps.records`). A criterion a
+LAMMPS run cannot judge (a plug-in) is refused before MPI starts
+(:func:`gnnff.lammps.fix_verdict.check_lammps_criteria`).
 RUN_DIR receives ``report.json``, ``report.png``, ``log.lammps``, ``run.json``, the records and
 (on failure) ``failing.extxyz``.
 """
@@ -39,11 +42,15 @@ class LammpsRunError(GNNFFError, RuntimeError):
 
 
 def _load_settings(spec: dict):
+    """The stability settings and reference of a run; StabilityConfigError for a criterion
+    that a LAMMPS run cannot judge (the same check on every path: before MPI and per rank)."""
+    from gnnff.lammps.fix_verdict import check_lammps_criteria
     from gnnff.stability.config import StabilityConfig
     from gnnff.stability.reference import StabilityReference
 
     config = (StabilityConfig.from_yaml(spec["stability"]) if spec.get("stability")
               else StabilityConfig())  # fmt: skip
+    check_lammps_criteria(config)
     ref = spec.get("reference")
     if ref in (None, "model", "none"):
         return config, ref or "model"
@@ -172,6 +179,9 @@ def run_lammps_input(
             f"--var {MONITOR_VARIABLE}=... is reserved: gnnff lammps run defines "
             "it (the monitor's settings come from --stability); drop that --var"
         )
+    if stability:  # validate before starting MPI and before anything is written
+        stability = Path(stability).resolve()
+        _load_settings({"stability": str(stability), "reference": "none"})
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder for the run")
@@ -183,11 +193,6 @@ def run_lammps_input(
     # relative to the caller, so a --var value naming an existing path is made absolute (and
     # one naming a bundled model, e.g. --var model=sio2-allegro-al, becomes its path)
     variables = {k: _resolve_variable(str(v)) for k, v in (variables or {}).items()}
-    if stability:  # validate before starting MPI
-        from gnnff.stability.config import StabilityConfig
-
-        stability = Path(stability).resolve()
-        StabilityConfig.from_yaml(stability)
     if reference and str(reference) not in ("model", "none"):
         reference = Path(reference).resolve()
         if reference.suffix != ".json":

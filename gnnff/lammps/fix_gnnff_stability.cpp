@@ -19,6 +19,8 @@
    setup, so its first step is checked only if it is a multiple of N.)
    At the first failed check it writes the failing configuration and the `keep` checked
    configurations before it as extended XYZ (`failing`), and stops the run (`stop`).
+   The fix is the one judge of these criteria: each check's record holds every judged
+   criterion's value and the failures, which `gnnff lammps run` reports as they are.
 
    keywords (default):
      file PATH            JSON-lines record (gnnff_stability.jsonl)
@@ -262,24 +264,7 @@ void FixGnnffStability::setup(int)
     ensemble = ensemble_opt == "auto" ? ens : ensemble_opt;
     run_is_nve = ensemble == "nve";
   }
-  if (comm->me == 0) {
-    json j;
-    j["event"] = "start";
-    j["fix"] = id;
-    j["step"] = (long long) update->ntimestep;
-    j["time_ps"] = elapsed_ps();
-    j["dt_ps"] = update->dt;
-    j["laststep"] = (long long) update->laststep;
-    j["natoms"] = (long long) atom->natoms;
-    j["ensemble"] = ensemble;
-    j["thermostat_target"] = t_now > 0 ? json(t_now) : json(nullptr);
-    j["model"] = pair->model_file();
-    j["cutoff"] = pair->model_cutoff();
-    j["species_by_type"] = std::vector<std::string>(type_symbol.begin() + 1, type_symbol.end());
-    j["interval"] = nevery;
-    j["label"] = label;
-    write_line(rec, j.dump());
-  }
+  write_start_record(t_now);
   check(true);
 }
 

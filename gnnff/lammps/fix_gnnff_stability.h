@@ -51,6 +51,7 @@ class FixGnnffStability : public Fix {
   bigint last_checked, run_start, run_last;
   bool failed, e0_set, run_is_nve;
   double target, run_initial, e0;    // target at the last check; this run's first positive T
+  std::string target_source;    // where the target came from: given, thermostat, run_initial
   double monitor_s;    // wall time spent in the checks since the last run ended (s)
   std::string ensemble;
   std::vector<std::string> type_symbol;    // index: type 1..ntypes ("X" for NULL types)
@@ -61,6 +62,7 @@ class FixGnnffStability : public Fix {
   std::deque<GnnffFrame> ring;
 
   void check(bool setup);
+  void write_start_record(double thermostat_now);
   void check_now(bool setup);
   double elapsed_ps() const;
   void resolve_thresholds(const std::vector<double> &dmin);

@@ -1,6 +1,10 @@
-/* fix gnnff/stability: the checks themselves (one call per check step; syntax, criteria and
-   record format: fix_gnnff_stability.cpp). The criteria mirror gnnff/stability/criteria.py
-   (same thresholds, same order); tests/test_lammps_stability.py keeps them equal.
+/* fix gnnff/stability: the checks themselves (one call per check step) and the records of
+   each run's start and of each check (syntax and criteria: fix_gnnff_stability.cpp; record
+   format: gnnff/lammps/records.py). In LAMMPS this fix is the one judge of its criteria: each
+   check records every judged criterion's value and the verdict, and `gnnff lammps run` reads
+   them (gnnff/lammps/fix_verdict.py) without judging again. The rules are those of
+   gnnff/stability/criteria.py, which judges ASE runs (same thresholds, same order);
+   known-answer tests pin both (tests/test_lammps_live_target.py, test_lammps_stability.py).
    Part of gnnff (GPL-2.0-or-later). */
 
 #include "fix_gnnff_stability.h"
@@ -20,6 +24,51 @@
 #include <cmath>
 
 using namespace LAMMPS_NS;
+
+/* The `start` record: the run's setup, and which criteria the fix judges in it with which
+   settings. The fix owns the verdict of these criteria; `gnnff lammps run` only reads it
+   (gnnff/lammps/fix_verdict.py), so a criterion listed here is never judged a second time. */
+void FixGnnffStability::write_start_record(double t_now)
+{
+  if (comm->me != 0) return;
+  json j;
+  j["event"] = "start";
+  j["fix"] = id;
+  j["step"] = (long long) update->ntimestep;
+  j["time_ps"] = elapsed_ps();
+  j["dt_ps"] = update->dt;
+  j["laststep"] = (long long) update->laststep;
+  j["natoms"] = (long long) atom->natoms;
+  j["ensemble"] = ensemble;
+  j["thermostat_target"] = t_now > 0 ? json(t_now) : json(nullptr);
+  j["model"] = pair->model_file();
+  j["cutoff"] = pair->model_cutoff();
+  j["species_by_type"] = std::vector<std::string>(type_symbol.begin() + 1, type_symbol.end());
+  j["interval"] = nevery;
+  j["label"] = label;
+  json crit = json::array(), not_applicable = json::object();
+  if (do_finite) crit.push_back("finite");
+  if (do_temp) crit.push_back("temperature");
+  if (do_contact) crit.push_back("close_contact");
+  if (drift_limit > 0 && run_is_nve) crit.push_back("energy_conservation");
+  else if (drift_limit > 0)
+    not_applicable["energy_conservation"] = fmt::format("checked in NVE only (ensemble={})", ensemble);
+  if (fmax_limit > 0) crit.push_back("max_force");
+  j["criteria"] = crit;
+  j["not_applicable"] = not_applicable;
+  auto opt = [](double v) { return v > 0 ? json(v) : json(nullptr); };
+  json s;
+  s["tmax"] = opt(tmax_given);
+  s["tmin"] = opt(tmin);
+  s["tfactor"] = tfactor;
+  s["target"] = opt(target_given);
+  s["factor"] = factor;
+  s["fallback"] = fallback_initial ? "initial" : "covalent";
+  s["drift"] = opt(drift_limit);
+  s["fmax"] = opt(fmax_limit);
+  j["settings"] = s;
+  write_line(rec, j.dump());
+}
 
 void FixGnnffStability::check(bool setup)
 {
@@ -104,8 +153,11 @@ void FixGnnffStability::check_now(bool setup)
     double value, threshold, ti, tj;
   };
   std::vector<Failure> fails;
+  json values = json::object();    // each judged criterion's measured value (null: none)
+  auto value_or_null = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
   if (do_finite) {
     double count = n_nonfinite + (pe_known && !std::isfinite(pe)) + !std::isfinite(temp);
+    values["finite"] = count;
     if (count > 0) fails.push_back({"finite", "", count, 0.0, -1, -1});
   }
   // the temperature bound at this check (gnnff/stability/criteria.py Temperature, same rule)
@@ -114,16 +166,24 @@ void FixGnnffStability::check_now(bool setup)
     std::string ens;
     detect_thermostat(t_live, ens, setup);
     if (run_initial <= 0 && std::isfinite(temp) && temp > 1e-8) run_initial = temp;
-    if (target_given > 0) target = target_given;
-    else if (t_live > 0) target = t_live;
-    else if (run_initial > 0) target = run_initial;
+    if (target_given > 0) {
+      target = target_given;
+      target_source = "given";
+    } else if (t_live > 0) {
+      target = t_live;
+      target_source = "thermostat";
+    } else if (run_initial > 0) {
+      target = run_initial;
+      target_source = "run_initial";
+    }
     if (tmax_given <= 0 && target > 0) tmax = tfactor * target;
+    values["temperature"] = value_or_null(temp);
     if (!std::isfinite(temp)) fails.push_back({"temperature", "", temp, tmax, -1, -1});
     else if (tmax > 0 && temp > tmax) fails.push_back({"temperature", "", temp, tmax, -1, -1});
     else if (tmin > 0 && temp < tmin) fails.push_back({"temperature", "", temp, tmin, -1, -1});
   }
+  long worst = -1;    // the pair closest to (or furthest below) its threshold
   if (do_contact) {
-    long worst = -1;
     double worst_ratio = INFINITY;
     for (size_t k = 0; k < np; k++) {
       if (!(dmin[k] < pair->model_cutoff())) continue;    // no such pair within the cutoff
@@ -133,6 +193,7 @@ void FixGnnffStability::check_now(bool setup)
         worst = (long) k;
       }
     }
+    values["close_contact"] = worst >= 0 ? json(dmin[worst]) : json(nullptr);
     if (worst >= 0 && worst_ratio < 1.0)
       fails.push_back({"close_contact", pair_keys[worst], dmin[worst],
                        threshold[pair_keys[worst]], gtags[2 * worst], gtags[2 * worst + 1]});
@@ -148,8 +209,11 @@ void FixGnnffStability::check_now(bool setup)
     if (!std::isfinite(drift) || drift > drift_limit)
       fails.push_back({"energy_conservation", "", drift, drift_limit, -1, -1});
   }
-  if (fmax_limit > 0 && fmax > fmax_limit)
-    fails.push_back({"max_force", "", fmax, fmax_limit, -1, -1});
+  if (drift_limit > 0 && run_is_nve) values["energy_conservation"] = value_or_null(drift);
+  if (fmax_limit > 0) {
+    values["max_force"] = value_or_null(fmax);
+    if (fmax > fmax_limit) fails.push_back({"max_force", "", fmax, fmax_limit, -1, -1});
+  }
 
   // configuration: kept for the failing frames and/or written for the driver
   const bool first_failure = !fails.empty() && !failed;
@@ -185,6 +249,10 @@ void FixGnnffStability::check_now(bool setup)
     j["thermostat_target"] = t_live > 0 ? json(t_live) : json(nullptr);
     j["setup"] = setup;
     j["drift_per_atom"] = std::isfinite(drift) ? json(drift) : json(nullptr);
+    j["target_source"] = target_source.empty() ? json(nullptr) : json(target_source);
+    j["e0"] = e0_set ? json(e0) : json(nullptr);
+    j["values"] = values;
+    j["contact_pair"] = worst >= 0 ? json(pair_keys[worst]) : json(nullptr);
     json md = json::object(), ids = json::object();
     for (size_t k = 0; k < np; k++) {
       const bool found = dmin[k] < pair->model_cutoff();

@@ -2,16 +2,22 @@
 
 The fix (gnnff/lammps/fix_gnnff_stability.cpp) appends JSON lines to ``stability.jsonl``:
 ``start`` (each run's setup: step, time_ps, dt_ps, laststep, ensemble, thermostat_target,
-model, species_by_type), ``thresholds`` (close-contact thresholds, once), ``check`` (one per
-check: step, time_ps, temperature, pe, ke, fmax, nonfinite, min_distance per pair, ok, failed
-[...], frame, thermostat_target (the thermostat's target at this check, K, or null), setup
-(the check of a run's setup), t_max and target_temperature (the bound the fix used)) and
-``end`` (each run's end: step, laststep, halted). The temperature check follows the run: each
-check is judged against its own thermostat target, an NVE run against its own initial
-temperature (see :class:`gnnff.stability.criteria.Temperature`). With ``frames`` it also
-writes each check's positions (``frames.bin``, format in gnnff_frames.cpp).
-:func:`replay` feeds these, in order, to the same :class:`StabilityTracker` that ``gnnff md``
-uses, so both engines give the same S on the same trajectory (step 0 included).
+model, species_by_type, and the criteria the fix judges with their settings),
+``thresholds`` (close-contact thresholds, once), ``check`` (one per check: step, time_ps,
+temperature, pe, ke, fmax, nonfinite, min_distance per pair, values (each judged criterion's
+measured value), ok, failed [...], frame, thermostat_target (the thermostat's target at this
+check, K, or null), setup (the check of a run's setup), t_max and target_temperature (the
+bound the fix used)) and ``end`` (each run's end: step, laststep, halted). The temperature
+check follows the run: each check is judged against its own thermostat target, an NVE run
+against its own initial temperature (the rule of
+:class:`gnnff.stability.criteria.Temperature`). With ``frames`` it also writes each check's
+positions (``frames.bin``, format in gnnff_frames.cpp).
+
+The fix is the one judge of its criteria: :func:`replay` feeds the checks, in order, to the
+:class:`StabilityTracker` that ``gnnff md`` uses, whose criteria read the fix's verdict
+(:mod:`gnnff.lammps.fix_verdict`); only the ``rdf`` criterion, which the fix does not judge,
+is evaluated here, on the recorded frames. Report, S and the verdict line are then built the
+same way for both engines.
 
 t_run: each run counts what LAMMPS actually ran (its ``end`` step minus its ``start`` step),
 except runs during or after the first failed check, which count what they asked for
@@ -188,14 +194,19 @@ def replay(
     failing_path: str | os.PathLike | None = None,
     keep: int = 5,
 ):
-    """Feed the records (and frames) to a :class:`StabilityTracker`; returns it (None when the
-    records hold no check). ``reference``: a :class:`StabilityReference`, ``"model"`` (read
-    from the model file the records name) or ``"none"``. A failure found only here (e.g. the
-    RDF) gets its ``failing_path`` frames written by Python when the fix wrote none."""
+    """Build the run's :class:`StabilityTracker` from the records (and frames); returns it
+    (None when the records hold no check). The natively checked criteria carry the fix's
+    verdict (``config`` must enable no criterion the fix did not judge: UsageError); ``rdf``
+    is judged here on the frames, and a failure found only here gets its ``failing_path``
+    frames written by Python. ``reference``: a :class:`StabilityReference`, ``"model"`` (read
+    from the model file the records name) or ``"none"``: it is reported and used by ``rdf``.
+    A criterion a LAMMPS run cannot judge raises StabilityConfigError."""
+    from gnnff.lammps.fix_verdict import FixRecords, check_lammps_criteria, fix_verdict_factory
     from gnnff.stability.failing import write_failing_frames
     from gnnff.stability.reference import StabilityReference
     from gnnff.stability.tracker import StabilityTracker
 
+    check_lammps_criteria(config)
     starts = [r for r in records if r.get("event") == "start"]
     checks = [r for r in records if r.get("event") == "check"]
     if not starts or not checks:
@@ -205,24 +216,22 @@ def replay(
         reference = None if str(reference) == "none" else _model_reference(first.get("model"))
     ens = ensemble or first.get("ensemble") or "nve"
     t_run, halted = run_time(records)
+    fix = FixRecords(start=first)
     # a given --temperature is a fixed target; else each check's live thermostat target
-    tracker = StabilityTracker(config, reference, ens, temperature, total_time_ps=t_run)
+    tracker = StabilityTracker(config, reference, ens, temperature, total_time_ps=t_run,
+                               criterion_factory=fix_verdict_factory(fix))  # fmt: skip
     numbers = _numbers(first["species_by_type"])
     t0 = float(first["time_ps"])
     frames = read_frames(frames_path) if frames_path and Path(frames_path).is_file() else None
     recent: deque = deque(maxlen=keep + 1)
     native_step = next((c["step"] for c in checks if not c.get("ok", True)), None)
-    start: dict = first
-    setup_pending = False
     for rec in records:
-        if rec.get("event") == "start":
-            start, setup_pending = rec, True
-        if rec.get("event") != "check":
+        event = rec.get("event")
+        if event == "thresholds":
+            fix.thresholds = rec
+        if event != "check":
             continue
-        # records of an older fix lack these two: the run's setup target, the first check
-        live_target = rec.get("thermostat_target", start.get("thermostat_target"))
-        run_start = bool(rec.get("setup", setup_pending and rec["step"] == start["step"]))
-        setup_pending = False
+        fix.check = rec
         frame = next(frames, None) if (frames is not None and rec.get("frame")) else None
         if frame is not None and frame.step != rec["step"]:
             raise UsageError(
@@ -242,8 +251,10 @@ def replay(
                 )
                 break
             tracker.n_atoms = snap.n_atoms  # atoms added by the script (fix deposit, ...)
-        tracker.update(snap, target_temperature=live_target, run_start=run_start)
+        tracker.update(snap, target_temperature=rec.get("thermostat_target"),
+                       run_start=bool(rec.get("setup")))  # fmt: skip
         if not rec.get("ok", True) and tracker.first_failure is None:
+            # a native check the config does not name (e.g. the fix's `fmax`): its verdict
             f = rec["failed"][0]
             tracker.record_failure(f["criterion"], int(rec["step"]), snap.time_ps,
                                    f.get("value"), f.get("threshold"),
@@ -251,8 +262,8 @@ def replay(
                                    source="fix gnnff/stability")  # fmt: skip
         recent.append(snap)
         if tracker.failed and not was_failed:
-            # the fix wrote failing frames for its own first failure; a failure only the
-            # Python checks see (or see earlier, e.g. the RDF) gets them written here
+            # the fix wrote failing frames for its own first failure; a failure only Python
+            # judges (the RDF) gets them written here
             if failing_path and snap.step != native_step and snap.positions is not None:
                 write_failing_frames(
                     failing_path,

@@ -109,6 +109,12 @@ PLUGIN_OPTIONAL_METADATA = {"dtype": "float64"}  # key -> value assumed when abs
 # sections the plugin reads when present (training: the close-contact reference that
 # `fix gnnff/stability` judges against; without it the fix falls back on covalent radii)
 PLUGIN_OPTIONAL_SECTIONS = ("training",)
+# where in `training` the plugin reads that reference (tests/test_contract.py checks the C++
+# source): {pair "A-B", symbols in alphabetical order: the training set's smallest distance of
+# that pair, A} and a free-text source; written by training (the `gnnff stability reference`
+# JSON format, without RDF) and read by ASE runs through StabilityReference.from_model_metadata
+PLUGIN_STABILITY_REFERENCE = ("training", "stability_reference")
+PLUGIN_STABILITY_REFERENCE_KEYS = ("pair_min_distances", "source")
 PLUGIN_OUTPUTS = ("forces", "atomic_energy", "virial", "atomic_virial")  # energy: summed
 
 HOW_TO_MAKE = (
@@ -203,9 +209,14 @@ def render_markdown() -> str:
         + [f"`{k}` when present" for k in PLUGIN_OPTIONAL_SECTIONS]
     )
     outputs = ", ".join(f"`{k}`" for k in PLUGIN_OUTPUTS)
+    ref = ".".join(PLUGIN_STABILITY_REFERENCE)
+    ref_keys = " and ".join(f"`{ref}.{k}`" for k in PLUGIN_STABILITY_REFERENCE_KEYS)
     lines += ["", f"The LAMMPS plugin requires {required}, reads {optional} and uses the "
               f"outputs {outputs} (the total energy is the sum of `atomic_energy` over its "
-              "local atoms)."]  # fmt: skip
+              f"local atoms). Of `training` it reads {ref_keys}: the close-contact reference "
+              "that `fix gnnff/stability` judges against ({pair \"A-B\", symbols in "
+              "alphabetical order: the training set's smallest distance of that pair in A}; "
+              "without it the fix uses covalent radii)."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

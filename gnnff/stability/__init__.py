@@ -17,7 +17,9 @@ Index S = tau / t_run in [0, 1]. Over several runs: median tau, mean S, fraction
 which criterion ended each run (``summarize_runs``). Thresholds are configurable
 (``StabilityConfig``) and written into every report; more criteria plug in through
 ``gnnff.extensions.CRITERIA`` (docs/architecture.md). The same tracker serves ASE
-(``StabilityMonitor``) and the LAMMPS driver (which feeds ``Snapshot`` objects).
+(``StabilityMonitor``) and the LAMMPS driver, where ``fix gnnff/stability`` judges the
+built-in criteria natively and the tracker reads its verdict (``gnnff.lammps.fix_verdict``);
+plug-in criteria judge ASE runs only.
 
 Public names are imported lazily (``gnnff._lazy``) so that ``gnnff --help`` stays free of
 torch and ASE.

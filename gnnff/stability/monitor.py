@@ -174,7 +174,12 @@ class StabilityMonitor:
         configuration): with ``check``, the current configuration is checked at once, as
         LAMMPS checks every run's setup (its energy and forces are computed if the
         calculator holds none for it). The run's first check is its own (NVE: its initial
-        temperature is its target). Returns True while every check so far has passed."""
+        temperature is its target). Returns True while every check so far has passed.
+
+        After a failure with ``stop_on_failure`` (``stopped``), the run must not start, as
+        ``fix gnnff/stability`` ends a LAMMPS run at a failed setup check and skips later
+        runs: :func:`run_monitored` then runs no step (ASE's ``dyn.run`` resets
+        ``max_steps``, so a caller running the dynamics itself must check the result)."""
         self._run_start = True
         if check:
             self.atoms.get_potential_energy()
@@ -193,7 +198,9 @@ def run_monitored(dynamics: Any, steps: int, monitor: StabilityMonitor) -> dict[
     """Run ``dynamics`` for ``steps`` MD steps under ``monitor``; returns the report.
 
     Attaches the monitor if needed, sets the planned run length if the tracker has none, stops
-    early on failure (see the module docstring) and writes the report on every exit path.
+    early on failure (see the module docstring; a failed setup check of a continued dynamics,
+    or a failure of an earlier run, means no step is run, as in LAMMPS) and writes the report
+    on every exit path.
     """
     monitor.attach()
     # ASE calls observers at step 0 only; a continued dynamics gets its setup checked here
@@ -201,6 +208,8 @@ def run_monitored(dynamics: Any, steps: int, monitor: StabilityMonitor) -> dict[
     tracker = monitor.tracker
     if tracker.total_time_ps is None:
         tracker.total_time_ps = (int(dynamics.nsteps) + int(steps)) * monitor.dt_ps
+    if monitor.stopped:  # a failed setup check, or an earlier failure: no step is run
+        return monitor.write()
     try:
         dynamics.run(steps)
     except StabilityStop:

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import warnings
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 
-from gnnff import __version__
-from gnnff.errors import MissingExtraError
-from gnnff.io_utils import atomic_write, atomic_write_json
 from gnnff.stability.config import StabilityConfig
 from gnnff.stability.criteria import (
     CheckState,
@@ -29,29 +24,22 @@ from gnnff.stability.criteria import (
 )
 from gnnff.stability.geometry import all_pair_keys, frame_geometry, symbols_of
 from gnnff.stability.reference import StabilityReference
+from gnnff.stability.report import REPORT_FORMAT, REPORT_VERSION, ReportWriter, build_report
+from gnnff.stability.series import CheckSeries
 from gnnff.stability.snapshot import Snapshot
 
-REPORT_FORMAT = "gnnff-stability-report"
-REPORT_VERSION = 1
+__all__ = ["ENSEMBLES", "REPORT_FORMAT", "REPORT_VERSION", "CriterionFactory", "StabilityTracker"]
+
 ENSEMBLES = ("nve", "nvt", "npt")
 
+# builds the criterion NAME for a run (may raise NotApplicable); see StabilityTracker
+CriterionFactory = Callable[[str, StabilityConfig, CriterionContext], Criterion]
 
-def _clean(x: Any) -> Any:
-    """JSON-safe copy: numpy -> Python, NaN/inf -> None."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_clean(v) for v in x.tolist()]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    return x
+
+def build_registered(name: str, config: StabilityConfig, context: CriterionContext) -> Criterion:
+    """The registered criterion ``name`` built by its own ``from_config`` (the default
+    :data:`CriterionFactory`)."""
+    return criterion_class(name).from_config(config, context)
 
 
 class StabilityTracker:
@@ -63,6 +51,9 @@ class StabilityTracker:
     own initial temperature (see :class:`~gnnff.stability.criteria.Temperature`).
     total_time_ps: planned run length t_run (ps); None means "the last checked
     time". n_atoms: if given, every snapshot must have that many atoms.
+    criterion_factory: builds each criterion the config names (default: the registered class's
+    ``from_config``); an engine that judges some criteria itself passes one that returns
+    criteria reading its verdict (the LAMMPS fix: :mod:`gnnff.lammps.fix_verdict`).
     """
 
     def __init__(
@@ -73,10 +64,12 @@ class StabilityTracker:
         target_temperature: float | None = None,
         total_time_ps: float | None = None,
         n_atoms: int | None = None,
+        *,
+        criterion_factory: CriterionFactory | None = None,
     ) -> None:
         self.config = config if config is not None else StabilityConfig()
         self.reference = reference
-        self._plots_note_shown = False  # a missing `plots` extra is noted once per run
+        self._writer = ReportWriter()
         ensemble = str(ensemble).lower()
         if ensemble not in ENSEMBLES:
             raise ValueError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {ensemble!r}")
@@ -95,33 +88,16 @@ class StabilityTracker:
         self.first_live_target: float | None = None
         self._radius: float | None = None
         self._last: Snapshot | None = None
-        self._e0: float | None = None
         self.not_applicable: dict[str, str] = {}
-        self.criteria: list[Criterion] = self._build_criteria()
-        self.series: dict[str, Any] = {
-            k: []
-            for k in (
-                "step",
-                "time_ps",
-                "temperature",
-                "epot",
-                "ekin",
-                "etot",
-                "energy_drift_per_atom",
-                "max_force",
-                "rdf_error",
-                "n_nonfinite",
-                "engine_min_distance",
-                "target_temperature",
-                "t_max",
-            )
-        }
-        self.series["min_distance"] = {}
+        self.criteria: list[Criterion] = self._build_criteria(criterion_factory or build_registered)
+        self._series = CheckSeries()
+        self.series: dict[str, Any] = self._series.data
 
     # -- setup ---------------------------------------------------------------------------
-    def _build_criteria(self) -> list[Criterion]:
-        """Each enabled registered criterion, built by its ``from_config``, in ``order`` (the
-        first listed wins when several fail at the same step; ties keep the config's order)."""
+    def _build_criteria(self, factory: CriterionFactory) -> list[Criterion]:
+        """Each enabled criterion, built by ``factory`` (NotApplicable: noted with its reason),
+        in ``order`` (the first listed wins when several fail at the same step; ties keep the
+        config's order)."""
         cfg = self.config
         out: list[Criterion] = []
         for name in cfg.criteria:
@@ -132,12 +108,13 @@ class StabilityTracker:
                 options=dict(cfg.criterion_options.get(name, {})),
             )
             try:
-                out.append(criterion_class(name).from_config(cfg, context))
+                out.append(factory(name, cfg, context))
             except NotApplicable as exc:
                 self.not_applicable[name] = str(exc)
         return sorted(out, key=lambda c: c.order)
 
-    def _criterion(self, name: str) -> Criterion | None:
+    def criterion(self, name: str) -> Criterion | None:
+        """The enabled criterion ``name`` of this run, or None."""
         return next((c for c in self.criteria if c.name == name), None)
 
     def _search_radius(self, symbols: list[str]) -> float:
@@ -168,7 +145,7 @@ class StabilityTracker:
             or not np.all(np.isfinite(snap.cell))
         ):
             return None
-        rdf = self._criterion("rdf")
+        rdf = self.criterion("rdf")
 
         def compute():
             return frame_geometry(
@@ -206,8 +183,7 @@ class StabilityTracker:
         if self.symbols is None:
             self.symbols = symbols_of(snap.numbers)
             self._radius = self._search_radius(self.symbols)
-            for key in all_pair_keys(self.symbols):
-                self.series["min_distance"].setdefault(key, [])
+            self._series.add_pairs(all_pair_keys(self.symbols))
         geometry_fn = self._geometry_fn(snap)
         if target_temperature is not None and not (
             math.isfinite(target_temperature) and target_temperature > 0
@@ -278,33 +254,10 @@ class StabilityTracker:
         self.interrupt_reason = reason
 
     def _record(self, snap: Snapshot, state: CheckState | None, values: dict) -> None:
-        s = self.series
-        s["step"].append(snap.step)
-        s["time_ps"].append(snap.time_ps)
-        s["temperature"].append(snap.temperature_value())
-        s["epot"].append(snap.potential_energy)
-        s["ekin"].append(snap.kinetic_energy)
-        s["etot"].append(snap.total_energy)
-        drift = None
-        if snap.total_energy is not None and snap.n_atoms:
-            if self._e0 is None and math.isfinite(snap.total_energy):
-                self._e0 = snap.total_energy
-            if self._e0 is not None:
-                drift = (snap.total_energy - self._e0) / snap.n_atoms
-        s["energy_drift_per_atom"].append(drift)
-        s["max_force"].append(snap.force_max())
-        s["rdf_error"].append(values.get("rdf"))
-        s["n_nonfinite"].append(values.get("finite"))
-        s["engine_min_distance"].append(snap.min_distance)
-        temp_crit = self._criterion("temperature")
-        s["target_temperature"].append(getattr(temp_crit, "target", None))
-        s["t_max"].append(getattr(temp_crit, "t_max", None))
+        temp_crit = self.criterion("temperature")
         pair_min = state.geometry.pair_min if state is not None and state.geometry else {}
-        n_before = len(s["step"]) - 1
-        for key in pair_min:
-            s["min_distance"].setdefault(key, [None] * n_before)
-        for key, series in s["min_distance"].items():
-            series.append(pair_min.get(key))
+        self._series.append(snap, values, pair_min, getattr(temp_crit, "target", None),
+                            getattr(temp_crit, "t_max", None))  # fmt: skip
 
     # -- results -------------------------------------------------------------------------
     @property
@@ -314,6 +267,11 @@ class StabilityTracker:
         if self.given_target_temperature is not None:
             return self.given_target_temperature
         return self.first_live_target
+
+    @property
+    def last_snapshot(self) -> Snapshot | None:
+        """The last checked snapshot (None before the first check)."""
+        return self._last
 
     @property
     def last_time_ps(self) -> float:
@@ -352,70 +310,13 @@ class StabilityTracker:
         return info
 
     def report(self) -> dict:
-        """The report as a JSON-ready dict (see the module docstring for tau and S)."""
-        ff = self.first_failure
-        rdf = self._criterion("rdf")
-        rdf_info = None
-        if rdf is not None:
-            edges = np.linspace(0.0, rdf.rmax, rdf.nbins + 1)
-            rdf_info = {
-                "r": 0.5 * (edges[1:] + edges[:-1]),
-                "g_ref": rdf.ref_total,
-                "g_last_window": rdf.last_window_total,
-            }
-        ref = self.reference
-        rep = {
-            "format": REPORT_FORMAT,
-            "format_version": REPORT_VERSION,
-            "gnnff_version": __version__,
-            "definition": "tau = time of the first failed check (t_run if none); "
-            "S = tau / t_run (gnnff's own Stability Index)",
-            "status": self.status,
-            "stable_time_ps": self.stable_time_ps,
-            "stability_index": self.stability_index,
-            "t_run_ps": self.t_run_ps,
-            "failed_criterion": ff["criterion"] if ff else None,
-            "failed_step": ff["step"] if ff else None,
-            "failed_time_ps": ff["time_ps"] if ff else None,
-            "failure": ff,
-            "interrupt_reason": self.interrupt_reason,
-            "halt": self.halt,
-            "n_atoms": self.n_atoms,
-            "species": self.symbols,
-            "ensemble": self.ensemble,
-            "target_temperature": self.target_temperature,
-            "n_checks": self.n_checks,
-            "last_step": self._last.step if self._last else None,
-            "last_time_ps": self.last_time_ps,
-            "criteria": self.criteria_info(),
-            "config": self.config.to_dict(),
-            "reference": None
-            if ref is None
-            else {
-                "source": ref.source,
-                "n_frames": ref.n_frames,
-                "pair_min_distances": ref.pair_min_distances,
-                "has_rdf": ref.has_rdf,
-            },
-            "series": self.series,
-            "rdf": rdf_info,
-        }
-        return _clean(rep)
+        """The report as a JSON-ready dict (see the module docstring for tau and S; format:
+        :mod:`gnnff.stability.report`)."""
+        return build_report(self)
 
     def write(self, out_dir: str | os.PathLike) -> dict:
         """Write ``report.json`` and ``report.png`` into ``out_dir`` (atomically); returns the
         report. A plotting error is reported as a warning and does not lose the JSON."""
-        out = Path(out_dir)
         rep = self.report()
-        atomic_write_json(out / "report.json", rep)
-        try:
-            from gnnff.stability.plot import plot_report
-
-            atomic_write(out / "report.png", lambda p: plot_report(rep, p))
-        except MissingExtraError as exc:  # plots are an extra: say so once per run, briefly
-            if not self._plots_note_shown:
-                print(f"note: report.png skipped: {exc}", file=sys.stderr)
-                self._plots_note_shown = True
-        except Exception as exc:  # the JSON is the record; the figure is a convenience
-            warnings.warn(f"could not draw {out / 'report.png'}: {exc}", stacklevel=2)
+        self._writer.write(rep, out_dir)
         return rep
