@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from gnnff.potentials import build_model, neighbor_list
-from gnnff.potentials.export import ExportedModel
-from gnnff.potentials.reparam import (
+from gnnff.potentials import ExportedModel, build_model, neighbor_list
+from gnnff.potentials.allegro.reparam import (
     random_transform,
     reparameterize_residual_stream,
     zca_whitening,

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from gnnff.potentials import build_model, eager_from_file, export_model
-from gnnff.potentials.export import ExportedModel
-from gnnff.potentials.short_range import (
+from gnnff.potentials import ExportedModel, build_model, eager_from_file, export_model
+from gnnff.potentials.analysis.short_range import (
     auto_windows,
     fit_pair_scale,
     prior_pair_energy,

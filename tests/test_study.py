@@ -103,7 +103,7 @@ def _arms_config(tmp_path, variants: dict):
 
 
 def test_pretrained_and_control_arms(tmp_path):
-    from gnnff.potentials.registry import pretrained_path
+    from gnnff.potentials.bundled import pretrained_path
     from gnnff.study.runner import train_unit, training_overrides
     from gnnff.study.units import ModelUnit
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gnnff.errors import UsageError
-from gnnff.potentials.registry import PRETRAINED_DIR as PRETRAINED
-
-SMALL_TEST = PRETRAINED / "sio2_test_small.extxyz"
+from gnnff.potentials.bundled import PRETRAINED_DIR as PRETRAINED
+from gnnff.potentials.bundled import SMALL_TEST_SET as SMALL_TEST
 
 
 def write_small_test_set(data_dir: str | Path, per_split: int = 6) -> Path:
