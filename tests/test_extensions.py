@@ -30,9 +30,9 @@ from gnnff.potentials import (
 )
 from gnnff.segment_ops import float_segment_softmax
 from gnnff.stability import Criterion, StabilityConfig, StabilityMonitor, StabilityTracker
+from gnnff.testing.synthetic import make_dataset
 from gnnff.training.config import ConfigError, validate_config
 from gnnff.training.schedulers import LambdaScheduler
-from gnnff.training.synthetic import make_dataset
 
 
 # ------------------------------------------------------------------ the toy extensions

@@ -21,6 +21,7 @@ MOVED = {  # old module -> (new module, a public name both give)
     "gnnff.potentials.registry": ("gnnff.potentials.bundled", "pretrained_path"),
     "gnnff.potentials.softmax_eval": ("gnnff.potentials.analysis.softmax_eval", "backend_errors"),
     "gnnff.potentials.short_range": ("gnnff.potentials.analysis.short_range", "auto_windows"),
+    "gnnff.training.synthetic": ("gnnff.testing.synthetic", "make_dataset"),
 }
 
 

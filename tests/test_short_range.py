@@ -130,8 +130,8 @@ def test_export_round_trip_keeps_windows(tmp_path):
 
 
 def test_trainer_resolves_auto_windows(tmp_path):
+    from gnnff.testing.synthetic import make_dataset
     from gnnff.training.config import validate_config
-    from gnnff.training.synthetic import make_dataset
     from gnnff.training.trainer import Trainer
 
     frames = make_dataset(4, seed=3, n_formula=3)

@@ -123,12 +123,3 @@ def zca_whitening(features: list[torch.Tensor], eps: float = 1e-10) -> torch.Ten
     evals, evecs = torch.linalg.eigh(cov)
     return evecs @ torch.diag((evals.clamp_min(0) + eps).rsqrt()) @ evecs.T
 
-
-def random_transform(size: int, condition: float = 10.0, seed: int = 0) -> torch.Tensor:
-    """A random invertible [size, size] float64 matrix with condition number ``condition``
-    (Q1 diag(s) Q2, Q orthogonal, s log-spaced from 1 to ``condition``), for tests."""
-    g = torch.Generator().manual_seed(seed)
-    q1, _ = torch.linalg.qr(torch.randn(size, size, generator=g, dtype=torch.float64))
-    q2, _ = torch.linalg.qr(torch.randn(size, size, generator=g, dtype=torch.float64))
-    s = torch.logspace(0, float(torch.log10(torch.tensor(condition))), size, dtype=torch.float64)
-    return q1 @ torch.diag(s) @ q2
