@@ -163,7 +163,7 @@ def stability_check(
 
     from gnnff.stability import summarize_runs
     from gnnff.study.config import DEFAULTS
-    from gnnff.study.runner import md_unit
+    from gnnff.study.md_run import md_unit
     from gnnff.study.units import MDUnit, ModelUnit
 
     md = dict(DEFAULTS["md"])

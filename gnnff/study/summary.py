@@ -147,6 +147,21 @@ def collect_rows(cfg: dict, out: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def collect_errors(cfg: dict, out: Path) -> list[dict[str, Any]]:
+    """The MD units stopped by a software error (their ``error.json``, no report): not runs, so
+    in no Stability Index figure; listed so that they are fixed and redone."""
+    from gnnff.study.units import ERROR_FILE, md_units, model_units
+
+    errors = []
+    for u in md_units(cfg, model_units(cfg)):
+        folder = out / "md" / u.model.id / u.id
+        err = _load(folder / ERROR_FILE)
+        if err is not None and not (folder / "report.json").is_file():
+            errors.append({"run": f"{u.model.id}/{u.id}", "error": err.get("error", ""),
+                           "during": err.get("during", "")})  # fmt: skip
+    return errors
+
+
 def _short_range_walls(out: Path, model_id: str) -> dict[str, float] | None:
     """Isolated-dimer wall E(0.75 d_min) - E(d_min) (eV) per species pair of a trained model,
     d_min from the study's training-data reference; cached beside the model's evaluation."""
@@ -301,6 +316,7 @@ def summarize_study(cfg: dict, out: str | Path) -> dict[str, Any]:
         "seeds_with_runs": sorted({int(r["seed"]) for r in rows}),
         "spearman_wall_vs_S": rho_wall,
         "per_model": per_model,
+        "software_errors": collect_errors(cfg, out),
     }
     inv = [(m["feature_corr"], m["mean_S"]) for m in per_model if m.get("feature_corr") is not None]
     # the invariant feature correlation (a property of the potential) against S, per model
@@ -491,7 +507,20 @@ def render_markdown(cfg: dict, summary: dict) -> str:
             f"{_f(summary['spearman_feature_corr_vs_S'])}",
         ]
     lines += _seed_statistics_table(summary.get("seed_statistics") or [], summary["groups"])
+    lines += _software_error_lines(summary.get("software_errors") or [])
     return "\n".join(lines) + "\n"
+
+
+def _software_error_lines(errors: list[dict[str, Any]]) -> list[str]:
+    if not errors:
+        return []
+    return [
+        "",
+        f"**Software errors**: {len(errors)} MD run(s) did not run (left out of every figure "
+        "above; fix the error and run the study again to redo them):",
+        "",
+        *[f"- {e['run']} ({e['during']}): {e['error']}" for e in errors],
+    ]
 
 
 def _seed_statistics_table(comps: list[dict], groups: dict[str, Any]) -> list[str]:
