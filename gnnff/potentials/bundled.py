@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 from gnnff.errors import UsageError
 
@@ -87,3 +89,37 @@ def model_file(name_or_path: str | os.PathLike[str]) -> Path:
         f"{', '.join(available_pretrained()) or 'none'}); make a model file with "
         "`gnnff train` or `gnnff export`"
     )
+
+
+# an absolute path of some machine, whole or inside a longer string: /dir/..., C:\..., \\host\...
+MACHINE_PATH = re.compile(r"(?:^|[\s\"'(=,])(?:/[\w.+-]+/|[A-Za-z]:[\\/]|\\\\\w)")
+
+
+def machine_paths(meta: Any, where: str = "") -> list[str]:
+    """Every string in ``meta`` (a JSON-like metadata dict) that holds an absolute path, as
+    ``key.path: value``; a bundled model's metadata must hold none (it names the machine it was
+    made on)."""
+    if isinstance(meta, dict):
+        return [hit for k, v in meta.items() for hit in machine_paths(v, f"{where}.{k}")]
+    if isinstance(meta, list):
+        return [hit for i, v in enumerate(meta) for hit in machine_paths(v, f"{where}[{i}]")]
+    if isinstance(meta, str) and MACHINE_PATH.search(meta):
+        return [f"{where.lstrip('.')}: {meta}"]
+    return []
+
+
+def neutral_paths(meta: Any) -> Any:
+    """A copy of ``meta`` in which every string that is an absolute path keeps only its last
+    two parts, the folder and the file (``/home/me/run/round_001/train.extxyz`` ->
+    ``round_001/train.extxyz``); other values are unchanged. Applied to a model's metadata
+    before it is bundled."""
+    if isinstance(meta, dict):
+        return {k: neutral_paths(v) for k, v in meta.items()}
+    if isinstance(meta, list):
+        return [neutral_paths(v) for v in meta]
+    if isinstance(meta, str):
+        for flavour in (PurePosixPath, PureWindowsPath):
+            path = flavour(meta)
+            if path.is_absolute() and "\n" not in meta:
+                return "/".join(path.parts[-2:])
+    return meta
