@@ -4,7 +4,9 @@ LAMMPS."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -25,12 +27,17 @@ class PairMorse(Calculator):
 
     implemented_properties = ["energy", "forces", "stress"]
 
-    def __init__(self, cutoff: float = 4.0, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, cutoff: float = 4.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.cutoff = cutoff
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)  # type: ignore[no-untyped-call]
         from gnnff.potentials.neighbors import neighbor_list
 
         a = self.atoms
@@ -67,7 +74,10 @@ class PairMorse(Calculator):
 
 
 def random_sio2(
-    n_formula: int = 4, density: float = 2.2, rng=None, min_dist: float = 1.45
+    n_formula: int = 4,
+    density: float = 2.2,
+    rng: int | np.random.Generator | None = None,
+    min_dist: float = 1.45,
 ) -> Atoms:
     """A random periodic SiO2 cell (``n_formula`` SiO2 units, density g/cm^3), atoms placed
     with a minimum separation ``min_dist`` (A)."""
@@ -76,7 +86,7 @@ def random_sio2(
     mass = n_formula * (28.0855 + 2 * 15.999) * 1.66054  # g/cm^3 * A^3
     side = (mass / density) ** (1 / 3)
     atoms = Atoms(symbols, cell=np.eye(3) * side, pbc=True)
-    pos = []
+    pos: list[np.ndarray] = []
     for _ in symbols:
         for _try in range(2000):
             p = rng.uniform(0, side, 3)
@@ -90,7 +100,7 @@ def random_sio2(
             if ok:
                 break
         pos.append(p)
-    atoms.set_positions(np.array(pos))
+    atoms.set_positions(np.array(pos))  # type: ignore[no-untyped-call]
     return atoms
 
 
@@ -103,8 +113,12 @@ def make_dataset(n: int, seed: int = 0, n_formula: int = 4, cutoff: float = 4.0)
     for _ in range(n):
         atoms = random_sio2(n_formula, density=rng.uniform(2.0, 2.4), rng=rng)
         atoms.calc = PairMorse(cutoff)
-        e, f, s = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
-        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f, stress=s)
+        e = atoms.get_potential_energy()  # type: ignore[no-untyped-call]
+        f = atoms.get_forces()  # type: ignore[no-untyped-call]
+        s = atoms.get_stress()  # type: ignore[no-untyped-call]
+        atoms.calc = SinglePointCalculator(  # type: ignore[no-untyped-call]
+            atoms, energy=e, forces=f, stress=s
+        )
         out.append(atoms)
     return out
 
