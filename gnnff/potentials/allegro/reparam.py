@@ -122,4 +122,3 @@ def zca_whitening(features: list[torch.Tensor], eps: float = 1e-10) -> torch.Ten
     cov = torch.stack(covs).mean(0)
     evals, evecs = torch.linalg.eigh(cov)
     return evecs @ torch.diag((evals.clamp_min(0) + eps).rsqrt()) @ evecs.T
-
