@@ -5,7 +5,7 @@ reparameterisation and see which correlation figures move.
 
 For each bundled model (float64): the diagnostics of gnnff.training.diagnostics on the data,
 then ZCA whitening of the residual stream (T = C^-1/2 of the covariance pooled over layers and
-edges of the data) applied with gnnff.potentials.reparam.reparameterize_residual_stream, the
+edges of the data) applied with gnnff.potentials.allegro.reparam.reparameterize_residual_stream, the
 largest force change it causes (eV/A), and the diagnostics again.
 """
 
@@ -46,7 +46,7 @@ def diagnose(model, frames) -> tuple[dict, list]:
 
     diag = FeatureDiagnostics(model.num_layers, model.num_species)
     forces, residual = [], []
-    from gnnff.potentials.export import ExportedModel
+    from gnnff.potentials import ExportedModel
 
     em = ExportedModel(model)
     for atoms in frames:
@@ -65,8 +65,8 @@ def main() -> None:
     import torch
 
     from gnnff.potentials import eager_from_file
-    from gnnff.potentials.registry import model_file
-    from gnnff.potentials.reparam import reparameterize_residual_stream, zca_whitening
+    from gnnff.potentials.bundled import model_file
+    from gnnff.potentials.allegro.reparam import reparameterize_residual_stream, zca_whitening
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(

@@ -143,7 +143,7 @@ def run(
             rows.append({"engine": eng, "atoms": len(atoms), **drift(rep)})
         if backends:
             from gnnff.potentials import eager_from_file, export_model
-            from gnnff.potentials.softmax_eval import BACKENDS
+            from gnnff.potentials.analysis.softmax_eval import BACKENDS
 
             eager = eager_from_file(model)
             for name, bits in BACKENDS:

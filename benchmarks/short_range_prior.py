@@ -3,7 +3,7 @@
     python benchmarks/short_range_prior.py [--models sio2-allegro-baseline,sio2-attn-baseline]
         [--out DIR] [--seed 0]
 
-For each model: attach the prior post hoc (gnnff.potentials.short_range.with_short_range_prior:
+For each model: attach the prior post hoc (gnnff.potentials.analysis.short_range.with_short_range_prior:
 window [0.65 d_min, d_min] per pair whose current prior ends below the training data; no
 training-set prediction changes), then compare with Tersoff
 
@@ -116,8 +116,8 @@ def run(models: list[str], out: Path, seed: int = 0) -> dict:
     from ase import Atoms
 
     from gnnff.potentials import eager_from_file, export_model, read_metadata
-    from gnnff.potentials.registry import model_file
-    from gnnff.potentials.short_range import fit_pair_scale, with_short_range_prior
+    from gnnff.potentials.bundled import model_file
+    from gnnff.potentials.analysis.short_range import fit_pair_scale, with_short_range_prior
     from gnnff.stability.reference import StabilityReference
 
     targets = np.round(np.arange(2.4, 1.39, -0.05), 3)

@@ -69,7 +69,7 @@ def _train_config(arm: str, data: Path) -> dict[str, Any]:
 
 
 def loop_config(arm: str, seed: int, data: Path, train_yaml: Path, args) -> dict[str, Any]:
-    from gnnff.potentials.registry import pretrained_path
+    from gnnff.potentials.bundled import pretrained_path
 
     model = "sio2-allegro-baseline" if arm == "baseline" else "sio2-allegro-decorrelated"
     runs = [

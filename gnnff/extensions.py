@@ -242,7 +242,7 @@ class Registry:
         return f"Registry({self.kind!r}, group={self.group!r})"
 
 
-MODELS = Registry("model family", "gnnff.models", ("gnnff.potentials.allegro_families",))
+MODELS = Registry("model family", "gnnff.models", ("gnnff.potentials.allegro.families",))
 SOFTMAX = Registry(
     "softmax backend", "gnnff.softmax", ("gnnff.potentials.softmax", "gnnff.lut_accel.backends")
 )

@@ -23,7 +23,7 @@ from ase.build import bulk
 
 from gnnff.calculators import GNNFFCalculator
 from gnnff.potentials import build_model, contract, export_model, load
-from gnnff.potentials.aoti import INFO_FILE, torch_release
+from gnnff.potentials.files.aoti import INFO_FILE, torch_release
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_ATOMS, MAX_EDGES = 1000, 60000  # the fixture package's bounds

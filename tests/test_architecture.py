@@ -32,8 +32,37 @@ BOTTOM = {"gnnff.lammps.library", "gnnff.lammps.geometry", "gnnff.lammps.mpi_hoo
 # gnnff's exception base and helpers sit under everything: any module may import it, and it
 # imports no gnnff module (test_the_error_module_imports_no_gnnff_module)
 BASE = {"gnnff.errors"}
-# renamed modules kept for one release; each only re-exports its new home
-DEPRECATED = {"gnnff.plugins": "gnnff.extensions", "gnnff._mpi_hook": "gnnff.lammps.mpi_hook"}
+# renamed modules kept for one release; each only re-exports its new home (and warns)
+DEPRECATED = {
+    "gnnff.plugins": "gnnff.extensions",
+    "gnnff._mpi_hook": "gnnff.lammps.mpi_hook",
+    "gnnff.potentials.model": "gnnff.potentials.allegro.model",
+    "gnnff.potentials.allegro_families": "gnnff.potentials.allegro.families",
+    "gnnff.potentials.reparam": "gnnff.potentials.allegro.reparam",
+    "gnnff.potentials.export": "gnnff.potentials.files",
+    "gnnff.potentials.aoti": "gnnff.potentials.files.aoti",
+    "gnnff.potentials.registry": "gnnff.potentials.bundled",
+    "gnnff.potentials.softmax_eval": "gnnff.potentials.analysis.softmax_eval",
+    "gnnff.potentials.short_range": "gnnff.potentials.analysis.short_range",
+    "gnnff.training.synthetic": "gnnff.testing.synthetic",
+}
+# modules still importing a deprecated alias, owned by another branch (switch them to the new
+# module, then empty this set)
+DEPRECATED_USERS_PENDING = {"gnnff.lammps.build", "gnnff.lammps.driver", "gnnff.lammps.records"}
+# gnnff/potentials, one concern per place (docs/architecture.md): the model interface and
+# contract at the top, one sub-package or module per other trade
+POTENTIALS_INTERFACE = {
+    "gnnff.potentials", "gnnff.potentials.base", "gnnff.potentials.families",
+    "gnnff.potentials.config", "gnnff.potentials.build", "gnnff.potentials.contract",
+    "gnnff.potentials.softmax", "gnnff.potentials.blocks", "gnnff.potentials.neighbors",
+    "gnnff.potentials.device",
+}  # fmt: skip
+POTENTIALS_PLACES = {
+    "allegro": "gnnff.potentials.allegro",  # the allegro implementation
+    "files": "gnnff.potentials.files",  # model-file I/O: checkpoints, export, load, AOTI
+    "analysis": "gnnff.potentials.analysis",  # softmax_eval, the short-range prior fit
+    "bundled": "gnnff.potentials.bundled",  # the bundled models (pretrained/)
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -167,7 +196,7 @@ def test_the_rule_checker_sees_function_level_imports():
 
 
 def test_runtime_never_imports_the_test_helpers():
-    users = [m for m, deps in GRAPH.items() if _room(m) != "testing"
+    users = [m for m, deps in GRAPH.items() if _room(m) != "testing" and m not in DEPRECATED
              and any(_room(d) == "testing" for d in deps)]  # fmt: skip
     assert not users, f"{users} import gnnff.testing (it is for tests only)"
 
@@ -183,3 +212,75 @@ def test_a_float_model_does_not_import_the_lut_emulator():
                           timeout=300, env={**os.environ, "PYTHONPATH": root})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _place(name: str) -> str:
+    """Which trade of gnnff/potentials module ``name`` belongs to."""
+    if name in POTENTIALS_INTERFACE:
+        return "interface"
+    if name in DEPRECATED:
+        return "deprecated"
+    if _is_adapter(name):
+        return "adapter"
+    for place, prefix in POTENTIALS_PLACES.items():
+        if name == prefix or name.startswith(prefix + "."):
+            return place
+    return "unplaced"
+
+
+def test_every_potentials_module_has_its_place():
+    unplaced = [m for m in MODULES if _room(m) == "potentials" and _place(m) == "unplaced"]
+    assert not unplaced, f"{unplaced}: put each in its trade (POTENTIALS_*, docs/architecture.md)"
+
+
+def test_the_model_interface_knows_no_implementation_file_or_bundled_model():
+    # the package __init__ only names its exports (lazily); everything else at the top is the
+    # interface, which builds any family by name and never reaches into one
+    for name in POTENTIALS_INTERFACE - {"gnnff.potentials"}:
+        below = [d for d in GRAPH[name] if _room(d) == "potentials" and _place(d) != "interface"]
+        assert not below, f"{name} imports {below}"
+
+
+def test_only_the_allegro_package_and_the_family_registry_know_allegro():
+    users = [m for m, deps in GRAPH.items() if m != "gnnff.potentials"
+             and not (m in DEPRECATED or _place(m) == "allegro")
+             and any(_place(d) == "allegro" for d in deps if _room(d) == "potentials")]  # fmt: skip
+    assert not users, f"{users} import the allegro implementation; build models by family name"
+    # the registry names the built-in family module as a string (imported on a look-up miss)
+    assert "gnnff.potentials.allegro.families" in (PKG / "extensions.py").read_text()
+
+
+def test_model_files_and_analysis_do_not_depend_on_a_family():
+    for name in (m for m in MODULES if _room(m) == "potentials"):
+        if _place(name) in ("files", "bundled"):
+            bad = [d for d in GRAPH[name] if _place(d) in ("allegro", "analysis", "adapter")]
+            assert not bad, f"{name} imports {bad}"
+
+
+def test_nothing_imports_a_deprecated_alias():
+    users = sorted(m for m, deps in GRAPH.items() if m not in DEPRECATED
+                   and m not in DEPRECATED_USERS_PENDING and deps & set(DEPRECATED))  # fmt: skip
+    assert not users, f"{users} import a deprecated module; import its new home ({DEPRECATED})"
+
+
+def test_deprecated_aliases_exist_and_name_their_new_home():
+    # gnnff._mpi_hook stays silent: .pth files of older installs import it at every start-up
+    for old, new in DEPRECATED.items():
+        text = MODULES[old].read_text()
+        assert new in MODULES and new in text, old
+        assert "DeprecationWarning" in text or old == "gnnff._mpi_hook", old
+
+
+def test_only_the_bundled_module_locates_bundled_model_files():
+    pretrained = PKG / "potentials" / "pretrained"
+    names = {"pretrained"} | {p.name for p in pretrained.iterdir()}
+    offenders = []
+    for name, path in MODULES.items():
+        if name == "gnnff.potentials.bundled":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                right = node.right
+                if isinstance(right, ast.Constant) and right.value in names:
+                    offenders.append(f"{name}: / {right.value!r}")
+    assert not offenders, f"{offenders}: locate bundled files through gnnff.potentials.bundled"

@@ -13,7 +13,7 @@ import torch
 from gnnff.calculators import GNNFFCalculator
 from gnnff.calculators.ase_calculator import CPU_BLOCK_EDGES
 from gnnff.potentials import build_model, export_model, load
-from gnnff.training.synthetic import random_sio2
+from gnnff.testing.synthetic import random_sio2
 
 
 def _forces(atoms):

@@ -159,10 +159,8 @@ def test_every_gnnff_exception_derives_from_gnnff_error_and_keeps_its_builtin_ba
             if (isinstance(value, type) and issubclass(value, Exception)
                     and value.__module__ == name):  # fmt: skip
                 found[f"{name}.{value.__name__}"] = value
-    # control flow, not errors: the MD monitor's stop, a criterion that does not apply, the
-    # stabilize loop's test interruption
-    signals = {"gnnff.stability.monitor.StabilityStop", "gnnff.stability.criteria.NotApplicable",
-               "gnnff.active.units.Interrupted"}  # fmt: skip
+    # control flow, not errors: the MD monitor's stop, a criterion that does not apply
+    signals = {"gnnff.stability.monitor.StabilityStop", "gnnff.stability.criteria.NotApplicable"}
     errors = {k: v for k, v in found.items() if k not in signals}
     assert len(errors) >= 20, sorted(found)
     assert [k for k, v in errors.items() if not issubclass(v, GNNFFError)] == []

@@ -247,8 +247,9 @@ def test_loop_with_a_committee(quick_data, tmp_path):
     each retraining trains main model and member, committee frames come after failure frames,
     and stabilize.md reports the accurate / candidate / failed fractions."""
     import torch
+    from stabilize_fixtures import Interrupted, InterruptingLoop
 
-    from gnnff.active.loop import Interrupted, StabilizeLoop
+    from gnnff.active.loop import StabilizeLoop
     from gnnff.potentials import build_model, export_model
 
     torch.manual_seed(0)
@@ -270,7 +271,7 @@ def test_loop_with_a_committee(quick_data, tmp_path):
     )  # fmt: skip
     out = tmp_path / "out"
     with pytest.raises(Interrupted):  # stopped after the member of round 0 (a unit)
-        StabilizeLoop(load(p), out, log=lambda *a: None, stop_after_units=1).run()
+        InterruptingLoop(load(p), out, log=lambda *a: None, stop_after_units=1).run()
     assert (out / "round_000" / "train_member_1" / "model.pt").is_file()
     summary = StabilizeLoop(load(p), out, resume=True, log=lambda *a: None).run()
     again = StabilizeLoop(load(p), out, resume=True, log=lambda *a: None).run()

@@ -10,6 +10,7 @@ import torch
 from training_fixtures import SMALL_MODEL, config, one_thread, quiet  # noqa: F401
 
 from gnnff.potentials import build_model
+from gnnff.testing.synthetic import make_dataset
 from gnnff.training.config import ConfigError
 from gnnff.training.data import collate
 from gnnff.training.decorrelation import (
@@ -23,7 +24,6 @@ from gnnff.training.decorrelation import (
 )
 from gnnff.training.loss import predict
 from gnnff.training.schedulers import DecayLambda, build_lambda_scheduler
-from gnnff.training.synthetic import make_dataset
 from gnnff.training.trainer import Trainer
 
 

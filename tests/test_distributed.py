@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from gnnff.training.synthetic import write_dataset
+from gnnff.testing.synthetic import write_dataset
 
 WORKER = """
 import json, sys

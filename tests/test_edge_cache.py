@@ -13,6 +13,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from training_fixtures import SMALL_MODEL, one_thread, quiet  # noqa: F401
 
+from gnnff.testing.synthetic import make_dataset
 from gnnff.training.config import ConfigError, validate_config
 from gnnff.training.data import (
     DataError,
@@ -25,7 +26,6 @@ from gnnff.training.data import (
 from gnnff.training.edge_cache import CachedStructures, CacheError
 from gnnff.training.edge_cache_build import load_or_build
 from gnnff.training.labels import LabelKeys
-from gnnff.training.synthetic import make_dataset
 from gnnff.training.trainer import Trainer
 
 SPECIES = ["O", "Si"]

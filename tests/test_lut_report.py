@@ -62,9 +62,9 @@ def test_stats_accept_logits_that_require_grad():
 
 def test_cli_report_on_a_models_attention_logits(tmp_path, capsys):
     from gnnff.cli import main
-    from gnnff.potentials.registry import PRETRAINED_DIR
+    from gnnff.potentials.bundled import SMALL_TEST_SET
 
-    data = PRETRAINED_DIR / "sio2_test_small.extxyz"
+    data = SMALL_TEST_SET
     rc = main(
         [
             "lut",

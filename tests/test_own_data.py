@@ -14,13 +14,13 @@ from ase import Atoms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gnnff.testing.synthetic import PairMorse, make_dataset, random_sio2
 from gnnff.training import Trainer
 from gnnff.training.config import ConfigError, validate_config
 from gnnff.training.data import DataError, build_structures, collate, read_frames
 from gnnff.training.evaluation import EV_PER_A3_TO_GPA
 from gnnff.training.labels import LabelKeys
 from gnnff.training.loss import loss_terms
-from gnnff.training.synthetic import PairMorse, make_dataset, random_sio2
 
 E0 = {"O": -2.25, "Si": -5.5}  # eV, made-up isolated-atom energies
 

@@ -55,6 +55,34 @@ def test_bundled_model_carries_its_close_contact_reference(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_bundled_metadata_holds_no_machine_path(name):
+    """A bundled model's metadata names no folder of the machine it was made on (bundling
+    keeps the last two parts of an absolute path: folder and file)."""
+    from gnnff.potentials.bundled import machine_paths
+
+    assert machine_paths(read_metadata(pretrained_path(name))) == []
+
+
+def test_bundling_cuts_absolute_paths_to_folder_and_file():
+    from gnnff.potentials.bundled import machine_paths, neutral_paths
+
+    meta = {"data": {"train": {"path": "/home/me/run/round_001/train.extxyz", "sha256": "ab"},
+                     "valid": {"path": "data/sio2/valid.extxyz"}},
+            "units": ["eV/A", "C:\\Users\\me\\sio2\\test.xyz"],
+            "note": "made in /home/me/x"}  # fmt: skip
+    assert machine_paths(meta) == [
+        "data.train.path: /home/me/run/round_001/train.extxyz",
+        "units[1]: C:\\Users\\me\\sio2\\test.xyz",
+        "note: made in /home/me/x",
+    ]
+    clean = neutral_paths(meta)
+    assert clean["data"] == {"train": {"path": "round_001/train.extxyz", "sha256": "ab"},
+                             "valid": {"path": "data/sio2/valid.extxyz"}}  # fmt: skip
+    assert clean["units"] == ["eV/A", "sio2/test.xyz"]
+    assert machine_paths(clean) == ["note: made in /home/me/x"]  # inside a text: reported
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_loads_by_name(name, capsys):
     from gnnff.cli import main
 

@@ -5,14 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from gnnff.potentials import build_model, neighbor_list
-from gnnff.potentials.export import ExportedModel
-from gnnff.potentials.reparam import (
-    random_transform,
-    reparameterize_residual_stream,
-    zca_whitening,
-)
+from gnnff.potentials import ExportedModel, build_model, neighbor_list
+from gnnff.potentials.allegro.reparam import reparameterize_residual_stream, zca_whitening
 from gnnff.training.diagnostics import feature_diagnostics
+
+
+def random_transform(size: int, condition: float = 10.0, seed: int = 0) -> torch.Tensor:
+    """A random invertible [size, size] float64 matrix with condition number ``condition``
+    (Q1 diag(s) Q2, Q orthogonal, s log-spaced from 1 to ``condition``)."""
+    g = torch.Generator().manual_seed(seed)
+    q1, _ = torch.linalg.qr(torch.randn(size, size, generator=g, dtype=torch.float64))
+    q2, _ = torch.linalg.qr(torch.randn(size, size, generator=g, dtype=torch.float64))
+    s = torch.logspace(0, float(torch.log10(torch.tensor(condition))), size, dtype=torch.float64)
+    return q1 @ torch.diag(s) @ q2
 
 
 def _structure(seed: int = 0):

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from gnnff.potentials import build_model, eager_from_file, export_model
-from gnnff.potentials.export import ExportedModel
-from gnnff.potentials.short_range import (
+from gnnff.potentials import ExportedModel, build_model, eager_from_file, export_model
+from gnnff.potentials.analysis.short_range import (
     auto_windows,
     fit_pair_scale,
     prior_pair_energy,
@@ -131,8 +130,8 @@ def test_export_round_trip_keeps_windows(tmp_path):
 
 
 def test_trainer_resolves_auto_windows(tmp_path):
+    from gnnff.testing.synthetic import make_dataset
     from gnnff.training.config import validate_config
-    from gnnff.training.synthetic import make_dataset
     from gnnff.training.trainer import Trainer
 
     frames = make_dataset(4, seed=3, n_formula=3)

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from stabilize_fixtures import Interrupted, InterruptingLoop
 
 from gnnff.active.config import StabilizeConfigError, load
-from gnnff.active.loop import Interrupted, StabilizeLoop
+from gnnff.active.loop import StabilizeLoop
 
 
 def _write_configs(tmp: Path, data: Path, **over) -> Path:
@@ -114,7 +115,7 @@ def test_resume_after_kill_between_units_gives_the_same_result(loop_run):
     out = tmp / "killed"
     for units in (2, 3):  # stop after a few units, twice, then finish
         with pytest.raises(Interrupted):
-            StabilizeLoop(
+            InterruptingLoop(
                 cfg,
                 out,
                 resume=(out / "config.json").exists(),

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from stabilize_fixtures import Interrupted, InterruptingLoop
 from teacher_fixtures import lj, rattled_quartz
 
 from gnnff.active.config import StabilizeConfigError, load
-from gnnff.active.loop import Interrupted, StabilizeLoop
+from gnnff.active.loop import StabilizeLoop
 
 
 def quiet(*args) -> None:
@@ -188,7 +189,7 @@ def test_loop_from_nothing_runs_two_rounds_and_resumes_the_same(standin, tmp_pat
     standin["interrupt_at"] = None
     for units in (2, 4):
         with pytest.raises(Interrupted):
-            StabilizeLoop(cfg, killed, resume=True, log=quiet, stop_after_units=units).run()
+            InterruptingLoop(cfg, killed, resume=True, log=quiet, stop_after_units=units).run()
     resumed = StabilizeLoop(cfg, killed, resume=True, log=quiet).run()
     assert [r["runs"] for r in resumed["rounds"]] == [r["runs"] for r in rounds]
     assert [r["frames_added"] for r in resumed["rounds"]] == [r["frames_added"] for r in rounds]

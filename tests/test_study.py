@@ -103,7 +103,7 @@ def _arms_config(tmp_path, variants: dict):
 
 
 def test_pretrained_and_control_arms(tmp_path):
-    from gnnff.potentials.registry import pretrained_path
+    from gnnff.potentials.bundled import pretrained_path
     from gnnff.study.runner import train_unit, training_overrides
     from gnnff.study.units import ModelUnit
 
@@ -224,3 +224,85 @@ def test_tiny_study_end_to_end_and_resume(quick_data, tmp_path, capsys):
     run_study(cfg, out, log=lambda m: None)
     assert model.stat().st_mtime_ns == stamp
     assert json.loads((md_dir / "report.json").read_text())["t_run_ps"] == pytest.approx(0.02)
+
+
+def _one_run_study(tmp_path):
+    """A study config of one model and two MD runs (starts 0 and 1) on random SiO2 cells, with
+    the bundled ``sio2-allegro-al`` as the model."""
+    import ase.io
+
+    from gnnff.testing.synthetic import make_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    frames = make_dataset(3, seed=1, n_formula=8)
+    ase.io.write(data / "train.extxyz", frames)
+    ase.io.write(data / "starts_1000K.extxyz", frames)
+    return {
+        "data": {"dir": str(data)},
+        "families": ["allegro"],
+        "variants": {"baseline": {}},
+        "seeds": [0],
+        "eval": ["test_id.extxyz"],
+        "jobs": 1,
+        "threads": 1,
+        "md": {
+            "systems": {"SiO2": {"starts": "starts_{T}K.extxyz"}},
+            "temperatures": [1000.0],
+            "n_starts": 2,
+            "time_ps": 0.002,
+            "dt_fs": 1.0,
+            "thermostat": "langevin",
+            "tau_fs": 100.0,
+            "dtype": "float64",
+            "stability": {"interval": 1},
+        },
+    }
+
+
+def test_a_software_error_is_an_error_not_a_failed_run(tmp_path, monkeypatch):
+    """A software error at the start of an MD run is recorded in error.json, not as a failed
+    run with S = 0: the study's mean S is that of the runs that ran (1.0, not 0.5), and the
+    error is listed in summary.json and summary.md; running the unit again redoes it."""
+    import gnnff.calculators.md as md_module
+    from gnnff.potentials.bundled import pretrained_path
+    from gnnff.study.md_run import StudyRunError, is_software_error, md_unit
+    from gnnff.study.summary import summarize_study
+    from gnnff.study.units import md_units, model_units
+
+    cfg = _one_run_study(tmp_path)
+    out = tmp_path / "study"
+    model = str(pretrained_path("sio2-allegro-al"))
+    good, broken = md_units(cfg, model_units(cfg))
+    folder = {u: out / "md" / u.model.id / u.id for u in (good, broken)}
+    report = md_unit(cfg, good, model, str(folder[good]))
+    assert report["status"] == "completed" and report["stability_index"] == 1.0
+
+    def software_error(*args, **kwargs):
+        raise TypeError("run_md() got an unexpected keyword argument 'x'")
+
+    with monkeypatch.context() as m:
+        m.setattr(md_module, "run_md", software_error)
+        with pytest.raises(StudyRunError, match="software error in MD run SiO2_1000K_1"):
+            md_unit(cfg, broken, model, str(folder[broken]))
+    assert not (folder[broken] / "report.json").exists()
+    error = json.loads((folder[broken] / "error.json").read_text())
+    assert error["error"].startswith("TypeError") and error["during"].startswith("set-up")
+
+    summary = summarize_study(cfg, out)
+    group = summary["groups"]["allegro/baseline"]
+    assert group["runs"] == 1 and group["mean_S"] == 1.0  # 0.5 when the error counted as S = 0
+    assert summary["n_runs"] == 1
+    assert summary["software_errors"] == [
+        {"run": "allegro__baseline__s0/SiO2_1000K_1", "error": error["error"],
+         "during": error["during"]}
+    ]  # fmt: skip
+    assert "Software errors**: 1 MD run(s)" in (out / "summary.md").read_text()
+
+    # a model failing mid-run is a failed run; a bug is an error wherever it is raised
+    assert not is_software_error(FloatingPointError("overflow"), started=True)
+    assert is_software_error(FloatingPointError("overflow"), started=False)
+    assert is_software_error(AttributeError("x"), started=True)
+    # run again: the error is cleared and the run is done
+    again = md_unit(cfg, broken, model, str(folder[broken]))
+    assert again["status"] == "completed" and not (folder[broken] / "error.json").exists()

@@ -64,7 +64,7 @@ def test_per_seed_and_cluster_bootstrap():
     rows2 = [r for r in rows if r["variant"] != "baseline"]
     comps = all_comparisons(rows2, ["a"], ["y", "x"], controls={"y": "x"})
     assert [(c["treated"], c["control"]) for c in comps] == [("y", "x")]
-    from gnnff.study.summary import _seed_statistics_table
+    from gnnff.study.report import _seed_statistics_table
 
     table = _seed_statistics_table(comps, {})
     assert [line.split("|")[2].strip() for line in table[5:]] == ["x", "y"]

@@ -11,10 +11,10 @@ import pytest
 import torch
 from training_fixtures import SMALL_MODEL, config, one_thread, quiet  # noqa: F401
 
+from gnnff.testing.synthetic import make_dataset
 from gnnff.training.config import ConfigError
 from gnnff.training.data import collate
 from gnnff.training.loss import predict
-from gnnff.training.synthetic import make_dataset
 from gnnff.training.trainer import Trainer
 
 

@@ -12,7 +12,7 @@ from gnnff.training.callbacks import StepResult, TrainerView
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from gnnff.training.synthetic import make_dataset
+    from gnnff.testing.synthetic import make_dataset
 
     d = tmp_path_factory.mktemp("cbdata")
     ase.io.write(d / "train.extxyz", make_dataset(4, seed=5, n_formula=2))

@@ -8,6 +8,7 @@ import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from gnnff.testing.synthetic import make_dataset
 from gnnff.training.config import (
     ConfigError,
     apply_overrides,
@@ -15,7 +16,6 @@ from gnnff.training.config import (
     validate_config,
 )
 from gnnff.training.data import DataError, build_structures, read_frames
-from gnnff.training.synthetic import make_dataset
 
 
 @pytest.fixture(scope="module")

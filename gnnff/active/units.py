@@ -22,10 +22,6 @@ class StabilizeError(GNNFFError, RuntimeError):
     """The loop cannot go on; the message says why and what to change."""
 
 
-class Interrupted(RuntimeError):
-    """Raised by the ``stop_after_units`` test hook."""
-
-
 def _write_frames(path: Path, frames) -> None:
     import ase.io
 

@@ -11,9 +11,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from gnnff.errors import UsageError
+from gnnff.potentials.bundled import model_file
 from gnnff.potentials.device import configure_torchscript, resolve_device
 from gnnff.potentials.neighbors import coincident_pair, neighbor_list
-from gnnff.potentials.registry import model_file
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -52,7 +52,7 @@ class GNNFFCalculator(Calculator):
     Periodic, mixed and open boundaries; any triclinic cell, including cells smaller than the
     cutoff (the neighbour list holds every image).
     ``max_block_edges`` bounds peak memory by differentiating the energy block by block (see
-    ``gnnff.potentials.export.ExportedModel``); results equal the one-pass ones to rounding.
+    ``gnnff.potentials.files.exported.ExportedModel``); results equal the one-pass ones to rounding.
     0 = one pass; None (default) = :data:`CPU_BLOCK_EDGES` on CPU (there blocks were both
     faster, 1.2-1.6x, and 20-80x leaner than one pass in
     ``benchmarks/bench_memory_vs_nequip.py``), one pass on CUDA (where blocks cost ~13 %).

@@ -109,7 +109,7 @@ def _md(args: argparse.Namespace) -> int:
 
     from gnnff.calculators import GNNFFCalculator
     from gnnff.calculators.md import MDSettings, format_report_line, read_structure, run_md
-    from gnnff.potentials.registry import model_file
+    from gnnff.potentials.bundled import model_file
     from gnnff.stability import StabilityConfig
     from gnnff.stability.reference import resolve_reference
 
@@ -266,7 +266,7 @@ def _dimer_model(model: str | None):  # noqa: ANN202 - (calculator | None, path,
     if model is None:
         return None, None, {}
     from gnnff.calculators import GNNFFCalculator
-    from gnnff.potentials.registry import model_file
+    from gnnff.potentials.bundled import model_file
     from gnnff.stability.reference import StabilityReference
 
     path = model_file(model)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -268,12 +267,3 @@ def format_report_line(report: dict) -> str:
     from gnnff.stability.verdict import format_verdict
 
     return format_verdict(report)
-
-
-def report_json(report: dict) -> str:
-    return json.dumps(
-        {
-            k: report[k]
-            for k in ("stable_time_ps", "stability_index", "failed_criterion", "failed_step")
-        }
-    )

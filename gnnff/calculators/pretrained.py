@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gnnff.potentials.registry import PRETRAINED_DIR, available_pretrained, pretrained_path
+from gnnff.potentials.bundled import PRETRAINED_DIR, available_pretrained, pretrained_path
 
 __all__ = ["PRETRAINED_DIR", "available_pretrained", "load_pretrained", "pretrained_path"]
 

@@ -103,11 +103,3 @@ def reference_dense_codes(x: np.ndarray, cfg: LUTConfig, dim: int = -1) -> np.nd
         vals = flat[row].tolist()
         out[row] = reference_segment_codes(vals, [0] * len(vals), 1, cfg)
     return np.moveaxis(out.reshape(arr.shape), -1, dim)
-
-
-def reference_segment_softmax(
-    logits: Sequence[float], segment: Sequence[int], num_segments: int, cfg: LUTConfig
-) -> list[float]:
-    """Float weights ``P / 2^b`` of :func:`reference_segment_codes`."""
-    scale = float(1 << cfg.bits)
-    return [p / scale for p in reference_segment_codes(logits, segment, num_segments, cfg)]

@@ -1,12 +1,20 @@
-"""Strictly-local equivariant edge models (``allegro``, ``allegro-attn``), checkpoints and the
-exported TorchScript model file (docs/model_contract.md).
+"""Strictly-local equivariant edge models: the model interface, the ``allegro`` implementation,
+model files and the bundled models.
+
+One concern per place (docs/architecture.md): the interface and contract at the top
+(``base``: EdgeModel, ``families``: ModelFamily, ``config``: common hyperparameters, ``build``:
+build_model, ``contract``, ``softmax``, ``blocks``, ``neighbors``, ``device``); the allegro
+implementation in ``allegro/``; model-file I/O in ``files/``; the bundled models in
+``bundled``; analysis tools in ``analysis/``; CLI adapters in ``commands`` and
+``lut_commands``.
 
 Public names are imported lazily (``gnnff._lazy``) so that ``gnnff --help`` stays free of torch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import warnings
+from typing import TYPE_CHECKING, Any
 
 from gnnff._lazy import lazy_exports
 
@@ -18,25 +26,25 @@ _EXPORTS = {
     "resolve_model_config": "config",
     "ModelConfigError": "config",
     "ModelFileError": "contract",
-    "ExportedModel": "export",
-    "eager_from_file": "export",
-    "export_model": "export",
-    "load": "export",
-    "load_checkpoint": "export",
-    "model_from_checkpoint": "export",
-    "read_metadata": "export",
-    "save_checkpoint": "export",
-    "save_checkpoint_dict": "export",
-    "GNNFFModel": "model",
+    "ExportedModel": "files.exported",
+    "eager_from_file": "files.load",
+    "export_model": "files.export",
+    "load": "files.load",
+    "load_checkpoint": "files.checkpoint",
+    "model_from_checkpoint": "files.checkpoint",
+    "read_metadata": "files.load",
+    "save_checkpoint": "files.checkpoint",
+    "save_checkpoint_dict": "files.checkpoint",
+    "AllegroModel": "allegro.model",
     "make_softmax_backend": "softmax",
-    "build_model": "model",
+    "build_model": "build",
     "neighbor_list": "neighbors",
 }
 
 __all__ = [
+    "AllegroModel",
     "EdgeModel",
     "ExportedModel",
-    "GNNFFModel",
     "ModelConfigError",
     "ModelFamily",
     "ModelFileError",
@@ -55,24 +63,39 @@ __all__ = [
     "save_checkpoint",
     "save_checkpoint_dict",
 ]
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+_lazy_getattr, __dir__ = lazy_exports(__name__, _EXPORTS)
+# renamed public names: old name -> (module, new name), kept for one release with a warning
+_RENAMED = {"GNNFFModel": ("allegro.model", "AllegroModel")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        module, new = _RENAMED[name]
+        warnings.warn(
+            f"gnnff.potentials.{name} was renamed gnnff.potentials.{new} (the allegro "
+            f"implementation, gnnff.potentials.{module}); the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _lazy_getattr(new)
+    return _lazy_getattr(name)
+
 
 if TYPE_CHECKING:  # static view for type checkers and IDEs
+    from .allegro.model import AllegroModel
     from .base import EdgeModel
+    from .build import build_model
     from .config import ModelConfigError, default_model_config, resolve_model_config
     from .contract import ModelFileError
-    from .export import (
-        ExportedModel,
-        eager_from_file,
-        export_model,
-        load,
+    from .families import ModelFamily, family_names
+    from .files.checkpoint import (
         load_checkpoint,
         model_from_checkpoint,
-        read_metadata,
         save_checkpoint,
         save_checkpoint_dict,
     )
-    from .families import ModelFamily, family_names
-    from .model import GNNFFModel, build_model
+    from .files.export import export_model
+    from .files.exported import ExportedModel
+    from .files.load import eager_from_file, load, read_metadata
     from .neighbors import neighbor_list
     from .softmax import make_softmax_backend

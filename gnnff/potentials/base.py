@@ -11,7 +11,7 @@ Export, training, the calculators and the test suite use a model only through th
   centre), num_atoms, return_features=False, feature_kind="residual") -> (atomic energies
   [N] eV, per-layer edge features)``, TorchScript-compatible and strictly local: atom i's
   energy depends only on its own edges (the exported module differentiates it for forces and
-  virials, see ``gnnff.potentials.export.ExportedModel``);
+  virials, see ``gnnff.potentials.files.exported.ExportedModel``);
 * eager setters ``set_species_shift_scale``, ``set_avg_num_neighbors`` and, for families whose
   config has a ``softmax`` entry, ``set_softmax_backend`` (it swaps every submodule attribute
   named ``softmax`` and records the backend in ``config``, so export reproduces it).
@@ -39,7 +39,7 @@ def exporting_graph() -> bool:
         return _TRACING[0] or bool(torch.compiler.is_exporting())
 
 
-_TRACING = [False]  # set by gnnff.potentials.aoti while it traces a model
+_TRACING = [False]  # set by gnnff.potentials.files.aoti while it traces a model
 
 
 class EdgeModel(torch.nn.Module):

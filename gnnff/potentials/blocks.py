@@ -202,8 +202,8 @@ class ZBLPrior(torch.nn.Module):
 
     ``pair_windows`` / ``pair_scale`` (optional, flattened [S*S] lists indexed
     ``s_i * S + s_j``, symmetric): a switching window [r_on, r_off] and a strength factor per
-    species pair (see :mod:`gnnff.potentials.short_range`); without them the global window and
-    strength 1 apply (and the arithmetic is exactly the original one)."""
+    species pair (see :mod:`gnnff.potentials.analysis.short_range`); without them the global
+    window and strength 1 apply (and the arithmetic is exactly the original one)."""
 
     r_on: float
     r_off: float

@@ -125,7 +125,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 2
     if args.softmax is not None:
         softmax = {"backend": args.softmax, "bits": args.lut_bits}
-    from .export import check_format
+    from .files.formats import check_format
 
     try:  # bad --format, --out or bounds fail here, before anything is built
         check_format(args.format, args.out, args.device, args.max_atoms, args.max_edges)
@@ -172,7 +172,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from . import read_metadata
-    from .registry import model_file
+    from .bundled import model_file
 
     try:
         args.model = str(model_file(args.model))
@@ -193,7 +193,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"cutoff:      {meta['cutoff']} A")
     print(f"dtype:       {meta['dtype']}")
     if args.model.endswith(".pt2"):
-        from .aoti import INFO_FILE, read_extra
+        from .files.aoti import INFO_FILE, read_extra
 
         info = read_extra(Path(args.model), INFO_FILE) or {}
         print(

@@ -4,7 +4,7 @@ The hyperparameters below are common to every family (species, cutoff, number of
 per-species energy reference, the ZBL prior, weight initialisation); a registered family
 (:class:`gnnff.potentials.families.ModelFamily`) owns the rest of its section: its
 architecture keys, their defaults and checks (allegro's ``num_scalar``, ``l_max``, ... are
-allegro's, in :mod:`gnnff.potentials.allegro_families`), so a plug-in family is not asked
+allegro's, in :mod:`gnnff.potentials.allegro.families`), so a plug-in family is not asked
 for keys it does not use.
 """
 
@@ -170,7 +170,7 @@ def pair_tables(cfg: dict[str, Any]) -> tuple[list[list[float]] | None, list[flo
         raise ModelConfigError(
             "zbl_pair_windows is 'auto': it is derived from the training set's per-pair "
             "minimum distances by `gnnff train`; to build a model directly give explicit "
-            "windows {'A-B': [r_on, r_off]} (see gnnff.potentials.short_range)"
+            "windows {'A-B': [r_on, r_off]} (see gnnff.potentials.analysis.short_range)"
         )
     if windows is None and scale is None:
         return None, None

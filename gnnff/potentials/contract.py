@@ -4,7 +4,7 @@ it, and docs/model_contract.md carries its tables (``python -m gnnff.potentials.
 docs/model_contract.md`` rewrites them; tests/test_contract.py fails when they differ).
 
 A model file is a TorchScript archive (``torch.jit.save``, ``*.pt``) or an AOTInductor package
-(``*.pt2``, ``gnnff.potentials.aoti``), one of ``FORMATS``, chosen by its extension
+(``*.pt2``, ``gnnff.potentials.files.aoti``), one of ``FORMATS``, chosen by its extension
 (``FORMAT_SUFFIX``); both hold the extra file ``METADATA_FILE`` and their
 ``forward(pos, species, edge_index, edge_shift, n_local)`` returns a ``Dict[str, Tensor]`` with
 ``OUTPUTS`` (docs/model_contract.md, "Formats"). Shapes use N (local + ghost atoms), E (edges) and

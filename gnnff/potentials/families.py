@@ -1,7 +1,7 @@
 """Model families: what a family is (:class:`ModelFamily`) and how to look one up.
 
 A family is registered by name in :data:`gnnff.extensions.MODELS` (``allegro`` and
-``allegro-attn`` by :mod:`gnnff.potentials.allegro_families`; other packages use the
+``allegro-attn`` by :mod:`gnnff.potentials.allegro.families`; other packages use the
 ``gnnff.models`` entry-point group, docs/architecture.md); ``gnnff.potentials.build_model``
 builds a config through it. Its ``build`` turns a resolved config (every hyperparameter filled in
 and checked, see :func:`gnnff.potentials.config.resolve_model_config`) into an eager model

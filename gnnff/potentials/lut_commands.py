@@ -28,9 +28,9 @@ def model_section(args: argparse.Namespace) -> dict[str, Any]:
     import ase.io
 
     from gnnff.lut_accel.report import softmax_error_stats
-    from gnnff.potentials.registry import model_file
+    from gnnff.potentials.analysis.softmax_eval import attention_logits, backend_errors
+    from gnnff.potentials.bundled import model_file
     from gnnff.potentials.softmax import make_softmax_backend
-    from gnnff.potentials.softmax_eval import attention_logits, backend_errors
 
     if args.max_frames < 1:
         raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")

@@ -1,85 +1,16 @@
-"""The registry of trained models shipped inside the package (``potentials/pretrained/``).
+"""Deprecated location of gnnff.potentials.bundled (the bundled models), kept for one release.
 
-``pretrained/renamed.json`` maps old bundled names to new ones (read here and by the LAMMPS
-plugin): an old name keeps working for one release with a warning naming the new one.
+``gnnff.potentials`` was split so that each module holds one concern (docs/architecture.md);
+import the new module instead.
 """
 
-from __future__ import annotations
-
-import json
-import os
 import warnings
-from pathlib import Path
 
-from gnnff.errors import UsageError
+from gnnff.potentials.bundled import *  # noqa: F403
 
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-RENAMED_FILE = PRETRAINED_DIR / "renamed.json"
-
-
-def available_pretrained() -> list[str]:
-    """Registry names of the models shipped inside the package."""
-    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt") if not p.name.startswith("."))
-
-
-def renamed_pretrained() -> dict[str, str]:
-    """Old bundled-model name -> its current name (``pretrained/renamed.json``; {} if absent)."""
-    if not RENAMED_FILE.is_file():
-        return {}
-    return dict(json.loads(RENAMED_FILE.read_text()))
-
-
-def current_name(name: str) -> str:
-    """``name``, or the current name of a renamed bundled model (with a FutureWarning naming
-    it)."""
-    new = renamed_pretrained().get(name)
-    if new is None:
-        return name
-    warnings.warn(
-        f"bundled model {name!r} was renamed {new!r}; the old name works for one more release, "
-        f"use {new!r}",
-        FutureWarning,
-        stacklevel=3,
-    )
-    return new
-
-
-def pretrained_path(name: str) -> Path:
-    """File path of bundled model ``name`` (for ``pair_coeff`` lines: ``gnnff path NAME``).
-
-    An old name from ``renamed.json`` gives the renamed model's path with a FutureWarning.
-    Raises ValueError listing the bundled names when there is no such model."""
-    if "/" not in name and os.sep not in name:
-        name = current_name(name)
-    path = PRETRAINED_DIR / f"{name}.pt"
-    if "/" in name or os.sep in name or not path.is_file():
-        names = available_pretrained()
-        listing = ", ".join(names) if names else "none are bundled in this install"
-        hint = (
-            "; for a model file on disk give its path to GNNFFCalculator(...) instead"
-            if "/" in name or name.endswith(".pt")
-            else ""
-        )
-        raise UsageError(f"no bundled model named {name!r}; available: {listing}{hint}")
-    return path
-
-
-def is_bundled_name(value: str) -> bool:
-    """True if ``value`` is a bundled model's current or old (renamed) name."""
-    return value in available_pretrained() or value in renamed_pretrained()
-
-
-def model_file(name_or_path: str | os.PathLike[str]) -> Path:
-    """An existing model file's path, or the path of the bundled model of that name (old names
-    of renamed models with a FutureWarning). Raises FileNotFoundError otherwise."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    name = str(name_or_path)
-    if is_bundled_name(name):
-        return pretrained_path(name)
-    raise FileNotFoundError(
-        f"model {name!r} is neither a file nor a bundled model (bundled: "
-        f"{', '.join(available_pretrained()) or 'none'}); make a model file with "
-        "`gnnff train` or `gnnff export`"
-    )
+warnings.warn(
+    "gnnff.potentials.registry moved to gnnff.potentials.bundled; import it from there "
+    "(the old module goes in the next release)",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -32,7 +32,6 @@ __all__ = [
     "backend_spec",
     "float_segment_softmax",
     "make_softmax_backend",
-    "softmax_backend_names",
 ]
 
 
@@ -59,11 +58,6 @@ class FloatSoftmax(torch.nn.Module):
 @SOFTMAX.register("float", builtin=True)
 def _make_float(bits: int | None = None, config: Any = None) -> torch.nn.Module:
     return FloatSoftmax()
-
-
-def softmax_backend_names() -> tuple[str, ...]:
-    """The registered softmax backends (built-ins first; loads no entry point)."""
-    return SOFTMAX.names()
 
 
 def make_softmax_backend(

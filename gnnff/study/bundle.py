@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from gnnff.errors import UsageError
-from gnnff.potentials.registry import PRETRAINED_DIR as PRETRAINED
-
-SMALL_TEST = PRETRAINED / "sio2_test_small.extxyz"
+from gnnff.potentials.bundled import PRETRAINED_DIR as PRETRAINED
+from gnnff.potentials.bundled import SMALL_TEST_SET as SMALL_TEST
+from gnnff.potentials.bundled import neutral_paths
 
 
 def write_small_test_set(data_dir: str | Path, per_split: int = 6) -> Path:
@@ -106,7 +106,7 @@ def bundle_model(
             eager_from_file(model_path),
             tmp,
             dtype=meta.get("dtype", "float64"),
-            training_summary=json.loads(json.dumps(summary)),
+            training_summary=json.loads(json.dumps(neutral_paths(summary))),  # no machine path
         )
         size = tmp.stat().st_size
         if size > 5 * 1024 * 1024:
@@ -164,7 +164,7 @@ def stability_check(
 
     from gnnff.stability import summarize_runs
     from gnnff.study.config import DEFAULTS
-    from gnnff.study.runner import md_unit
+    from gnnff.study.md_run import md_unit
     from gnnff.study.units import MDUnit, ModelUnit
 
     md = dict(DEFAULTS["md"])

@@ -123,7 +123,7 @@ def load_study_config(path: str | Path) -> dict[str, Any]:
 def _pretrained_file(value: Any, base: Path, where: str) -> str:
     """A pretrained arm's model as an absolute file path (a path relative to the YAML, or a
     bundled model name)."""
-    from gnnff.potentials.registry import available_pretrained, pretrained_path
+    from gnnff.potentials.bundled import available_pretrained, pretrained_path
 
     if not isinstance(value, str) or not value:
         raise StudyConfigError(f"{where}: pretrained must be a model file or bundled model name")
@@ -139,7 +139,7 @@ def _pretrained_file(value: Any, base: Path, where: str) -> str:
 
 def _check_pretrained_family(model: str, families: Any, where: str) -> None:
     """A pretrained arm runs in every family of the study: its model must be of the one."""
-    from gnnff.potentials.export import read_metadata
+    from gnnff.potentials import read_metadata
 
     family = read_metadata(model)["family"]
     if families != [family]:

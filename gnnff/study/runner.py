@@ -17,15 +17,10 @@ from typing import Any
 
 from gnnff.io_utils import atomic_write, atomic_write_json
 from gnnff.study.config import ARM_KEYS, StudyConfigError
+from gnnff.study.md_run import md_unit, set_threads, system_file, system_name
 from gnnff.study.units import MDUnit, ModelUnit, md_units, model_units
 
 __all__ = ["MDUnit", "ModelUnit", "md_units", "model_units", "run_study", "study_status"]
-
-
-def _set_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))
 
 
 def training_overrides(cfg: dict, unit: ModelUnit) -> list[str]:
@@ -51,7 +46,7 @@ def train_unit(cfg: dict, unit: ModelUnit, run_dir: str) -> dict:
     from gnnff.training.config import load_config
     from gnnff.training.trainer import Trainer
 
-    _set_threads(cfg["threads"])
+    set_threads(cfg["threads"])
     run = Path(run_dir)
     pretrained = (cfg["variants"][unit.variant] or {}).get("pretrained")
     if (run / "model.pt").is_file() and (run / "summary.json").is_file():
@@ -92,113 +87,11 @@ def eval_unit(cfg: dict, model_path: str, out_path: str) -> dict:
     """MAE and feature correlation of a model on every ``eval`` file."""
     from gnnff.training.evaluation import evaluate_model_file
 
-    _set_threads(cfg["threads"])
+    set_threads(cfg["threads"])
     data = Path(cfg["data"]["dir"])
     result = {name: evaluate_model_file(model_path, data / name) for name in cfg["eval"]}
     atomic_write_json(out_path, result)
     return result
-
-
-def _system_file(
-    cfg: dict, template: str | None, temperature: float, start: int | None = None
-) -> Path | None:
-    """The file of ``template`` ({T}: temperature; {start}: start index, for starts taken from
-    independent melt-quench runs, one file each) or None when it does not exist."""
-    if not template:
-        return None
-    path = Path(cfg["data"]["dir"]) / _system_name(template, temperature, start)
-    return path if path.is_file() else None
-
-
-def _system_name(template: str, temperature: float, start: int | None = None) -> str:
-    """``template`` with {T} (temperature, K) and {start} (start index) filled in."""
-    name = template.replace("{T}", f"{temperature:g}")
-    return name if start is None else name.replace("{start}", str(start))
-
-
-def md_unit(cfg: dict, unit: MDUnit, model_path: str, out_dir: str) -> dict:
-    """One MD run with the stability monitor; returns its report."""
-    import ase.io
-    import numpy as np
-
-    from gnnff.calculators import GNNFFCalculator
-    from gnnff.calculators.md import MDSettings, run_md
-    from gnnff.stability import StabilityConfig, StabilityReference
-
-    _set_threads(cfg["threads"])
-    out = Path(out_dir)
-    done = out / "report.json"
-    if done.is_file():
-        report = json.loads(done.read_text())
-        if report.get("status") in ("completed", "failed"):
-            return report
-    md = cfg["md"]
-    spec = md["systems"][unit.system]
-    independent = "{start}" in spec["starts"]
-    starts_file = _system_file(
-        cfg, spec["starts"], unit.temperature, unit.start if independent else None
-    )
-    if starts_file is None:
-        raise FileNotFoundError(
-            f"starting structures for {unit.system} at "
-            f"{unit.temperature:g} K not found ({spec['starts']})"
-        )
-    frames = ase.io.read(starts_file, index=":")
-    if independent:  # one melt-quench run per start: its last frame
-        atoms = frames[-1]
-    else:  # frames of one trajectory, evenly spaced
-        picks = np.linspace(0, len(frames) - 1, int(md["n_starts"])).round().astype(int)
-        atoms = frames[int(picks[unit.start])]
-    atoms.calc = None
-    ref_file = _system_file(cfg, spec.get("reference"), unit.temperature)
-    scfg = StabilityConfig.from_dict(dict(md.get("stability") or {}))
-    # one reference per state point, shared by every model's runs (built once, then cached)
-    cached = out.parents[1] / "references" / f"{unit.system}_{unit.temperature:g}K.json"
-    if cached.is_file():
-        reference = StabilityReference.load(cached)
-    else:
-        train = ase.io.read(Path(cfg["data"]["dir"]) / "train.extxyz", index=":")
-        rdf_frames = ase.io.read(ref_file, index=":") if ref_file else None
-        reference = StabilityReference.from_frames(
-            train,
-            rdf_rmax=scfg.rdf_rmax,
-            nbins=scfg.rdf_nbins,
-            rdf_frames=rdf_frames,
-            with_rdf=rdf_frames is not None,
-        )
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        reference.save(cached)
-    settings = MDSettings(
-        ensemble="nvt",
-        temperature=unit.temperature,
-        time_ps=md["time_ps"],
-        dt_fs=md["dt_fs"],
-        thermostat=md["thermostat"],
-        tau_fs=md["tau_fs"],
-        seed=1000 * unit.model.seed + 17 * unit.start + int(unit.temperature),
-        traj_interval=max(1, int(round(50 / md["dt_fs"]))),
-        check_interval=scfg.interval,
-    )
-    settings.validate()  # a settings error is the config's fault, not an unstable run
-    calc = GNNFFCalculator(model_path, dtype=md["dtype"])
-    try:
-        return run_md(
-            atoms, calc, settings, out, stability_config=scfg, reference=reference, progress=False
-        )
-    except Exception as exc:  # a model that produces garbage (e.g. NaN) is a failed run
-        from gnnff.stability import StabilityTracker
-
-        report = json.loads(done.read_text()) if done.is_file() else None
-        if report is None:
-            out.mkdir(parents=True, exist_ok=True)
-            tracker = StabilityTracker(
-                scfg, reference, "nvt", unit.temperature, md["time_ps"], len(atoms)
-            )
-            tracker.record_failure("exception", 0, 0.0, detail=str(exc))
-            report = tracker.write(out)
-        report["exception"] = f"{type(exc).__name__}: {exc}"
-        atomic_write_json(done, report)
-        return report
 
 
 def run_study(cfg: dict, out_dir: str | Path, log=print) -> dict:
@@ -283,9 +176,9 @@ def _check_inputs(cfg: dict) -> None:
         starts = range(int(cfg["md"]["n_starts"])) if "{start}" in spec["starts"] else [None]
         for t in cfg["md"]["temperatures"]:
             for k in starts:
-                if _system_file(cfg, spec["starts"], float(t), k) is None:
+                if system_file(cfg, spec["starts"], float(t), k) is None:
                     at = f" start {k}" if k is not None else ""
-                    file = _system_name(spec["starts"], float(t), k)
+                    file = system_name(spec["starts"], float(t), k)
                     missing.append(f"{data / file} (md.systems.{name} at {float(t):g} K{at})")
     if missing:
         raise FileNotFoundError(

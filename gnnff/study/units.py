@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+ERROR_FILE = "error.json"  # an MD unit's software error (not a run: no Stability Index)
+
 
 @dataclass(frozen=True)
 class ModelUnit:

@@ -137,8 +137,7 @@ def _write_package(out: str) -> None:
     AOTInductor package for CPU."""
     from pathlib import Path
 
-    from gnnff.potentials import eager_from_file, read_metadata
-    from gnnff.potentials.export import export_model
+    from gnnff.potentials import eager_from_file, export_model, read_metadata
 
     source = Path(out) / "model.pt"
     meta = read_metadata(source)
@@ -153,7 +152,7 @@ def _write_package(out: str) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from gnnff.potentials.registry import model_file
+    from gnnff.potentials.bundled import model_file
 
     from .data import DataError
     from .evaluation import evaluate_model_file, format_report

@@ -1,5 +1,9 @@
 """The training configuration (YAML) for ``gnnff train``: schema, defaults, validation.
 
+This module reads and validates a config; the defaults are in :mod:`.config_schema`, the
+checks of single values in :mod:`.config_checks`, ``--set`` overrides in
+:mod:`.config_overrides` (every public name is importable from here).
+
 Every field has a default; only ``data.train`` and ``data.valid`` are required. Unknown keys
 are errors (with a "did you mean" hint).
 
@@ -67,231 +71,30 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from ..errors import GNNFFError, did_you_mean
-from ..io_utils import load_yaml, resolve_path, yaml_value
+from ..errors import did_you_mean
+from ..io_utils import load_yaml, resolve_path
+from .config_checks import (
+    check_cache,
+    check_choice,
+    check_number,
+    check_scheduler,
+    check_scheduler_options,
+    check_variant_fits_model,
+)
+from .config_overrides import apply_overrides, override_keys, parse_override
+from .config_schema import DECORRELATION_VARIANTS, DEFAULTS, ConfigError, default_config
 
-
-class ConfigError(GNNFFError, ValueError):
-    """A training config that cannot be used; the message names the key and the fix."""
-
-
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "data": {
-        "train": None,
-        "valid": None,
-        "test": None,
-        "energy_key": None,
-        "forces_key": None,
-        "stress_key": None,
-        "virial_key": None,
-        "cache": None,
-    },
-    "model": {},
-    "loss": {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 0.0},
-    "decorrelation": {
-        "enabled": False,
-        "variant": "residual",
-        "layers": "all",
-        "max_edges": "auto",
-        "scheduler": "cosine",
-        "lambda_max": 0.05,
-        "warmup_epochs": 2.0,
-        "warmup_steps": None,
-        "after_warmup": "hold",
-        "anneal_epochs": None,
-        "lambda_end": 0.0,
-        "target_fraction": 0.1,
-        "lambda_min": 0.0,
-        "momentum": 0.1,
-        "lambda_init": 0.0,
-        "decay_shape": "cosine",
-        "decay_epochs": None,
-        # the scheduler's own settings (a plug-in scheduler declares them, see
-        # _check_scheduler_options); the built-ins read the keys above
-        "scheduler_options": {},
-    },
-    "optim": {
-        "lr": 2e-3,
-        "weight_decay": 0.0,
-        "lr_schedule": "plateau",
-        "plateau_factor": 0.5,
-        "plateau_patience": 5,
-        "min_lr": 1e-5,
-    },
-    "training": {
-        "epochs": 100,
-        "batch_size": 4,
-        "valid_batch_size": 16,
-        "seed": 0,
-        "device": "cpu",
-        "dtype": "float32",
-        "ema_decay": None,
-        "early_stopping_patience": None,
-        "grad_clip": 10.0,
-        "num_threads": None,
-        "export": "best",
-        "progress": True,
-    },
-}
-
-
-def default_config() -> dict[str, Any]:
-    """A deep copy of the full default config."""
-    return copy.deepcopy(DEFAULTS)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"section.key=value"`` -> (["section", "key"], YAML-parsed value)."""
-    if "=" not in text:
-        raise ConfigError(f"--set expects section.key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    parts = key.strip().split(".")
-    if len(parts) < 2 or not all(parts):
-        raise ConfigError(f"--set key must look like section.key, got {key!r}")
-    return parts, yaml_value(value)
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``--set`` overrides to a raw (unvalidated) config dict."""
-    raw = copy.deepcopy(raw)
-    for text in overrides or []:
-        parts, value = parse_override(text)
-        node = raw
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {text!r}: {p!r} is not a section")
-        node[parts[-1]] = value
-    return raw
-
-
-DECORRELATION_VARIANTS = ("residual", "post_activation", "per_pair", "tensor")
-
-
-def _check_variant_fits_model(variant: str, model: dict[str, Any]) -> None:
-    """Refuse, at config load, a loss variant whose features the model cannot have."""
-    from gnnff.potentials import default_model_config
-
-    try:
-        base = default_model_config(model.get("family", "allegro"))
-    except ValueError as exc:
-        raise ConfigError(f"model.family: {exc}") from None
-    # a family without these keys (a plug-in) has no such features to refuse
-    hidden = model.get("mlp_hidden", base.get("mlp_hidden"))
-    if variant in ("post_activation", "per_pair") and isinstance(hidden, list) and not hidden:
-        raise ConfigError(
-            f"decorrelation.variant {variant!r} acts on the latent MLPs' hidden layer, but "
-            "model.mlp_hidden is empty; give the MLPs a hidden layer (e.g. [64]) or use "
-            "variant 'residual' or 'tensor'"
-        )
-    l_max = model.get("l_max", base.get("l_max"))
-    if variant == "tensor" and isinstance(l_max, int) and l_max < 1:
-        raise ConfigError(
-            "decorrelation.variant 'tensor' acts on the norms of the l > 0 tensor features, "
-            f"but model.l_max is {l_max}; set model.l_max >= 1 or choose another variant"
-        )
-
-
-def _check_scheduler_options(dc: dict[str, Any]) -> None:
-    """``decorrelation.scheduler_options``: the settings the scheduler declares in its factory's
-    ``options`` (a dict of defaults; filled in here) and checks in an optional
-    ``validate_options(options)``. A scheduler without ``options`` takes none. ConfigError
-    naming the key and the valid ones."""
-    from gnnff.extensions import SCHEDULERS
-
-    name, given = dc["scheduler"], dc["scheduler_options"]
-    if given is None:
-        given = {}
-    if not isinstance(given, dict):
-        raise ConfigError(
-            f"decorrelation.scheduler_options must be a mapping of the {name!r} scheduler's "
-            f"settings, got {given!r}"
-        )
-    factory = SCHEDULERS.get(name)
-    own = getattr(factory, "options", None)
-    if not isinstance(own, dict):
-        if given:
-            raise ConfigError(
-                f"decorrelation.scheduler_options: the {name!r} scheduler takes no options "
-                f"(got {', '.join(map(str, given))}); its settings are the decorrelation keys"
-            )
-        dc["scheduler_options"] = {}
-        return
-    for key in given:
-        if key not in own:
-            raise ConfigError(
-                f"unknown key decorrelation.scheduler_options.{key} for the {name!r} scheduler"
-                f"{did_you_mean(key, own)} (valid keys: {', '.join(own) or 'none'})"
-            )
-    options = {**copy.deepcopy(own), **copy.deepcopy(given)}
-    check = getattr(factory, "validate_options", None)
-    if check is not None:
-        try:
-            check(options)
-        except ValueError as exc:
-            if isinstance(exc, GNNFFError):
-                raise
-            raise ConfigError(f"decorrelation.scheduler_options ({name!r}): {exc}") from None
-    dc["scheduler_options"] = options
-
-
-def _check_scheduler(name: Any) -> None:
-    """A registered lambda scheduler (`gnnff.extensions.SCHEDULERS`); else ConfigError
-    listing them."""
-    from gnnff.extensions import SCHEDULERS
-
-    if not isinstance(name, str):
-        raise ConfigError(f"decorrelation.scheduler: {SCHEDULERS.unknown_message(name)}")
-    try:
-        SCHEDULERS.get(name)
-    except ValueError as exc:
-        raise ConfigError(f"decorrelation.scheduler: {exc}") from None
-
-
-def _check_number(sec: str, key: str, value, lo=None, hi=None, integer=False, allow_none=False):
-    if value is None and allow_none:
-        return None
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{sec}.{key} must be {kind}, got {value!r}")
-    if lo is not None and value < lo:
-        raise ConfigError(f"{sec}.{key} must be >= {lo}, got {value!r}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"{sec}.{key} must be <= {hi}, got {value!r}")
-    return value if integer else float(value)
-
-
-def _check_choice(sec: str, key: str, value, choices):
-    if value not in choices:
-        raise ConfigError(
-            f"{sec}.{key} = {value!r} is not valid{did_you_mean(value, choices)} "
-            f"(choose one of {', '.join(map(str, choices))})"
-        )
-    return value
-
-
-def override_keys(overrides: list[str] | None) -> set[str]:
-    """The dotted keys (``"data.train"``) that ``--set`` overrides name."""
-    return {".".join(parse_override(text)[0]) for text in overrides or []}
-
-
-def _check_cache(value: Any, base: str | Path | None, train: str) -> str | None:
-    """``data.cache`` as an absolute folder path (None: off); ConfigError for a bad value."""
-    if value is None or value is False:
-        return None
-    if value is True:  # next to the training file (``file@index``: the file)
-        text = str(train)
-        value = (text if Path(text).exists() else text.rsplit("@", 1)[0]) + ".gnnff-cache"
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(
-            f"data.cache must be null (no cache), true (a folder next to the training file) or "
-            f"a folder path, got {value!r}"
-        )
-    r = resolve_path(value, base)
-    if r.path.exists() and not r.path.is_dir():
-        raise ConfigError(f"{r.describe('data.cache')} exists and is not a folder; give a folder")
-    return str(r.path)
+__all__ = [
+    "DECORRELATION_VARIANTS",
+    "DEFAULTS",
+    "ConfigError",
+    "apply_overrides",
+    "default_config",
+    "load_config",
+    "override_keys",
+    "parse_override",
+    "validate_config",
+]
 
 
 def validate_config(
@@ -358,7 +161,7 @@ def validate_config(
                 )
             )
         d[key] = str(p) + (f"@{index}" if index is not None else "")
-    d["cache"] = _check_cache(d["cache"], base_for("data.cache"), d["train"])
+    d["cache"] = check_cache(d["cache"], base_for("data.cache"), d["train"])
     for key in ("energy_key", "forces_key", "stress_key", "virial_key"):
         if d[key] is not None and (not isinstance(d[key], str) or not d[key]):
             raise ConfigError(f"data.{key} must be a key name (string) or null, got {d[key]!r}")
@@ -368,7 +171,7 @@ def validate_config(
 
     lo = cfg["loss"]
     for key in lo:
-        lo[key] = _check_number("loss", key, lo[key], lo=0.0)
+        lo[key] = check_number("loss", key, lo[key], lo=0.0)
     if lo["energy_weight"] == 0 and lo["forces_weight"] == 0 and lo["stress_weight"] == 0:
         raise ConfigError("all loss weights are 0: set loss.energy_weight or loss.forces_weight")
 
@@ -390,54 +193,54 @@ def validate_config(
                 f"decorrelation.max_edges must be an integer >= 2, null (all edges) or 'auto', "
                 f"got {dc['max_edges']!r}"
             )
-        dc["max_edges"] = _check_number(
+        dc["max_edges"] = check_number(
             "decorrelation", "max_edges", dc["max_edges"], lo=2, integer=True, allow_none=True
         )
-    _check_choice("decorrelation", "variant", dc["variant"], DECORRELATION_VARIANTS)
-    _check_scheduler(dc["scheduler"])
-    _check_scheduler_options(dc)
-    _check_choice("decorrelation", "decay_shape", dc["decay_shape"], ("cosine", "exponential"))
-    dc["decay_epochs"] = _check_number(
+    check_choice("decorrelation", "variant", dc["variant"], DECORRELATION_VARIANTS)
+    check_scheduler(dc["scheduler"])
+    check_scheduler_options(dc)
+    check_choice("decorrelation", "decay_shape", dc["decay_shape"], ("cosine", "exponential"))
+    dc["decay_epochs"] = check_number(
         "decorrelation", "decay_epochs", dc["decay_epochs"], lo=1e-9, allow_none=True
     )
-    _check_choice("decorrelation", "after_warmup", dc["after_warmup"], ("hold", "anneal"))
+    check_choice("decorrelation", "after_warmup", dc["after_warmup"], ("hold", "anneal"))
     for key in ("lambda_max", "lambda_end", "lambda_min", "lambda_init", "target_fraction"):
-        dc[key] = _check_number("decorrelation", key, dc[key], lo=0.0)
-    dc["warmup_epochs"] = _check_number("decorrelation", "warmup_epochs", dc["warmup_epochs"], 0.0)
-    dc["warmup_steps"] = _check_number(
+        dc[key] = check_number("decorrelation", key, dc[key], lo=0.0)
+    dc["warmup_epochs"] = check_number("decorrelation", "warmup_epochs", dc["warmup_epochs"], 0.0)
+    dc["warmup_steps"] = check_number(
         "decorrelation", "warmup_steps", dc["warmup_steps"], lo=0, integer=True, allow_none=True
     )
-    dc["anneal_epochs"] = _check_number(
+    dc["anneal_epochs"] = check_number(
         "decorrelation", "anneal_epochs", dc["anneal_epochs"], lo=0.0, allow_none=True
     )
-    dc["momentum"] = _check_number("decorrelation", "momentum", dc["momentum"], lo=1e-9, hi=1.0)
+    dc["momentum"] = check_number("decorrelation", "momentum", dc["momentum"], lo=1e-9, hi=1.0)
     if dc["lambda_min"] > dc["lambda_max"]:
         raise ConfigError("decorrelation.lambda_min must be <= decorrelation.lambda_max")
     if dc["enabled"]:
-        _check_variant_fits_model(dc["variant"], m)
+        check_variant_fits_model(dc["variant"], m)
 
     op = cfg["optim"]
-    op["lr"] = _check_number("optim", "lr", op["lr"], lo=0.0)
-    op["weight_decay"] = _check_number("optim", "weight_decay", op["weight_decay"], lo=0.0)
-    _check_choice("optim", "lr_schedule", op["lr_schedule"], ("plateau", "cosine", "none"))
-    op["plateau_factor"] = _check_number("optim", "plateau_factor", op["plateau_factor"], 0.0, 1.0)
-    op["plateau_patience"] = _check_number(
+    op["lr"] = check_number("optim", "lr", op["lr"], lo=0.0)
+    op["weight_decay"] = check_number("optim", "weight_decay", op["weight_decay"], lo=0.0)
+    check_choice("optim", "lr_schedule", op["lr_schedule"], ("plateau", "cosine", "none"))
+    op["plateau_factor"] = check_number("optim", "plateau_factor", op["plateau_factor"], 0.0, 1.0)
+    op["plateau_patience"] = check_number(
         "optim", "plateau_patience", op["plateau_patience"], lo=0, integer=True
     )
-    op["min_lr"] = _check_number("optim", "min_lr", op["min_lr"], lo=0.0)
+    op["min_lr"] = check_number("optim", "min_lr", op["min_lr"], lo=0.0)
 
     tr = cfg["training"]
-    tr["epochs"] = _check_number("training", "epochs", tr["epochs"], lo=1, integer=True)
+    tr["epochs"] = check_number("training", "epochs", tr["epochs"], lo=1, integer=True)
     for key in ("batch_size", "valid_batch_size"):
-        tr[key] = _check_number("training", key, tr[key], lo=1, integer=True)
-    tr["seed"] = _check_number("training", "seed", tr["seed"], lo=0, integer=True)
+        tr[key] = check_number("training", key, tr[key], lo=1, integer=True)
+    tr["seed"] = check_number("training", "seed", tr["seed"], lo=0, integer=True)
     if not isinstance(tr["device"], str):
         raise ConfigError(f"training.device must be a string like 'cpu', got {tr['device']!r}")
-    _check_choice("training", "dtype", tr["dtype"], ("float32", "float64"))
-    tr["ema_decay"] = _check_number(
+    check_choice("training", "dtype", tr["dtype"], ("float32", "float64"))
+    tr["ema_decay"] = check_number(
         "training", "ema_decay", tr["ema_decay"], lo=0.0, hi=0.999999, allow_none=True
     )
-    tr["early_stopping_patience"] = _check_number(
+    tr["early_stopping_patience"] = check_number(
         "training",
         "early_stopping_patience",
         tr["early_stopping_patience"],
@@ -445,13 +248,13 @@ def validate_config(
         integer=True,
         allow_none=True,
     )
-    tr["grad_clip"] = _check_number(
+    tr["grad_clip"] = check_number(
         "training", "grad_clip", tr["grad_clip"], lo=0.0, allow_none=True
     )
-    tr["num_threads"] = _check_number(
+    tr["num_threads"] = check_number(
         "training", "num_threads", tr["num_threads"], lo=1, integer=True, allow_none=True
     )
-    _check_choice("training", "export", tr["export"], ("best", "last"))
+    check_choice("training", "export", tr["export"], ("best", "last"))
     if not isinstance(tr["progress"], bool):
         raise ConfigError(f"training.progress must be true or false, got {tr['progress']!r}")
     return cfg

@@ -16,7 +16,8 @@ Variants (``decorrelation.variant``; which features X_l are, all from the same f
 
 - ``residual``: the scalar residual stream x_l (the original loss). Caution: x_l is a gauge —
   any invertible change of basis can be absorbed into the weights without changing the
-  potential (:mod:`gnnff.potentials.reparam`), so this loss need not constrain the potential.
+  potential (:mod:`gnnff.potentials.allegro.reparam`), so this loss need not constrain the
+  potential.
 - ``post_activation``: the post-SiLU last hidden layer of every layer's latent MLP, pooled over
   all edges (fixed up to a permutation of units, which L_corr ignores).
 - ``per_pair``: the same post-activation features, L_corr computed within each ordered species

@@ -4,8 +4,8 @@
   L_corr (mean squared off-diagonal Pearson correlation) of the post-SiLU last hidden layer of
   every layer's latent MLP, computed within each ordered species pair (centre, neighbour) over
   the whole data set and averaged over the pairs, then over the layers. It does not change under
-  the residual-stream reparameterisation of :mod:`gnnff.potentials.reparam` (the hidden units
-  are outputs of the same functions before and after), and Pearson correlation ignores the
+  the residual-stream reparameterisation of :mod:`gnnff.potentials.allegro.reparam` (the hidden
+  units are outputs of the same functions before and after), and Pearson correlation ignores the
   remaining permutation of units.
 - ``tensor_norm_corr``: L_corr of the norms of the l > 0 tensor features entering each layer
   (pooled over edges); unchanged by per-channel, per-l rescaling of the tensor track.

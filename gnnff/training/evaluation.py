@@ -146,7 +146,7 @@ def evaluate_model_file(
     feature kinds existed are rebuilt eagerly (``eager_from_file``) for the features.
     """
     from gnnff.potentials import eager_from_file, load
-    from gnnff.potentials.export import is_package
+    from gnnff.potentials.files.formats import is_package
 
     if is_package(model_path):
         from gnnff.errors import UsageError

@@ -204,7 +204,7 @@ def build_training_model(
 
     mcfg = data.model_config
     if mcfg.get("zbl_pair_windows") == "auto":  # the prior starts where the data ends
-        from gnnff.potentials.short_range import auto_windows
+        from gnnff.potentials.analysis.short_range import auto_windows
 
         mcfg["zbl_pair_windows"] = auto_windows(
             data.stability_reference["pair_min_distances"], mcfg["species"]
