@@ -4,7 +4,7 @@
 
 Data: ``--frames`` SiO2-like periodic frames (``--formula-units`` SiO2 units each, 72 atoms by
 default), written to one extxyz file: 64 labelled random cells from
-``gnnff.training.synthetic.make_dataset`` (pair-Morse labels), each repeated with its
+``gnnff.testing.synthetic.make_dataset`` (pair-Morse labels), each repeated with its
 positions perturbed by 0.02 A Gaussian noise (labels copied: right for timing the pipeline,
 not for fitting). A 16-frame validation file comes along.
 
@@ -57,7 +57,7 @@ def write_data(folder: Path, frames: int, units: int, seed: int = 0) -> None:
     import ase.io
     import numpy as np
 
-    from gnnff.training.synthetic import make_dataset
+    from gnnff.testing.synthetic import make_dataset
 
     base = make_dataset(64, seed=seed, n_formula=units)
     rng = np.random.default_rng(seed)

@@ -97,7 +97,7 @@ def measure(
             frames = ase.io.read(data / "train.extxyz", f":{n_frames}")
             valid = ase.io.read(data / "valid.extxyz", ":8")
         else:
-            from gnnff.training.synthetic import make_dataset
+            from gnnff.testing.synthetic import make_dataset
 
             frames = make_dataset(n_frames, seed=1, n_formula=16)
             valid = make_dataset(8, seed=2, n_formula=16)

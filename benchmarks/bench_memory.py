@@ -113,7 +113,7 @@ def _measure_lammps(rep: int, dtype: str, model: str, block: int, nprocs: int) -
     from gnnff.lammps.build import build_plugin
     from gnnff.lammps.geometry import write_lammps_data
     from gnnff.potentials import read_metadata
-    from gnnff.potentials.registry import model_file
+    from gnnff.potentials.bundled import model_file
 
     with tempfile.TemporaryDirectory() as tmp:
         path = (

@@ -158,7 +158,7 @@ def speed(student: str, threads: int = 2, quick: bool = False) -> list[dict]:
     from gnnff.calculators import GNNFFCalculator
     from gnnff.data.teacher import build_teacher
     from gnnff.lammps.build import build_plugin
-    from gnnff.potentials.registry import model_file
+    from gnnff.potentials.bundled import model_file
 
     model = str(model_file(student))
     torch.set_num_threads(threads)
@@ -198,7 +198,7 @@ def accuracy(student: str) -> list[dict]:
     """Rows of student-vs-teacher MAE per held-out split (labels: the teacher's)."""
     import ase.io
 
-    from gnnff.potentials.registry import model_file
+    from gnnff.potentials.bundled import model_file
     from gnnff.training.evaluation import evaluate_model_file
 
     model = str(model_file(student))

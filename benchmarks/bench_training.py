@@ -34,7 +34,7 @@ def _trainers(
     import ase.io
 
     from gnnff.training.config import validate_config
-    from gnnff.training.synthetic import make_dataset
+    from gnnff.testing.synthetic import make_dataset
     from gnnff.training.trainer import Trainer
 
     n_formula = 16 if quick else 32  # 48 / 96 atoms per cell

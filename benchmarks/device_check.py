@@ -64,7 +64,7 @@ def model_files(names: tuple[str, ...], work: Path) -> dict[str, str]:
     older torch than the one that exported it) is replaced by an untrained model of the same
     hyperparameters exported here, and the substitution is recorded in the results."""
     from gnnff.potentials import build_model, export_model, load, read_metadata
-    from gnnff.potentials.registry import pretrained_path
+    from gnnff.potentials.bundled import pretrained_path
 
     files = {}
     for name in names:

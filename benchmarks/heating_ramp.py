@@ -52,7 +52,7 @@ def start_structure(species: list[str], folder: Path) -> Path:
 
 def run(models: list[str], seeds: list[int], time_ps: float, out: Path) -> list[dict]:
     from gnnff.potentials import read_metadata
-    from gnnff.potentials.registry import model_file
+    from gnnff.potentials.bundled import model_file
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []

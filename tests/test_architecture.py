@@ -48,7 +48,7 @@ DEPRECATED = {
 }
 # modules still importing a deprecated alias, owned by another branch (switch them to the new
 # module, then empty this set)
-DEPRECATED_USERS_PENDING = {"gnnff.lammps.build", "gnnff.lammps.driver", "gnnff.lammps.records"}
+DEPRECATED_USERS_PENDING: set[str] = set()
 # gnnff/potentials, one concern per place (docs/architecture.md): the model interface and
 # contract at the top, one sub-package or module per other trade
 POTENTIALS_INTERFACE = {

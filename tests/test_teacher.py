@@ -353,7 +353,7 @@ def test_eval_against_a_reference_equals_errors_computed_by_hand(standin, tmp_pa
 
     from gnnff.calculators import GNNFFCalculator
     from gnnff.cli import main
-    from gnnff.potentials.registry import model_file
+    from gnnff.potentials.bundled import model_file
 
     rng = np.random.default_rng(0)
     frames = []

@@ -97,16 +97,11 @@ def export_pretrained_dir() -> None:
     """Set ``$GNNFF_PRETRAINED_DIR`` to the bundled models' folder unless it is set; processes
     started afterwards (MPI ranks, ``lmp``) inherit it. Never raises."""
     try:
-        from gnnff.potentials.registry import PRETRAINED_DIR
+        from gnnff.potentials.bundled import PRETRAINED_DIR
 
         os.environ.setdefault(PRETRAINED_ENV, str(PRETRAINED_DIR))
     except Exception:  # noqa: BLE001 - must never break `import lammps`
         pass
-
-
-def plugin_path() -> Path:
-    """Path of the plugin library for the installed versions (may not exist yet)."""
-    return Path(plugin_dir()) / LIB_NAME
 
 
 def _find_mpi_include() -> Path:

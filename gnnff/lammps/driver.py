@@ -138,7 +138,7 @@ def _absolute_if_path(value: str) -> str:
 def _resolve_variable(value: str) -> str:
     """An existing relative path made absolute; a bundled model's name (or a renamed one's old
     name, with a warning naming the new one) made its file's path; anything else unchanged."""
-    from gnnff.potentials.registry import is_bundled_name, pretrained_path
+    from gnnff.potentials.bundled import is_bundled_name, pretrained_path
 
     value = _absolute_if_path(value)
     if is_bundled_name(value) and not Path(value).exists():

@@ -288,7 +288,7 @@ def _model_reference(model_file: str | None):
     if not model_file:
         return None
     try:
-        from gnnff.potentials.export import read_metadata
+        from gnnff.potentials import read_metadata
 
         return StabilityReference.from_model_metadata(read_metadata(model_file))
     except Exception:  # noqa: BLE001 - no stored reference: the criterion's fallback applies
