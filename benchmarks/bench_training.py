@@ -33,8 +33,8 @@ def _trainers(
 ):
     import ase.io
 
-    from gnnff.training.config import validate_config
     from gnnff.testing.synthetic import make_dataset
+    from gnnff.training.config import validate_config
     from gnnff.training.trainer import Trainer
 
     n_formula = 16 if quick else 32  # 48 / 96 atoms per cell

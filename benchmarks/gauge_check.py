@@ -65,8 +65,8 @@ def main() -> None:
     import torch
 
     from gnnff.potentials import eager_from_file
-    from gnnff.potentials.bundled import model_file
     from gnnff.potentials.allegro.reparam import reparameterize_residual_stream, zca_whitening
+    from gnnff.potentials.bundled import model_file
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(

@@ -32,8 +32,8 @@ def run(
 ) -> list[dict]:
     sys.path.insert(0, str(REPO))
     from gnnff.potentials import eager_from_file, export_model
-    from gnnff.potentials.bundled import model_file
     from gnnff.potentials.analysis.softmax_eval import BACKENDS
+    from gnnff.potentials.bundled import model_file
     from gnnff.study.bundle import stability_check
 
     path = model_file(model)

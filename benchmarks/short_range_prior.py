@@ -3,9 +3,10 @@
     python benchmarks/short_range_prior.py [--models sio2-allegro-baseline,sio2-attn-baseline]
         [--out DIR] [--seed 0]
 
-For each model: attach the prior post hoc (gnnff.potentials.analysis.short_range.with_short_range_prior:
-window [0.65 d_min, d_min] per pair whose current prior ends below the training data; no
-training-set prediction changes), then compare with Tersoff
+For each model: attach the prior post hoc
+(gnnff.potentials.analysis.short_range.with_short_range_prior: window [0.65 d_min, d_min]
+per pair whose current prior ends below the training data; no training-set prediction
+changes), then compare with Tersoff
 
 - the pushed pair: a SiO1.10 glass (84 atoms, random packing at 2.2 g/cm^3, Tersoff melt
   3000 K 1.5 ps, quench to 1000 K 1.5 ps, 0.5 ps at 1000 K); the Si-Si pair closest to 2.4 A is
@@ -116,8 +117,8 @@ def run(models: list[str], out: Path, seed: int = 0) -> dict:
     from ase import Atoms
 
     from gnnff.potentials import eager_from_file, export_model, read_metadata
-    from gnnff.potentials.bundled import model_file
     from gnnff.potentials.analysis.short_range import fit_pair_scale, with_short_range_prior
+    from gnnff.potentials.bundled import model_file
     from gnnff.stability.reference import StabilityReference
 
     targets = np.round(np.arange(2.4, 1.39, -0.05), 3)
