@@ -60,7 +60,8 @@ def run(models: list[str], seeds: list[int], time_ps: float, out: Path) -> list[
         species = list(read_metadata(model_file(model))["species"])
         structure = start_structure(species, out)
         for seed in seeds:
-            rund = out / f"{model}_seed{seed}"
+            label = Path(model).stem if Path(model).suffix else model  # a file: its name
+            rund = out / f"{label}_seed{seed}"
             report = rund / "report.json"
             t0 = time.perf_counter()
             if not report.is_file():  # resumable: a finished run is kept
@@ -72,7 +73,7 @@ def run(models: list[str], seeds: list[int], time_ps: float, out: Path) -> list[
             res = json.loads(report.read_text())
             rows.append(
                 {
-                    "model": model,
+                    "model": label,
                     "atoms": structure.stem,
                     "seed": seed,
                     "S": res["stability_index"],
