@@ -168,7 +168,7 @@ def test_every_gnnff_exception_derives_from_gnnff_error_and_keeps_its_builtin_ba
     assert [
         k for k, v in errors.items() if v is not GNNFFError and not issubclass(v, builtin)
     ] == []
-    assert issubclass(found["gnnff.training.config.ConfigError"], ValueError)
+    assert issubclass(found["gnnff.training.config_schema.ConfigError"], ValueError)
     assert issubclass(found["gnnff.data.labelling.LabellingError"], RuntimeError)
 
 
