@@ -2,18 +2,18 @@
 and its measured evaluation in the model file's metadata (issue 25, point 5).
 
     python benchmarks/bundle_student.py --loop runs/hfo2_sevennet --name hfo2-allegro-sevennet \
-        [--evaluation bench_out/teacher_student.json] [--out gnnff/potentials/pretrained]
+        [--evaluation bench_out/teacher_student.json]
 
-The weights are the loop's final model, unchanged. Added to ``metadata.json``:
+Through :func:`gnnff.study.bundle.bundle_model` (the same ``training.bundle`` block as every
+bundled model: small-test-set MAE re-measured by a test, evaluation, stability), with:
 
 - ``distillation``: the loop's status, rounds (per round: runs at S = 1 of the exploration,
   frames labelled, CPU seconds per stage), frames labelled in all, the CPU time of the initial
   training and what labelled the data (the reference);
-- ``evaluation``: what ``benchmarks/bench_teacher_student.py --out`` measured (accuracy
-  against the teacher, speed, held-out stability), when given.
-
-Paths inside the training record are cut to file names, so that no bundled file holds a path
-of the machine that made it.
+- ``evaluation`` / ``stability`` / ``speed``: what ``benchmarks/bench_teacher_student.py --out``
+  measured (accuracy against the teacher per split, the held-out runs, atoms/s), when given;
+- the close-contact reference of the loop's base training set (round 0's model), not that of
+  the frames the loop added for the very contacts that made runs fail.
 """
 
 from __future__ import annotations
@@ -28,19 +28,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
-def _strip_paths(obj: Any) -> Any:
-    """Every string that is an absolute path (or a path under a run folder) -> its file name."""
-    if isinstance(obj, dict):
-        return {k: _strip_paths(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_strip_paths(v) for v in obj]
-    if isinstance(obj, str) and ("/" in obj or "\\" in obj) and not obj.startswith("http"):
-        return Path(obj).name
-    return obj
-
-
 def distillation_record(loop: Path) -> dict[str, Any]:
     """The loop's record from its ``summary.json`` (CPU seconds per stage and round)."""
+    from gnnff.potentials.bundled import neutral_paths
+
     summary = json.loads((loop / "summary.json").read_text())
     rounds = []
     for info in summary["rounds"]:
@@ -59,31 +50,29 @@ def distillation_record(loop: Path) -> dict[str, Any]:
         "rounds": rounds,
         "frames_added_total": summary["frames_added_total"],
         "initial_training_cpu_s": summary["initial_training_cpu_s"],
-        "reference": _strip_paths(summary["reference"]),
+        "reference": neutral_paths(summary["reference"]),
     }
 
 
-def bundle(loop: Path, name: str, out_dir: Path, evaluation: dict | None) -> Path:
-    import torch
-
-    from gnnff.io_utils import atomic_write
+def bundle(loop: Path, name: str, measured: dict[str, Any] | None) -> Path:
     from gnnff.potentials import read_metadata
-    from gnnff.potentials.contract import METADATA_FILE
+    from gnnff.study.bundle import bundle_model
 
     summary = json.loads((loop / "summary.json").read_text())
     model = Path(summary["final_model"])
-    if not model.is_absolute():
-        model = loop / model
-    meta = read_metadata(model)
-    meta["training"] = _strip_paths(meta.get("training"))
-    meta["distillation"] = distillation_record(loop)
-    if evaluation is not None:
-        meta["evaluation"] = evaluation
-    module = torch.jit.load(str(model), map_location="cpu")  # type: ignore[no-untyped-call]
-    extra = {METADATA_FILE: json.dumps(meta, indent=2)}
-    path = out_dir / f"{name}.pt"
-    atomic_write(path, lambda p: torch.jit.save(module, str(p), _extra_files=extra))
-    return path
+    base = read_metadata(loop / "round_000" / "train" / "model.pt")["training"]
+    measured = measured or {}
+    extra = {"distillation": distillation_record(loop)}
+    if "speed" in measured:
+        extra["speed"] = measured["speed"]
+    return bundle_model(
+        model if model.is_absolute() else loop / model,
+        name,
+        stability=measured.get("stability"),
+        evaluation=measured.get("accuracy"),
+        extra=extra,
+        stability_reference=base.get("stability_reference"),
+    )
 
 
 def main() -> None:
@@ -91,10 +80,9 @@ def main() -> None:
     ap.add_argument("--loop", required=True, help="gnnff stabilize output folder")
     ap.add_argument("--name", required=True, help="bundled name, e.g. hfo2-allegro-sevennet")
     ap.add_argument("--evaluation", help="JSON of bench_teacher_student.py --out")
-    ap.add_argument("--out", default=str(HERE.parent / "gnnff" / "potentials" / "pretrained"))
     args = ap.parse_args()
-    evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
-    print(bundle(Path(args.loop), args.name, Path(args.out), evaluation))
+    measured = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
+    print(bundle(Path(args.loop), args.name, measured))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The trained models shipped inside the package (``potentials/pretrained/``): the one module that
 knows where their files are. Finding a model by name (:func:`pretrained_path`,
-:func:`model_file`), the old names of renamed ones, and the small test set committed beside
-them (:data:`SMALL_TEST_SET`, on which a test re-measures their recorded errors).
+:func:`model_file`), the old names of renamed ones, and the small test sets committed beside
+them (:func:`small_test_set`, one per material, on which a test re-measures their recorded
+errors).
 
 ``pretrained/renamed.json`` maps old bundled names to new ones (read here and by the LAMMPS
 plugin): an old name keeps working for one release with a warning naming the new one.
@@ -21,6 +22,21 @@ from gnnff.errors import UsageError
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 RENAMED_FILE = PRETRAINED_DIR / "renamed.json"
 SMALL_TEST_SET = PRETRAINED_DIR / "sio2_test_small.extxyz"
+# the small test set of each material's bundled models, by their sorted species
+SMALL_TEST_SETS = {
+    ("O", "Si"): SMALL_TEST_SET,
+    ("Hf", "O"): PRETRAINED_DIR / "hfo2_test_small.extxyz",
+}
+
+
+def small_test_set(species: list[str]) -> Path:
+    """The small test set committed for the bundled models of ``species`` (any order).
+    Raises UsageError naming the materials that have one."""
+    key = tuple(sorted(species))
+    if key not in SMALL_TEST_SETS:
+        have = ", ".join("-".join(k) for k in SMALL_TEST_SETS)
+        raise UsageError(f"no bundled small test set for species {list(key)} (there are: {have})")
+    return SMALL_TEST_SETS[key]
 
 
 def available_pretrained() -> list[str]:

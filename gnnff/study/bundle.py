@@ -1,8 +1,9 @@
 """Ship trained models inside the package: re-export with their measured figures in metadata.
 
 A bundled model records how it was trained (its training summary), its energy/force MAE on
-the small test set committed beside it (``pretrained/sio2_test_small.extxyz``, which a test
-re-measures), and the Stability Index of the MD runs it was judged on.
+the small test set of its material committed beside it (``pretrained/sio2_test_small.extxyz``,
+``hfo2_test_small.extxyz``; a test re-measures it), and the Stability Index of the MD runs it
+was judged on.
 """
 
 from __future__ import annotations
@@ -16,31 +17,44 @@ from typing import Any
 from gnnff.errors import UsageError
 from gnnff.potentials.bundled import PRETRAINED_DIR as PRETRAINED
 from gnnff.potentials.bundled import SMALL_TEST_SET as SMALL_TEST
-from gnnff.potentials.bundled import neutral_paths
+from gnnff.potentials.bundled import neutral_paths, small_test_set
+
+SPLITS_SIO2 = ("test_id", "ood_SiO1.55", "ood_SiO1.10")
 
 
-def write_small_test_set(data_dir: str | Path, per_split: int = 6) -> Path:
-    """A few frames of every evaluation split (ID test and both OOD splits), for the test that
-    the bundled models still reproduce their recorded MAE."""
+def write_small_test_set(
+    data_dir: str | Path,
+    per_split: int = 6,
+    splits: tuple[str, ...] = SPLITS_SIO2,
+    out: str | Path = SMALL_TEST,
+) -> Path:
+    """A few frames of every evaluation split (``splits``: the ID test and the OOD splits of
+    the data set in ``data_dir``), evenly spaced, written to ``out``: the set on which a test
+    re-measures the bundled models' recorded MAE."""
     import ase.io
     import numpy as np
 
     frames = []
-    for split in ("test_id", "ood_SiO1.55", "ood_SiO1.10"):
+    for split in splits:
         src = ase.io.read(Path(data_dir) / f"{split}.extxyz", index=":")
         for k in np.linspace(0, len(src) - 1, per_split).round().astype(int):
             a = src[int(k)]
             a.info["split"] = split
             frames.append(a)
-    PRETRAINED.mkdir(parents=True, exist_ok=True)
-    ase.io.write(SMALL_TEST, frames, format="extxyz")
-    return SMALL_TEST
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ase.io.write(out, frames, format="extxyz")
+    return out
 
 
 def measure_small_test(model_path: str | Path) -> dict[str, float]:
+    """Energy/force MAE and RMSE of ``model_path`` on the small test set of its material
+    (:func:`gnnff.potentials.bundled.small_test_set`)."""
+    from gnnff.potentials import read_metadata
     from gnnff.training.evaluation import evaluate_model_file
 
-    res = evaluate_model_file(model_path, SMALL_TEST)
+    data = small_test_set(list(read_metadata(model_path)["species"]))
+    res = evaluate_model_file(model_path, data)
     return {k: res[k] for k in ("energy_mae", "force_mae", "energy_rmse", "force_rmse")}
 
 
@@ -91,7 +105,7 @@ def bundle_model(
     summary["bundle"] = {
         "name": name,
         "source": Path(model_path).name,
-        "small_test_set": SMALL_TEST.name,
+        "small_test_set": small_test_set(list(meta["species"])).name,
         "small_test_mae": measure_small_test(model_path),
         "evaluation": evaluation,
         "stability": stability,
