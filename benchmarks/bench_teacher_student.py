@@ -244,6 +244,50 @@ def stability(loop_dir: str | Path) -> dict:
     }
 
 
+def markdown(out: dict) -> str:
+    """The results as markdown tables (docs/results)."""
+    lines: list[str] = []
+    if "accuracy" in out:
+        lines += [
+            "| split | frames | energy MAE (meV/atom) | force MAE (meV/A) | "
+            "fraction of mean abs F | stress MAE (GPa) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in out["accuracy"]:
+            stress = r.get("stress_mae_GPa")
+            lines.append(
+                f"| {r['split']} | {r['frames']} | {r['energy_mae_meV_atom']:.1f} | "
+                f"{r['force_mae_meV_A']:.0f} | {100 * r['force_mae_fraction']:.1f} % | "
+                f"{'-' if stress is None else f'{stress:.2f}'} |"
+            )
+        lines.append("")
+    if "speed" in out:
+        lines += ["| code | atoms | parallel | s/step | atoms/s | student / teacher |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in out["speed"]:
+            lines.append(
+                f"| {r['code']} | {r['atoms']} | {r['parallel']} | {r['s_per_step']:.4g} | "
+                f"{r['atoms_per_s']:.4g} | {r.get('x_teacher', '')} |"
+            )
+        lines.append("")
+    if "stability" in out:
+        st = out["stability"]
+        lo, hi = st["ci95_exact"]
+        lines += [
+            f"Held-out runs at S = 1: {st['at_S_1']} / {st['runs']} "
+            f"(exact 95 % interval {lo:.2f}-{hi:.2f})",
+            "",
+            "| start | T (K) | S | stable time (ps) | ended by |",
+            "|---|---|---|---|---|",
+        ]
+        for r in st["per_run"]:
+            lines.append(
+                f"| {r['structure']} | {r['temperature']:g} | {r['stability_index']:.3f} | "
+                f"{r['stable_time_ps']:.2f} | {r.get('failed_criterion') or '-'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def run(quick: bool = False) -> list[dict]:
     """``make bench``: the speed rows (needs gnnff[teacher] and the bundled HfO_x student)."""
     return speed(DEFAULT_STUDENT, quick=quick)
@@ -260,12 +304,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--markdown", help="write the results as markdown tables here")
+    ap.add_argument("--from-json", help="read results of earlier runs (--out) instead")
     ap.add_argument("--lammps-worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.lammps_worker:
         _lammps_worker(json.loads(args.lammps_worker))
         return
-    out: dict = {}
+    out: dict = json.loads(Path(args.from_json).read_text()) if args.from_json else {}
     if args.accuracy:
         out["accuracy"] = accuracy(args.student)
         print(format_table(out["accuracy"]), flush=True)
@@ -277,6 +323,8 @@ def main() -> None:
         print(json.dumps(out["stability"], indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(out))
 
 
 if __name__ == "__main__":
