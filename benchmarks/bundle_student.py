@@ -65,8 +65,13 @@ def bundle(loop: Path, name: str, measured: dict[str, Any] | None) -> Path:
     extra = {"distillation": distillation_record(loop)}
     if "speed" in measured:
         extra["speed"] = measured["speed"]
+    if not model.is_absolute():  # as the loop was given it: relative to its working dir
+        found = [p for p in (loop.parent / model, loop / model, model) if p.is_file()]
+        if not found:
+            raise FileNotFoundError(f"the loop's final model {model} is not under {loop}")
+        model = found[0]
     return bundle_model(
-        model if model.is_absolute() else loop / model,
+        model,
         name,
         stability=measured.get("stability"),
         evaluation=measured.get("accuracy"),
