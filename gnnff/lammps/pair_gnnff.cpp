@@ -32,6 +32,7 @@
 #include <torch/script.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <malloc.h>
 #include <map>
@@ -95,10 +96,10 @@ PairGnnff::PairGnnff(LAMMPS *lmp) : Pair(lmp)
   no_virial_fdotr_compute = 1;
   centroidstressflag = CENTROID_NOTAVAIL;
   // pvector (summed over ranks by `compute pair gnnff`): [0] non-finite model outputs,
-  // [1] number of edges
-  nextra = 2;
+  // [1] number of edges, [2] wall seconds inside the model call (forward + backward) this step
+  nextra = 3;
   pvector = new double[nextra];
-  pvector[0] = pvector[1] = 0.0;
+  pvector[0] = pvector[1] = pvector[2] = 0.0;
   diag[0] = diag[1] = 0.0;
   cutoff = 0.0;
   model_float64 = true;
@@ -554,7 +555,7 @@ void PairGnnff::compute(int eflag, int vflag)
   const long ns = (long) model_species.size();
   diag[0] = cutoff;
   diag[1] = 0.0;
-  pvector[0] = pvector[1] = 0.0;
+  pvector[0] = pvector[1] = pvector[2] = 0.0;
   std::fill(pair_minsq.begin(), pair_minsq.end(), cutsq_model);
   // a rank whose sub-domain holds no atoms has nothing to evaluate (its ghosts are owned and
   // evaluated elsewhere)
@@ -667,6 +668,7 @@ void PairGnnff::compute(int eflag, int vflag)
   }
   c10::IValue result;
   std::map<std::string, torch::Tensor> package_out;
+  const auto model_t0 = std::chrono::steady_clock::now();
   try {
     if (model->package) {
       package_out = run_package(*model->package, pos.to(dt), species, edges, shift, nlocal_model,
@@ -680,6 +682,8 @@ void PairGnnff::compute(int eflag, int vflag)
     error->one(FLERR, "pair gnnff: evaluating model '{}' failed: {}", model_path,
                first_line(e.what()));
   }
+  pvector[2] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - model_t0).count();
   auto get = [&](const char *key) -> torch::Tensor {
     if (model->package) return package_out.at(key).detach().to(torch::kFloat64).contiguous();
     auto out = result.toGenericDict();
