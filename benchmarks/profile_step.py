@@ -21,7 +21,7 @@ it). The peak is measured in the same run: a
 dense square GEMM (torch.mm, n = 256..2048, same dtype and threads, best sample). The largest
 costs by operator come from ``torch.profiler`` (self CPU time of one eager forward + backward).
 
-``lammps`` part: pair_style gnnff on 1 MPI rank (one pass, the plugin's default), seconds per
+``lammps`` part: pair_style gnnff on 1 MPI rank (one pass: ``max_block_edges 0``), seconds per
 MD step of the whole loop, LAMMPS's Pair, Neigh and Comm timers, and the model call inside the
 pair style (``compute pair gnnff`` element 3): pair - model is the plugin's own work.
 
@@ -218,7 +218,7 @@ def profile_lammps(n_atoms: int, dtype: str, folder: Path, repeats: int) -> dict
     if not pt.exists():
         export_model(build_untrained("allegro"), pt, dtype)
     steps = 5 if n_atoms < 4000 else 2
-    row = lammps_step_times(data, pt, SPECIES, 1, steps, repeats)[0]
+    row = lammps_step_times(data, pt, SPECIES, 1, steps, repeats, blocks=[0])[0]
     return {"n_atoms": n_atoms, "dtype": dtype, "steps_per_run": steps, **row}
 
 

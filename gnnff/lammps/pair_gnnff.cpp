@@ -86,6 +86,9 @@ static std::string first_line(const std::string &s)
   return pos == std::string::npos ? s : s.substr(0, pos);
 }
 
+// edges per block when `max_block_edges` is not given (TorchScript files; 0 = one pass)
+static constexpr long DEFAULT_BLOCK_EDGES = 20000;
+
 PairGnnff::PairGnnff(LAMMPS *lmp) : Pair(lmp)
 {
   single_enable = 0;
@@ -279,6 +282,10 @@ void PairGnnff::load_model(const std::string &path)
                  "it with `gnnff export` or drop the option",
                  path);
     m->module.setattr("max_block_edges", static_cast<int64_t>(max_block_edges));
+  } else if (!package && m->module.hasattr("max_block_edges")) {
+    // default: blocks, as the ASE calculator on CPU; never slower than one pass in
+    // benchmarks/bench_lammps_blocks.py (1.5k and 12k atoms, 1 and 2 ranks) and leaner
+    m->module.setattr("max_block_edges", static_cast<int64_t>(DEFAULT_BLOCK_EDGES));
   }
   const std::string &meta_text = extra["metadata.json"];
   json meta;
