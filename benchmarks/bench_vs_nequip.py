@@ -17,6 +17,9 @@ Matched: cutoff 5 A, 8 Bessel functions with polynomial envelope p=6, l_max 1, t
 0e+1o only (nequip ``parity=False``), 2 layers, per-path-and-channel tensor-product weights,
 one hidden layer of the same width in the two-body, latent and readout MLPs (SiLU),
 avg_num_neighbors 20, forces and stress by autograd, vesin neighbour list on both sides.
+gnnff runs twice: its TorchScript model file (``gnnff_ms``, edge blocks of 20000, the CPU
+default) and the same model as an AOTInductor package (``gnnff_aoti_ms``, ``.pt2``, one
+pass; ``--no-aoti`` skips it); the three calculators take turns (A B C A B C ...).
 Known differences: gnnff embeds species by concatenating learned vectors into the two-body
 MLP input while allegro multiplies a Bessel projection by a per-pair-type embedding; gnnff
 runs an exported TorchScript module, nequip its eager ``GraphModel`` (its fastest CPU path at
@@ -61,8 +64,10 @@ def amorphous_sio2(n_atoms: int, seed: int = 0):
     return random_packing(counts, 2.2, 1.5, np.random.default_rng(seed))
 
 
-def gnnff_calculator(size: str, dtype: str, workdir: Path):
-    """gnnff ``GNNFFCalculator`` on a freshly exported random model; also its parameter count."""
+def gnnff_calculator(size: str, dtype: str, workdir: Path, aoti: bool = False):
+    """gnnff ``GNNFFCalculator`` on a freshly exported random model; also its parameter count.
+    ``aoti``: also a calculator on the same model exported as an AOTInductor package
+    (``.pt2``, compiled for CPU; about a minute), else None in its place."""
     import torch
 
     from gnnff.calculators import GNNFFCalculator
@@ -88,7 +93,12 @@ def gnnff_calculator(size: str, dtype: str, workdir: Path):
     n_params = sum(p.numel() for p in model.parameters())
     path = workdir / f"gnnff_{size}_{dtype}.pt"
     export_model(model, path, dtype=dtype)
-    return GNNFFCalculator(path), n_params
+    package = None
+    if aoti:
+        package = GNNFFCalculator(
+            export_model(model, path.with_suffix(".pt2"), dtype=dtype, format="aoti")
+        )
+    return GNNFFCalculator(path), package, n_params
 
 
 def allegro_model(size: str, dtype: str, seed: int = 0, **extra):
@@ -212,7 +222,12 @@ def compare(atoms, calcs: dict, repeats: int, warmup: int, busy_threshold: float
 
 
 def run_here(
-    quick: bool = False, dtypes: tuple[str, ...] | None = None, busy_threshold: float = 15.0
+    quick: bool = False,
+    dtypes: tuple[str, ...] | None = None,
+    busy_threshold: float = 15.0,
+    atoms: tuple[int, ...] | None = None,
+    aoti: bool = True,
+    sizes: tuple[str, ...] | None = None,
 ) -> list[dict]:
     """The benchmark in this interpreter (needs nequip, allegro and gnnff importable)."""
     import nequip
@@ -220,8 +235,8 @@ def run_here(
     from allegro import _version as allegro_version
 
     torch.set_num_threads(THREADS)
-    sizes = ("small",) if quick else tuple(SIZES)
-    n_list = (192,) if quick else N_ATOMS
+    sizes = sizes or (("small",) if quick else tuple(SIZES))
+    n_list = atoms or ((192,) if quick else N_ATOMS)
     dtypes = dtypes or (("float32",) if quick else ("float32", "float64"))
     rows: list[dict] = []
     structures = {n: amorphous_sio2(n) for n in n_list}
@@ -234,9 +249,9 @@ def run_here(
     with tempfile.TemporaryDirectory() as tmp:
         # every gnnff model is exported before nequip initialises its global state: that
         # switches e3nn to code-generated modules, which gnnff's export cannot deep-copy
-        gnnff_calcs = {case: gnnff_calculator(*case, Path(tmp)) for case in cases}
+        gnnff_calcs = {case: gnnff_calculator(*case, Path(tmp), aoti) for case in cases}
         for size, dtype in cases:
-            g_calc, g_params = gnnff_calcs[(size, dtype)]
+            g_calc, g_aoti, g_params = gnnff_calcs[(size, dtype)]
             n_calc, n_params = nequip_calculator(size, dtype)
             for n, atoms in structures.items():
                 big = n > 500
@@ -244,9 +259,12 @@ def run_here(
                 # warm-up >= 4: gnnff's TorchScript profiling executor specialises over
                 # its first 3 calls (~10x slower calls)
                 waited = wait_for_quiet(0.0 if quick else 30.0)
+                contenders = {"gnnff": g_calc, "nequip": n_calc}
+                if g_aoti is not None:
+                    contenders["gnnff_aoti"] = g_aoti
                 res = compare(
                     atoms,
-                    {"gnnff": g_calc, "nequip": n_calc},
+                    contenders,
                     repeats,
                     warmup=4,
                     busy_threshold=busy_threshold,
@@ -273,6 +291,7 @@ def run_here(
                         "nequip_nl_pct": round(
                             100 * q["nl"]["median_s"] / q["call"]["median_s"], 1
                         ),
+                        **_aoti_columns(res, n, q_rate),
                         "kept": f"{g['call']['kept']}/{q['call']['kept']} of {repeats}",
                         "max_others_pct": max(
                             g["call"]["max_others_pct"], q["call"]["max_others_pct"]
@@ -285,6 +304,19 @@ def run_here(
                 )
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
+
+
+def _aoti_columns(res: dict, n_atoms: int, nequip_rate: float) -> dict:
+    """The gnnff AOTInductor package's columns of a row (none when it was not run)."""
+    if "gnnff_aoti" not in res:
+        return {}
+    call = res["gnnff_aoti"]["call"]
+    rate = n_atoms / call["median_s"]
+    return {
+        "gnnff_aoti_ms": round(1e3 * call["median_s"], 2),
+        "ratio_gnnff_aoti_nequip": round(rate / nequip_rate, 3),
+        "aoti_vs_torchscript": round(call["median_s"] / res["gnnff"]["call"]["median_s"], 3),
+    }
 
 
 def _nequip_importable() -> bool:
@@ -333,11 +365,28 @@ def main(argv: list[str] | None = None) -> int:
         choices=["float32", "float64"],
         help="dtypes to run (default: float32 and, for the small model, float64)",
     )
+    ap.add_argument("--atoms", type=int, nargs="*", help=f"cell sizes (default {N_ATOMS})")
+    ap.add_argument("--sizes", nargs="*", choices=list(SIZES), help="model sizes (default all)")
+    ap.add_argument(
+        "--no-aoti",
+        action="store_true",
+        help="skip gnnff's AOTInductor package (compiling it takes about a minute per model)",
+    )
     args = ap.parse_args(argv)
-    if args.dtype and not _nequip_importable():
-        ap.error(f"--dtype needs nequip in this interpreter; run it with {BENCH_PY}")
-    if args.dtype:
-        rows = run_here(quick=args.quick, dtypes=tuple(args.dtype))
+    here_only = args.dtype or args.atoms or args.sizes or args.no_aoti
+    if here_only and not _nequip_importable():
+        ap.error(
+            f"--dtype/--atoms/--sizes/--no-aoti need nequip in this interpreter; run it with "
+            f"{BENCH_PY}"
+        )
+    if here_only:
+        rows = run_here(
+            quick=args.quick,
+            dtypes=tuple(args.dtype) if args.dtype else None,
+            atoms=tuple(args.atoms) if args.atoms else None,
+            aoti=not args.no_aoti,
+            sizes=tuple(args.sizes) if args.sizes else None,
+        )
     else:
         rows = run(quick=args.quick)
     if args.json:

@@ -14,6 +14,12 @@ each writing its result into ``--out``/device_check.json as soon as it is done:
    float64, on CUDA and on every CPU core of the same machine: median of timed calls after
    warm-up, peak CUDA memory per atom.
 
+5. ``neighbors``: the neighbour list on the host (vesin) against the list on the device
+   (vesin-torch, ``GNNFFCalculator(device_neighbor_list=True)``) at 1.5k atoms (and 12k),
+   float32 and float64: calls interleaved (host, device, host, ...), median s per call and
+   the ratio host / device, and the float64 results of the two equal to 1e-6. Skipped, with
+   a note, where vesin-torch is not installed (``pip install "gnnff[gpu]"``).
+
 ``--device cpu --quick`` runs the same code on a CPU-only machine (CUDA compared with itself
 is meaningless there; it checks the script).
 """
@@ -229,6 +235,45 @@ def timing(
     return rows
 
 
+def neighbors(device: str, model: str, reps_list: list[tuple[int, int, int]]) -> list[dict]:
+    """Host against device neighbour list, per call of the calculator (see the module doc)."""
+    import importlib.util
+
+    from gnnff.calculators import GNNFFCalculator
+
+    if importlib.util.find_spec("vesin_torch") is None:
+        return [{"skipped": 'vesin-torch is not installed (pip install "gnnff[gpu]")'}]
+    cell = sio2_cell(1536, seed=2)
+    rows = []
+    for rep in reps_list:
+        atoms = cell.repeat(rep)
+        n = len(atoms)
+        for dtype in ("float32", "float64"):
+            calcs = {
+                on: GNNFFCalculator(model, device=device, dtype=dtype, device_neighbor_list=on)
+                for on in (False, True)
+            }
+            got = {on: _labels(c, atoms.copy()) for on, c in calcs.items()}
+            diff = max(
+                abs(got[True][0] - got[False][0]),
+                *(
+                    float(np.abs(a - b).max())
+                    for a, b in zip(got[True][1:], got[False][1:], strict=True)
+                ),
+            )
+            times: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(7):  # interleaved: host, device, host, device, ...
+                for on, calc in calcs.items():
+                    times[on].append(_time_calls(calc, atoms.copy(), reps=3)[0])
+            host, dev = statistics.median(times[False]), statistics.median(times[True])
+            rows.append({"atoms": n, "dtype": dtype, "device": device, "host_list_s": host,
+                         "device_list_s": dev, "x_faster": host / dev, "max_abs_diff": diff,
+                         "pass": dtype == "float32" or diff <= TOL})  # fmt: skip
+            print(f"  {n:>6} atoms {dtype}: host list {host:.4f} s/call, device list "
+                  f"{dev:.4f} s/call, x{host / dev:.2f}; max |diff| {diff:.1e}")  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -237,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--work", type=Path, help="scratch folder (default: OUT/work)")
     ap.add_argument("--quick", action="store_true", help="small sizes: checks the script")
-    ap.add_argument("--parts", nargs="+", default=["equality", "training", "md", "timing"])
+    ap.add_argument(
+        "--parts", nargs="+", default=["equality", "training", "md", "timing", "neighbors"]
+    )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or args.out / "work"
@@ -265,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             elif part == "timing":
                 reps = [(1, 1, 1)] if args.quick else [(1, 1, 1), (2, 2, 2), (4, 4, 2), (4, 4, 4)]
                 results[part] = timing(args.device, main_model, reps, cpu_max_atoms=12288)
+            elif part == "neighbors":
+                reps = [(1, 1, 1)] if args.quick else [(1, 1, 1), (2, 2, 2)]
+                results[part] = neighbors(args.device, main_model, reps)
         except Exception as exc:  # noqa: BLE001 - one broken part must not lose the others
             results[part] = {"error": f"{type(exc).__name__}: {exc}"}
             print(f"  {part} failed: {type(exc).__name__}: {exc}", flush=True)
@@ -272,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         _save(args.out, results)
     ok = all(
         isinstance(results.get(p), list) and all(r.get("pass", True) for r in results[p])
-        for p in ("equality", "training")
+        for p in ("equality", "training", "neighbors")
         if p in args.parts
     )
     print("PASS" if ok else "FAIL", flush=True)

@@ -278,7 +278,8 @@ def test_cache_key_tracks_versions_and_sources(monkeypatch, tmp_path):
 
 def test_edge_blocks_in_lammps_equal_one_pass(plugin, work, tmp_path):
     """`pair_style gnnff max_block_edges N` (the model's edge blocks: bounded memory) gives the
-    one-pass energies, forces and virial, on 2 ranks; misuse is named."""
+    one-pass energies, forces and virial, on 2 ranks, and so does the default (blocks of
+    20000 edges; this cell has fewer); misuse is named."""
     import torch
 
     from gnnff.potentials import build_model, export_model
@@ -288,19 +289,24 @@ def test_edge_blocks_in_lammps_equal_one_pass(plugin, work, tmp_path):
            "num_scalar": 8, "num_tensor": 2, "mlp_hidden": [8]}  # fmt: skip
     model = export_model(build_model(cfg).double(), tmp_path / "m.pt", dtype="float64")
     results = []
-    for style in ("pair_style gnnff", "pair_style gnnff max_block_edges 300"):
+    styles = ("pair_style gnnff max_block_edges 0", "pair_style gnnff max_block_edges 300",
+              "pair_style gnnff")  # fmt: skip
+    for style in styles:
         spec = {
             "commands": header(work / "sio2.data") + [style, f"pair_coeff * * {model} O Si", *EVAL],
             "gather": GATHER,
             "computes": COMPUTES,
         }
-        (tmp_path / style[-3:]).mkdir()
-        results.append(run(spec, plugin, 2, tmp_path / style[-3:]))
-    one, blocked = results
+        folder = tmp_path / f"style{len(results)}"
+        folder.mkdir()
+        results.append(run(spec, plugin, 2, folder))
+    one, blocked, default = results
     assert blocked["pg"][1] > 300  # more edges than one block: several backward passes
     assert blocked["thermo_pe"] == pytest.approx(one["thermo_pe"], rel=1e-12)
     np.testing.assert_allclose(blocked["f"], one["f"], rtol=0, atol=1e-10)
     np.testing.assert_allclose(blocked["vir"], one["vir"], rtol=1e-10, atol=1e-10)
+    assert default["thermo_pe"] == pytest.approx(one["thermo_pe"], rel=1e-12)
+    np.testing.assert_allclose(default["f"], one["f"], rtol=0, atol=1e-10)
     base = ["units metal", "atom_style atomic", f"read_data {work / 'sio2.data'}"]
     toy = f"pair_coeff * * {work / 'toy.pt'} O Si"
     assert "predates edge blocking" in _error_of(

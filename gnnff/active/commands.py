@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -31,6 +32,14 @@ def register(subparsers) -> None:
         "explore.time_ps=0.5; repeatable. Paths given here are relative to the working "
         "directory (those in the YAML: to its folder)",
     )
+    p.add_argument(
+        "--format",
+        choices=("torchscript", "aoti"),
+        default="torchscript",
+        help="aoti: also write the final model as an AOTInductor package for CPU (model.pt2 "
+        "next to the final model.pt; minutes; docs/model_contract.md) (default: torchscript, "
+        "model.pt only)",
+    )
     p.set_defaults(func=_stabilize)
 
 
@@ -44,6 +53,8 @@ def _stabilize(args: argparse.Namespace) -> int:
     except (StabilizeConfigError, StabilizeError) as exc:
         print(f"gnnff stabilize: error: {exc}", file=sys.stderr)
         return 2
+    if args.format == "aoti":
+        _write_package(Path(summary["final_model"]))
     last = summary["rounds"][-1]["runs"]
     print(
         json.dumps(
@@ -57,3 +68,16 @@ def _stabilize(args: argparse.Namespace) -> int:
     )
     print(f"report: {args.out}/stabilize.md, {args.out}/stabilize.png")
     return 0
+
+
+def _write_package(source: Path) -> Path:
+    """``source`` (a TorchScript model file) as an AOTInductor package for CPU beside it
+    (``.pt2``: the same weights, softmax and metadata)."""
+    from gnnff.potentials import eager_from_file, export_model, read_metadata
+
+    meta = read_metadata(source)
+    target = source.with_suffix(".pt2")
+    print(f"compiling {target} (AOTInductor, a few minutes) ...", flush=True)
+    return export_model(
+        eager_from_file(source), target, meta["dtype"], meta.get("training"), format="aoti"
+    )

@@ -13,7 +13,12 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from gnnff.errors import UsageError
 from gnnff.potentials.bundled import model_file
 from gnnff.potentials.device import configure_torchscript, resolve_device
-from gnnff.potentials.neighbors import coincident_pair, neighbor_list
+from gnnff.potentials.neighbors import (
+    COINCIDENT_TOL,
+    coincident_pair,
+    device_neighbor_list,
+    neighbor_list,
+)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -57,6 +62,11 @@ class GNNFFCalculator(Calculator):
     faster, 1.2-1.6x, and 20-80x leaner than one pass in
     ``benchmarks/bench_memory_vs_nequip.py``), one pass on CUDA (where blocks cost ~13 %).
     Memory per atom: ``benchmarks/bench_memory.py``.
+    ``device_neighbor_list`` builds the neighbour list on the model's device with vesin-torch
+    (``pip install "gnnff[gpu]"``), so that the edges never cross from the host: None
+    (default) = on CUDA when vesin-torch is installed, else on the host with vesin (the
+    edges are the same, possibly in another order); True = always (MissingExtraError without
+    vesin-torch); False = always on the host.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -67,12 +77,14 @@ class GNNFFCalculator(Calculator):
         device: str = "cpu",
         dtype: str | None = None,
         max_block_edges: int | None = None,
+        device_neighbor_list: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         from gnnff.potentials import load
 
         self.device = resolve_device(device)
+        self.device_neighbor_list = _use_device_neighbor_list(device_neighbor_list, self.device)
         if isinstance(model, (str, os.PathLike)):
             path = model_file(model)  # a path or a bundled model's name
             module, metadata = load(path, self.device)  # *.pt2: an AOTInductor package
@@ -206,14 +218,21 @@ class GNNFFCalculator(Calculator):
         self._validate(atoms)
         species = self.species_indices(atoms)
         positions = model_frame_positions(atoms.positions, atoms.cell.array, atoms.pbc)
-        edge_index, shift = neighbor_list(positions, atoms.cell.array, atoms.pbc, self.cutoff)
-        same = coincident_pair(positions, edge_index, shift)
+        dev, dt = self.device, self.dtype
+        if self.device_neighbor_list:
+            edge_index, shift = device_neighbor_list(
+                positions, atoms.cell.array, atoms.pbc, self.cutoff, dev
+            )
+            pos64 = torch.as_tensor(positions, device=dev)
+            same = _coincident_pair_torch(pos64, edge_index, shift)
+        else:
+            edge_index, shift = neighbor_list(positions, atoms.cell.array, atoms.pbc, self.cutoff)
+            same = coincident_pair(positions, edge_index, shift)
         if same is not None:
             raise UsageError(
                 f"atoms {same[0]} and {same[1]} are at the same place "
                 f"(distance {same[2]:.2e} A); remove the duplicate"
             )
-        dev, dt = self.device, self.dtype
         return {
             "pos": torch.as_tensor(positions, dtype=dt, device=dev),
             "species": torch.as_tensor(species, device=dev),
@@ -252,6 +271,35 @@ class GNNFFCalculator(Calculator):
             raise PropertyNotImplementedError(
                 "stress needs periodic boundaries and a cell with non-zero volume"
             )
+
+
+def _use_device_neighbor_list(asked: bool | None, device: torch.device) -> bool:
+    """Whether the calculator builds its neighbour list on ``device`` (see the class doc)."""
+    import importlib.util
+
+    if asked is None:
+        return device.type == "cuda" and importlib.util.find_spec("vesin_torch") is not None
+    if not isinstance(asked, bool):
+        raise UsageError(f"device_neighbor_list must be True, False or None, got {asked!r}")
+    if asked:
+        from gnnff.errors import require_extra
+
+        require_extra("vesin_torch", "gpu", "GNNFFCalculator(device_neighbor_list=True)")
+    return asked
+
+
+def _coincident_pair_torch(
+    pos: torch.Tensor, edge_index: torch.Tensor, shift: torch.Tensor
+) -> tuple[int, int, float] | None:
+    """``coincident_pair`` on tensors of the device (one scalar comes back to the host)."""
+    if edge_index.shape[1] == 0:
+        return None
+    vec = pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0]) + shift
+    r2_min, at = torch.min((vec * vec).sum(1), 0)
+    if float(r2_min) >= COINCIDENT_TOL**2:  # the one value that comes back to the host
+        return None
+    k = int(at)
+    return int(edge_index[0, k]), int(edge_index[1, k]), float(r2_min.sqrt())
 
 
 def _check_package_options(module: Any, dtype: str, max_block_edges: int | None) -> None:

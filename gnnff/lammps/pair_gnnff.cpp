@@ -32,6 +32,7 @@
 #include <torch/script.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <malloc.h>
 #include <map>
@@ -85,6 +86,9 @@ static std::string first_line(const std::string &s)
   return pos == std::string::npos ? s : s.substr(0, pos);
 }
 
+// edges per block when `max_block_edges` is not given (TorchScript files; 0 = one pass)
+static constexpr long DEFAULT_BLOCK_EDGES = 20000;
+
 PairGnnff::PairGnnff(LAMMPS *lmp) : Pair(lmp)
 {
   single_enable = 0;
@@ -95,10 +99,10 @@ PairGnnff::PairGnnff(LAMMPS *lmp) : Pair(lmp)
   no_virial_fdotr_compute = 1;
   centroidstressflag = CENTROID_NOTAVAIL;
   // pvector (summed over ranks by `compute pair gnnff`): [0] non-finite model outputs,
-  // [1] number of edges
-  nextra = 2;
+  // [1] number of edges, [2] wall seconds inside the model call (forward + backward) this step
+  nextra = 3;
   pvector = new double[nextra];
-  pvector[0] = pvector[1] = 0.0;
+  pvector[0] = pvector[1] = pvector[2] = 0.0;
   diag[0] = diag[1] = 0.0;
   cutoff = 0.0;
   model_float64 = true;
@@ -278,6 +282,10 @@ void PairGnnff::load_model(const std::string &path)
                  "it with `gnnff export` or drop the option",
                  path);
     m->module.setattr("max_block_edges", static_cast<int64_t>(max_block_edges));
+  } else if (!package && m->module.hasattr("max_block_edges")) {
+    // default: blocks, as the ASE calculator on CPU; never slower than one pass in
+    // benchmarks/bench_lammps_blocks.py (1.5k and 12k atoms, 1 and 2 ranks) and leaner
+    m->module.setattr("max_block_edges", static_cast<int64_t>(DEFAULT_BLOCK_EDGES));
   }
   const std::string &meta_text = extra["metadata.json"];
   json meta;
@@ -554,7 +562,7 @@ void PairGnnff::compute(int eflag, int vflag)
   const long ns = (long) model_species.size();
   diag[0] = cutoff;
   diag[1] = 0.0;
-  pvector[0] = pvector[1] = 0.0;
+  pvector[0] = pvector[1] = pvector[2] = 0.0;
   std::fill(pair_minsq.begin(), pair_minsq.end(), cutsq_model);
   // a rank whose sub-domain holds no atoms has nothing to evaluate (its ghosts are owned and
   // evaluated elsewhere)
@@ -667,6 +675,7 @@ void PairGnnff::compute(int eflag, int vflag)
   }
   c10::IValue result;
   std::map<std::string, torch::Tensor> package_out;
+  const auto model_t0 = std::chrono::steady_clock::now();
   try {
     if (model->package) {
       package_out = run_package(*model->package, pos.to(dt), species, edges, shift, nlocal_model,
@@ -680,6 +689,8 @@ void PairGnnff::compute(int eflag, int vflag)
     error->one(FLERR, "pair gnnff: evaluating model '{}' failed: {}", model_path,
                first_line(e.what()));
   }
+  pvector[2] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - model_t0).count();
   auto get = [&](const char *key) -> torch::Tensor {
     if (model->package) return package_out.at(key).detach().to(torch::kFloat64).contiguous();
     auto out = result.toGenericDict();

@@ -24,11 +24,24 @@ def neighbor_list(
     from vesin import NeighborList
 
     positions = np.ascontiguousarray(positions, dtype=np.float64)
+    if len(positions) == 0:
+        return np.zeros((2, 0), dtype=np.int64), np.zeros((0, 3))
+    cell, pbc = _vesin_box(positions, cell, pbc, cutoff)
+    nl = NeighborList(cutoff=float(cutoff), full_list=True)
+    i, j, s = nl.compute(points=positions, box=cell, periodic=pbc, quantities="ijS")
+    shift = s.astype(np.float64) @ cell if len(s) else np.zeros((0, 3))
+    edge_index = np.stack([i.astype(np.int64), j.astype(np.int64)])
+    return edge_index, shift
+
+
+def _vesin_box(
+    positions: np.ndarray, cell: np.ndarray, pbc: Any, cutoff: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(box [3,3], periodic [3] bool) for vesin: checks the periodic cell, and along open
+    directions a box side long enough to hold every atom that never brings an image within
+    the cutoff. UsageError for a degenerate periodic cell or atoms spread absurdly far."""
     cell = np.ascontiguousarray(cell, dtype=np.float64)
     pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
-    n = len(positions)
-    if n == 0:
-        return np.zeros((2, 0), dtype=np.int64), np.zeros((0, 3))
     if pbc.any() and np.linalg.matrix_rank(cell[pbc], tol=1e-9) < pbc.sum():
         axes = "".join("xyz"[k] for k in np.flatnonzero(pbc))
         raise UsageError(
@@ -57,11 +70,7 @@ def neighbor_list(
                 cell[k, k] = 1.0
             norm = cell[k] / np.linalg.norm(cell[k])
             cell[k] = norm * (np.linalg.norm(span) + 2.0 * cutoff + 1.0)
-    nl = NeighborList(cutoff=float(cutoff), full_list=True)
-    i, j, s = nl.compute(points=positions, box=cell, periodic=pbc, quantities="ijS")
-    shift = s.astype(np.float64) @ cell if len(s) else np.zeros((0, 3))
-    edge_index = np.stack([i.astype(np.int64), j.astype(np.int64)])
-    return edge_index, shift
+    return cell, pbc
 
 
 COINCIDENT_TOL = 1e-6  # A: two atoms closer than this sit at the same place
@@ -81,3 +90,34 @@ def coincident_pair(
     if r2[k] >= COINCIDENT_TOL**2:
         return None
     return int(edge_index[0, k]), int(edge_index[1, k]), float(np.sqrt(r2[k]))
+
+
+def device_neighbor_list(
+    positions: np.ndarray, cell: np.ndarray, pbc: Any, cutoff: float, device: Any
+) -> tuple[Any, Any]:
+    """:func:`neighbor_list` computed on ``device`` (a torch.device; CUDA or CPU) with
+    vesin-torch: the same edges (possibly in another order) as torch tensors on ``device``,
+    ``edge_index`` [2,E] int64 and ``edge_shift`` [E,3] float64 (A). The positions are copied
+    to the device once; the edges never pass through the host. Raises MissingExtraError
+    (``pip install "gnnff[gpu]"``) without vesin-torch, UsageError as :func:`neighbor_list`."""
+    import torch
+
+    from gnnff.errors import require_extra
+
+    vesin_torch = require_extra("vesin_torch", "gpu", "the neighbour list on the device")
+    positions = np.ascontiguousarray(positions, dtype=np.float64)
+    if len(positions) == 0:
+        return (
+            torch.zeros((2, 0), dtype=torch.int64, device=device),
+            torch.zeros((0, 3), dtype=torch.float64, device=device),
+        )
+    box, periodic = _vesin_box(positions, cell, pbc, cutoff)
+    points = torch.as_tensor(positions, device=device)
+    box_t = torch.as_tensor(box, device=device)
+    nl = vesin_torch.NeighborList(cutoff=float(cutoff), full_list=True)
+    i, j, s = nl.compute(
+        points=points, box=box_t, periodic=torch.as_tensor(periodic, device=device),
+        quantities="ijS",
+    )  # fmt: skip
+    edge_index = torch.stack([i.to(torch.int64), j.to(torch.int64)])
+    return edge_index, s.to(torch.float64) @ box_t
