@@ -13,7 +13,7 @@ import torch
 
 import gnnff.active.config as active_config
 import gnnff.active.loop as active_loop
-import gnnff.potentials.export as export_mod
+import gnnff.potentials as potentials_pkg
 from gnnff.cli import main
 from gnnff.potentials import build_model, export_model
 
@@ -48,7 +48,7 @@ def compiled(monkeypatch) -> list[tuple]:
         calls.append((Path(path), dtype, format, model))
         return Path(path)
 
-    monkeypatch.setattr(export_mod, "export_model", fake_export)
+    monkeypatch.setattr(potentials_pkg, "export_model", fake_export)
     return calls
 
 
