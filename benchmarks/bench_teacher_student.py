@@ -239,6 +239,8 @@ def stability(loop_dir: str | Path) -> dict:
         "runs": len(runs),
         "at_S_1": ok,
         "fraction": ok / len(runs),
+        "mean_stability_index": sum(r["stability_index"] for r in runs) / len(runs),
+        "median_stable_ps": sorted(r["stable_time_ps"] for r in runs)[len(runs) // 2],
         "ci95_exact": [ci.low, ci.high],
         "per_run": runs,
     }
