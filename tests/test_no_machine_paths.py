@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,14 @@ MACHINE_PATH = re.compile(
 
 
 def _committed_files() -> list[Path]:
+    return _committed_files_under(*CHECKED)
+
+
+def _committed_files_under(*folders: str) -> list[Path]:
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout: no list of committed files")
     listed = subprocess.run(
-        ["git", "ls-files", "-z", "--", *CHECKED],
+        ["git", "ls-files", "-z", "--", *folders],
         cwd=REPO,
         capture_output=True,
         check=True,
@@ -100,4 +105,61 @@ def test_committed_text_files_hold_no_machine_path() -> None:
     assert not offenders, (
         "committed files hold absolute paths of a machine; write them relative to the "
         "repository root or to the run's output folder:\n" + "\n".join(offenders)
+    )
+
+
+def _archive_records(path: Path) -> dict[str, bytes]:
+    """Every record of a TorchScript archive except tensor storages (``*/data/<n>``)."""
+    with zipfile.ZipFile(path) as archive:
+        return {
+            name: archive.read(name)
+            for name in archive.namelist()
+            if not re.search(r"/data/\d+$", name)
+        }
+
+
+def _archive_offenders(path: Path, checkout: str) -> list[str]:
+    offenders = []
+    for name, data in _archive_records(path).items():
+        if name.endswith(".debug_pkl"):
+            offenders.append(f"{name} (debug record: source paths of the exporting machine)")
+            continue
+        text = data.decode("latin-1")
+        if checkout in text or find_machine_paths(text):
+            offenders.append(name)
+    return offenders
+
+
+def test_export_writes_no_source_paths_of_this_machine(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from gnnff.potentials import build_model, export_model, read_metadata
+
+    torch.manual_seed(0)
+    model = build_model(
+        {
+            "family": "allegro",
+            "species": ["Si", "O"],
+            "cutoff": 4.0,
+            "num_scalar": 8,
+            "num_tensor": 2,
+            "mlp_hidden": [8],
+        }
+    )
+    path = export_model(model, tmp_path / "m.pt", "float64")
+    assert not _archive_offenders(path, str(REPO)), _archive_offenders(path, str(REPO))
+    assert read_metadata(path)["species"] == ["Si", "O"]
+    torch.jit.load(str(path))  # the archive loads without its debug records
+
+
+def test_bundled_model_files_hold_no_machine_path() -> None:
+    files = [p for p in _committed_files_under("gnnff/potentials/pretrained") if p.suffix == ".pt"]
+    assert files, "git ls-files listed no bundled model file"
+    offenders = {
+        str(p.relative_to(REPO)): f"{len(bad)} records, first {bad[0]}"
+        for p in files
+        if (bad := _archive_offenders(p, str(REPO)))
+    }
+    assert not offenders, (
+        "bundled model files hold the exporting machine's paths; re-export them with "
+        f"gnnff.potentials.export_model (it drops TorchScript's debug records): {offenders}"
     )

@@ -2,6 +2,7 @@
 as a TorchScript file or an AOTInductor package with the contract's metadata."""
 
 import copy
+import io
 import json
 import os
 from pathlib import Path
@@ -130,4 +131,24 @@ def export_model(
         )
     scripted = torch.jit.script(ExportedModel(m))
     extra = {contract.METADATA_FILE: json.dumps(meta, indent=2)}
-    return atomic_write(path, lambda p: torch.jit.save(scripted, str(p), _extra_files=extra))
+    return atomic_write(path, lambda p: save_torchscript(scripted, p, extra))
+
+
+def save_torchscript(module: torch.jit.ScriptModule, path: Path, extra: dict[str, str]) -> None:
+    """``torch.jit.save`` without the archive's ``*.debug_pkl`` records.
+
+    Those records map TorchScript code to its source lines by the absolute path of every source
+    file on the machine that exported (site-packages, the checkout), so a model file shared or
+    committed would carry them; they only serve TorchScript's tracebacks, and the archive loads
+    the same without them."""
+    buf = io.BytesIO()
+    torch.jit.save(module, buf, _extra_files=extra)
+    buf.seek(0)
+    reader = torch._C.PyTorchFileReader(buf)
+    writer = torch._C.PyTorchFileWriter(str(path))
+    for name in reader.get_all_records():
+        if name.endswith(".debug_pkl"):
+            continue
+        data = reader.get_record(name)
+        writer.write_record(name, data, len(data))
+    writer.write_end_of_file()
