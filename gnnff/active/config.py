@@ -62,50 +62,29 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from gnnff.errors import GNNFFError, did_you_mean
-from gnnff.io_utils import load_yaml, resolve_path, yaml_value
+from gnnff.io_utils import load_yaml, resolve_path
 
-ENGINES = ("ase", "lammps")
-ENSEMBLES = ("nvt", "nve")
-MODES = ("finetune", "scratch")
+from .config_schema import (
+    BOOTSTRAP_KEYS,
+    BOOTSTRAP_PREFIX,
+    COMMITTEE_KEYS,
+    DEFAULTS,
+    ENGINES,
+    ENSEMBLES,
+    MODES,
+    StabilizeConfigError,
+    apply_overrides,
+    unknown_key,
+)
 
-DEFAULTS: dict[str, Any] = {
-    "train_config": None,
-    "initial_model": None,
-    "bootstrap": None,
-    "reference": None,
-    "explore": {
-        "engine": "ase",
-        "ensemble": "nvt",
-        "time_ps": 1.0,
-        "dt_fs": 1.0,
-        "check_interval": 10,
-        "thermostat": "langevin",
-        "np": 1,
-        "workers": 1,
-        "runs": [],
-    },
-    "select": {
-        "failure_frames": 5,
-        "max_frames_per_round": 50,
-        "min_rms_displacement": 0.05,
-        "committee": None,
-    },
-    "retrain": {"mode": "finetune", "epochs": 10, "lr": None},
-    "max_rounds": 5,
-    "seed": 0,
-}
-
-
-class StabilizeConfigError(GNNFFError, ValueError):
-    """A stabilize config that cannot be used; the message names the key and the fix."""
-
-
-def _unknown(where: str, bad: Any, valid: Any) -> StabilizeConfigError:
-    bad = sorted(bad)
-    return StabilizeConfigError(
-        f"unknown key {where}{bad[0]}{did_you_mean(bad[0], valid)} (valid: {', '.join(valid)})"
-    )
+__all__ = [
+    "BOOTSTRAP_PREFIX",
+    "DEFAULTS",
+    "StabilizeConfigError",
+    "apply_overrides",
+    "load",
+    "validate",
+]
 
 
 def _path(value: Any, key: str, base: Path | None) -> str:
@@ -117,42 +96,6 @@ def _path(value: Any, key: str, base: Path | None) -> str:
     if not r.path.is_file():
         raise StabilizeConfigError(r.missing(key, "fix the path or create the file"))
     return str(r.path)
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
-    """``--set KEY=VALUE`` overrides (VALUE parsed as YAML) applied to a raw config; each key
-    is checked against the schema first (StabilizeConfigError with a "did you mean")."""
-    raw = copy.deepcopy(raw)
-    for text in overrides or []:
-        key, sep, value = text.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
-            raise StabilizeConfigError(
-                f"--set expects KEY=VALUE (e.g. max_rounds=2 or explore.time_ps=0.5), got {text!r}"
-            )
-        schema: Any = DEFAULTS
-        for depth, part in enumerate(parts):
-            where = ".".join(parts[:depth]) + ("." if depth else "")
-            if not isinstance(schema, dict):
-                raise StabilizeConfigError(f"--set {text!r}: {where[:-1]} is not a section")
-            if part not in schema:
-                raise StabilizeConfigError(
-                    f"--set {text!r}: " + str(_unknown(where, [part], schema))
-                )
-            schema = schema[part]
-            if where + part == "select.committee":
-                schema = dict.fromkeys(COMMITTEE_KEYS)
-            elif where + part == "bootstrap":
-                schema = dict.fromkeys(BOOTSTRAP_KEYS)
-        node = raw
-        for part in parts[:-1]:
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-            if not isinstance(node, dict):
-                raise StabilizeConfigError(f"--set {text!r}: {part!r} is not a mapping")
-        node[parts[-1]] = yaml_value(value)
-    return raw
 
 
 def _number(sec: str, key: str, value: Any, lo: float, integer: bool = False) -> Any:
@@ -174,10 +117,6 @@ def _reference(ref: Any) -> dict[str, Any]:
         raise StabilizeConfigError(str(exc)) from None
 
 
-COMMITTEE_KEYS = ("size", "f_lo", "f_hi", "max_frames", "interval")
-BOOTSTRAP_KEYS = ("preset", "quick", "seed")
-
-
 def _preset_arg(name: Any, base: Path | None, key: str) -> str:
     """A preset given by name (kept) or as a YAML file (resolved by gnnff's path rule: relative
     to the config file's folder, or to the working directory for ``--set``)."""
@@ -194,9 +133,6 @@ def _preset_arg(name: Any, base: Path | None, key: str) -> str:
     return name
 
 
-BOOTSTRAP_PREFIX = "bootstrap:"  # an exploration start from the bootstrap data set
-
-
 def _bootstrap(cfg: dict[str, Any], base: Path | None) -> dict[str, Any] | None:
     """The ``bootstrap`` section's shape (None: off); the preset itself (species, splits) is
     checked by :func:`gnnff.active.bootstrap.check_preset` when the loop is set up."""
@@ -210,7 +146,7 @@ def _bootstrap(cfg: dict[str, Any], base: Path | None) -> dict[str, Any] | None:
         )
     bad = set(bs) - set(BOOTSTRAP_KEYS)
     if bad:
-        raise _unknown("bootstrap.", bad, BOOTSTRAP_KEYS)
+        raise unknown_key("bootstrap.", bad, BOOTSTRAP_KEYS)
     if cfg["initial_model"] is not None:
         raise StabilizeConfigError(
             "bootstrap and initial_model exclude each other: the bootstrap trains round 0's "
@@ -236,7 +172,7 @@ def _committee(com: Any, ex: dict[str, Any]) -> dict[str, Any] | None:
         )
     bad = set(com) - set(COMMITTEE_KEYS)
     if bad:
-        raise _unknown(f"{sec}.", bad, COMMITTEE_KEYS)
+        raise unknown_key(f"{sec}.", bad, COMMITTEE_KEYS)
     missing = [k for k in ("size", "f_lo", "f_hi") if k not in com]
     if missing:
         raise StabilizeConfigError(
@@ -288,13 +224,13 @@ def validate(
     cfg = copy.deepcopy(DEFAULTS)
     for key, value in raw.items():
         if key not in DEFAULTS:
-            raise _unknown("", [key], DEFAULTS)
+            raise unknown_key("", [key], DEFAULTS)
         if isinstance(DEFAULTS[key], dict):
             if not isinstance(value, dict):
                 raise StabilizeConfigError(f"{key} must be a mapping")
             bad = set(value) - set(DEFAULTS[key])
             if bad:
-                raise _unknown(f"{key}.", bad, DEFAULTS[key])
+                raise unknown_key(f"{key}.", bad, DEFAULTS[key])
             cfg[key].update(copy.deepcopy(value))
         else:
             cfg[key] = copy.deepcopy(value)
