@@ -112,3 +112,22 @@ def test_lammps_error_is_recorded(model, tmp_path):
     rep = json.loads((tmp_path / "run" / "report.json").read_text())
     assert rep["failure"]["criterion"] == "lammps_error"
     assert "undefined_command_xyz" in rep["failure"]["message"]
+
+
+def test_heating_ramp_example_follows_the_ramp(model, tmp_path):
+    """examples/lammps/in.heating_ramp (MLIP Arena's protocol) shortened to 30 fs: the fix
+    judges every check against the ramp's target at that step, 300 + 2700 t / t_end K."""
+    from gnnff.cli import main
+
+    stab = tmp_path / "stab.yaml"
+    stab.write_text("interval: 10\ncriteria: [finite, temperature]\n")
+    out = tmp_path / "run"
+    rc = main(["lammps", "run", str(EXAMPLES / "in.heating_ramp"), "--var", f"model={model}",
+               "--var", "time_ps=0.03", "--var", "elements=O Si", "--stability", str(stab),
+               "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["ensemble"] == "nvt" and rep["series"]["step"] == [0, 10, 20, 30]
+    assert rep["series"]["target_temperature"] == pytest.approx([300.0, 1200.0, 2100.0, 3000.0])
+    assert rep["series"]["t_max"] == pytest.approx([900.0, 3600.0, 6300.0, 9000.0])
+    assert rep["stability_index"] == 1.0, rep["failure"]
