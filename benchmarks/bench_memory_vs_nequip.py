@@ -55,7 +55,7 @@ def _child(code: str, dtype: str, rep: int, block: int, calls: int) -> dict:
     torch.set_num_threads(vs.THREADS)
     with tempfile.TemporaryDirectory() as tmp:
         if code == "gnnff":
-            calc, n_params = vs.gnnff_calculator("small", dtype, Path(tmp))
+            calc, _, n_params = vs.gnnff_calculator("small", dtype, Path(tmp))
             calc.module.max_block_edges = block
         else:
             calc, n_params = vs.nequip_calculator("small", dtype)
