@@ -144,8 +144,9 @@ def test_hfo2_student_records_its_distillation_and_evaluation():
 @pytest.mark.slow
 def test_hfo2_student_held_out_stability_is_re_measured(tmp_path):
     """The recorded held-out Stability Index of `hfo2-allegro-sevennet` is a measurement: its
-    first held-out run (a-HfO_1.55 glass-0 at 1000 K, seed 11, 2 ps), run again through the
-    same config, gives the recorded S and stable time (a few CPU-minutes)."""
+    first held-out run (a-HfO_1.55 glass-0 at 1000 K, seed 11), run again through the same
+    config for its first 2 ps (the same seeded trajectory, checked at the same steps), gives
+    the recorded stable time cut at 2 ps (a few CPU-minutes)."""
     if "hfo2-allegro-sevennet" not in NAMES:
         pytest.skip("hfo2-allegro-sevennet is not bundled in this install")
     pytest.importorskip("sevenn", reason="the config names the teacher (gnnff[teacher])")
@@ -158,12 +159,13 @@ def test_hfo2_student_held_out_stability_is_re_measured(tmp_path):
     run = recorded["stability"]["per_run"][0]
     repo = Path(__file__).resolve().parents[1]
     start = repo / "examples/data/hfo2-heldout/glass-0/reference_md" / run["structure"]
+    rerun_ps = 2.0
     runs = [{"structure": str(start), "index": run["index"],
              "temperature": run["temperature"], "seed": run["seed"]}]  # fmt: skip
     argv = ["stabilize", str(repo / "examples/stabilize/hfo2_heldout.yaml"),
-            "--out", str(tmp_path / "heldout"), "--set", "explore.time_ps=2.0",
+            "--out", str(tmp_path / "heldout"), "--set", f"explore.time_ps={rerun_ps}",
             "--set", "explore.workers=1", "--set", f"explore.runs={json.dumps(runs)}"]  # fmt: skip
     assert main(argv) == 0
     done = json.loads((tmp_path / "heldout/round_001/explore/run_00/done.json").read_text())
-    assert done["stability_index"] == pytest.approx(run["stability_index"])
-    assert done["stable_time_ps"] == pytest.approx(run["stable_time_ps"])
+    assert done["stable_time_ps"] == pytest.approx(min(run["stable_time_ps"], rerun_ps))
+    assert done["stability_index"] == pytest.approx(min(run["stable_time_ps"], rerun_ps) / rerun_ps)
