@@ -54,6 +54,7 @@ def run(models: list[str], seeds: list[int], time_ps: float, out: Path) -> list[
     from gnnff.potentials import read_metadata
     from gnnff.potentials.bundled import model_file
 
+    out = out.resolve()  # the runs start in their own folder (cwd=out): paths must not be relative
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for model in models:
