@@ -5,10 +5,14 @@ held-out stability of the student.
     python benchmarks/bench_teacher_student.py --speed [--student hfo2-allegro-sevennet]
     python benchmarks/bench_teacher_student.py --accuracy [--student MODEL]
     python benchmarks/bench_teacher_student.py --stability runs/hfo2_heldout
+    python benchmarks/bench_teacher_student.py --material sio2 --accuracy --speed ...
 
-Speed: time per velocity-Verlet MD step (one force call, neighbour list included) of the
-student (``GNNFFCalculator``) and the teacher (SevenNet-0 through ``sevenn``'s ASE
-calculator), interleaved, on monoclinic HfO2 cells of 96 and 768 atoms, both with the same
+``--material`` (``hfo2``, the default, or ``sio2``) picks the cells, the test splits, the
+held-out glasses and the default student. Speed: time per velocity-Verlet MD step (one force
+call, neighbour list included) of the student (``GNNFFCalculator``) and the teacher
+(SevenNet-0 through ``sevenn``'s ASE calculator), interleaved, on crystal cells of 96 and 768
+atoms (monoclinic HfO2, 12 atoms x 2^3 / 4^3; beta-cristobalite SiO2, 24 atoms x 2x2x1 /
+4x4x2), both with the same
 number of torch threads (``--threads``, default 2: the whole machine); the student alone at
 6144 atoms, and in LAMMPS (``pair_style gnnff``, one torch thread per rank) on 1 and 2 MPI
 ranks at 768 and 6144 atoms. Figures: s/step (median of the quiet samples, see
@@ -17,7 +21,8 @@ teacher's at the same size and threads.
 
 Accuracy: energy (meV/atom), force (meV/A) and stress (GPa) MAE of the student against the
 teacher's labels of the test splits of ``examples/data/hfo2-sevennet`` (ID, hot, HfO_1.55,
-HfO_1.10) and of the held-out glasses (``examples/data/hfo2-heldout*``) when present; each
+HfO_1.10; for SiO2 ``examples/data/sio2-sevennet``: ID, SiO_1.55, SiO_1.10) and of the
+held-out glasses (``examples/data/<material>-heldout*``) when present; each
 force MAE also as a fraction of the mean absolute force component of the labels.
 
 Stability: the runs of a ``gnnff stabilize`` folder with ``max_rounds: 0`` (one exploration of
@@ -53,25 +58,46 @@ from timing import (  # noqa: E402
     timed_side_by_side,
 )
 
-DEFAULT_STUDENT = "hfo2-allegro-sevennet"
-DATA = REPO / "examples" / "data" / "hfo2-sevennet"
-SPLITS = ("test_id", "ood_hot", "ood_HfO1.55", "ood_HfO1.10")
+DATA_ROOT = REPO / "examples" / "data"
 TIMESTEP_FS = 1.0
 
+# Per material: the preset whose crystal gives the speed cells, that crystal, the repeats of
+# the 96 / 768 / 6144-atom cells, the teacher-labelled test splits and the LAMMPS type order.
+MATERIALS = {
+    "hfo2": {
+        "student": "hfo2-allegro-sevennet",
+        "preset": "hfo2-sevennet",
+        "crystal": "m-HfO2",
+        "repeats": ((2, 2, 2), (4, 4, 4), (8, 8, 8)),
+        "splits": ("test_id", "ood_hot", "ood_HfO1.55", "ood_HfO1.10"),
+        "species": ("Hf", "O"),
+    },
+    "sio2": {
+        "student": "sio2-allegro-sevennet",
+        "preset": "sio2-sevennet",
+        "crystal": "beta-cristobalite",
+        "repeats": ((2, 2, 1), (4, 4, 2), (8, 8, 4)),
+        "splits": ("test_id", "ood_SiO1.55", "ood_SiO1.10"),
+        "species": ("Si", "O"),
+    },
+}
+DEFAULT_STUDENT = MATERIALS["hfo2"]["student"]
 
-def monoclinic_hfo2(repeat: int):
-    """Monoclinic HfO2 (the SevenNet-0-relaxed cell of the hfo2-sevennet preset), 12 atoms x
-    repeat^3, with Maxwell-Boltzmann momenta at 300 K (seed 0)."""
+
+def crystal_cell(material: str, size: int):
+    """The material's crystal (the cell of its preset) repeated to 96 (size 0), 768 (1) or
+    6144 atoms (2), with Maxwell-Boltzmann momenta at 300 K (seed 0)."""
     from ase import units
     from ase.spacegroup import crystal
 
     from gnnff.data.presets import load_preset
 
-    system = next(s for s in load_preset("hfo2-sevennet")["systems"] if s["name"] == "m-HfO2")
-    c = system["crystal"]
+    spec = MATERIALS[material]
+    systems = load_preset(spec["preset"])["systems"]
+    c = next(s for s in systems if s["name"] == spec["crystal"])["crystal"]
     atoms = crystal(
         c["symbols"], c["basis"], spacegroup=c["spacegroup"], cellpar=c["cellpar"]
-    ).repeat(repeat)
+    ).repeat(spec["repeats"][size])
     rng = np.random.default_rng(0)
     sigma = np.sqrt(atoms.get_masses()[:, None] * units.kB * 300.0)
     atoms.set_momenta(rng.normal(size=(len(atoms), 3)) * sigma)
@@ -99,7 +125,7 @@ def _lammps_worker(spec: dict) -> None:
     lmp.command(f"plugin load {spec['plugin']}")
     for line in ["units metal", "atom_style atomic", "boundary p p p", "newton on",
                  f"read_data {spec['data']}", "pair_style gnnff",
-                 f"pair_coeff * * {spec['model']} Hf O",
+                 f"pair_coeff * * {spec['model']} {' '.join(spec['species'])}",
                  "velocity all create 300 12345 loop geom", "timestep 0.001",
                  "fix nve all nve", "thermo 0", "run 3"]:  # fmt: skip
         lmp.command(line)
@@ -119,14 +145,14 @@ def _lammps_worker(spec: dict) -> None:
         print("BENCH " + json.dumps({"natoms": natoms, "samples": samples}), flush=True)
 
 
-def _lammps(model: str, atoms, nprocs: int, steps: int, repeats: int, plugin: str) -> dict:
+def _lammps(model: str, atoms, species, nprocs: int, steps: int, repeats: int, plugin: str) -> dict:
     import ase.io
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "hfo2.data"
-        ase.io.write(data, atoms, format="lammps-data", specorder=["Hf", "O"], masses=True)
+        data = Path(tmp) / "cell.data"
+        ase.io.write(data, atoms, format="lammps-data", specorder=list(species), masses=True)
         spec = {"data": str(data), "model": model, "plugin": plugin, "steps": steps,
-                "repeats": repeats}  # fmt: skip
+                "repeats": repeats, "species": list(species)}  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
         mpirun = Path(sys.executable).parent / "mpirun"
         cmd = [str(mpirun), "-np", str(nprocs), sys.executable, __file__, "--lammps-worker",
@@ -150,7 +176,9 @@ def _row(code: str, natoms: int, par: str, res: dict) -> dict:
     }
 
 
-def speed(student: str, threads: int = 2, quick: bool = False) -> list[dict]:
+def speed(
+    student: str, threads: int = 2, quick: bool = False, material: str = "hfo2"
+) -> list[dict]:
     """Rows of s/step and atoms/s: student and teacher through ASE (interleaved), the student
     alone at 6144 atoms and in LAMMPS on 1 and 2 ranks."""
     import torch
@@ -164,10 +192,10 @@ def speed(student: str, threads: int = 2, quick: bool = False) -> list[dict]:
     torch.set_num_threads(threads)
     teacher = build_teacher("sevennet-0")
     rows = []
-    sizes = (2,) if quick else (2, 4)
-    for rep in sizes:
-        atoms = monoclinic_hfo2(rep)
-        reps = 3 if rep == 4 else 5
+    sizes = (0,) if quick else (0, 1)
+    for size in sizes:
+        atoms = crystal_cell(material, size)
+        reps = 3 if size == 1 else 5
         res = timed_side_by_side(
             {
                 "student": _md_step(atoms, GNNFFCalculator(model)),
@@ -183,18 +211,19 @@ def speed(student: str, threads: int = 2, quick: bool = False) -> list[dict]:
         rows += [student_row, teacher_row]
     if quick:
         return rows
-    big = monoclinic_hfo2(8)
+    big = crystal_cell(material, 2)
     res = timed_side_by_side({"s": _md_step(big, GNNFFCalculator(model))}, repeats=3, warmup=1)
     rows.append(_row("ASE student", len(big), f"{threads} threads", res["s"]))
     plugin = str(build_plugin(quiet=True))
-    for rep, steps in ((4, 10), (8, 2)):
+    species = MATERIALS[material]["species"]
+    for size, steps in ((1, 10), (2, 2)):
         for nprocs in (1, 2):
-            res = _lammps(model, monoclinic_hfo2(rep), nprocs, steps, 3, plugin)
+            res = _lammps(model, crystal_cell(material, size), species, nprocs, steps, 3, plugin)
             rows.append(_row("LAMMPS student", res["natoms"], f"{nprocs} ranks", res))
     return rows
 
 
-def accuracy(student: str) -> list[dict]:
+def accuracy(student: str, material: str = "hfo2", data: str | Path | None = None) -> list[dict]:
     """Rows of student-vs-teacher MAE per held-out split (labels: the teacher's)."""
     import ase.io
 
@@ -202,8 +231,16 @@ def accuracy(student: str) -> list[dict]:
     from gnnff.training.evaluation import evaluate_model_file
 
     model = str(model_file(student))
-    files = [(s, DATA / f"{s}.extxyz") for s in SPLITS]
-    for glass in sorted((REPO / "examples" / "data").glob("hfo2-heldout*/*/reference_md/*")):
+    spec = MATERIALS[material]
+    data_dir = Path(data) if data else DATA_ROOT / spec["preset"]
+    files = [(s, data_dir / f"{s}.extxyz") for s in spec["splits"]]
+    missing = [str(f) for _, f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"test splits missing: {missing}; make them with `gnnff data generate --preset "
+            f"{spec['preset']} --out {data_dir}` or pass --data DIR"
+        )
+    for glass in sorted(DATA_ROOT.glob(f"{material}-heldout*/*/reference_md/*")):
         files.append((f"heldout {glass.parent.parent.name} {glass.stem}", glass))
     rows = []
     for name, path in files:
@@ -299,7 +336,9 @@ def main() -> None:
     from run_all import format_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--student", default=DEFAULT_STUDENT, help="model file or bundled name")
+    ap.add_argument("--material", choices=sorted(MATERIALS), default="hfo2")
+    ap.add_argument("--student", help="model file or bundled name (default: the material's)")
+    ap.add_argument("--data", help="folder of the test splits (default examples/data/<preset>)")
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--stability", metavar="LOOP_DIR")
@@ -314,11 +353,12 @@ def main() -> None:
         _lammps_worker(json.loads(args.lammps_worker))
         return
     out: dict = json.loads(Path(args.from_json).read_text()) if args.from_json else {}
+    student = args.student or MATERIALS[args.material]["student"]
     if args.accuracy:
-        out["accuracy"] = accuracy(args.student)
+        out["accuracy"] = accuracy(student, args.material, args.data)
         print(format_table(out["accuracy"]), flush=True)
     if args.speed:
-        out["speed"] = speed(args.student, args.threads, args.quick)
+        out["speed"] = speed(student, args.threads, args.quick, args.material)
         print(format_table(out["speed"]), flush=True)
     if args.stability:
         out["stability"] = stability(args.stability)

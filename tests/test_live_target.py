@@ -224,3 +224,50 @@ def test_report_plot_draws_the_bound_of_every_check(tmp_path):
     ax = next(a for a in fig.axes if a.get_label() == "temperature")
     line = next(ln for ln in ax.get_lines() if ln.get_label() == "T_max")
     np.testing.assert_allclose(line.get_ydata(), [3.0 * t for t in targets])
+
+
+# -- a ramp has no structural reference in its own start -----------------------------------
+RDF_TOO = StabilityConfig(
+    interval=10, criteria=["finite", "temperature", "rdf"], rdf_window_ps=0.05
+)
+
+
+def rdf_entry(rep: dict) -> dict:
+    return next(c for c in rep["criteria"] if c["name"] == "rdf")
+
+
+@pytest.mark.parametrize("temperature_end", [2400.0, None])
+def test_rdf_against_the_first_window_does_not_apply_under_a_ramp(tmp_path, temperature_end):
+    """A heating ramp melts the structure on purpose: its first window (at 300 K) is no
+    reference for its 2400 K end, so the RDF says why it does not apply (the heating-ramp
+    scores of issue 25 were ended by exactly that false failure); at a fixed target it applies."""
+    from gnnff.calculators.md import run_md
+
+    settings = ramp_settings(temperature_end=temperature_end, time_ps=0.1)
+    rep = run_md(copper(), EMT(), settings, tmp_path, stability_config=RDF_TOO,
+                 reference="none", progress=False)  # fmt: skip
+    entry = rdf_entry(rep)
+    if temperature_end is None:
+        assert entry["applicable"] is True and entry["reference_source"] == "first_window"
+    else:
+        assert entry["applicable"] is False
+        assert "ramped (300 -> 2400 K)" in entry["reason"] and "rdf_reference" in entry["reason"]
+        assert rep["stability_index"] == 1.0
+
+
+def test_a_reference_rdf_still_judges_a_ramp():
+    """With a reference g(r) (not the run's own start) the RDF applies under a ramp; a target
+    that moves by less than 5 % is no ramp."""
+    from types import SimpleNamespace
+
+    from gnnff.stability.criteria import CriterionContext, NotApplicable
+    from gnnff.stability.rdf_criterion import RDFStructure
+
+    cfg = StabilityConfig()
+    ref = SimpleNamespace(has_rdf=True, rdf_rmax=6.0, rdf_nbins=120, rdf_total=np.ones(120),
+                          rdf_partial={})  # fmt: skip
+    crit = RDFStructure.from_config(cfg, CriterionContext(reference=ref, target_ramp=(300, 3000)))
+    assert crit.reference_source == "reference"
+    assert RDFStructure.from_config(cfg, CriterionContext(target_ramp=(1000, 1040)))
+    with pytest.raises(NotApplicable, match="ramped"):
+        RDFStructure.from_config(cfg, CriterionContext(target_ramp=(1000, 900)))

@@ -182,7 +182,7 @@ def run_md(
     from tqdm import tqdm
 
     from gnnff.io_utils import atomic_write_json
-    from gnnff.stability import StabilityConfig, StabilityMonitor, run_monitored
+    from gnnff.stability import StabilityConfig, StabilityMonitor, StabilityTracker, run_monitored
     from gnnff.stability.reference import resolve_reference
 
     settings.validate()
@@ -215,20 +215,20 @@ def run_md(
     dyn.attach(advance, interval=max(1, settings.steps // 200))
     for observer in observers:
         dyn.attach(lambda f=observer: f(atoms, int(dyn.nsteps)), interval=1)
-    monitor = StabilityMonitor(
-        atoms,
-        dyn,
-        config=cfg,
-        reference=reference,
-        ensemble=settings.ensemble,
-        # NVT: the thermostat's live target (a ramp included); NVE: the temperature the
-        # velocities were drawn at, else (the structure's own velocities) the initial one
-        target_temperature=settings.temperature
+    # NVT: the thermostat's live target (a ramp included); NVE: the temperature the
+    # velocities were drawn at, else (the structure's own velocities) the initial one
+    fixed_target = (
+        settings.temperature
         if settings.ensemble == "nve" and initialized and settings.temperature > 0
-        else None,
-        total_steps=settings.steps,
-        out_dir=out,
-        keep_frames=settings.failure_frames,
+        else None
+    )
+    ramp = None if settings.temperature_end is None else (settings.temperature,
+                                                          settings.temperature_end)  # fmt: skip
+    tracker = StabilityTracker(cfg, reference, settings.ensemble, fixed_target,
+                               settings.steps * settings.dt_fs / 1000.0, n_atoms=len(atoms),
+                               target_ramp=ramp)  # fmt: skip
+    monitor = StabilityMonitor(
+        atoms, dyn, tracker, out_dir=out, keep_frames=settings.failure_frames
     )
     t0 = time.perf_counter()
     try:

@@ -217,9 +217,13 @@ def replay(
     ens = ensemble or first.get("ensemble") or "nve"
     t_run, halted = run_time(records)
     fix = FixRecords(start=first)
-    # a given --temperature is a fixed target; else each check's live thermostat target
+    # a given --temperature is a fixed target; else each check's live thermostat target,
+    # whose first and last values tell a ramp (fix nvt temp 300 3000 ...)
+    targets = [c["thermostat_target"] for c in checks if c.get("thermostat_target") is not None]
+    ramp = (targets[0], targets[-1]) if temperature is None and len(targets) > 1 else None
     tracker = StabilityTracker(config, reference, ens, temperature, total_time_ps=t_run,
-                               criterion_factory=fix_verdict_factory(fix))  # fmt: skip
+                               criterion_factory=fix_verdict_factory(fix),
+                               target_ramp=ramp)  # fmt: skip
     numbers = _numbers(first["species_by_type"])
     t0 = float(first["time_ps"])
     frames = read_frames(frames_path) if frames_path and Path(frames_path).is_file() else None

@@ -65,13 +65,15 @@ class NotApplicable(Exception):
 @dataclass
 class CriterionContext:
     """What a criterion may need besides the settings: the run's reference data, ensemble
-    ("nve", "nvt" or "npt"), thermostat target (K, or None) and its own ``options`` (the
+    ("nve", "nvt" or "npt"), thermostat target (K, or None), the thermostat target's ramp
+    ``(start, end)`` in K when the run ramps it (else None) and its own ``options`` (the
     ``criterion_options[name]`` mapping of the StabilityConfig, {} when not given)."""
 
     reference: StabilityReference | None = None
     ensemble: str = "nvt"
     target_temperature: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    target_ramp: tuple[float, float] | None = None
 
 
 class Criterion:

@@ -11,12 +11,16 @@ import numpy as np
 
 from gnnff.extensions import CRITERIA
 from gnnff.stability.config import StabilityConfigError
-from gnnff.stability.criteria import CheckState, Criterion, CriterionContext
+from gnnff.stability.criteria import CheckState, Criterion, CriterionContext, NotApplicable
 from gnnff.stability.geometry import rdf_distance
 from gnnff.stability.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from gnnff.stability.config import StabilityConfig
+
+# A thermostat target that moves by more than this fraction of its start over the run is a
+# ramp: the run's first window is then no reference for the rest of it.
+RAMP_TOLERANCE = 0.05
 
 
 class RDFStructure(Criterion):
@@ -25,7 +29,9 @@ class RDFStructure(Criterion):
     g(r) is averaged over the frames of the last ``window_ps`` ps (frames with
     t > t_now - window_ps). It is evaluated once the run has covered one full window; earlier
     checks return value None. Without a reference g(r), the first full window becomes the
-    reference (its error is 0 by construction). value = the error (A).
+    reference (its error is 0 by construction), except in a run whose thermostat target is
+    ramped (``CriterionContext.target_ramp``): there the criterion does not apply, since a
+    melting or heating structure legitimately leaves its start. value = the error (A).
     """
 
     name = "rdf"
@@ -62,6 +68,14 @@ class RDFStructure(Criterion):
             raise StabilityConfigError(
                 "rdf_reference='reference' but the stability reference has no RDF: "
                 "rebuild it with RDF frames, or set rdf_reference to auto/first_window"
+            )
+        ramp = context.target_ramp
+        if not use_ref and ramp is not None and abs(ramp[1] - ramp[0]) > RAMP_TOLERANCE * ramp[0]:
+            raise NotApplicable(
+                f"the thermostat's target is ramped ({ramp[0]:g} -> {ramp[1]:g} K): the run's "
+                "first window is no structural reference for its later, hotter or colder "
+                "windows; judge the RDF against a stability reference that has one "
+                "(rdf_reference: reference)"
             )
         if use_ref and ref is not None and ref.rdf_rmax is not None and ref.rdf_nbins is not None:
             return cls(config.rdf_threshold, config.rdf_window_ps, ref.rdf_rmax, ref.rdf_nbins,

@@ -51,6 +51,9 @@ class StabilityTracker:
     own initial temperature (see :class:`~gnnff.stability.criteria.Temperature`).
     total_time_ps: planned run length t_run (ps); None means "the last checked
     time". n_atoms: if given, every snapshot must have that many atoms.
+    target_ramp: ``(start, end)`` (K) when the thermostat's target is ramped over the run (a
+    heating ramp); criteria whose reference is the run's own start then say they do not apply
+    (the RDF against its first window).
     criterion_factory: builds each criterion the config names (default: the registered class's
     ``from_config``); an engine that judges some criteria itself passes one that returns
     criteria reading its verdict (the LAMMPS fix: :mod:`gnnff.lammps.fix_verdict`).
@@ -66,6 +69,7 @@ class StabilityTracker:
         n_atoms: int | None = None,
         *,
         criterion_factory: CriterionFactory | None = None,
+        target_ramp: tuple[float, float] | None = None,
     ) -> None:
         self.config = config if config is not None else StabilityConfig()
         self.reference = reference
@@ -79,6 +83,8 @@ class StabilityTracker:
         )
         self.total_time_ps = None if total_time_ps is None else float(total_time_ps)
         self.n_atoms = n_atoms
+        self.target_ramp = None if target_ramp is None else (float(target_ramp[0]),
+                                                             float(target_ramp[1]))  # fmt: skip
         self.first_failure: dict | None = None
         self.status_override: str | None = None
         self.interrupt_reason: str | None = None
@@ -106,6 +112,7 @@ class StabilityTracker:
                 ensemble=self.ensemble,
                 target_temperature=self.given_target_temperature,
                 options=dict(cfg.criterion_options.get(name, {})),
+                target_ramp=self.target_ramp,
             )
             try:
                 out.append(factory(name, cfg, context))
