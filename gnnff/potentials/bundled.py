@@ -22,21 +22,35 @@ from gnnff.errors import UsageError
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 RENAMED_FILE = PRETRAINED_DIR / "renamed.json"
 SMALL_TEST_SET = PRETRAINED_DIR / "sio2_test_small.extxyz"
-# the small test set of each material's bundled models, by their sorted species
-SMALL_TEST_SETS = {
-    ("O", "Si"): SMALL_TEST_SET,
-    ("Hf", "O"): PRETRAINED_DIR / "hfo2_test_small.extxyz",
+# the small test set of the bundled models of each material and labels: (sorted species, the
+# teacher that labelled their data, None for the material's classical reference) -> file
+SMALL_TEST_SETS: dict[tuple[tuple[str, ...], str | None], Path] = {
+    (("O", "Si"), None): SMALL_TEST_SET,  # Munetoh Tersoff labels
+    (("O", "Si"), "sevennet-0"): PRETRAINED_DIR / "sio2_sevennet_test_small.extxyz",
+    (("Hf", "O"), "sevennet-0"): PRETRAINED_DIR / "hfo2_test_small.extxyz",
 }
 
 
-def small_test_set(species: list[str]) -> Path:
-    """The small test set committed for the bundled models of ``species`` (any order).
-    Raises UsageError naming the materials that have one."""
-    key = tuple(sorted(species))
+def small_test_set(species: list[str], teacher: str | None = None) -> Path:
+    """The small test set committed for the bundled models of ``species`` (any order) whose
+    data the ``teacher`` labelled (None: the material's classical reference potential), so a
+    student is re-measured against its own teacher's labels. Raises UsageError naming the
+    sets there are."""
+    key = (tuple(sorted(species)), teacher)
     if key not in SMALL_TEST_SETS:
-        have = ", ".join("-".join(k) for k in SMALL_TEST_SETS)
-        raise UsageError(f"no bundled small test set for species {list(key)} (there are: {have})")
+        have = ", ".join(f"{'-'.join(s)} ({t or 'classical'})" for s, t in SMALL_TEST_SETS)
+        raise UsageError(
+            f"no bundled small test set for species {list(key[0])} labelled by "
+            f"{teacher or 'a classical potential'} (there are: {have})"
+        )
     return SMALL_TEST_SETS[key]
+
+
+def label_teacher(metadata: dict[str, Any]) -> str | None:
+    """The teacher that labelled a model's training data (``training.labels.teacher`` of its
+    metadata), or None (labels of a classical potential or unknown)."""
+    labels = (metadata.get("training") or {}).get("labels") or {}
+    return labels.get("teacher") if isinstance(labels, dict) else None
 
 
 def available_pretrained() -> list[str]:

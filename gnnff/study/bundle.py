@@ -17,7 +17,7 @@ from typing import Any
 from gnnff.errors import UsageError
 from gnnff.potentials.bundled import PRETRAINED_DIR as PRETRAINED
 from gnnff.potentials.bundled import SMALL_TEST_SET as SMALL_TEST
-from gnnff.potentials.bundled import neutral_paths, small_test_set
+from gnnff.potentials.bundled import label_teacher, neutral_paths, small_test_set
 
 SPLITS_SIO2 = ("test_id", "ood_SiO1.55", "ood_SiO1.10")
 
@@ -53,7 +53,8 @@ def measure_small_test(model_path: str | Path) -> dict[str, float]:
     from gnnff.potentials import read_metadata
     from gnnff.training.evaluation import evaluate_model_file
 
-    data = small_test_set(list(read_metadata(model_path)["species"]))
+    meta = read_metadata(model_path)
+    data = small_test_set(list(meta["species"]), label_teacher(meta))
     res = evaluate_model_file(model_path, data)
     return {k: res[k] for k in ("energy_mae", "force_mae", "energy_rmse", "force_rmse")}
 
@@ -105,7 +106,7 @@ def bundle_model(
     summary["bundle"] = {
         "name": name,
         "source": Path(model_path).name,
-        "small_test_set": small_test_set(list(meta["species"])).name,
+        "small_test_set": small_test_set(list(meta["species"]), label_teacher(meta)).name,
         "small_test_mae": measure_small_test(model_path),
         "evaluation": evaluation,
         "stability": stability,
