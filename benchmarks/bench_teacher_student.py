@@ -21,7 +21,7 @@ teacher's at the same size and threads.
 
 Accuracy: energy (meV/atom), force (meV/A) and stress (GPa) MAE of the student against the
 teacher's labels of the test splits of ``examples/data/hfo2-sevennet`` (ID, hot, HfO_1.55,
-HfO_1.10; for SiO2 ``examples/data/sio2-sevennet``: ID, SiO_1.55, SiO_1.10) and of the
+HfO_1.10; for SiO2 ``examples/data/sio2-sevennet-test``: ID, SiO_1.55, SiO_1.10) and of the
 held-out glasses (``examples/data/<material>-heldout*``) when present; each
 force MAE also as a fraction of the mean absolute force component of the labels.
 
@@ -69,6 +69,7 @@ MATERIALS = {
         "preset": "hfo2-sevennet",
         "crystal": "m-HfO2",
         "repeats": ((2, 2, 2), (4, 4, 4), (8, 8, 8)),
+        "data": "hfo2-sevennet",
         "splits": ("test_id", "ood_hot", "ood_HfO1.55", "ood_HfO1.10"),
         "species": ("Hf", "O"),
     },
@@ -77,6 +78,7 @@ MATERIALS = {
         "preset": "sio2-sevennet",
         "crystal": "beta-cristobalite",
         "repeats": ((2, 2, 1), (4, 4, 2), (8, 8, 4)),
+        "data": "sio2-sevennet-test",  # the committed test splits of sio2-sevennet
         "splits": ("test_id", "ood_SiO1.55", "ood_SiO1.10"),
         "species": ("Si", "O"),
     },
@@ -232,7 +234,7 @@ def accuracy(student: str, material: str = "hfo2", data: str | Path | None = Non
 
     model = str(model_file(student))
     spec = MATERIALS[material]
-    data_dir = Path(data) if data else DATA_ROOT / spec["preset"]
+    data_dir = Path(data) if data else DATA_ROOT / spec["data"]
     files = [(s, data_dir / f"{s}.extxyz") for s in spec["splits"]]
     missing = [str(f) for _, f in files if not f.is_file()]
     if missing:
@@ -338,7 +340,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--material", choices=sorted(MATERIALS), default="hfo2")
     ap.add_argument("--student", help="model file or bundled name (default: the material's)")
-    ap.add_argument("--data", help="folder of the test splits (default examples/data/<preset>)")
+    ap.add_argument(
+        "--data", help="folder of the test splits (default: the material's in examples/data)"
+    )
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--stability", metavar="LOOP_DIR")
