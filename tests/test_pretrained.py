@@ -120,50 +120,64 @@ def test_active_learning_model_records_its_loop_and_held_out_stability():
         assert 0.0 <= lo <= group["fraction_stable"] <= hi <= 1.0
 
 
-def test_hfo2_student_records_its_distillation_and_evaluation():
-    """`hfo2-allegro-sevennet` carries what labelled it (the teacher, its weights hash), the
+# the teacher students: (species, the OOD splits of their evaluation, held-out config, glasses)
+STUDENTS = {
+    "hfo2-allegro-sevennet": (["Hf", "O"], {"ood_HfO1.55", "ood_HfO1.10"},
+                              "hfo2_heldout.yaml", "hfo2-heldout"),
+    "sio2-allegro-sevennet": (["O", "Si"], {"ood_SiO1.55", "ood_SiO1.10"},
+                              "sio2_sevennet_heldout.yaml", "sio2-heldout"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(STUDENTS))
+def test_teacher_student_records_its_distillation_and_evaluation(name):
+    """A SevenNet-0 student carries what labelled it (the teacher, its weights hash), the
     loop that made it (rounds, frames labelled, CPU seconds per stage), its errors against the
     teacher per split and its held-out stability with the exact interval."""
-    if "hfo2-allegro-sevennet" not in NAMES:
-        pytest.skip("hfo2-allegro-sevennet is not bundled in this install")
-    meta = read_metadata(pretrained_path("hfo2-allegro-sevennet"))
-    assert sorted(meta["species"]) == ["Hf", "O"]
+    if name not in NAMES:
+        pytest.skip(f"{name} is not bundled in this install")
+    species, ood, _, _ = STUDENTS[name]
+    meta = read_metadata(pretrained_path(name))
+    assert sorted(meta["species"]) == species
     labels = meta["training"]["labels"]
     assert labels["teacher"] == "sevennet-0" and len(labels["weights_sha256"]) == 64
     bundle = meta["training"]["bundle"]
+    assert bundle["small_test_set"] == small_test_set(species, "sevennet-0").name
     dist = bundle["distillation"]
     assert dist["status"] == "converged" and dist["frames_added_total"] > 0
     assert dist["rounds"][-1]["runs_at_S_1"] == dist["rounds"][-1]["runs"]
     assert {"explore", "label", "train"} <= set(dist["rounds"][0]["cpu_s"])
     splits = {row["split"] for row in bundle["evaluation"]}
-    assert {"test_id", "ood_HfO1.55", "ood_HfO1.10"} <= splits
+    assert {"test_id"} | ood <= splits
     stab = bundle["stability"]
     lo, hi = stab["ci95_exact"]
     assert 0.0 <= lo <= stab["fraction"] <= hi <= 1.0 and stab["runs"] >= 12
 
 
 @pytest.mark.slow
-def test_hfo2_student_held_out_stability_is_re_measured(tmp_path):
-    """The recorded held-out Stability Index of `hfo2-allegro-sevennet` is a measurement: its
-    first held-out run (a-HfO_1.55 glass-0 at 1000 K, seed 11), run again through the same
-    config for its first 2 ps (the same seeded trajectory, checked at the same steps), gives
-    the recorded stable time cut at 2 ps (a few CPU-minutes)."""
-    if "hfo2-allegro-sevennet" not in NAMES:
-        pytest.skip("hfo2-allegro-sevennet is not bundled in this install")
+@pytest.mark.parametrize("name", sorted(STUDENTS))
+def test_teacher_student_held_out_stability_is_re_measured(tmp_path, name):
+    """The recorded held-out Stability Index of a SevenNet-0 student is a measurement: its
+    first held-out run (glass-0, seed 11), run again through the same config for its first
+    2 ps (the same seeded trajectory, checked at the same steps), gives the recorded stable
+    time cut at 2 ps (a few CPU-minutes)."""
+    if name not in NAMES:
+        pytest.skip(f"{name} is not bundled in this install")
     pytest.importorskip("sevenn", reason="the config names the teacher (gnnff[teacher])")
     import json
     from pathlib import Path
 
     from gnnff.cli import main
 
-    recorded = read_metadata(pretrained_path("hfo2-allegro-sevennet"))["training"]["bundle"]
+    _, _, config, glasses = STUDENTS[name]
+    recorded = read_metadata(pretrained_path(name))["training"]["bundle"]
     run = recorded["stability"]["per_run"][0]
     repo = Path(__file__).resolve().parents[1]
-    start = repo / "examples/data/hfo2-heldout/glass-0/reference_md" / run["structure"]
+    start = repo / "examples/data" / glasses / "glass-0/reference_md" / run["structure"]
     rerun_ps = 2.0
     runs = [{"structure": str(start), "index": run["index"],
              "temperature": run["temperature"], "seed": run["seed"]}]  # fmt: skip
-    argv = ["stabilize", str(repo / "examples/stabilize/hfo2_heldout.yaml"),
+    argv = ["stabilize", str(repo / "examples/stabilize" / config),
             "--out", str(tmp_path / "heldout"), "--set", f"explore.time_ps={rerun_ps}",
             "--set", "explore.workers=1", "--set", f"explore.runs={json.dumps(runs)}"]  # fmt: skip
     assert main(argv) == 0

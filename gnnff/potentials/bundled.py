@@ -1,8 +1,8 @@
 """The trained models shipped inside the package (``potentials/pretrained/``): the one module that
 knows where their files are. Finding a model by name (:func:`pretrained_path`,
 :func:`model_file`), the old names of renamed ones, and the small test sets committed beside
-them (:func:`small_test_set`, one per material, on which a test re-measures their recorded
-errors).
+them (:func:`small_test_set`, one per material and labels, on which a test re-measures their
+recorded errors).
 
 ``pretrained/renamed.json`` maps old bundled names to new ones (read here and by the LAMMPS
 plugin): an old name keeps working for one release with a warning naming the new one.

@@ -1,9 +1,10 @@
 """Ship trained models inside the package: re-export with their measured figures in metadata.
 
 A bundled model records how it was trained (its training summary), its energy/force MAE on
-the small test set of its material committed beside it (``pretrained/sio2_test_small.extxyz``,
-``hfo2_test_small.extxyz``; a test re-measures it), and the Stability Index of the MD runs it
-was judged on.
+the small test set of its material and labels committed beside it
+(``pretrained/sio2_test_small.extxyz`` for Tersoff labels, ``sio2_sevennet_test_small.extxyz``
+and ``hfo2_test_small.extxyz`` for SevenNet-0's; a test re-measures it), and the Stability
+Index of the MD runs it was judged on.
 """
 
 from __future__ import annotations
