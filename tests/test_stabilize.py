@@ -319,3 +319,28 @@ def test_parallel_exploration_and_evaluation_only(quick_data, tmp_path):
     assert resumed.run()["rounds"][0]["runs"] == rows_s
     with pytest.raises(StabilizeConfigError, match="explore.workers must be an integer >= 1"):
         config(0)
+
+
+def test_an_evaluation_report_plots_each_run(tmp_path, monkeypatch):
+    """A one-exploration evaluation (max_rounds 0, nothing added) plots each run's stable time
+    and what ended it (a per-round plot would hold one point); a loop plots its rounds."""
+    from gnnff.active import report
+
+    drawn: list[str] = []
+    monkeypatch.setattr(report, "_plot", lambda rows, path: drawn.append("rounds"))
+    monkeypatch.setattr(report, "_plot_runs", lambda runs, path: drawn.append(f"{len(runs)} runs"))
+    run = {"run": 0, "structure": "a.extxyz", "temperature": 1000.0, "stability_index": 0.5,
+           "stable_time_ps": 1.0, "failed_criterion": "close_contact",
+           "failed_pair": "O-O"}  # fmt: skip
+    rnd = {"round": 1, "runs": [run, run | {"run": 1, "stability_index": 1.0,
+                                            "stable_time_ps": 2.0, "failed_criterion": None}],
+           "frames_added": 0}  # fmt: skip
+    summary = {"status": "max_rounds", "final_model": "m.pt", "frames_added_total": 0,
+               "reference": "base training set", "rounds": [rnd]}  # fmt: skip
+    report.write_report(summary, tmp_path)
+    report.write_report(summary | {"frames_added_total": 3, "rounds": [rnd | {"frames_added": 3}]},
+                        tmp_path)  # fmt: skip
+    assert drawn == ["2 runs", "rounds"]
+    monkeypatch.undo()
+    report.write_report(summary, tmp_path)  # the real per-run plot
+    assert (tmp_path / "stabilize.png").stat().st_size > 1000

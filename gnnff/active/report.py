@@ -1,5 +1,6 @@
 """``stabilize.md`` and ``stabilize.png``: mean Stability Index, median stable time and frames
-added per round of the active-learning loop."""
+added per round of the active-learning loop; for a one-exploration evaluation (``max_rounds: 0``,
+e.g. held-out starts) the plot shows each run's stable time and what ended it instead."""
 
 from __future__ import annotations
 
@@ -117,8 +118,12 @@ def write_report(summary: dict[str, Any], out: Path) -> None:
             f"{run['stability_index']:.3f} | {run['stable_time_ps']:.3g} | {end} |"
         )
     atomic_write_text(out / "stabilize.md", "\n".join(lines) + "\n")
+    evaluation = len(rows) == 1 and not summary["frames_added_total"]
     try:
-        _plot(rows, out / "stabilize.png")
+        if evaluation:
+            _plot_runs(summary["rounds"][0]["runs"], out / "stabilize.png")
+        else:
+            _plot(rows, out / "stabilize.png")
     except MissingExtraError as exc:
         print(f"note: stabilize.png skipped: {exc}")
     except Exception as exc:  # noqa: BLE001 - a plot must never lose a finished loop
@@ -142,6 +147,39 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     axes[2].set(xlabel="round", ylabel="labelled frames added")
     for ax in axes:
         ax.set_xticks(x)  # rounds are integers
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def _plot_runs(runs: list[dict[str, Any]], path: Path) -> None:
+    """One bar per run: its stable time (ps), green at S = 1, red with the criterion (and pair)
+    that ended it otherwise; the dashed line is the run length."""
+    require_extra("matplotlib", "plots", "stabilize.png")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lengths = [r["stable_time_ps"] / r["stability_index"] for r in runs if r["stability_index"] > 0]
+    t_run = max(lengths, default=max((r["stable_time_ps"] for r in runs), default=1.0))
+    ok = sum(r["stability_index"] >= 1.0 for r in runs)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(runs) + 1.4))
+    y = np.arange(len(runs))[::-1]
+    for yi, r in zip(y, runs, strict=True):
+        stable = r["stability_index"] >= 1.0
+        ax.barh(yi, r["stable_time_ps"], color="tab:green" if stable else "tab:red")
+        if not stable:
+            why = (r.get("failed_criterion") or "failed") + (
+                f" ({r['failed_pair']})" if r.get("failed_pair") else ""
+            )
+            ax.text(r["stable_time_ps"] + 0.01 * t_run, yi, why, va="center", fontsize=8)
+    ax.axvline(t_run, color="k", ls="--", lw=0.8)
+    labels = [f"{r['run']}: {Path(str(r['structure'])).stem} {r['temperature']:.0f} K"
+              for r in runs]  # fmt: skip
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set(xlabel="stable time (ps)", xlim=(0, 1.25 * t_run),
+           title=f"{ok} / {len(runs)} runs at S = 1 over {t_run:.3g} ps")  # fmt: skip
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
