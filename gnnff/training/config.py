@@ -155,9 +155,9 @@ def validate_config(
             raise ConfigError(
                 r.missing(
                     f"data.{key}",
-                    f"create it (e.g. `gnnff data generate --preset {_preset_for(p)} --out "
-                    f"{p.parent}`) or fix the path (in the YAML: relative to the YAML file's "
-                    "folder; with --set: relative to the working directory)",
+                    f"create it (e.g. `gnnff data generate --preset PRESET --out {p.parent}`; "
+                    "`gnnff data presets` lists them) or fix the path (in the YAML: relative to "
+                    "the YAML file's folder; with --set: relative to the working directory)",
                 )
             )
         d[key] = str(p) + (f"@{index}" if index is not None else "")
@@ -272,12 +272,3 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
         raise ConfigError(str(exc)) from None
     raw = apply_overrides(raw, overrides or [])
     return validate_config(raw, base_dir=path.parent, cli_keys=override_keys(overrides))
-
-
-def _preset_for(missing: Path) -> str:
-    """The data preset a missing data file's folder is named after (``.../sio2-sevennet/
-    train.extxyz`` -> sio2-sevennet), else the default SiO2 one: the hint of the error."""
-    from gnnff.data.presets import list_presets
-
-    names = set(list_presets())
-    return missing.parent.name if missing.parent.name in names else "sio2-tersoff"
