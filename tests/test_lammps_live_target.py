@@ -190,16 +190,26 @@ def test_configuration_moved_between_runs_fails_at_the_next_setup(model, tmp_pat
     )
 
 
-@pytest.mark.parametrize("ramp", [True, False])
-def test_rdf_against_the_first_window_does_not_apply_under_a_lammps_ramp(model, tmp_path, ramp):
-    """The twin of the ASE rule: a `fix nvt temp 300 2400` ramp makes the RDF not applicable
-    (its first window is no reference for the hotter end); a fixed target keeps it."""
-    script = start(tmp_path, model) + "velocity all create 300 1 loop geom\n"
-    fix = RAMP["nvt"] if ramp else "fix t all nvt temp 300 300 0.02\n"
+STAGES = {
+    "ramp": RAMP["nvt"] + "run 100\n",
+    "second stage": "fix t all nvt temp 300 300 0.02\nrun 50\nunfix t\n"
+    "fix t2 all nvt temp 1200 1200 0.02\nrun 50\n",
+    "fixed": "fix t all nvt temp 300 300 0.02\nrun 100\n",
+}
+
+
+@pytest.mark.parametrize("kind", list(STAGES))
+def test_rdf_against_the_first_window_does_not_apply_when_the_target_changes(model, tmp_path, kind):
+    """The twin of the ASE rule: a `fix nvt temp 300 2400` ramp or a hotter second stage makes
+    the RDF not applicable (the first window is no reference for a hotter structure); a fixed
+    target keeps it."""
+    script = start(tmp_path, model) + "velocity all create 300 1 loop geom\n" + STAGES[kind]
     stab = "interval: 10\nrdf_window_ps: 0.02\ncriteria: [finite, temperature, rdf]\n"
-    info, rep, _ = drive(tmp_path, script + fix + "run 100\n", stability=stab)
+    info, rep, _ = drive(tmp_path, script, stability=stab)
     entry = next(c for c in rep["criteria"] if c["name"] == "rdf")
-    if ramp:
-        assert entry["applicable"] is False and "ramped (300 -> 2400 K)" in entry["reason"]
-    else:
+    if kind == "fixed":
         assert entry["applicable"] is True and entry["reference_source"] == "first_window"
+    else:
+        end = {"ramp": 2400, "second stage": 1200}[kind]
+        assert entry["applicable"] is False
+        assert f"changed over the run (300 -> {end} K)" in entry["reason"]

@@ -251,7 +251,8 @@ def test_rdf_against_the_first_window_does_not_apply_under_a_ramp(tmp_path, temp
         assert entry["applicable"] is True and entry["reference_source"] == "first_window"
     else:
         assert entry["applicable"] is False
-        assert "ramped (300 -> 2400 K)" in entry["reason"] and "rdf_reference" in entry["reason"]
+        assert "changed over the run (300 -> 2400 K)" in entry["reason"]
+        assert "rdf_reference" in entry["reason"]
         assert rep["stability_index"] == 1.0
 
 

@@ -217,10 +217,11 @@ def replay(
     ens = ensemble or first.get("ensemble") or "nve"
     t_run, halted = run_time(records)
     fix = FixRecords(start=first)
-    # a given --temperature is a fixed target; else each check's live thermostat target,
-    # whose first and last values tell a ramp (fix nvt temp 300 3000 ...)
+    # a given --temperature is a fixed target; else each check's live thermostat target, whose
+    # first value and the one farthest from it tell a ramp or a new stage (fix nvt temp 300 3000)
     targets = [c["thermostat_target"] for c in checks if c.get("thermostat_target") is not None]
-    ramp = (targets[0], targets[-1]) if temperature is None and len(targets) > 1 else None
+    far = max(targets, key=lambda t: abs(t - targets[0])) if targets else None
+    ramp = (targets[0], far) if temperature is None and far is not None else None
     tracker = StabilityTracker(config, reference, ens, temperature, total_time_ps=t_run,
                                criterion_factory=fix_verdict_factory(fix),
                                target_ramp=ramp)  # fmt: skip

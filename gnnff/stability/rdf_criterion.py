@@ -72,10 +72,10 @@ class RDFStructure(Criterion):
         ramp = context.target_ramp
         if not use_ref and ramp is not None and abs(ramp[1] - ramp[0]) > RAMP_TOLERANCE * ramp[0]:
             raise NotApplicable(
-                f"the thermostat's target is ramped ({ramp[0]:g} -> {ramp[1]:g} K): the run's "
-                "first window is no structural reference for its later, hotter or colder "
-                "windows; judge the RDF against a stability reference that has one "
-                "(rdf_reference: reference)"
+                f"the thermostat's target is ramped or changed over the run ({ramp[0]:g} -> "
+                f"{ramp[1]:g} K): the run's first window is no structural reference for its "
+                "later, hotter or colder windows; judge the RDF against a stability reference "
+                "that has one (rdf_reference: reference)"
             )
         if use_ref and ref is not None and ref.rdf_rmax is not None and ref.rdf_nbins is not None:
             return cls(config.rdf_threshold, config.rdf_window_ps, ref.rdf_rmax, ref.rdf_nbins,

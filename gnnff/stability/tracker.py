@@ -51,9 +51,9 @@ class StabilityTracker:
     own initial temperature (see :class:`~gnnff.stability.criteria.Temperature`).
     total_time_ps: planned run length t_run (ps); None means "the last checked
     time". n_atoms: if given, every snapshot must have that many atoms.
-    target_ramp: ``(start, end)`` (K) when the thermostat's target is ramped over the run (a
-    heating ramp); criteria whose reference is the run's own start then say they do not apply
-    (the RDF against its first window).
+    target_ramp: ``(start, end)`` (K) when the thermostat's target is ramped or changed over
+    the run (a heating ramp, a hotter second stage); criteria whose reference is the run's own
+    start then say they do not apply (the RDF against its first window).
     criterion_factory: builds each criterion the config names (default: the registered class's
     ``from_config``); an engine that judges some criteria itself passes one that returns
     criteria reading its verdict (the LAMMPS fix: :mod:`gnnff.lammps.fix_verdict`).
