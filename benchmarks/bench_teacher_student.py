@@ -178,11 +178,66 @@ def _row(code: str, natoms: int, par: str, res: dict) -> dict:
     }
 
 
+STUDENT_MODES = (
+    ("TorchScript", "float64"),
+    ("TorchScript", "float32"),
+    ("AOTI", "float64"),
+    ("AOTI", "float32"),
+)
+"""The student's modes timed beside the teacher: the bundled TorchScript file as shipped
+(float64), the same file cast to float32 (the dtype it was trained in, and the teacher's), and
+AOTInductor packages of it in both dtypes (``gnnff export NAME --format aoti``, compiled for
+this machine and torch release into the ``--cache`` folder on first use, about a minute each)."""
+
+
+def student_file(model: str, fmt: str, dtype: str, cache: Path) -> str:
+    """The model file that runs ``model`` in mode (``fmt``, ``dtype``): the file itself for
+    TorchScript (the calculator casts it), else an AOTInductor package in ``cache``, compiled
+    when missing (its name holds the model's sha256 and the torch release)."""
+    import hashlib
+
+    from gnnff.potentials import eager_from_file, export_model
+    from gnnff.potentials.files.aoti import torch_release
+
+    if fmt == "TorchScript":
+        return model
+    digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:12]
+    package = cache / f"{Path(model).stem}_{digest}_torch{torch_release()}_{dtype}.pt2"
+    if not package.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        print(f"compiling {package.name} (about a minute) ...", flush=True)
+        export_model(eager_from_file(model), package, dtype=dtype, format="aoti")
+    return str(package)
+
+
+def _mode_label(fmt: str, dtype: str) -> str:
+    return f"ASE student {fmt} {dtype}"
+
+
+def _max_force_difference(atoms, calcs: dict, reference: str) -> dict[str, float]:
+    """max |F - F_reference| (eV/A) of every calculator on ``atoms`` (rattled by 0.05 A)."""
+    a = atoms.copy()
+    a.rattle(0.05, seed=1)
+    forces = {}
+    for key, calc in calcs.items():
+        a.calc = calc
+        forces[key] = a.get_forces().copy()
+    return {k: float(np.abs(f - forces[reference]).max()) for k, f in forces.items()}
+
+
 def speed(
-    student: str, threads: int = 2, quick: bool = False, material: str = "hfo2"
+    student: str,
+    threads: int = 2,
+    quick: bool = False,
+    material: str = "hfo2",
+    modes: tuple[tuple[str, str], ...] = STUDENT_MODES,
+    cache: Path | None = None,
 ) -> list[dict]:
-    """Rows of s/step and atoms/s: student and teacher through ASE (interleaved), the student
-    alone at 6144 atoms and in LAMMPS on 1 and 2 ranks."""
+    """Rows of s/step and atoms/s: the student in every mode of ``modes`` and the teacher
+    through ASE (interleaved, one run), the student modes alone at 6144 atoms, and the
+    TorchScript file and the fastest package in LAMMPS on 1 and 2 ranks. Student rows carry
+    ``max_dF_eV_A``: the largest force difference of that mode from the first mode on a
+    rattled 96-atom cell (the same model in another precision or format)."""
     import torch
 
     from gnnff.calculators import GNNFFCalculator
@@ -191,37 +246,55 @@ def speed(
     from gnnff.potentials.bundled import model_file
 
     model = str(model_file(student))
+    cache = cache or REPO / "bench_out" / "student_packages"
+    files = {m: student_file(model, m[0], m[1], cache) for m in modes}
     torch.set_num_threads(threads)
+
+    def calculator(mode: tuple[str, str]):
+        fmt, dtype = mode
+        return GNNFFCalculator(files[mode], dtype=dtype if fmt == "TorchScript" else None)
+
     teacher = build_teacher("sevennet-0")
+    small = crystal_cell(material, 0)
+    dF = _max_force_difference(small, {m: calculator(m) for m in modes}, modes[0])
     rows = []
     sizes = (0,) if quick else (0, 1)
     for size in sizes:
         atoms = crystal_cell(material, size)
         reps = 3 if size == 1 else 5
-        res = timed_side_by_side(
-            {
-                "student": _md_step(atoms, GNNFFCalculator(model)),
-                "teacher": _md_step(atoms, teacher),
-            },
-            repeats=reps,
-            warmup=2,
-        )
-        student_row = _row("ASE student", len(atoms), f"{threads} threads", res["student"])
+        steps = {_mode_label(*m): _md_step(atoms, calculator(m)) for m in modes}
+        steps["teacher"] = _md_step(atoms, teacher)
+        res = timed_side_by_side(steps, repeats=reps, warmup=2)
         teacher_row = _row("ASE teacher SevenNet-0", len(atoms), f"{threads} threads",
                            res["teacher"])  # fmt: skip
-        student_row["x_teacher"] = round(student_row["atoms_per_s"] / teacher_row["atoms_per_s"], 1)
-        rows += [student_row, teacher_row]
+        for m in modes:
+            row = _row(_mode_label(*m), len(atoms), f"{threads} threads", res[_mode_label(*m)])
+            row["x_teacher"] = round(row["atoms_per_s"] / teacher_row["atoms_per_s"], 1)
+            row["max_dF_eV_A"] = dF[m]
+            rows.append(row)
+        rows.append(teacher_row)
     if quick:
         return rows
     big = crystal_cell(material, 2)
-    res = timed_side_by_side({"s": _md_step(big, GNNFFCalculator(model))}, repeats=3, warmup=1)
-    rows.append(_row("ASE student", len(big), f"{threads} threads", res["s"]))
+    res = timed_side_by_side(
+        {_mode_label(*m): _md_step(big, calculator(m)) for m in modes}, repeats=3, warmup=1
+    )
+    for m in modes:
+        rows.append(_row(_mode_label(*m), len(big), f"{threads} threads", res[_mode_label(*m)]))
     plugin = str(build_plugin(quiet=True))
     species = MATERIALS[material]["species"]
-    for size, steps in ((1, 10), (2, 2)):
-        for nprocs in (1, 2):
-            res = _lammps(model, crystal_cell(material, size), species, nprocs, steps, 3, plugin)
-            rows.append(_row("LAMMPS student", res["natoms"], f"{nprocs} ranks", res))
+    big_rows = [r for r in rows if r["atoms"] == len(big)]
+    fastest = max(big_rows, key=lambda r: r["atoms_per_s"])["code"]
+    lammps_files = {"TorchScript file": model}
+    lammps_files.update(
+        {f"{m[0]} {m[1]}": files[m] for m in modes if _mode_label(*m) == fastest and m[0] == "AOTI"}
+    )
+    for label, path in lammps_files.items():
+        for size, steps_n in ((1, 10), (2, 2)):
+            for nprocs in (1, 2):
+                res = _lammps(path, crystal_cell(material, size), species, nprocs, steps_n, 3,
+                              plugin)  # fmt: skip
+                rows.append(_row(f"LAMMPS student {label}", res["natoms"], f"{nprocs} ranks", res))
     return rows
 
 
@@ -303,12 +376,15 @@ def markdown(out: dict) -> str:
             )
         lines.append("")
     if "speed" in out:
-        lines += ["| code | atoms | parallel | s/step | atoms/s | student / teacher |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += ["| code | atoms | parallel | s/step | atoms/s | student / teacher | "
+                  "max dF vs first mode (eV/A) |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in out["speed"]:
+            df = r.get("max_dF_eV_A")
             lines.append(
                 f"| {r['code']} | {r['atoms']} | {r['parallel']} | {r['s_per_step']:.4g} | "
-                f"{r['atoms_per_s']:.4g} | {r.get('x_teacher', '')} |"
+                f"{r['atoms_per_s']:.4g} | {r.get('x_teacher', '')} | "
+                f"{'' if df is None else f'{df:.1e}'} |"
             )
         lines.append("")
     if "stability" in out:
@@ -348,6 +424,19 @@ def main() -> None:
     ap.add_argument("--stability", metavar="LOOP_DIR")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        metavar="FORMAT:DTYPE",
+        help="student modes to time (default: "
+        + " ".join(f"{f}:{d}" for f, d in STUDENT_MODES)
+        + "); the first is the reference of max_dF",
+    )
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        help="folder of the compiled student packages (default: bench_out/student_packages)",
+    )
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--markdown", help="write the results as markdown tables here")
     ap.add_argument("--from-json", help="read results of earlier runs (--out) instead")
@@ -362,7 +451,14 @@ def main() -> None:
         out["accuracy"] = accuracy(student, args.material, args.data)
         print(format_table(out["accuracy"]), flush=True)
     if args.speed:
-        out["speed"] = speed(student, args.threads, args.quick, args.material)
+        modes = STUDENT_MODES
+        if args.modes:
+            modes = tuple(tuple(m.split(":", 1)) for m in args.modes)  # type: ignore[misc]
+            bad = [m for m in modes if m not in STUDENT_MODES]
+            if bad:
+                ap.error(f"--modes: unknown {bad}; choose from "
+                         f"{' '.join(f'{f}:{d}' for f, d in STUDENT_MODES)}")  # fmt: skip
+        out["speed"] = speed(student, args.threads, args.quick, args.material, modes, args.cache)
         print(format_table(out["speed"]), flush=True)
     if args.stability:
         out["stability"] = stability(args.stability)

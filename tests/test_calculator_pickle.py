@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gnnff.calculators import GNNFFCalculator
-from gnnff.calculators.ase_calculator import CPU_BLOCK_EDGES
+from gnnff.calculators.ase_calculator import CPU_BLOCK_EDGES, cpu_block_edges
 from gnnff.potentials import build_model, export_model, load
 from gnnff.testing.synthetic import random_sio2
 
@@ -99,7 +99,9 @@ def test_edge_blocks_give_the_one_pass_result(tmp_path, atoms, family, extra):
     ref = atoms.copy()
     ref.calc = GNNFFCalculator(path, max_block_edges=0)
     assert ref.calc.module.max_block_edges == 0
-    assert GNNFFCalculator(path).module.max_block_edges == CPU_BLOCK_EDGES  # the CPU default
+    default = GNNFFCalculator(path)  # the CPU default: sized by the model's width and dtype
+    hp = default.metadata["hyperparameters"]
+    assert default.module.max_block_edges == cpu_block_edges(hp, torch.float64)
     blk = atoms.copy()
     blk.calc = GNNFFCalculator(path, max_block_edges=30)
     n_edges = blk.calc.model_inputs(blk)["edge_index"].shape[1]
@@ -114,3 +116,27 @@ def test_edge_blocks_give_the_one_pass_result(tmp_path, atoms, family, extra):
     assert clone.calc.module.max_block_edges == 30
     with pytest.raises(ValueError, match="max_block_edges must be an integer >= 0"):
         GNNFFCalculator(path, max_block_edges=-1)
+
+
+@pytest.mark.parametrize(
+    "hp,dtype,edges",
+    [
+        ({"num_scalar": 32, "num_tensor": 8, "mlp_hidden": [64], "l_max": 1}, torch.float32, 20000),
+        ({"num_scalar": 32, "num_tensor": 8, "mlp_hidden": [64], "l_max": 1}, torch.float64, 10000),
+        (
+            {"num_scalar": 64, "num_tensor": 16, "mlp_hidden": [128], "l_max": 1},
+            torch.float32,
+            10000,
+        ),
+        # l_max 2: the tensor features [E, 8, 9] are the widest row (72 numbers)
+        ({"num_scalar": 32, "num_tensor": 8, "mlp_hidden": [64], "l_max": 2}, torch.float64, 8500),
+        ({"family": "plugin-family", "mlp_hidden": "wide"}, torch.float32, 20000),  # unknown keys
+        ({"mlp_hidden": [100000]}, torch.float64, 1000),  # never below 1000 edges
+    ],
+)
+def test_cpu_block_default_bounds_the_bytes_of_a_block(hp, dtype, edges):
+    """The CPU block size keeps the widest per-edge tensor of a block near CPU_BLOCK_BYTES:
+    20,000 edges for the default float32 width of 64 (CPU_BLOCK_EDGES), half for float64 or
+    a model twice as wide."""
+    assert cpu_block_edges(hp, dtype) == edges
+    assert CPU_BLOCK_EDGES == 20000

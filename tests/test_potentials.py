@@ -366,3 +366,22 @@ def test_export_with_lut_softmax(backend, bits, tmp_path):
     out = evaluate(scripted, atoms)
     assert all(torch.isfinite(v).all() for v in out.values())
     assert float((out["forces"] - ref["forces"]).abs().max()) < 1e-2
+
+
+@pytest.mark.parametrize("l_max", [1, 2])
+def test_scalar_only_tensor_product_equals_the_full_one(l_max):
+    """The last layer evaluates only the scalar paths of its tensor product (nothing reads its
+    tensor output): those scalars equal the full product's, bit for bit."""
+    from gnnff.potentials.blocks import ChannelwiseTensorProduct
+
+    torch.manual_seed(3)
+    tp = ChannelwiseTensorProduct(l_max, 4).to(torch.float64)
+    with torch.no_grad():
+        tp.path_weight.normal_()
+    d = (l_max + 1) ** 2
+    x1, x2 = torch.randn(7, 4, d, dtype=torch.float64), torch.randn(7, 4, d, dtype=torch.float64)
+    full_scalars, full_tensor = tp(x1, x2)
+    scalars, tensor = tp(x1, x2, False)
+    assert full_tensor.shape == (7, 4, d) and tensor.shape == (7, 4, 0)
+    assert scalars.shape == (7, 4 * tp.num_scalar_paths)
+    assert torch.equal(scalars, full_scalars)

@@ -152,6 +152,13 @@ def test_teacher_student_records_its_distillation_and_evaluation(name):
     stab = bundle["stability"]
     lo, hi = stab["ci95_exact"]
     assert 0.0 <= lo <= stab["fraction"] <= hi <= 1.0 and stab["runs"] >= 12
+    # speed: every student mode beside the teacher at 96 and 768 atoms, the same potential
+    speed = bundle["speed"]
+    for atoms in (96, 768):
+        rows = [r for r in speed if r["atoms"] == atoms and "x_teacher" in r]
+        modes = {r["code"] for r in rows}
+        assert {"ASE student TorchScript float64", "ASE student AOTI float32"} <= modes
+        assert all(r["max_dF_eV_A"] < 1e-3 and r["x_teacher"] > 1 for r in rows)
 
 
 @pytest.mark.slow

@@ -20,29 +20,18 @@ from gnnff.potentials.neighbors import (
     neighbor_list,
 )
 
+from .memory import CPU_BLOCK_BYTES, CPU_BLOCK_EDGES, cpu_block_edges, keep_freed_memory
+
+__all__ = [
+    "CPU_BLOCK_BYTES",
+    "CPU_BLOCK_EDGES",
+    "GNNFFCalculator",
+    "cpu_block_edges",
+    "keep_freed_memory",
+    "model_frame_positions",
+]
+
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def keep_freed_memory() -> None:
-    """Ask glibc to keep freed memory in the heap instead of returning large blocks to the OS,
-    which makes every model call page-fault them back in (measured with the LAMMPS plugin at
-    11.7k atoms: 1.86 M faults and 5.4 s per step before, 3.1 s after).
-    ``GNNFF_KEEP_OS_MALLOC=1`` opts out; a no-op where glibc is not the allocator."""
-    import ctypes
-    import ctypes.util
-
-    if os.environ.get("GNNFF_KEEP_OS_MALLOC"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-4, 0)  # M_MMAP_MAX
-        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
-CPU_BLOCK_EDGES = 20000
-"""Default edge-block size of :class:`GNNFFCalculator` on CPU (``max_block_edges=None``)."""
 
 
 class GNNFFCalculator(Calculator):
@@ -58,9 +47,10 @@ class GNNFFCalculator(Calculator):
     cutoff (the neighbour list holds every image).
     ``max_block_edges`` bounds peak memory by differentiating the energy block by block (see
     ``gnnff.potentials.files.exported.ExportedModel``); results equal the one-pass ones to rounding.
-    0 = one pass; None (default) = :data:`CPU_BLOCK_EDGES` on CPU (there blocks were both
-    faster, 1.2-1.6x, and 20-80x leaner than one pass in
-    ``benchmarks/bench_memory_vs_nequip.py``), one pass on CUDA (where blocks cost ~13 %).
+    0 = one pass; None (default) = :func:`cpu_block_edges` on CPU (20,000 edges for a float32
+    model of width 64, fewer for wider or float64 models: there blocks were both faster,
+    1.2-1.6x, and 20-80x leaner than one pass in ``benchmarks/bench_memory_vs_nequip.py``),
+    one pass on CUDA (where blocks cost ~13 %).
     Memory per atom: ``benchmarks/bench_memory.py``.
     ``device_neighbor_list`` builds the neighbour list on the model's device with vesin-torch
     (``pip install "gnnff[gpu]"``), so that the edges never cross from the host: None
@@ -127,7 +117,7 @@ class GNNFFCalculator(Calculator):
             and not self.is_package
             and hasattr(self.module, "max_block_edges")
         ):
-            max_block_edges = CPU_BLOCK_EDGES
+            max_block_edges = cpu_block_edges(metadata.get("hyperparameters", {}), self.dtype)
             self.module.max_block_edges = max_block_edges
         self._max_block_edges = max_block_edges
         self._index = {s: k for k, s in enumerate(self.species)}

@@ -24,7 +24,13 @@ def register(subparsers: Any) -> None:
         "package (--format aoti, model.pt2, compiled for this torch release and --device; "
         "takes minutes). Loaders pick the format by the extension.",
     )
-    p.add_argument("checkpoint", nargs="?", help="training checkpoint written by `gnnff train`")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        help="training checkpoint written by `gnnff train`, or a TorchScript model file or "
+        "bundled model name (re-exported with its metadata: e.g. compiled for this machine "
+        "with --format aoti, or cast with --dtype)",
+    )
     p.add_argument(
         "--untrained",
         metavar="MODEL.yaml",
@@ -143,6 +149,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 )
             model = build_model(mcfg)
             summary = None
+        elif _is_model_file(args.checkpoint):
+            model, summary = _model_of_file(args.checkpoint)
         else:
             ckpt = load_checkpoint(args.checkpoint)
             model = model_from_checkpoint(ckpt)
@@ -168,6 +176,34 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"{args.dtype})"
     )
     return 0
+
+
+def _is_model_file(value: str) -> bool:
+    """True for a bundled model's name or a gnnff model file (TorchScript or package)."""
+    from .bundled import is_bundled_name
+    from .files.load import read_metadata
+
+    if is_bundled_name(value) and not Path(value).exists():
+        return True
+    try:
+        read_metadata(value)
+    except (ValueError, OSError):  # e.g. a checkpoint: its own loader says what is wrong
+        return False
+    return True
+
+
+def _model_of_file(value: str) -> tuple[Any, dict[str, Any] | None]:
+    """(eager model, the file's ``training`` record) of a model file or bundled name."""
+    from .bundled import model_file
+    from .files.load import eager_from_file, read_metadata
+
+    path = model_file(value)
+    if path.suffix == ".pt2":
+        raise ValueError(
+            f"{value} is an AOTInductor package: its weights are compiled in; re-export "
+            "from the TorchScript model file (.pt) or the checkpoint it was made from"
+        )
+    return eager_from_file(path), read_metadata(path).get("training")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

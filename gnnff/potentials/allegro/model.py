@@ -76,19 +76,21 @@ class AllegroLayer(torch.nn.Module):
         centre: torch.Tensor,
         num_atoms: int,
         env_norm: torch.Tensor,
+        tensor_out: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x_next [E, S], v_next [E, C, D], post-activation features of the latent MLP's last
-        hidden layer [E, H])."""
+        hidden layer [E, H]). ``tensor_out`` False (the last layer: nothing reads its v_next)
+        skips the tensor paths and the mixing; v_next is then an empty [E, C, 0]."""
         w = self.env_weights(x, u, log_u, centre, num_atoms, env_norm)  # [E, C]
         terms = w.unsqueeze(-1) * y.unsqueeze(1)  # [E, C, D]
         env = torch.zeros(
             (num_atoms, terms.shape[1], terms.shape[2]), dtype=terms.dtype, device=terms.device
         ).index_add(0, centre, terms)
-        scalars, tensors = self.tp(env.index_select(0, centre), v)
+        scalars, tensors = self.tp(env.index_select(0, centre), v, tensor_out)
         update, hidden = self.latent_mlp.forward_hidden(torch.cat([x, scalars], dim=1))
         update = update * u.unsqueeze(-1)
         x = (x + self.residual_a * update) * self.residual_norm
-        return x, self.linear(tensors), hidden
+        return x, (self.linear(tensors) if tensor_out else tensors), hidden
 
 
 class AttentionAllegroLayer(AllegroLayer):
@@ -225,7 +227,8 @@ class AllegroModel(EdgeModel):
         residual: list[torch.Tensor] = []
         hidden: list[torch.Tensor] = []
         tensor: list[torch.Tensor] = []
-        for layer in self.layers:
+        last = len(self.layers) - 1
+        for k, layer in enumerate(self.layers):
             if return_features and (feature_kind == "tensor" or feature_kind == "all"):
                 vl = v[:, :, 1:]  # drop the l = 0 component
                 sq = vl * vl
@@ -233,7 +236,7 @@ class AllegroModel(EdgeModel):
                 for ll in range(1, self.l_max + 1):
                     norms.append(sq[:, :, ll * ll - 1 : (ll + 1) * (ll + 1) - 1].sum(-1))
                 tensor.append(torch.sqrt(torch.stack(norms, dim=-1) + 1e-12).flatten(1))
-            x, v, h = layer(x, v, y, u, log_u, centre, num_atoms, env_norm)
+            x, v, h = layer(x, v, y, u, log_u, centre, num_atoms, env_norm, k < last)
             if return_features:
                 residual.append(x)
                 hidden.append(h)
