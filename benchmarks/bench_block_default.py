@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
-from timing import summarize, timed_side_by_side  # noqa: E402
+from timing import timed_balanced  # noqa: E402
 
 CASES = {  # name: (model, dtype, atoms, extra block sizes)
     "small f32 1536": ("small", "float32", 1536, (0, 5000)),
@@ -89,10 +89,7 @@ def time_case(name: str, cache: Path, repeats: int) -> list[dict]:
     calcs.update({str(b): _calculator(path, dtype, b) for b in (20000, *extra)})
     rng = np.random.default_rng(0)
     fns = {k: _call(c, atoms, rng) for k, c in calcs.items()}
-    # half the rounds in each order: the first of a round measured a few % slow here
-    forward = timed_side_by_side(fns, (repeats + 1) // 2)
-    backward = timed_side_by_side(dict(reversed(fns.items())), repeats // 2 or 1, warmup=0)
-    res = {k: summarize(forward[k]["samples"] + backward[k]["samples"]) for k in fns}
+    res = timed_balanced(fns, repeats)
     ref = res["default"]["median_s"]
     rows = []
     for key, calc in calcs.items():
@@ -128,12 +125,13 @@ def memory_child(name: str, blocks: str, cache: Path, calls: int) -> dict:
     _call(calc, warm, rng)()
     fn = _call(calc, atoms, rng)
     before = _status_kb("VmRSS")
-    _reset_peak_rss()
+    reset = _reset_peak_rss()
     for _ in range(calls):
         fn()
     return {
         "case": name,
         "blocks": blocks,
+        "peak_reset": reset,
         "kB_per_atom": round((_status_kb("VmHWM") - before) / n, 1),
     }
 

@@ -10,7 +10,8 @@ held-out stability of the student.
 ``--material`` (``hfo2``, the default, or ``sio2``) picks the cells, the test splits, the
 held-out glasses and the default student. Speed: time per velocity-Verlet MD step (one force
 call, neighbour list included) of the student (``GNNFFCalculator``) and the teacher
-(SevenNet-0 through ``sevenn``'s ASE calculator), interleaved, on crystal cells of 96 and 768
+(SevenNet-0 through ``sevenn``'s ASE calculator), interleaved (half the rounds in reverse
+order, ``timing.timed_balanced``), on crystal cells of 96 and 768
 atoms (monoclinic HfO2, 12 atoms x 2^3 / 4^3; beta-cristobalite SiO2, 24 atoms x 2x2x1 /
 4x4x2), both with the same
 number of torch threads (``--threads``, default 2: the whole machine); the student alone at
@@ -55,7 +56,7 @@ from timing import (  # noqa: E402
     others_pct,
     own_cpu_s,
     summarize,
-    timed_side_by_side,
+    timed_balanced,
 )
 
 DATA_ROOT = REPO / "examples" / "data"
@@ -193,7 +194,8 @@ this machine and torch release into the ``--cache`` folder on first use, about a
 def student_file(model: str, fmt: str, dtype: str, cache: Path) -> str:
     """The model file that runs ``model`` in mode (``fmt``, ``dtype``): the file itself for
     TorchScript (the calculator casts it), else an AOTInductor package in ``cache``, compiled
-    when missing (its name holds the model's sha256 and the torch release)."""
+    when missing (its name holds the model's sha256, the gnnff and torch releases, the
+    device)."""
     import hashlib
 
     from gnnff.potentials import eager_from_file, export_model
@@ -201,8 +203,11 @@ def student_file(model: str, fmt: str, dtype: str, cache: Path) -> str:
 
     if fmt == "TorchScript":
         return model
+    import gnnff
+
     digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:12]
-    package = cache / f"{Path(model).stem}_{digest}_torch{torch_release()}_{dtype}.pt2"
+    tag = f"{digest}_gnnff{gnnff.__version__}_torch{torch_release()}_cpu_{dtype}"
+    package = cache / f"{Path(model).stem}_{tag}.pt2"
     if not package.exists():
         cache.mkdir(parents=True, exist_ok=True)
         print(f"compiling {package.name} (about a minute) ...", flush=True)
@@ -264,7 +269,7 @@ def speed(
         reps = 3 if size == 1 else 5
         steps = {_mode_label(*m): _md_step(atoms, calculator(m)) for m in modes}
         steps["teacher"] = _md_step(atoms, teacher)
-        res = timed_side_by_side(steps, repeats=reps, warmup=2)
+        res = timed_balanced(steps, repeats=reps + 1, warmup=2)
         teacher_row = _row("ASE teacher SevenNet-0", len(atoms), f"{threads} threads",
                            res["teacher"])  # fmt: skip
         for m in modes:
@@ -276,8 +281,8 @@ def speed(
     if quick:
         return rows
     big = crystal_cell(material, 2)
-    res = timed_side_by_side(
-        {_mode_label(*m): _md_step(big, calculator(m)) for m in modes}, repeats=3, warmup=1
+    res = timed_balanced(
+        {_mode_label(*m): _md_step(big, calculator(m)) for m in modes}, repeats=4, warmup=1
     )
     for m in modes:
         rows.append(_row(_mode_label(*m), len(big), f"{threads} threads", res[_mode_label(*m)]))

@@ -131,6 +131,8 @@ def test_edge_blocks_give_the_one_pass_result(tmp_path, atoms, family, extra):
         # l_max 2: the tensor features [E, 8, 9] are the widest row (72 numbers)
         ({"num_scalar": 32, "num_tensor": 8, "mlp_hidden": [64], "l_max": 2}, torch.float64, 8500),
         ({"family": "plugin-family", "mlp_hidden": "wide"}, torch.float32, 20000),  # unknown keys
+        ({"mlp_hidden": 128, "num_scalar": True}, torch.float32, 10000),  # an int width, a bool
+        ({"mlp_hidden": [128.0]}, torch.float32, 10000),  # integral float
         ({"mlp_hidden": [100000]}, torch.float64, 1000),  # never below 1000 edges
     ],
 )

@@ -34,8 +34,15 @@ CPU_BLOCK_BYTES = CPU_BLOCK_EDGES * 64 * 4
 With glibc keeping freed memory (:func:`keep_freed_memory`) the resident memory of a call grows
 with the size of the block's tensors; blocks of this many bytes were as fast as larger ones and
 as one pass at 1.5k-12k atoms (float32 and float64, widths 64-128; docs/results/performance.md),
-while tensors of 10 MB (20,000 edges of a float64 or a 128-wide model) left 5-13x more memory
-resident."""
+while tensors of 10 MB (20,000 edges of a float64 or a 128-wide model) left 2-90x more memory
+resident (``benchmarks/bench_block_default.py``)."""
+
+
+def _is_count(value: Any) -> bool:
+    """An int or an integral float >= 1, not a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value >= 1 and float(value).is_integer()
 
 
 def cpu_block_edges(hyperparameters: dict[str, Any], dtype: torch.dtype) -> int:
@@ -47,10 +54,11 @@ def cpu_block_edges(hyperparameters: dict[str, Any], dtype: torch.dtype) -> int:
 
     def num(key: str, default: int) -> int:
         value = hp.get(key, default)
-        return value if isinstance(value, int) and not isinstance(value, bool) else default
+        return int(value) if _is_count(value) else default
 
     hidden = hp.get("mlp_hidden") or [64]
-    widths = [int(w) for w in hidden if isinstance(w, int)] or [64]
+    hidden = hidden if isinstance(hidden, (list, tuple)) else [hidden]
+    widths = [int(w) for w in hidden if _is_count(w)] or [64]
     widths.append(num("num_scalar", 64))
     widths.append(num("num_tensor", 8) * (num("l_max", 1) + 1) ** 2)
     widths.append(2 * num("species_embed_dim", 8) + num("num_bessel", 8))

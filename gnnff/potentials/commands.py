@@ -37,7 +37,12 @@ def register(subparsers: Any) -> None:
         help="export randomly initialised weights from a model config (family, species, cutoff)",
     )
     p.add_argument("--out", required=True, help="output model file, e.g. model.pt")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default=None,
+        help="default: a model file's own dtype, else float64",
+    )
     add_format_arguments(p, FORMATS)
     p.add_argument(
         "--softmax",
@@ -150,11 +155,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
             model = build_model(mcfg)
             summary = None
         elif _is_model_file(args.checkpoint):
-            model, summary = _model_of_file(args.checkpoint)
+            try:
+                model, summary, file_dtype = _model_of_file(args.checkpoint)
+            except RuntimeError as exc:  # torch.jit.load of a file this torch cannot read
+                raise ValueError(f"{args.checkpoint}: cannot load it ({exc})") from exc
+            args.dtype = args.dtype or file_dtype
         else:
             ckpt = load_checkpoint(args.checkpoint)
             model = model_from_checkpoint(ckpt)
             summary = ckpt.get("training_summary")
+        args.dtype = args.dtype or "float64"
         if args.format == "aoti":
             print("compiling the AOTInductor package (a few minutes) ...", flush=True)
         path = export_model(
@@ -179,21 +189,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _is_model_file(value: str) -> bool:
-    """True for a bundled model's name or a gnnff model file (TorchScript or package)."""
+    """True for a bundled model's name, a TorchScript file (a zip with ``constants.pkl``) or a
+    ``*.pt2`` path; a checkpoint (``torch.save``) or a missing path is not one."""
     from .bundled import is_bundled_name
-    from .files.load import read_metadata
+    from .files.formats import is_package, is_torchscript
 
-    if is_bundled_name(value) and not Path(value).exists():
-        return True
-    try:
-        read_metadata(value)
-    except (ValueError, OSError):  # e.g. a checkpoint: its own loader says what is wrong
-        return False
-    return True
+    path = Path(value)
+    if not path.is_file():
+        return is_bundled_name(value)
+    return is_package(path) or is_torchscript(path)
 
 
-def _model_of_file(value: str) -> tuple[Any, dict[str, Any] | None]:
-    """(eager model, the file's ``training`` record) of a model file or bundled name."""
+def _model_of_file(value: str) -> tuple[Any, dict[str, Any] | None, str]:
+    """(eager model, the file's ``training`` record, its dtype) of a model file or bundled
+    name; ValueError (naming what to do) for a package or a file of another format version."""
     from .bundled import model_file
     from .files.load import eager_from_file, read_metadata
 
@@ -203,7 +212,8 @@ def _model_of_file(value: str) -> tuple[Any, dict[str, Any] | None]:
             f"{value} is an AOTInductor package: its weights are compiled in; re-export "
             "from the TorchScript model file (.pt) or the checkpoint it was made from"
         )
-    return eager_from_file(path), read_metadata(path).get("training")
+    meta = read_metadata(path)
+    return eager_from_file(path), meta.get("training"), meta.get("dtype", "float64")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -69,8 +69,8 @@ def load_checkpoint(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> di
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         if is_torchscript(path):
             raise contract.ModelFileError(
-                f"{path} is an exported model file, not a training checkpoint; export needs the "
-                "checkpoint written by `gnnff train`"
+                f"{path} is an exported model file, not a training checkpoint; load it with "
+                "gnnff.potentials.load (or re-export it: `gnnff export MODEL.pt --out ...`)"
             )
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
