@@ -47,7 +47,7 @@ def export_both(folder: Path, dtype: str) -> tuple[Path, Path, float]:
 def bench(n_atoms: int, dtype: str, pt: Path, pt2: Path, repeats: int) -> list[dict]:
     import torch
 
-    from gnnff.calculators.ase_calculator import CPU_BLOCK_EDGES, keep_freed_memory
+    from gnnff.calculators.ase_calculator import cpu_block_edges, keep_freed_memory
     from gnnff.potentials import load
     from gnnff.potentials.neighbors import neighbor_list
 
@@ -62,14 +62,15 @@ def bench(n_atoms: int, dtype: str, pt: Path, pt2: Path, repeats: int) -> list[d
         torch.as_tensor(shift, dtype=dt),
         len(atoms),
     )
-    script, _ = load(pt)
+    script, meta = load(pt)
     package, _ = load(pt2)
     blocked, _ = load(pt)
     script.max_block_edges = 0
-    blocked.max_block_edges = CPU_BLOCK_EDGES
+    blocks = cpu_block_edges(meta["hyperparameters"], dt)  # the calculator's CPU default
+    blocked.max_block_edges = blocks
     fns = {
         "torchscript one pass": lambda: script(*args),
-        f"torchscript blocks {CPU_BLOCK_EDGES}": lambda: blocked(*args),
+        f"torchscript blocks {blocks}": lambda: blocked(*args),
         "aoti package": lambda: package(*args),
     }
     ref = script(*args)
@@ -78,7 +79,7 @@ def bench(n_atoms: int, dtype: str, pt: Path, pt2: Path, repeats: int) -> list[d
                for k in ("energy", "forces", "virial"))  # fmt: skip
     res = timed_side_by_side(fns, repeats=repeats, warmup=2)
     base = res["torchscript one pass"]["median_s"]
-    best_ts = min(base, res[f"torchscript blocks {CPU_BLOCK_EDGES}"]["median_s"])
+    best_ts = min(base, res[f"torchscript blocks {blocks}"]["median_s"])
     rows = []
     for what, r in res.items():
         if what == "calls_per_sample":
