@@ -204,10 +204,11 @@ def _model_of_file(value: str) -> tuple[Any, dict[str, Any] | None, str]:
     """(eager model, the file's ``training`` record, its dtype) of a model file or bundled
     name; ValueError (naming what to do) for a package or a file of another format version."""
     from .bundled import model_file
+    from .files.formats import is_package
     from .files.load import eager_from_file, read_metadata
 
     path = model_file(value)
-    if path.suffix == ".pt2":
+    if is_package(path):
         raise ValueError(
             f"{value} is an AOTInductor package: its weights are compiled in; re-export "
             "from the TorchScript model file (.pt) or the checkpoint it was made from"
