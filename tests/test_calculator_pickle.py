@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,9 @@ from gnnff.calculators import GNNFFCalculator
 from gnnff.calculators.ase_calculator import CPU_BLOCK_EDGES, cpu_block_edges
 from gnnff.potentials import build_model, export_model, load
 from gnnff.testing.synthetic import random_sio2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from block_cases import BLOCK_CASES  # noqa: E402
 
 
 def _forces(atoms):
@@ -118,27 +123,10 @@ def test_edge_blocks_give_the_one_pass_result(tmp_path, atoms, family, extra):
         GNNFFCalculator(path, max_block_edges=-1)
 
 
-@pytest.mark.parametrize(
-    "hp,dtype,edges",
-    [
-        ({"num_scalar": 32, "num_tensor": 8, "mlp_hidden": [64], "l_max": 1}, torch.float32, 20000),
-        ({"num_scalar": 32, "num_tensor": 8, "mlp_hidden": [64], "l_max": 1}, torch.float64, 10000),
-        (
-            {"num_scalar": 64, "num_tensor": 16, "mlp_hidden": [128], "l_max": 1},
-            torch.float32,
-            10000,
-        ),
-        # l_max 2: the tensor features [E, 8, 9] are the widest row (72 numbers)
-        ({"num_scalar": 32, "num_tensor": 8, "mlp_hidden": [64], "l_max": 2}, torch.float64, 8500),
-        ({"family": "plugin-family", "mlp_hidden": "wide"}, torch.float32, 20000),  # unknown keys
-        ({"mlp_hidden": 128, "num_scalar": True}, torch.float32, 10000),  # an int width, a bool
-        ({"mlp_hidden": [128.0]}, torch.float32, 10000),  # integral float
-        ({"mlp_hidden": [100000]}, torch.float64, 1000),  # never below 1000 edges
-    ],
-)
+@pytest.mark.parametrize("hp,dtype,edges", BLOCK_CASES)
 def test_cpu_block_default_bounds_the_bytes_of_a_block(hp, dtype, edges):
     """The CPU block size keeps the widest per-edge tensor of a block near CPU_BLOCK_BYTES:
     20,000 edges for the default float32 width of 64 (CPU_BLOCK_EDGES), half for float64 or
     a model twice as wide."""
-    assert cpu_block_edges(hp, dtype) == edges
+    assert cpu_block_edges(hp, getattr(torch, dtype)) == edges
     assert CPU_BLOCK_EDGES == 20000

@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lammps_fixtures as lf  # noqa: E402
+from block_cases import BLOCK_CASES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SPECIES = ("O", "Si")
@@ -276,10 +277,52 @@ def test_cache_key_tracks_versions_and_sources(monkeypatch, tmp_path):
     assert build.build_key() != key
 
 
+def _with_hyperparameters(src: Path, dst: Path, hyperparameters: dict) -> Path:
+    """A copy of model file ``src`` whose metadata declares ``hyperparameters``."""
+    import torch
+
+    extra = {"metadata.json": ""}
+    module = torch.jit.load(str(src), _extra_files=extra)
+    meta = json.loads(extra["metadata.json"])
+    meta["hyperparameters"] = hyperparameters
+    torch.jit.save(module, str(dst), _extra_files={"metadata.json": json.dumps(meta)})
+    return dst
+
+
+def test_plugin_sizes_edge_blocks_as_the_ase_calculator(plugin, work, tmp_path):
+    """Without `max_block_edges` the pair style chooses the CPU block size of
+    ``cpu_block_edges`` (the ASE calculator's rule) from the model's metadata, and says so in
+    the log; an explicit option is logged as given."""
+    import torch
+
+    from gnnff.calculators.memory import cpu_block_edges
+    from gnnff.potentials import build_model, export_model
+
+    torch.manual_seed(0)
+    cfg = {"family": "allegro", "species": list(SPECIES), "cutoff": 4.0, "num_layers": 2,
+           "num_scalar": 8, "num_tensor": 2, "mlp_hidden": [8]}  # fmt: skip
+    base = {dt: export_model(build_model(cfg), tmp_path / f"m_{dt}.pt", dtype=dt)
+            for dt in ("float32", "float64")}  # fmt: skip
+    log = tmp_path / "log.lammps"
+    commands = [f"log {log}", *header(work / "sio2.data"), "pair_style gnnff"]
+    for k, (hp, dtype, _) in enumerate(BLOCK_CASES):
+        model = _with_hyperparameters(base[dtype], tmp_path / f"case{k}.pt", hp)
+        commands.append(f"pair_coeff * * {model} O Si")
+    commands += ["pair_style gnnff max_block_edges 300", f"pair_coeff * * {base['float64']} O Si"]
+    res = run({"commands": commands}, plugin)
+    assert "error" not in res, res.get("error")
+    lines = [ln for ln in log.read_text().splitlines() if ln.startswith("pair gnnff:")]
+    assert len(lines) == len(BLOCK_CASES) + 1
+    for line, (hp, dtype, edges) in zip(lines[:-1], BLOCK_CASES, strict=True):
+        assert edges == cpu_block_edges(hp, getattr(torch, dtype))
+        assert f"({dtype}, cutoff 4 A): edge blocks of {edges} (the CPU default" in line, line
+    assert lines[-1].endswith("edge blocks of 300 (max_block_edges)")
+
+
 def test_edge_blocks_in_lammps_equal_one_pass(plugin, work, tmp_path):
     """`pair_style gnnff max_block_edges N` (the model's edge blocks: bounded memory) gives the
-    one-pass energies, forces and virial, on 2 ranks, and so does the default (blocks of
-    20000 edges; this cell has fewer); misuse is named."""
+    one-pass energies, forces and virial, on 2 ranks, and so does the default (blocks sized by
+    the model: 10,000 edges for this float64 one; this cell has fewer); misuse is named."""
     import torch
 
     from gnnff.potentials import build_model, export_model

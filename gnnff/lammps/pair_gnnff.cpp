@@ -23,6 +23,7 @@
 #include "neigh_list.h"
 #include "neighbor.h"
 #include "update.h"
+#include "utils.h"
 #include "variable.h"
 
 #include "gnnff_package.h"
@@ -38,6 +39,7 @@
 #include <map>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 #include <filesystem>
 #include <fstream>
 
@@ -86,8 +88,60 @@ static std::string first_line(const std::string &s)
   return pos == std::string::npos ? s : s.substr(0, pos);
 }
 
-// edges per block when `max_block_edges` is not given (TorchScript files; 0 = one pass)
-static constexpr long DEFAULT_BLOCK_EDGES = 20000;
+// Edges per block when `max_block_edges` is not given (TorchScript files; 0 = one pass): the
+// rule of the ASE calculator on CPU (gnnff.calculators.memory.cpu_block_edges, which
+// tests/test_lammps_plugin.py checks this against): the widest per-edge feature row of one
+// block holds CPU_BLOCK_BYTES (20,000 edges of 64 float32 numbers), rounded down to 500 edges,
+// at least 1000. Unknown or malformed hyperparameters count as the default widths.
+static constexpr long CPU_BLOCK_BYTES = 20000L * 64 * 4;
+
+static bool is_count(const json &v)
+{
+  if (v.is_number_integer()) return v.get<long long>() >= 1;
+  if (v.is_number_float()) {
+    const double x = v.get<double>();
+    return x >= 1.0 && std::floor(x) == x;
+  }
+  return false;    // bools, strings, null, containers
+}
+
+static long count_or(const json &hp, const char *key, long fallback)
+{
+  if (!hp.contains(key)) return fallback;
+  const json &v = hp[key];
+  return is_count(v) ? static_cast<long>(v.get<double>()) : fallback;
+}
+
+static bool json_truthy(const json &v)
+{
+  if (v.is_null()) return false;
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_number()) return v.get<double>() != 0.0;
+  if (v.is_string()) return !v.get<std::string>().empty();
+  return !v.empty();
+}
+
+static long cpu_block_edges(const json &hp_in, bool float64)
+{
+  const json hp = hp_in.is_object() ? hp_in : json::object();
+  std::vector<long> widths;
+  if (hp.contains("mlp_hidden") && json_truthy(hp["mlp_hidden"])) {
+    const json &hidden = hp["mlp_hidden"];
+    if (hidden.is_array()) {
+      for (const auto &w : hidden)
+        if (is_count(w)) widths.push_back(static_cast<long>(w.get<double>()));
+    } else if (is_count(hidden)) {
+      widths.push_back(static_cast<long>(hidden.get<double>()));
+    }
+  }
+  if (widths.empty()) widths.push_back(64);
+  widths.push_back(count_or(hp, "num_scalar", 64));
+  const long l_max = count_or(hp, "l_max", 1);
+  widths.push_back(count_or(hp, "num_tensor", 8) * (l_max + 1) * (l_max + 1));
+  widths.push_back(2 * count_or(hp, "species_embed_dim", 8) + count_or(hp, "num_bessel", 8));
+  const long row_bytes = *std::max_element(widths.begin(), widths.end()) * (float64 ? 8 : 4);
+  return std::max(1000L, CPU_BLOCK_BYTES / row_bytes / 500 * 500);
+}
 
 PairGnnff::PairGnnff(LAMMPS *lmp) : Pair(lmp)
 {
@@ -282,10 +336,6 @@ void PairGnnff::load_model(const std::string &path)
                  "it with `gnnff export` or drop the option",
                  path);
     m->module.setattr("max_block_edges", static_cast<int64_t>(max_block_edges));
-  } else if (!package && m->module.hasattr("max_block_edges")) {
-    // default: blocks, as the ASE calculator on CPU; never slower than one pass in
-    // benchmarks/bench_lammps_blocks.py (1.5k and 12k atoms, 1 and 2 ranks) and leaner
-    m->module.setattr("max_block_edges", static_cast<int64_t>(DEFAULT_BLOCK_EDGES));
   }
   const std::string &meta_text = extra["metadata.json"];
   json meta;
@@ -339,6 +389,29 @@ void PairGnnff::load_model(const std::string &path)
   if (!(cutoff > 0.0))
     error->all(FLERR, "pair_coeff gnnff: model '{}' has a non-positive cutoff {}", path, cutoff);
   m->dtype = model_float64 ? torch::kFloat64 : torch::kFloat32;
+  std::string blocks = "one pass (AOTInductor package)";
+  if (!package && m->module.hasattr("max_block_edges")) {
+    long edges = max_block_edges;
+    if (edges < 0) {
+      // default: blocks sized as the ASE calculator sizes them on CPU; blocks were never
+      // slower than one pass in benchmarks/bench_lammps_blocks.py (1.5k and 12k atoms, 1 and
+      // 2 ranks) and bound the memory
+      const json hp = meta.contains("hyperparameters") ? meta["hyperparameters"] : json();
+      edges = cpu_block_edges(hp, model_float64);
+      m->module.setattr("max_block_edges", static_cast<int64_t>(edges));
+      blocks = fmt::format("edge blocks of {} (the CPU default for this model; "
+                           "`pair_style gnnff max_block_edges N` sets them)",
+                           edges);
+    } else {
+      blocks = edges == 0 ? std::string("one pass (max_block_edges 0)")
+                          : fmt::format("edge blocks of {} (max_block_edges)", edges);
+    }
+  } else if (!package) {
+    blocks = "one pass (the file predates edge blocking)";
+  }
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair gnnff: '{}' ({}, cutoff {} A): {}\n", path,
+                   model_float64 ? "float64" : "float32", cutoff, blocks);
   if (!package) m->module.eval();
   model = std::move(m);
   model_path = path;

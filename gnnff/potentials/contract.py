@@ -107,8 +107,10 @@ METADATA_KEYS = tuple(k.name for k in METADATA)
 PLUGIN_REQUIRED_METADATA = ("format", "format_version", "species", "cutoff")
 PLUGIN_OPTIONAL_METADATA = {"dtype": "float64"}  # key -> value assumed when absent
 # sections the plugin reads when present (training: the close-contact reference that
-# `fix gnnff/stability` judges against; without it the fix falls back on covalent radii)
-PLUGIN_OPTIONAL_SECTIONS = ("training",)
+# `fix gnnff/stability` judges against; without it the fix falls back on covalent radii;
+# hyperparameters: the widths that size its default edge blocks, the rule of
+# gnnff.calculators.memory.cpu_block_edges; without them the default widths count)
+PLUGIN_OPTIONAL_SECTIONS = ("training", "hyperparameters")
 # where in `training` the plugin reads that reference (tests/test_contract.py checks the C++
 # source): {pair "A-B", symbols in alphabetical order: the training set's smallest distance of
 # that pair, A} and a free-text source; written by training (the `gnnff stability reference`
@@ -216,7 +218,11 @@ def render_markdown() -> str:
               f"local atoms). Of `training` it reads {ref_keys}: the close-contact reference "
               "that `fix gnnff/stability` judges against ({pair \"A-B\", symbols in "
               "alphabetical order: the training set's smallest distance of that pair in A}; "
-              "without it the fix uses covalent radii)."]  # fmt: skip
+              "without it the fix uses covalent radii). Of `hyperparameters` it reads the "
+              "widths (`mlp_hidden`, `num_scalar`, `num_tensor`, `l_max`, `species_embed_dim`, "
+              "`num_bessel`) that size its default edge blocks, as the ASE calculator sizes "
+              "them on CPU (`gnnff.calculators.memory.cpu_block_edges`); an absent or malformed "
+              "width counts as the default."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
