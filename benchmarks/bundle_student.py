@@ -28,11 +28,30 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
+def _initial_model(loop: Path) -> Path | None:
+    """The model a fine-tuning loop started from (its config's ``initial_model``), or None
+    for a loop that trained its own round 0."""
+    config = json.loads((loop / "config.json").read_text())
+    initial = config.get("initial_model")
+    return Path(initial) if initial and not (loop / "round_000").exists() else None
+
+
 def distillation_record(loop: Path) -> dict[str, Any]:
-    """The loop's record from its ``summary.json`` (CPU seconds per stage and round)."""
+    """The loop's record from its ``summary.json`` (CPU seconds per stage and round). A loop
+    that fine-tuned an earlier model (``initial_model``) also carries that model's own
+    distillation record as ``previous``, so the bundled file tells its whole history."""
+    from gnnff.potentials import read_metadata
     from gnnff.potentials.bundled import neutral_paths
 
     summary = json.loads((loop / "summary.json").read_text())
+    initial = _initial_model(loop)
+    previous: dict[str, Any] = {}
+    if initial is not None:
+        bundle_meta = (read_metadata(initial).get("training") or {}).get("bundle") or {}
+        previous = {
+            "initial_model": initial.stem,
+            "previous": bundle_meta.get("distillation"),
+        }
     rounds = []
     for info in summary["rounds"]:
         rows = info.get("runs") or []
@@ -51,6 +70,7 @@ def distillation_record(loop: Path) -> dict[str, Any]:
         "frames_added_total": summary["frames_added_total"],
         "initial_training_cpu_s": summary["initial_training_cpu_s"],
         "reference": neutral_paths(summary["reference"]),
+        **previous,
     }
 
 
@@ -60,7 +80,10 @@ def bundle(loop: Path, name: str, measured: dict[str, Any] | None) -> Path:
 
     summary = json.loads((loop / "summary.json").read_text())
     model = Path(summary["final_model"])
-    base = read_metadata(loop / "round_000" / "train" / "model.pt")["training"]
+    # the close-contact reference of the base training set: round 0's model, or the model a
+    # fine-tuning loop started from
+    base_model = _initial_model(loop) or loop / "round_000" / "train" / "model.pt"
+    base = read_metadata(base_model)["training"]
     measured = measured or {}
     extra = {"distillation": distillation_record(loop)}
     if "speed" in measured:
