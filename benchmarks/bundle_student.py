@@ -74,12 +74,16 @@ def distillation_record(loop: Path) -> dict[str, Any]:
     }
 
 
-def bundle(loop: Path, name: str, measured: dict[str, Any] | None) -> Path:
+def bundle(
+    loop: Path, name: str, measured: dict[str, Any] | None, model: Path | None = None
+) -> Path:
     from gnnff.potentials import read_metadata
     from gnnff.study.bundle import bundle_model
 
     summary = json.loads((loop / "summary.json").read_text())
-    model = Path(summary["final_model"])
+    # ``model``: a file derived from the loop's final model (e.g. its energies shifted by
+    # benchmarks/composition_offset.py --write) bundled in its place
+    model = model or Path(summary["final_model"])
     # the close-contact reference of the base training set: round 0's model, or the model a
     # fine-tuning loop started from
     base_model = _initial_model(loop) or loop / "round_000" / "train" / "model.pt"
@@ -108,9 +112,11 @@ def main() -> None:
     ap.add_argument("--loop", required=True, help="gnnff stabilize output folder")
     ap.add_argument("--name", required=True, help="bundled name, e.g. hfo2-allegro-sevennet")
     ap.add_argument("--evaluation", help="JSON of bench_teacher_student.py --out")
+    ap.add_argument("--model", help="bundle this file (derived from the final model) instead")
     args = ap.parse_args()
     measured = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
-    print(bundle(Path(args.loop), args.name, measured))
+    model = Path(args.model).resolve() if args.model else None
+    print(bundle(Path(args.loop), args.name, measured, model))
 
 
 if __name__ == "__main__":

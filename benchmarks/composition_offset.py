@@ -1,0 +1,132 @@
+"""How much of a student's energy error on other compositions is a per-species offset?
+
+    python benchmarks/composition_offset.py --model sio2-allegro-sevennet \
+        --fit 'examples/data/sio2-sevennet/reference_md/*.extxyz' --every 10 \
+        --test 'examples/data/sio2-heldout/glass-*/reference_md/*.extxyz' \
+        --id examples/data/sio2-sevennet-test/test_id.extxyz
+
+A shift of the per-species reference energies (E0s), E -> E + sum_s n_s delta_s, changes no
+force, stress or MD trajectory, only energies compared across compositions. The script fits
+delta_s by least squares to the student's energy errors against the teacher's labels on
+``--fit`` frames (every ``--every``-th frame), once freely and once with the fit constrained to
+leave the ``--id`` composition's energy unchanged, and reports the energy MAE (meV/atom) on the
+``--test`` frames (grouped by file name) and on ``--id`` before and after. ``--write OUT.pt``
+writes a copy of the model whose per-species energies lose the ID-kept offset, with the fit
+recorded in its metadata (``training.energy_offset``); forces, stresses and MD are unchanged
+(the shift is a constant per atom). The fit frames must not be test frames (the SiO_x data
+set's own reference-MD glasses, seed 0, against held-out glasses of seeds 1-3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def energy_errors(calc, frames, species: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(student - teacher energy [F] in eV, species counts [F, S], atoms [F])."""
+    err, counts, sizes = [], [], []
+    for atoms in frames:
+        ref = atoms.get_potential_energy()
+        mine = atoms.copy()
+        mine.calc = calc
+        err.append(mine.get_potential_energy() - ref)
+        symbols = atoms.get_chemical_symbols()
+        counts.append([symbols.count(s) for s in species])
+        sizes.append(len(atoms))
+    return np.array(err), np.array(counts, dtype=float), np.array(sizes, dtype=float)
+
+
+def fit_offsets(err, counts, keep: np.ndarray | None = None) -> np.ndarray:
+    """delta [S] (eV) minimising |err - counts @ delta|; with ``keep`` (a composition [S]),
+    subject to keep @ delta = 0 (that composition's energies unchanged)."""
+    if keep is None:
+        return np.linalg.lstsq(counts, err, rcond=None)[0]
+    basis = np.linalg.svd(keep[None, :])[2][1:].T  # [S, S-1]: the null space of keep
+    coef = np.linalg.lstsq(counts @ basis, err, rcond=None)[0]
+    return basis @ coef
+
+
+def write_shifted(path: Path, delta: np.ndarray, out: Path, record: dict) -> Path:
+    """Copy of model file ``path`` whose per-species energy shift loses the fitted error
+    offset ``delta`` [S] (eV per atom of each species, metadata species order): energies become
+    E - counts @ delta; ``record`` is stored as ``training.energy_offset``."""
+    import torch
+
+    from gnnff.potentials import eager_from_file, export_model, read_metadata
+
+    meta = read_metadata(path)
+    model = eager_from_file(path)
+    shift = model.per_species_shift.detach().to(torch.float64) - torch.tensor(delta)
+    model.set_species_shift_scale(shift, model.per_species_scale.detach().clone())
+    training = dict(meta.get("training") or {})
+    training["energy_offset"] = record
+    return export_model(model, out, dtype=meta.get("dtype", "float64"), training_summary=training)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ase.io import read
+
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.potentials import read_metadata
+    from gnnff.potentials.bundled import model_file
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="model file or bundled name")
+    ap.add_argument("--fit", required=True, help="glob of teacher-labelled frames to fit on")
+    ap.add_argument("--every", type=int, default=10, help="use every N-th fit frame")
+    ap.add_argument("--test", required=True, help="glob of teacher-labelled test frames")
+    ap.add_argument("--id", required=True, help="frames of the training composition")
+    ap.add_argument("--write", type=Path, help="write the model with the ID-kept shift here")
+    args = ap.parse_args(argv)
+    path = model_file(args.model)
+    species = list(read_metadata(path)["species"])
+    calc = GNNFFCalculator(path)
+    fit_files = sorted(glob.glob(args.fit))
+    test_files = sorted(glob.glob(args.test))
+    if not fit_files or not test_files:
+        raise SystemExit(f"no frames: --fit matched {len(fit_files)}, --test {len(test_files)}")
+    fit = [a for f in fit_files for a in read(f, f"::{args.every}")]
+    err, counts, _ = energy_errors(calc, fit, species)
+    ide, idc, idn = energy_errors(calc, read(args.id, ":"), species)
+    keep = idc[0] / idc[0].sum()
+    deltas = {"free": fit_offsets(err, counts), "ID kept": fit_offsets(err, counts, keep)}
+    for name, d in deltas.items():
+        shift = ", ".join(f"{s} {v:+.3f}" for s, v in zip(species, d, strict=True))
+        print(f"{name} fit on {len(fit)} frames: delta (eV) {shift}")
+    groups: dict[str, list] = defaultdict(list)
+    for f in test_files:
+        groups[Path(f).stem].extend(read(f, ":"))
+    print("\n| frames | n | energy MAE before | after (free fit) | after (ID kept) |")
+    print("|---|---|---|---|---|")
+    rows = [("ID: " + Path(args.id).stem, ide, idc, idn)]
+    for g, frames in groups.items():
+        rows.append(("test: " + g, *energy_errors(calc, frames, species)))
+    for label, e, c, n in rows:
+        cols = [np.abs(e / n).mean() * 1e3] + [np.abs((e - c @ d) / n).mean() * 1e3
+                                                for d in deltas.values()]  # fmt: skip
+        print(f"| {label} | {len(e)} | " + " | ".join(f"{v:.1f}" for v in cols) + " |")
+    if args.write:
+        delta = deltas["ID kept"]
+        record = {
+            "shift_added_eV": dict(zip(species, [float(-v) for v in delta], strict=True)),
+            "method": "least squares of the energy error against the teacher on the fit frames, "
+            "constrained to leave the training composition's energies unchanged "
+            "(benchmarks/composition_offset.py)",
+            "fit_frames": len(fit),
+            "fit_files": [Path(f).name for f in fit_files],
+            "every": args.every,
+        }
+        print(f"wrote {write_shifted(path, delta, args.write, record)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
