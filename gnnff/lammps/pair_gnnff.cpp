@@ -328,15 +328,6 @@ void PairGnnff::load_model(const std::string &path)
                  path, first_line(e.what()));
     }
   }
-  // edge blocks bound the memory of the backward pass (results equal to rounding)
-  if (max_block_edges >= 0 && !package) {
-    if (!m->module.hasattr("max_block_edges"))
-      error->all(FLERR,
-                 "pair_style gnnff max_block_edges: '{}' predates edge blocking; re-export "
-                 "it with `gnnff export` or drop the option",
-                 path);
-    m->module.setattr("max_block_edges", static_cast<int64_t>(max_block_edges));
-  }
   const std::string &meta_text = extra["metadata.json"];
   json meta;
   try {
@@ -389,8 +380,16 @@ void PairGnnff::load_model(const std::string &path)
   if (!(cutoff > 0.0))
     error->all(FLERR, "pair_coeff gnnff: model '{}' has a non-positive cutoff {}", path, cutoff);
   m->dtype = model_float64 ? torch::kFloat64 : torch::kFloat32;
+  // edge blocks bound the memory of the backward pass (results equal to rounding)
   std::string blocks = "one pass (AOTInductor package)";
-  if (!package && m->module.hasattr("max_block_edges")) {
+  if (!package && !m->module.hasattr("max_block_edges")) {
+    if (max_block_edges >= 0)
+      error->all(FLERR,
+                 "pair_style gnnff max_block_edges: '{}' predates edge blocking; re-export "
+                 "it with `gnnff export` or drop the option",
+                 path);
+    blocks = "one pass (the file predates edge blocking)";
+  } else if (!package) {
     long edges = max_block_edges;
     if (edges < 0) {
       // default: blocks sized as the ASE calculator sizes them on CPU; blocks were never
@@ -398,7 +397,6 @@ void PairGnnff::load_model(const std::string &path)
       // 2 ranks) and bound the memory
       const json hp = meta.contains("hyperparameters") ? meta["hyperparameters"] : json();
       edges = cpu_block_edges(hp, model_float64);
-      m->module.setattr("max_block_edges", static_cast<int64_t>(edges));
       blocks = fmt::format("edge blocks of {} (the CPU default for this model; "
                            "`pair_style gnnff max_block_edges N` sets them)",
                            edges);
@@ -406,8 +404,7 @@ void PairGnnff::load_model(const std::string &path)
       blocks = edges == 0 ? std::string("one pass (max_block_edges 0)")
                           : fmt::format("edge blocks of {} (max_block_edges)", edges);
     }
-  } else if (!package) {
-    blocks = "one pass (the file predates edge blocking)";
+    m->module.setattr("max_block_edges", static_cast<int64_t>(edges));
   }
   if (comm->me == 0)
     utils::logmesg(lmp, "pair gnnff: '{}' ({}, cutoff {} A): {}\n", path,

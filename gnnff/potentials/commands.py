@@ -202,19 +202,15 @@ def _is_model_file(value: str) -> bool:
 
 def _model_of_file(value: str) -> tuple[Any, dict[str, Any] | None, str]:
     """(eager model, the file's ``training`` record, its dtype) of a model file or bundled
-    name; ValueError (naming what to do) for a package or a file of another format version."""
+    name; ModelFileError (a ValueError naming what to do) for a package or a file of another
+    format version (``eager_from_file``)."""
     from .bundled import model_file
-    from .files.formats import is_package
     from .files.load import eager_from_file, read_metadata
 
     path = model_file(value)
-    if is_package(path):
-        raise ValueError(
-            f"{value} is an AOTInductor package: its weights are compiled in; re-export "
-            "from the TorchScript model file (.pt) or the checkpoint it was made from"
-        )
+    model = eager_from_file(path)
     meta = read_metadata(path)
-    return eager_from_file(path), meta.get("training"), meta.get("dtype", "float64")
+    return model, meta.get("training"), meta.get("dtype", "float64")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -88,7 +88,8 @@ def eager_from_file(path: str | os.PathLike[str]) -> EdgeModel:
     if is_package(path):
         raise contract.ModelFileError(
             f"{path} is an AOTInductor package: its weights are compiled in and cannot be "
-            "rebuilt into an eager model; use the TorchScript file or the checkpoint"
+            "rebuilt into an eager model; use the TorchScript model file (.pt) or the checkpoint "
+            "it was made from"
         )
     module, meta = load(path)
     cfg = copy.deepcopy(meta["hyperparameters"])
