@@ -44,39 +44,13 @@ def energy_errors(calc, frames, species: list[str]) -> tuple[np.ndarray, np.ndar
     return np.array(err), np.array(counts, dtype=float), np.array(sizes, dtype=float)
 
 
-def fit_offsets(err, counts, keep: np.ndarray | None = None) -> np.ndarray:
-    """delta [S] (eV) minimising |err - counts @ delta|; with ``keep`` (a composition [S]),
-    subject to keep @ delta = 0 (that composition's energies unchanged)."""
-    if keep is None:
-        return np.linalg.lstsq(counts, err, rcond=None)[0]
-    basis = np.linalg.svd(keep[None, :])[2][1:].T  # [S, S-1]: the null space of keep
-    coef = np.linalg.lstsq(counts @ basis, err, rcond=None)[0]
-    return basis @ coef
-
-
-def write_shifted(path: Path, delta: np.ndarray, out: Path, record: dict) -> Path:
-    """Copy of model file ``path`` whose per-species energy shift loses the fitted error
-    offset ``delta`` [S] (eV per atom of each species, metadata species order): energies become
-    E - counts @ delta; ``record`` is stored as ``training.energy_offset``."""
-    import torch
-
-    from gnnff.potentials import eager_from_file, export_model, read_metadata
-
-    meta = read_metadata(path)
-    model = eager_from_file(path)
-    shift = model.per_species_shift.detach().to(torch.float64) - torch.tensor(delta)
-    model.set_species_shift_scale(shift, model.per_species_scale.detach().clone())
-    training = dict(meta.get("training") or {})
-    training["energy_offset"] = record
-    return export_model(model, out, dtype=meta.get("dtype", "float64"), training_summary=training)
-
-
 def main(argv: list[str] | None = None) -> int:
     from ase.io import read
 
     from gnnff.calculators import GNNFFCalculator
     from gnnff.potentials import read_metadata
     from gnnff.potentials.bundled import model_file
+    from gnnff.training.e0s import fit_energy_offset, write_shifted_e0s
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="model file or bundled name")
@@ -97,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     err, counts, _ = energy_errors(calc, fit, species)
     ide, idc, idn = energy_errors(calc, read(args.id, ":"), species)
     keep = idc[0] / idc[0].sum()
-    deltas = {"free": fit_offsets(err, counts), "ID kept": fit_offsets(err, counts, keep)}
+    deltas = {
+        "free": fit_energy_offset(err, counts),
+        "ID kept": fit_energy_offset(err, counts, keep),
+    }
     for name, d in deltas.items():
         shift = ", ".join(f"{s} {v:+.3f}" for s, v in zip(species, d, strict=True))
         print(f"{name} fit on {len(fit)} frames: delta (eV) {shift}")
@@ -124,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "fit_files": [Path(f).name for f in fit_files],
             "every": args.every,
         }
-        print(f"wrote {write_shifted(path, delta, args.write, record)}")
+        print(f"wrote {write_shifted_e0s(path, delta, args.write, record)}")
     return 0
 
 

@@ -47,20 +47,3 @@ def test_fine_tuning_loop_carries_the_initial_models_record(tmp_path):
 def test_loop_with_its_own_round_zero_has_no_previous_record(tmp_path):
     record = bundle_student.distillation_record(_loop(tmp_path, None, round_zero=True))
     assert "previous" not in record and "initial_model" not in record
-
-
-def test_composition_offset_fit_recovers_a_per_species_offset():
-    """benchmarks/composition_offset.py: a known per-species offset is recovered by the free
-    fit, and the constrained fit leaves the kept composition's energy unchanged."""
-    import composition_offset as co
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    counts = rng.integers(10, 60, size=(30, 2)).astype(float)
-    true = np.array([-0.3, 0.5])
-    err = counts @ true + rng.normal(0, 1e-3, 30)
-    np.testing.assert_allclose(co.fit_offsets(err, counts), true, atol=1e-3)
-    keep = np.array([2.0, 1.0]) / 3.0  # SiO2 as (O, Si)
-    kept = co.fit_offsets(err, counts, keep)
-    assert abs(keep @ kept) < 1e-12
-    assert np.abs(err - counts @ kept).mean() < np.abs(err).mean()

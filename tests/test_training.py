@@ -264,3 +264,35 @@ def test_species_inferred_and_avg_neighbors_fitted(data, tmp_path):
     resid = counts @ shift - np.array([x.energy for x in s])
     # least squares: residual orthogonal to the count columns
     assert np.abs(counts.T @ resid).max() < 1e-3 * np.abs(counts.T @ counts @ shift).max()
+
+
+def test_cli_init_model_fine_tunes_from_the_file(data, tmp_path, capsys):
+    """`gnnff train --init-model`: the run starts from the file's weights (at lr 0 its model
+    gives the same energies and forces) and takes the model section from its metadata; a
+    missing file is refused with exit 2 before anything is written."""
+    from gnnff.calculators import GNNFFCalculator
+    from gnnff.cli import main
+
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text(
+        f"data: {{train: {data / 'small.extxyz'}, valid: {data / 'valid.extxyz'}}}\n"
+        "model: {cutoff: 4.0, num_layers: 1, num_scalar: 8, num_tensor: 2}\n"
+        "training: {epochs: 1, batch_size: 4, progress: false}\n"
+    )
+    assert main(["train", str(yaml), "--out", str(tmp_path / "a")]) == 0
+    first = tmp_path / "a" / "model.pt"
+    args = ["train", str(yaml), "--out", str(tmp_path / "b"), "--init-model", str(first)]
+    args += ["--set", "optim.lr=0.0", "--set", "model.num_scalar=16"]
+    assert main(args) == 0
+    assert "fine-tuning from" in capsys.readouterr().out
+    atoms = ase.io.read(data / "valid.extxyz", 0)
+    results = []
+    for model in (first, tmp_path / "b" / "model.pt"):
+        atoms.calc = GNNFFCalculator(str(model))
+        results.append((atoms.get_potential_energy(), atoms.get_forces().copy()))
+    assert results[1][0] == pytest.approx(results[0][0], abs=1e-10)
+    np.testing.assert_allclose(results[1][1], results[0][1], atol=1e-10)
+    missing = ["train", str(yaml), "--out", str(tmp_path / "c"), "--init-model", "nope.pt"]
+    assert main(missing) == 2
+    assert "nope.pt" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -1,4 +1,4 @@
-"""``gnnff train`` and ``gnnff eval``."""
+"""``gnnff train``, ``gnnff eval`` and ``gnnff refit-e0s``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 
 def register(subparsers) -> None:
-    """Add the ``train`` and ``eval`` subcommands."""
+    """Add the ``train``, ``eval`` and ``refit-e0s`` subcommands."""
     p = subparsers.add_parser(
         "train",
         help="train a model from a YAML config",
@@ -28,6 +28,14 @@ def register(subparsers) -> None:
         help="read and check every split and build the data.cache arrays (if set), then stop",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    p.add_argument(
+        "--init-model",
+        default=None,
+        metavar="MODEL",
+        help="fine-tune: start from the weights (energy shift and scale included) of this "
+        "TorchScript model file or bundled model; its hyperparameters replace the config's "
+        "model section (give it again with --resume)",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -95,8 +103,35 @@ def register(subparsers) -> None:
     )
     e.set_defaults(func=_eval)
 
+    r = subparsers.add_parser(
+        "refit-e0s",
+        help="refit a model's per-species reference energies (E0s) on labelled frames",
+        description="Shift a model's per-species reference energies (E0s) by the least-squares "
+        "offset of its energy errors on labelled frames, e.g. frames of compositions its "
+        "training set lacked (a training set of one composition ratio leaves the E0s "
+        "undetermined; gnnff train warns). The weights are unchanged: forces, stresses and "
+        "fixed-composition MD are equal to the bit. Writes a new TorchScript file with the "
+        "fit in its metadata (training.energy_offset).",
+    )
+    r.add_argument("model", help="exported model file (model.pt), or a bundled model's name")
+    r.add_argument("data", help="energy-labelled frames (any ASE format; FILE@INDEX allowed)")
+    r.add_argument("--out", required=True, help="the refitted model file to write (*.pt)")
+    r.add_argument(
+        "--keep",
+        default=None,
+        metavar="FORMULA",
+        help="leave the energies of this composition unchanged, e.g. the training set's "
+        "(HfO2); default: free least-squares fit",
+    )
+    r.add_argument(
+        "--energy-key", default=None, metavar="KEY", help="read the energy from atoms.info[KEY]"
+    )
+    r.set_defaults(func=_refit_e0s)
+
 
 def _train(args: argparse.Namespace) -> int:
+    from gnnff.errors import GNNFFError
+
     from .config import ConfigError, load_config
     from .data import DataError
     from .trainer import Trainer
@@ -113,9 +148,12 @@ def _train(args: argparse.Namespace) -> int:
             sizes = ", ".join(f"{k} {len(v)}" for k, v in data.structures.items())
             print(f"data ok: {sizes} structures; species {data.model_config['species']}")
             return 0
-        trainer = Trainer(cfg, args.out, resume=args.resume)
+        init_state = None
+        if args.init_model is not None:
+            init_state = _init_from_model(cfg, args.init_model)
+        trainer = Trainer(cfg, args.out, resume=args.resume, init_state=init_state)
         summary = trainer.fit()
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, GNNFFError, FileNotFoundError) as exc:
         print(f"gnnff train: error: {exc}", file=sys.stderr)
         return 2
     if not summary:  # a data-parallel rank other than 0: rank 0 reports
@@ -130,6 +168,18 @@ def _train(args: argparse.Namespace) -> int:
         f"{summary['final_lcorr']:.4f}"
     )
     return 0
+
+
+def _init_from_model(cfg: dict[str, Any], model: str) -> dict[str, Any]:
+    """``--init-model``: the model file's weights, with its hyperparameters set as the config's
+    model section (so that the weights fit)."""
+    from gnnff.potentials import eager_from_file, read_metadata
+    from gnnff.potentials.bundled import model_file
+
+    path = model_file(model)
+    cfg["model"] = dict(read_metadata(path)["hyperparameters"])
+    print(f"fine-tuning from {model}: model section taken from its metadata")
+    return dict(eager_from_file(path).state_dict())
 
 
 def _write_package(out: str) -> None:
@@ -216,3 +266,35 @@ def _eval_against_reference(model_path: Any, args: argparse.Namespace) -> dict[s
     res["reference_label"] = reference_label(provenance)
     res["frames_skipped"] = len(result.skipped)
     return res
+
+
+def _refit_e0s(args: argparse.Namespace) -> int:
+    from gnnff.errors import UsageError
+    from gnnff.potentials.bundled import model_file
+
+    from .data import DataError
+    from .e0s import refit_e0s
+    from .labels import LabelKeys
+
+    try:
+        rep = refit_e0s(
+            model_file(args.model),
+            args.data,
+            args.out,
+            keep=args.keep,
+            keys=LabelKeys(args.energy_key, None, None, None),
+        )
+    except (DataError, UsageError, FileNotFoundError) as exc:
+        print(f"gnnff refit-e0s: error: {exc}", file=sys.stderr)
+        return 2
+    shift = ", ".join(f"{s} {v:+.4f}" for s, v in rep["delta_eV"].items())
+    print(f"E0 shift added (eV/atom): {shift}  (fit on {rep['frames']} frames)")
+    print("| composition | frames | energy MAE before (meV/atom) | after |")
+    print("|---|---|---|---|")
+    for row in rep["rows"]:
+        print(
+            f"| {row['formula']} | {row['frames']} | {row['energy_mae_before']:.2f} "
+            f"| {row['energy_mae_after']:.2f} |"
+        )
+    print(f"wrote {args.out}")
+    return 0

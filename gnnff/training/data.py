@@ -295,23 +295,33 @@ def _table(structs) -> FrameTable | None:
     return structs if isinstance(structs, FrameTable) else None
 
 
-def fit_species_shift(structs: Sequence[Structure], num_species: int) -> np.ndarray:
-    """Per-species energy shift [S] (eV/atom): least squares of E ~ sum_s n_s shift_s over the
-    structures with an energy label (zeros when none has one)."""
+def labelled_composition(
+    structs: Sequence[Structure], num_species: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(species counts [F, S], energies [F] in eV) of the structures with an energy label."""
     table = _table(structs)
     if table is not None:
         mask = np.asarray(table.energy_mask, dtype=bool)
-        if not mask.any():
-            return np.zeros(num_species)
         counts = table.species_counts(num_species)[mask]
         energies = np.asarray(table.energy, dtype=np.float64)[mask]
     else:
         labelled = [s for s in structs if s.energy is not None]
-        if not labelled:
-            return np.zeros(num_species)
-        counts = np.stack([np.bincount(s.species, minlength=num_species) for s in labelled])
-        energies = np.array([s.energy for s in labelled])
-    shift, *_ = np.linalg.lstsq(counts.astype(np.float64), energies, rcond=None)
+        counts = np.array(
+            [np.bincount(s.species, minlength=num_species) for s in labelled]
+        ).reshape(len(labelled), num_species)
+        energies = np.array([s.energy for s in labelled], dtype=np.float64)
+    return counts.astype(np.float64), energies
+
+
+def fit_species_shift(structs: Sequence[Structure], num_species: int) -> np.ndarray:
+    """Per-species energy shift [S] (eV/atom): least squares of E ~ sum_s n_s shift_s over the
+    structures with an energy label (zeros when none has one). When the compositions do not
+    determine every shift (:func:`gnnff.training.e0s.undetermined_e0s`), this is the
+    minimum-norm solution."""
+    counts, energies = labelled_composition(structs, num_species)
+    if not len(energies):
+        return np.zeros(num_species)
+    shift, *_ = np.linalg.lstsq(counts, energies, rcond=None)
     return shift
 
 

@@ -15,6 +15,7 @@ from gnnff.io_utils import atomic_write_json
 
 from .data import Structure
 from .decorrelation import CorrelationAccumulator
+from .e0s import e0s_note
 from .evaluation import evaluate
 
 
@@ -85,6 +86,9 @@ def finish_run(
     if "test" in data:
         summary["final_test"], _ = evaluate(model, data["test"], *args)
     summary["stability_reference"] = stability_reference
+    note = e0s_note(data["train"], cfg["model"])
+    if note:
+        summary["e0s_note"] = note
     labels = label_provenance(cfg["data"]["train"])
     if labels:
         summary["labels"] = labels

@@ -30,6 +30,7 @@ from .checkpointing import Checkpointing, open_checkpoint, rng_state, set_rng_st
 from .config import ConfigError
 from .data import Batch, Structure, collate
 from .decorrelation import CorrelationAccumulator
+from .e0s import e0s_note
 from .evaluation import ErrorStats, evaluate
 from .final import finish_run
 from .loss import label_counts, training_loss
@@ -108,6 +109,10 @@ class Trainer:
             data, init_state if ckpt is None else None, self.device, self.dtype
         )
         self.cfg["model"] = copy.deepcopy(self.model.config)
+        if ckpt is None and init_state is None and self.dist.is_main:
+            note = e0s_note(self.data["train"], self.cfg["model"])
+            if note:
+                self.log(f"warning: {note}")
         dc = self.cfg["decorrelation"]
         self.corr_layers = decorrelation_layers(dc, self.model.num_layers)
         self.steps_per_epoch = steps_per_epoch(
