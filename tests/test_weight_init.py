@@ -39,7 +39,7 @@ def test_unit_second_moment_through_a_deep_mlp():
 def _linear_bounds(model: torch.nn.Module) -> list[float]:
     """max |w| * sqrt(fan_in) for every Linear (<= 1 under PyTorch's default init)."""
     return [
-        float(m.weight.abs().max()) * math.sqrt(m.in_features)
+        float(m.weight.detach().abs().max()) * math.sqrt(m.in_features)
         for m in model.modules()
         if isinstance(m, torch.nn.Linear)
     ]
