@@ -30,27 +30,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def energy_errors(calc, frames, species: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(student - teacher energy [F] in eV, species counts [F, S], atoms [F])."""
-    err, counts, sizes = [], [], []
-    for atoms in frames:
-        ref = atoms.get_potential_energy()
-        mine = atoms.copy()
-        mine.calc = calc
-        err.append(mine.get_potential_energy() - ref)
-        symbols = atoms.get_chemical_symbols()
-        counts.append([symbols.count(s) for s in species])
-        sizes.append(len(atoms))
-    return np.array(err), np.array(counts, dtype=float), np.array(sizes, dtype=float)
-
-
 def main(argv: list[str] | None = None) -> int:
     from ase.io import read
 
-    from gnnff.calculators import GNNFFCalculator
     from gnnff.potentials import read_metadata
     from gnnff.potentials.bundled import model_file
-    from gnnff.training.e0s import fit_energy_offset, write_shifted_e0s
+    from gnnff.training.e0s import energy_errors, fit_energy_offset, write_shifted_e0s
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="model file or bundled name")
@@ -62,14 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     path = model_file(args.model)
     species = list(read_metadata(path)["species"])
-    calc = GNNFFCalculator(path)
+
+    def errors(frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(model - teacher energy [F] in eV, species counts [F, S], atoms [F])."""
+        e = energy_errors(path, frames)
+        return e["err"], e["counts"], e["counts"].sum(axis=1)
+
     fit_files = sorted(glob.glob(args.fit))
     test_files = sorted(glob.glob(args.test))
     if not fit_files or not test_files:
         raise SystemExit(f"no frames: --fit matched {len(fit_files)}, --test {len(test_files)}")
     fit = [a for f in fit_files for a in read(f, f"::{args.every}")]
-    err, counts, _ = energy_errors(calc, fit, species)
-    ide, idc, idn = energy_errors(calc, read(args.id, ":"), species)
+    err, counts, _ = errors(fit)
+    ide, idc, idn = errors(read(args.id, ":"))
     keep = idc[0] / idc[0].sum()
     deltas = {
         "free": fit_energy_offset(err, counts),
@@ -85,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     rows = [("ID: " + Path(args.id).stem, ide, idc, idn)]
     for g, frames in groups.items():
-        rows.append(("test: " + g, *energy_errors(calc, frames, species)))
+        rows.append(("test: " + g, *errors(frames)))
     for label, e, c, n in rows:
         cols = [np.abs(e / n).mean() * 1e3] + [np.abs((e - c @ d) / n).mean() * 1e3
                                                 for d in deltas.values()]  # fmt: skip

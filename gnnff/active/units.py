@@ -68,10 +68,9 @@ class RoundUnits:
             if rt["lr"] is not None:
                 tcfg["optim"]["lr"] = rt["lr"]
             if (rt["mode"] == "finetune" or round_index == 0) and init_model:
-                from gnnff.potentials import eager_from_file, read_metadata
+                from gnnff.training.setup import fine_tune_start
 
-                tcfg["model"] = dict(read_metadata(init_model)["hyperparameters"])
-                init_state = eager_from_file(init_model).state_dict()
+                init_state = fine_tune_start(tcfg, init_model)
         resume = (rdir / unit / "checkpoint.pt").is_file()
         t0 = time.process_time()
         Trainer(tcfg, rdir / unit, resume=resume, log=lambda *a: None, init_state=init_state).fit()

@@ -132,8 +132,7 @@ def register(subparsers) -> None:
 def _train(args: argparse.Namespace) -> int:
     from gnnff.errors import GNNFFError
 
-    from .config import ConfigError, load_config
-    from .data import DataError
+    from .config import load_config
     from .trainer import Trainer
 
     if args.out is None and not args.data_only:
@@ -153,7 +152,7 @@ def _train(args: argparse.Namespace) -> int:
             init_state = _init_from_model(cfg, args.init_model)
         trainer = Trainer(cfg, args.out, resume=args.resume, init_state=init_state)
         summary = trainer.fit()
-    except (ConfigError, DataError, GNNFFError, FileNotFoundError) as exc:
+    except (GNNFFError, FileNotFoundError) as exc:  # ConfigError, DataError, bad --init-model
         print(f"gnnff train: error: {exc}", file=sys.stderr)
         return 2
     if not summary:  # a data-parallel rank other than 0: rank 0 reports
@@ -171,15 +170,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _init_from_model(cfg: dict[str, Any], model: str) -> dict[str, Any]:
-    """``--init-model``: the model file's weights, with its hyperparameters set as the config's
-    model section (so that the weights fit)."""
-    from gnnff.potentials import eager_from_file, read_metadata
+    """``--init-model``: the weights of a model file or bundled model (:func:`fine_tune_start`)."""
     from gnnff.potentials.bundled import model_file
 
-    path = model_file(model)
-    cfg["model"] = dict(read_metadata(path)["hyperparameters"])
+    from .setup import fine_tune_start
+
+    state = fine_tune_start(cfg, model_file(model))
     print(f"fine-tuning from {model}: model section taken from its metadata")
-    return dict(eager_from_file(path).state_dict())
+    return state
 
 
 def _write_package(out: str) -> None:

@@ -98,12 +98,14 @@ def fit_energy_offset(
     return basis @ np.linalg.lstsq(counts @ basis, err, rcond=None)[0]
 
 
-def energy_errors(model_path: str | Path, data_path: str | Path, keys: Any = None) -> dict:
+def energy_errors(
+    model_path: str | Path, data: str | Path | Sequence[Any], keys: Any = None
+) -> dict[str, Any]:
     """Energy errors of an exported model (TorchScript ``.pt``) on the energy-labelled frames
-    of ``data_path`` (any ASE format, ``FILE@INDEX`` allowed; labels under ``keys``, a
-    :class:`~gnnff.training.labels.LabelKeys`): ``err`` [F] (model - label, eV), ``counts``
-    [F, S] (metadata species order), ``formula`` [F] (reduced formulas), ``species``.
-    Raises DataError when no frame has an energy label."""
+    of ``data``: a file (any ASE format, ``FILE@INDEX`` allowed) or a list of ``ase.Atoms``;
+    labels under ``keys``, a :class:`~gnnff.training.labels.LabelKeys`. Returns ``err`` [F]
+    (model - label, eV), ``counts`` [F, S] (metadata species order), ``formula`` [F] (reduced
+    formulas), ``species``. Raises DataError when no frame has an energy label."""
     import torch
 
     from gnnff.potentials import load
@@ -113,10 +115,11 @@ def energy_errors(model_path: str | Path, data_path: str | Path, keys: Any = Non
     module, meta = load(model_path)
     species = list(meta["species"])
     dtype = getattr(torch, meta.get("dtype", "float64"))
-    frames = read_frames(data_path, "refit frames")
-    structs = build_structures(
-        frames, split_index(data_path)[0], species, float(meta["cutoff"]), keys=keys
-    )
+    if isinstance(data, (str, Path)):
+        frames, source = read_frames(data, "refit frames"), str(split_index(data)[0])
+    else:
+        frames, source = list(data), "frames"
+    structs = build_structures(frames, source, species, float(meta["cutoff"]), keys=keys)
     err, counts = [], []
     for s in structs:
         if s.energy is None:
@@ -131,7 +134,7 @@ def energy_errors(model_path: str | Path, data_path: str | Path, keys: Any = Non
         err.append(float(out["energy"].double()) - s.energy)
         counts.append(np.bincount(s.species, minlength=len(species)))
     if not err:
-        raise DataError(f"{data_path}: no frame has an energy label to refit the E0s on")
+        raise DataError(f"{source}: no frame has an energy label to refit the E0s on")
     c = np.array(counts, dtype=float)
     return {
         "err": np.array(err),

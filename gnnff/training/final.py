@@ -15,7 +15,6 @@ from gnnff.io_utils import atomic_write_json
 
 from .data import Structure
 from .decorrelation import CorrelationAccumulator
-from .e0s import e0s_note
 from .evaluation import evaluate
 
 
@@ -52,6 +51,7 @@ def finish_run(
     weights: str,
     best_epoch: int,
     ema: bool,
+    e0s_note: str | None = None,
 ) -> tuple[dict[str, Any], CorrelationAccumulator]:
     """Evaluate ``model`` (the exported weights: ``weights`` is ``best`` or ``last``, EMA
     when ``ema``) and export it; returns (summary, the validation's correlation accumulator).
@@ -59,8 +59,9 @@ def finish_run(
     The summary holds the data files and their SHA-256, the decorrelation and loss sections,
     the seed, ``epochs_run``, ``best_epoch``, ``final_valid`` (and ``final_test`` with a test
     split; :func:`~gnnff.training.evaluation.evaluate` metrics), the final correlations and
-    the training data's close-contact reference, and ``labels`` (what labelled the training
-    data: :func:`label_provenance`)."""
+    the training data's close-contact reference, ``labels`` (what labelled the training
+    data: :func:`label_provenance`) and ``e0s_note`` when given (the training energies leave the
+    E0s undetermined: :func:`gnnff.training.e0s.e0s_note`)."""
     from gnnff.potentials import export_model
 
     tr = cfg["training"]
@@ -86,9 +87,8 @@ def finish_run(
     if "test" in data:
         summary["final_test"], _ = evaluate(model, data["test"], *args)
     summary["stability_reference"] = stability_reference
-    note = e0s_note(data["train"], cfg["model"])
-    if note:
-        summary["e0s_note"] = note
+    if e0s_note:
+        summary["e0s_note"] = e0s_note
     labels = label_provenance(cfg["data"]["train"])
     if labels:
         summary["labels"] = labels

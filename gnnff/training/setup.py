@@ -229,6 +229,16 @@ def build_training_model(
     return model
 
 
+def fine_tune_start(cfg: dict[str, Any], model_path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of model file ``model_path`` (energy shift and scale included), the
+    ``init_state`` of a fine-tuning :class:`~gnnff.training.trainer.Trainer`; sets the file's
+    hyperparameters as ``cfg``'s model section, so that the weights fit."""
+    from gnnff.potentials import eager_from_file, read_metadata
+
+    cfg["model"] = dict(read_metadata(model_path)["hyperparameters"])
+    return dict(eager_from_file(model_path).state_dict())
+
+
 def _e0s(train: Sequence[Structure], mcfg: dict[str, Any]) -> np.ndarray:
     """The per-species energy shift [S] (eV) from ``model.e0s``."""
     e0s, species = mcfg["e0s"], mcfg["species"]

@@ -109,10 +109,9 @@ class Trainer:
             data, init_state if ckpt is None else None, self.device, self.dtype
         )
         self.cfg["model"] = copy.deepcopy(self.model.config)
-        if ckpt is None and init_state is None and self.dist.is_main:
-            note = e0s_note(self.data["train"], self.cfg["model"])
-            if note:
-                self.log(f"warning: {note}")
+        self.e0s_note = e0s_note(self.data["train"], self.cfg["model"])
+        if self.e0s_note and ckpt is None and init_state is None and self.dist.is_main:
+            self.log(f"warning: {self.e0s_note}")
         dc = self.cfg["decorrelation"]
         self.corr_layers = decorrelation_layers(dc, self.model.num_layers)
         self.steps_per_epoch = steps_per_epoch(
@@ -361,5 +360,6 @@ class Trainer:
             weights="best" if use_best else "last",
             best_epoch=self.early_stopping.best_epoch,
             ema=self.ema is not None,
+            e0s_note=self.e0s_note,
         )
         return summary
