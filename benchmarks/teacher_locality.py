@@ -3,6 +3,10 @@
     python benchmarks/teacher_locality.py --frames examples/data/hfo2-sevennet/test_id.extxyz \
         --cutoffs 10 --centers 10 --sigma 0.1 \
         --out benchmarks/results/teacher_student/locality_hfo2_10A.json
+    python benchmarks/teacher_locality.py --frames examples/data/hfo2-sevennet/test_id.extxyz \
+        examples/data/hfo2-sevennet/valid.extxyz --config-type a-HfO2 --cutoffs 10 5 \
+        --centers 10 --sigma 0.1 \
+        --out benchmarks/results/teacher_student/locality_hfo2_amorphous.json
 
 The teacher (SevenNet-0: 5 message-passing layers of 5 A, a receptive field of 25 A) feels
 atoms far away. A strictly-local student whose energy is a sum of terms that see atoms within
@@ -38,6 +42,20 @@ def outside_mask(atoms, center: int, cutoff: float) -> np.ndarray:
     return d > cutoff
 
 
+def select_frames(paths: list[str], config_type: str | None = None) -> list:
+    """The frames of ``paths`` in order, only those whose ``config_type`` matches if given.
+
+    Raises SystemExit when nothing is left (a misspelt config type)."""
+    from ase.io import read
+
+    frames = [a for path in paths for a in read(path, ":")]
+    if config_type:
+        frames = [a for a in frames if a.info.get("config_type") == config_type]
+    if not frames:
+        raise SystemExit(f"no frame of config_type {config_type!r} in {', '.join(paths)}")
+    return frames
+
+
 def summarize(rows: list[dict], cutoffs: list[float], seed: int = 0) -> dict[str, dict]:
     """Per cutoff: the floor's MAE (mean over centres of mean |dF component| / sqrt(2)), a
     bootstrap 95 % interval of it over centres (10,000 resamples), its RMSE and the centres'
@@ -60,13 +78,14 @@ def summarize(rows: list[dict], cutoffs: list[float], seed: int = 0) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ase.io import read
-
     from gnnff.data.teacher import build_teacher
     from gnnff.io_utils import atomic_write_json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", required=True, help="frames to take the cells from")
+    ap.add_argument("--frames", required=True, nargs="+", help="files to take the cells from")
+    ap.add_argument(
+        "--config-type", help="keep only frames whose config_type is this (e.g. a-HfO2)"
+    )
     ap.add_argument("--teacher", default="sevennet-0")
     ap.add_argument("--cutoffs", type=float, nargs="+", default=[5.0])
     ap.add_argument("--sigma", type=float, default=0.05, help="outside displacement (A)")
@@ -80,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     calc = build_teacher(args.teacher)
-    frames = read(args.frames, ":")
+    frames = select_frames(args.frames, args.config_type)
     rng = np.random.default_rng(args.seed)
     rows = []
     t0 = time.perf_counter()
@@ -113,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     summary = summarize(rows, args.cutoffs)
-    print(f"\nsigma {args.sigma} A, {args.repeat}^3 cells of {args.frames}")
+    names = ", ".join(Path(p).name for p in args.frames)
+    kind = f" ({args.config_type} only)" if args.config_type else ""
+    print(f"\nsigma {args.sigma} A, {args.repeat}^3 cells of {names}{kind}")
     print(
         "| cutoff (A) | centres | floor MAE (meV/A) | 95 % interval | floor RMSE "
         "| mean abs F component |"
@@ -127,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.out:
         record = {
-            "frames": Path(args.frames).name,
+            "frames": [Path(p).name for p in args.frames],
+            "config_type": args.config_type,
             "teacher": args.teacher,
             "sigma_A": args.sigma,
             "repeat": args.repeat,

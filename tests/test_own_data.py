@@ -314,3 +314,64 @@ def test_gnnff_eval_reads_ref_keys_and_reports_gpa(trained, capsys):
         summary["final_valid"]["stress_mae"], abs=1e-3
     )
     assert EV_PER_A3_TO_GPA == pytest.approx(160.2176634, rel=1e-8)
+
+
+def test_eval_group_by_splits_the_errors_and_recombines_to_the_total(trained, tmp_path, capsys):
+    from gnnff.cli import main
+    from gnnff.training.evaluation import evaluate_model_file
+
+    tmp, _ = trained
+    frames = ase.io.read(tmp / "valid.extxyz", ":")
+    assert len(frames) == 3
+    frames[0].info["config_type"] = "bulk"
+    frames[1].info["config_type"] = "bulk"
+    frames[2].info.pop("config_type", None)
+    data = tmp_path / "tagged.extxyz"
+    ase.io.write(data, frames, format="extxyz")
+    keys = LabelKeys("REF_energy", "REF_forces", "REF_stress")
+    res = evaluate_model_file(tmp / "run" / "model.pt", data, keys, group_by="config_type")
+    groups = res["groups"]
+    assert list(groups) == ["bulk", "(none)"]
+    assert [g["num_structures"] for g in groups.values()] == [2, 1]
+    assert sum(g["num_atoms"] for g in groups.values()) == res["num_atoms"]
+    # per-group force MAE by hand, from the calculator's forces
+    from gnnff.calculators import GNNFFCalculator
+
+    calc = GNNFFCalculator(tmp / "run" / "model.pt")
+    errs, labels = {}, {}
+    for a in frames:
+        name = a.info.get("config_type", "(none)")
+        b = a.copy()
+        b.calc = calc
+        errs.setdefault(name, []).append(np.abs(b.get_forces() - a.arrays["REF_forces"]).ravel())
+        labels.setdefault(name, []).append(np.abs(a.arrays["REF_forces"]).ravel())
+    for name, g in groups.items():
+        assert g["force_mae"] == pytest.approx(1000 * np.concatenate(errs[name]).mean(), rel=1e-6)
+        assert g["force_label_mean_abs"] == pytest.approx(
+            1000 * np.concatenate(labels[name]).mean(), rel=1e-9
+        )
+    # the groups' errors, weighted by their force components, are the total
+    n = {k: 3 * g["num_atoms"] for k, g in groups.items()}
+    total = sum(g["force_mae"] * n[k] for k, g in groups.items()) / sum(n.values())
+    assert res["force_mae"] == pytest.approx(total, rel=1e-9)
+    # only the two periodic frames carry stress
+    assert groups["bulk"]["stress_frames"] + groups["(none)"].get("stress_frames", 0) == 2
+    rc = main(
+        [
+            "eval",
+            str(tmp / "run" / "model.pt"),
+            str(data),
+            "--energy-key",
+            "REF_energy",
+            "--forces-key",
+            "REF_forces",
+            "--group-by",
+            "config_type",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0 and "per config_type:" in out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("    ")][1:] == [
+        "bulk",
+        "(none)",
+    ]

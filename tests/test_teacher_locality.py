@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ase.build import bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -37,3 +38,21 @@ def test_summary_of_known_force_changes():
     assert 100 / math.sqrt(2) - 1e-9 <= lo <= hi <= 300 / math.sqrt(2) + 1e-9
     assert math.isclose(s["5.0"]["mean_abs_F_component_meV_A"], 1500.0)
     assert s["6.0"]["floor_mae_meV_A"] == 0.0
+
+
+def test_select_frames_keeps_order_and_filters_by_config_type(tmp_path):
+    from ase.io import write
+
+    cells = []
+    for k, kind in enumerate(["a-HfO2", "m-HfO2", "a-HfO2"]):
+        atoms = bulk("Cu", "fcc", a=3.6 + 0.1 * k)
+        atoms.info["config_type"] = kind
+        cells.append(atoms)
+    write(tmp_path / "one.extxyz", cells[:2])
+    write(tmp_path / "two.extxyz", cells[2:])
+    paths = [str(tmp_path / "one.extxyz"), str(tmp_path / "two.extxyz")]
+    assert len(tl.select_frames(paths)) == 3
+    picked = tl.select_frames(paths, "a-HfO2")
+    assert [round(a.cell[0, 1] * 2, 6) for a in picked] == [3.6, 3.8]
+    with pytest.raises(SystemExit, match="no frame of config_type 'c-HfO2'"):
+        tl.select_frames(paths, "c-HfO2")

@@ -101,6 +101,13 @@ def register(subparsers) -> None:
     e.add_argument(
         "--threads", type=int, default=None, help="torch threads of a teacher (--reference)"
     )
+    e.add_argument(
+        "--group-by",
+        default=None,
+        metavar="KEY",
+        help="also report the errors per value of atoms.info[KEY] (e.g. config_type); frames "
+        "without it form the group '(none)'",
+    )
     e.set_defaults(func=_eval)
 
     r = subparsers.add_parser(
@@ -212,7 +219,7 @@ def _eval(args: argparse.Namespace) -> int:
         if args.reference is not None:
             res = _eval_against_reference(path, args)
         else:
-            res = evaluate_model_file(path, args.data, keys)
+            res = evaluate_model_file(path, args.data, keys, args.group_by)
     except (DataError, FileNotFoundError, ValueError) as exc:
         print(f"gnnff eval: error: {exc}", file=sys.stderr)
         return 2
@@ -257,7 +264,7 @@ def _eval_against_reference(model_path: Any, args: argparse.Namespace) -> dict[s
     with tempfile.TemporaryDirectory(prefix="gnnff-eval-") as tmp:
         labelled = Path(tmp) / "labelled.extxyz"
         ase.io.write(labelled, result.frames, format="extxyz")
-        res = evaluate_model_file(model_path, labelled)
+        res = evaluate_model_file(model_path, labelled, group_by=args.group_by)
     res["data"] = str(args.data)
     provenance = reference_provenance(spec)
     res["reference"] = provenance

@@ -131,8 +131,28 @@ def evaluate(
     return metrics, acc
 
 
+class _GroupErrors:
+    """The errors of one group of :func:`evaluate_model_file` (``group_by``)."""
+
+    def __init__(self) -> None:
+        self.stats = ErrorStats()
+        self.structures = 0
+        self.atoms = 0
+        self.label_force = [0.0, 0]
+
+    def summary(self) -> dict[str, Any]:
+        res: dict[str, Any] = {"num_structures": self.structures, "num_atoms": self.atoms}
+        res.update(self.stats.summary())
+        if self.label_force[1]:
+            res["force_label_mean_abs"] = 1000.0 * self.label_force[0] / self.label_force[1]
+        return res
+
+
 def evaluate_model_file(
-    model_path: str | Path, data_path: str | Path, keys: LabelKeys | None = None
+    model_path: str | Path,
+    data_path: str | Path,
+    keys: LabelKeys | None = None,
+    group_by: str | None = None,
 ) -> dict[str, Any]:
     """Energy (meV/atom), force (meV/A) and stress (GPa) MAE/RMSE of an exported model on a
     labelled structure file (any ASE format, ``file@index`` allowed; labels under ``keys``,
@@ -140,6 +160,12 @@ def evaluate_model_file(
     feature correlations on the data (overall and per layer): ``feature_corr`` (invariant:
     post-activation hidden features per species pair), ``tensor_norm_corr`` and
     ``residual_stream_corr`` (basis-dependent; also under its old key ``lcorr``).
+
+    ``force_label_mean_abs`` (meV/A) is the mean |force component| of the labels, the scale
+    the force MAE is read against. ``group_by``: an ``atoms.info`` key (e.g. ``config_type``);
+    the errors are then also reported per value of it under ``groups`` (frames without the key
+    in the group ``"(none)"``), each with ``num_structures``, ``num_atoms`` and the same error
+    keys, in order of first appearance.
 
     Energies/forces/virials come from the exported module's contract ``forward``; the features
     from its scripted ``model.energy_from_edges(..., True, "all")``. Files exported before the
@@ -170,22 +196,38 @@ def evaluate_model_file(
         frames, split_index(data_path)[0], list(meta["species"]), float(meta["cutoff"]), keys=keys
     )
     stats = ErrorStats()
+    groups: dict[str, _GroupErrors] = {}
+    label_force = [0.0, 0]
     diag = FeatureDiagnostics(int(feature_model.num_layers), int(feature_model.num_species))
     feature_note = None
-    for s in structs:
+    for atoms, s in zip(frames, structs, strict=True):
+        group = None
+        if group_by is not None:
+            group = groups.setdefault(str(atoms.info.get(group_by, "(none)")), _GroupErrors())
+            group.structures += 1
+            group.atoms += len(s.pos)
         pos = torch.as_tensor(s.pos, dtype=dtype)
         species = torch.as_tensor(s.species)
         ei = torch.as_tensor(s.edge_index)
         shift = torch.as_tensor(s.edge_shift, dtype=dtype)
         out = module(pos, species, ei, shift, len(s.pos))
         n = len(s.pos)
+        targets = [stats] if group is None else [stats, group.stats]
         if s.energy is not None:
-            stats.add("energy", (out["energy"].double() - s.energy) / n)
+            for t in targets:
+                t.add("energy", (out["energy"].double() - s.energy) / n)
         if s.forces is not None:
-            stats.add("force", out["forces"].double() - torch.as_tensor(s.forces))
+            for t in targets:
+                t.add("force", out["forces"].double() - torch.as_tensor(s.forces))
+            label_force[0] += float(np.abs(s.forces).sum())
+            label_force[1] += int(np.size(s.forces))
+            if group is not None:
+                group.label_force[0] += float(np.abs(s.forces).sum())
+                group.label_force[1] += int(np.size(s.forces))
         if s.stress is not None and s.volume > 0:
             pred_stress = -out["virial"].double() / s.volume
-            stats.add("stress", pred_stress - torch.as_tensor(s.stress))
+            for t in targets:
+                t.add("stress", pred_stress - torch.as_tensor(s.stress))
         if feature_note is None and len(ei[0]):
             try:
                 vec = pos[ei[1]] - pos[ei[0]] + shift
@@ -201,6 +243,11 @@ def evaluate_model_file(
         "num_atoms": int(sum(len(s.pos) for s in structs)),
         **stats.summary(),
     }
+    if label_force[1]:
+        res["force_label_mean_abs"] = 1000.0 * label_force[0] / label_force[1]
+    if group_by is not None:
+        res["group_by"] = group_by
+        res["groups"] = {name: g.summary() for name, g in groups.items()}
     if feature_note is None and diag.residual.n:
         res.update(diag.summary())
         res["lcorr"] = res["residual_stream_corr"]  # the old key, same (basis-dependent) value
@@ -229,6 +276,14 @@ def format_report(res: dict[str, Any]) -> str:
                 f"{res[f'{name}_rmse']:10.3f}  {unit:8s} "
                 f"({res.get(f'{name}_frames', '?')} structures)"
             )
+    if "force_mae" in res and res.get("force_label_mean_abs"):
+        lines.append(
+            f"  force MAE / mean |label force component| = {res['force_mae']:.1f} / "
+            f"{res['force_label_mean_abs']:.1f} = "
+            f"{100 * res['force_mae'] / res['force_label_mean_abs']:.1f} %"
+        )
+    if res.get("groups"):
+        lines.append(_groups_table(res["group_by"], res["groups"]))
     if "feature_corr_per_layer" in res:
         for key, label in (
             ("feature_corr", "feature correlation (invariant: post-activation, per pair)"),
@@ -240,3 +295,25 @@ def format_report(res: dict[str, Any]) -> str:
     else:
         lines.append(f"  feature correlation: {res.get('lcorr_note')}")
     return "\n".join(lines)
+
+
+def _groups_table(key: str, groups: dict[str, dict[str, Any]]) -> str:
+    """The per-group rows of :func:`format_report` (``gnnff eval --group-by``)."""
+
+    def cell(g: dict[str, Any], name: str, fmt: str) -> str:
+        return format(g[name], fmt) if name in g else "-"
+
+    width = max(len(key), *(len(name) for name in groups))
+    rows = [
+        f"  per {key}:",
+        f"    {key:<{width}}  frames   atoms  E MAE meV/atom  F MAE meV/A  F RMSE meV/A  "
+        "mean|F| meV/A  stress MAE GPa",
+    ]
+    for name, g in groups.items():
+        rows.append(
+            f"    {name:<{width}}  {g['num_structures']:6d}  {g['num_atoms']:6d}  "
+            f"{cell(g, 'energy_mae', '14.2f')}  {cell(g, 'force_mae', '11.1f')}  "
+            f"{cell(g, 'force_rmse', '12.1f')}  {cell(g, 'force_label_mean_abs', '13.1f')}  "
+            f"{cell(g, 'stress_mae', '14.3f')}"
+        )
+    return "\n".join(rows)
