@@ -21,4 +21,3 @@ def test_example_preset_loads(path):
     names = {s["name"] for s in preset["systems"]}
     for ref in preset.get("reference_md", {}).get("systems", []):
         assert ref in names
-
