@@ -131,14 +131,30 @@ def evaluate(
     return metrics, acc
 
 
-class _GroupErrors:
-    """The errors of one group of :func:`evaluate_model_file` (``group_by``)."""
+class _FileErrors:
+    """Errors of an exported model's predictions on a set of structures, with how many
+    structures and atoms there were and the mean |force component| of their labels: the whole
+    file, or one group of ``group_by``, in :func:`evaluate_model_file`."""
 
     def __init__(self) -> None:
         self.stats = ErrorStats()
         self.structures = 0
         self.atoms = 0
         self.label_force = [0.0, 0]
+
+    def add(self, s: Structure, out: dict[str, torch.Tensor]) -> None:
+        n = len(s.pos)
+        self.structures += 1
+        self.atoms += n
+        if s.energy is not None:
+            self.stats.add("energy", (out["energy"].double() - s.energy) / n)
+        if s.forces is not None:
+            self.stats.add("force", out["forces"].double() - torch.as_tensor(s.forces))
+            self.label_force[0] += float(np.abs(s.forces).sum())
+            self.label_force[1] += int(np.size(s.forces))
+        if s.stress is not None and s.volume > 0:
+            pred_stress = -out["virial"].double() / s.volume
+            self.stats.add("stress", pred_stress - torch.as_tensor(s.stress))
 
     def summary(self) -> dict[str, Any]:
         res: dict[str, Any] = {"num_structures": self.structures, "num_atoms": self.atoms}
@@ -195,39 +211,21 @@ def evaluate_model_file(
     structs = build_structures(
         frames, split_index(data_path)[0], list(meta["species"]), float(meta["cutoff"]), keys=keys
     )
-    stats = ErrorStats()
-    groups: dict[str, _GroupErrors] = {}
-    label_force = [0.0, 0]
+    total = _FileErrors()
+    groups: dict[str, _FileErrors] = {}
     diag = FeatureDiagnostics(int(feature_model.num_layers), int(feature_model.num_species))
     feature_note = None
     for atoms, s in zip(frames, structs, strict=True):
-        group = None
-        if group_by is not None:
-            group = groups.setdefault(str(atoms.info.get(group_by, "(none)")), _GroupErrors())
-            group.structures += 1
-            group.atoms += len(s.pos)
         pos = torch.as_tensor(s.pos, dtype=dtype)
         species = torch.as_tensor(s.species)
         ei = torch.as_tensor(s.edge_index)
         shift = torch.as_tensor(s.edge_shift, dtype=dtype)
         out = module(pos, species, ei, shift, len(s.pos))
         n = len(s.pos)
-        targets = [stats] if group is None else [stats, group.stats]
-        if s.energy is not None:
-            for t in targets:
-                t.add("energy", (out["energy"].double() - s.energy) / n)
-        if s.forces is not None:
-            for t in targets:
-                t.add("force", out["forces"].double() - torch.as_tensor(s.forces))
-            label_force[0] += float(np.abs(s.forces).sum())
-            label_force[1] += int(np.size(s.forces))
-            if group is not None:
-                group.label_force[0] += float(np.abs(s.forces).sum())
-                group.label_force[1] += int(np.size(s.forces))
-        if s.stress is not None and s.volume > 0:
-            pred_stress = -out["virial"].double() / s.volume
-            for t in targets:
-                t.add("stress", pred_stress - torch.as_tensor(s.stress))
+        total.add(s, out)
+        if group_by is not None:
+            name = str(atoms.info.get(group_by, "(none)"))
+            groups.setdefault(name, _FileErrors()).add(s, out)
         if feature_note is None and len(ei[0]):
             try:
                 vec = pos[ei[1]] - pos[ei[0]] + shift
@@ -236,15 +234,7 @@ def evaluate_model_file(
                 diag.update(list(feats), species, ei)
             except (AttributeError, RuntimeError) as exc:
                 feature_note = f"feature correlation unavailable from this model file: {exc}"
-    res: dict[str, Any] = {
-        "model": str(model_path),
-        "data": str(data_path),
-        "num_structures": len(structs),
-        "num_atoms": int(sum(len(s.pos) for s in structs)),
-        **stats.summary(),
-    }
-    if label_force[1]:
-        res["force_label_mean_abs"] = 1000.0 * label_force[0] / label_force[1]
+    res: dict[str, Any] = {"model": str(model_path), "data": str(data_path), **total.summary()}
     if group_by is not None:
         res["group_by"] = group_by
         res["groups"] = {name: g.summary() for name, g in groups.items()}
